@@ -1,0 +1,3 @@
+//! `sflab` binary (placeholder until the experiment driver lands).
+
+fn main() {}

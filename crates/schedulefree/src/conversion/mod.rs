@@ -1,0 +1,122 @@
+//! Online-to-batch conversions (ALGORITHMS.md §1): where the gradient is evaluated and which
+//! point is returned, given a base learner's steps `z ← s·z − γ·d`.
+//!
+//! | conversion | parameter buffer holds (train) | returned point | slots |
+//! | --- | --- | --- | --- |
+//! | [`LastIterate`] | `z` | `z` | — |
+//! | [`PolyakAverage`] | `z` | weighted mean `x` of the `z`s | `x` |
+//! | [`Ema`] | `z` | exponential moving average of the `z`s | `ema` |
+//! | [`PrimalAverage`] | `x` (gradient at the mean) | `x` | `z` |
+//! | [`ScheduleFree`] | `y = (1−β)z + βx` | `x` | `z` |
+//! | [`ScheduleFreeReference`] | `y` | `x` | `z, x, y` |
+
+use crate::element::Element;
+use crate::error::{check, ConfigError};
+use std::fmt::Debug;
+
+mod averaging;
+mod last_iterate;
+mod primal;
+mod schedule_free;
+mod schedule_free_reference;
+
+pub use averaging::{Ema, PolyakAverage};
+pub use last_iterate::LastIterate;
+pub use primal::PrimalAverage;
+pub use schedule_free::ScheduleFree;
+pub use schedule_free_reference::ScheduleFreeReference;
+
+/// Per-group running quantities of weighted averaging (Road Less Scheduled, §2 and
+/// Theorem 2): the running maximum of the scheduled lr and the sum of weights so far.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AveragingState {
+    /// `lr_max`: running max of the scheduled lr; starts at −1 as in the reference.
+    pub lr_max: f64,
+    /// `S = Σ w`: sum of averaging weights so far.
+    pub weight_sum: f64,
+}
+
+impl Default for AveragingState {
+    fn default() -> Self {
+        AveragingState { lr_max: -1.0, weight_sum: 0.0 }
+    }
+}
+
+/// Averaging weights `w_k = (k+1)^r · lr_max^p` (ALGORITHMS.md §2.2; Road Less Scheduled
+/// §4 "weight_lr_power"). `c = w_k / Σ w` is the weight of the newest iterate; when the sum
+/// is 0 (all lrs 0 so far) `c = 0`, so a zero-lr step moves nothing and no NaN appears.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AveragingWeights {
+    /// Polynomial exponent `r ≥ 0` (0: uniform in `k`).
+    pub r: f64,
+    /// Power `p ≥ 0` of `lr_max` in the weight (2 in the reference).
+    pub weight_lr_power: f64,
+}
+
+impl Default for AveragingWeights {
+    fn default() -> Self {
+        AveragingWeights { r: 0.0, weight_lr_power: 2.0 }
+    }
+}
+
+impl AveragingWeights {
+    /// Uniform weights (`c = 1/(k+1)` whatever the lr).
+    pub const UNIFORM: AveragingWeights = AveragingWeights { r: 0.0, weight_lr_power: 0.0 };
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        check("r", self.r, self.r >= 0.0 && self.r.is_finite(), "finite r >= 0")?;
+        check(
+            "weight_lr_power",
+            self.weight_lr_power,
+            self.weight_lr_power >= 0.0 && self.weight_lr_power.is_finite(),
+            "finite weight_lr_power >= 0",
+        )
+    }
+
+    /// Advance `st` by one update with scheduled lr `lr` after `k` completed updates and
+    /// return `c`.
+    pub fn advance(&self, st: &mut AveragingState, lr: f64, k: u64) -> f64 {
+        st.lr_max = st.lr_max.max(lr);
+        let w = ((k + 1) as f64).powf(self.r) * st.lr_max.powf(self.weight_lr_power);
+        st.weight_sum += w;
+        if st.weight_sum == 0.0 { 0.0 } else { w / st.weight_sum }
+    }
+}
+
+/// An online-to-batch conversion, composed into an optimizer's fused loop.
+///
+/// `update` receives the scheduled lr `γ`, the decay shrink factor `s` of the learner's
+/// iterate, the parameter buffer value `p` and the learner's direction `d` (already including
+/// any decoupled-at-`y` term), and must leave `p` at the next gradient point.
+pub trait Conversion: Clone + Debug + Send + Sync {
+    /// Per-step scalars (the averaging weight `c`, ...).
+    type Scalars: Copy + Send + Sync + std::fmt::Debug;
+
+    /// Short name used in saved state and reports.
+    fn name(&self) -> &'static str;
+    /// Names of the per-element state slots.
+    fn slot_names(&self) -> &'static [&'static str];
+    /// Validate hyperparameters.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] naming the first invalid field.
+    fn validate(&self) -> Result<(), ConfigError>;
+    /// Scalar phase: advance the group's averaging state by one update with scheduled lr
+    /// `lr` after `k` completed updates; return the scalars and the averaging weight `c`
+    /// (reported in the step info; 1 for conversions that do not average).
+    fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (Self::Scalars, f64);
+    /// Initialise the slots of one element from the parameter value at its first gradient.
+    fn init_slots<T: Element>(&self, p: T, slots: &mut [T]);
+    /// One element's update.
+    fn update<T: Element>(&self, sc: &Self::Scalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T);
+    /// Whether the returned point differs from the training buffer (needs train/eval modes).
+    fn has_modes(&self) -> bool;
+    /// Turn a training-mode element into its eval-mode form (buffer holds the returned point).
+    fn to_eval<T: Element>(&self, _p: &mut T, _slots: &mut [T]) {}
+    /// Inverse of [`Conversion::to_eval`].
+    fn to_train<T: Element>(&self, _p: &mut T, _slots: &mut [T]) {}
+    /// The returned point for a training-mode element, without changing anything.
+    fn eval_value<T: Element>(&self, p: T, _slots: &[T]) -> T {
+        p
+    }
+}

@@ -1,0 +1,91 @@
+//! Schedule-Free learning (Defazio et al., "The Road Less Scheduled", arXiv 2405.15682,
+//! NeurIPS 2024, Algorithm 1 / Theorem 2), in the memory-efficient form of the reference
+//! `SGDScheduleFree` / `AdamWScheduleFree` (ALGORITHMS.md §2.2, §3.1).
+
+use super::{AveragingState, AveragingWeights, Conversion};
+use crate::element::{lerp, Element};
+use crate::error::{check, ConfigError};
+
+/// Schedule-Free conversion with interpolation `β`:
+/// `y = (1 − β)·z + β·x` (gradient point, held in the buffer), `z ← s·z − γ·d`,
+/// `x ← (1 − c)·x + c·z` with `c` from [`AveragingWeights`]. `x` is not stored: eliminating
+/// it gives `y' = lerp(y, z, c) + γ(β(1 − c) − 1)·d + (1 − β(1 − c))(s − 1)·z`
+/// (the last term vanishes unless decay shrinks `z`), and `x = lerp(y, z, 1 − 1/β)`.
+///
+/// `β = 1` is primal averaging; `β → 0` would be Polyak averaging but the eval transform
+/// divides by `β`, so `β` must lie in `(0, 1]` (use [`ScheduleFreeReference`](super::ScheduleFreeReference)
+/// or [`PolyakAverage`](super::PolyakAverage) otherwise).
+///
+/// Slots: `["z"]`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduleFree {
+    /// Interpolation `β ∈ (0, 1]` (`momentum` / `betas[0]` in the reference; default 0.9).
+    pub beta: f64,
+    /// Averaging weights (`r`, `weight_lr_power`).
+    pub weights: AveragingWeights,
+}
+
+impl Default for ScheduleFree {
+    fn default() -> Self {
+        ScheduleFree { beta: 0.9, weights: AveragingWeights::default() }
+    }
+}
+
+/// Per-step scalars of [`ScheduleFree`].
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduleFreeScalars {
+    c: f64,
+    /// `γ(β(1 − c) − 1)`, the coefficient of `d` in the `y` update.
+    y_coef: f64,
+    /// `1 − β(1 − c)`, the coefficient of the decay term `(s − 1)·z`.
+    z_coef: f64,
+}
+
+impl ScheduleFree {
+    pub(crate) fn validate_beta(beta: f64) -> Result<(), ConfigError> {
+        check("beta", beta, beta > 0.0 && beta <= 1.0, "0 < beta <= 1")
+    }
+}
+
+impl Conversion for ScheduleFree {
+    type Scalars = ScheduleFreeScalars;
+
+    fn name(&self) -> &'static str {
+        "schedule_free"
+    }
+    fn slot_names(&self) -> &'static [&'static str] {
+        &["z"]
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::validate_beta(self.beta)?;
+        self.weights.validate()
+    }
+    fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (ScheduleFreeScalars, f64) {
+        let c = self.weights.advance(avg, lr, k);
+        let y_coef = lr * (self.beta * (1.0 - c) - 1.0);
+        (ScheduleFreeScalars { c, y_coef, z_coef: 1.0 - self.beta * (1.0 - c) }, c)
+    }
+    fn init_slots<T: Element>(&self, p: T, slots: &mut [T]) {
+        slots[0] = p;
+    }
+    #[inline(always)]
+    fn update<T: Element>(&self, sc: &ScheduleFreeScalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T) {
+        let z = slots[0];
+        let y = lerp(*p, z, T::of(sc.c)) + T::of(sc.y_coef) * d;
+        // Exactly +0 unless decay shrinks z (shrink = 1 makes (shrink − 1) = 0).
+        *p = y + T::of(sc.z_coef) * ((shrink - T::one()) * z);
+        slots[0] = z * shrink - lr * d;
+    }
+    fn has_modes(&self) -> bool {
+        true
+    }
+    fn to_eval<T: Element>(&self, p: &mut T, slots: &mut [T]) {
+        *p = lerp(*p, slots[0], T::of(1.0 - 1.0 / self.beta));
+    }
+    fn to_train<T: Element>(&self, p: &mut T, slots: &mut [T]) {
+        *p = lerp(*p, slots[0], T::of(1.0 - self.beta));
+    }
+    fn eval_value<T: Element>(&self, p: T, slots: &[T]) -> T {
+        lerp(p, slots[0], T::of(1.0 - 1.0 / self.beta))
+    }
+}

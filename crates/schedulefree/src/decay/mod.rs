@@ -1,0 +1,154 @@
+//! Weight-decay policies (ALGORITHMS.md §2.7, §10). A policy contributes up to three terms
+//! to the fused loop, each exact (a no-op) when its coefficient is 0 or 1:
+//!
+//! * `l2`: coupled L2, added to the gradient before the learner (`g ← g + λ·y`);
+//! * `at_y`: decoupled decay evaluated at the gradient point, added to the learner's
+//!   direction (`d ← d + λ·y`, then scaled by the lr with it) — the Schedule-Free convention;
+//! * `shrink`: decoupled decay of the learner's iterate `z ← (1 − γλ)·z` before its step —
+//!   torch `AdamW`, and "decay at z" for Schedule-Free.
+//!
+//! The seam for AdamC and projection (a later issue) is [`DecayContext`]: the policy sees the
+//! group's `weight_decay`, the scheduled lr and the peak lr.
+
+use crate::element::Element;
+use std::fmt::Debug;
+
+/// What a decay policy may depend on, per group and step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecayContext {
+    /// The group's weight decay `λ` (≥ 0).
+    pub weight_decay: f64,
+    /// The scheduled lr `γ_k` of this update.
+    pub lr: f64,
+    /// The running maximum of the scheduled lr, including this update.
+    pub lr_max: f64,
+}
+
+/// Per-step decay coefficients (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecayScalars {
+    /// Coupled L2 coefficient added to the gradient.
+    pub l2: f64,
+    /// Decoupled coefficient added to the direction, at `y`.
+    pub at_y: f64,
+    /// Multiplier of the learner's iterate before its step.
+    pub shrink: f64,
+}
+
+impl DecayScalars {
+    /// No decay.
+    pub const NONE: DecayScalars = DecayScalars { l2: 0.0, at_y: 0.0, shrink: 1.0 };
+}
+
+/// A weight-decay policy.
+pub trait Decay: Clone + Debug + Send + Sync {
+    /// Short name used in saved state.
+    fn name(&self) -> &'static str;
+    /// This step's coefficients.
+    fn scalars(&self, ctx: DecayContext) -> DecayScalars;
+}
+
+/// Element-wise application, shared by every composed loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DecayTerms<T> {
+    pub l2: T,
+    pub at_y: T,
+    pub shrink: T,
+}
+
+impl<T: Element> DecayTerms<T> {
+    pub fn of(s: DecayScalars) -> Self {
+        DecayTerms { l2: T::of(s.l2), at_y: T::of(s.at_y), shrink: T::of(s.shrink) }
+    }
+}
+
+/// No weight decay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoDecay;
+
+impl Decay for NoDecay {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn scalars(&self, _ctx: DecayContext) -> DecayScalars {
+        DecayScalars::NONE
+    }
+}
+
+/// Coupled L2 regularisation `½λ‖y‖²`: the gradient becomes `g + λ·y` before the learner
+/// sees it (torch `SGD`/`Adam` `weight_decay`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct L2;
+
+impl Decay for L2 {
+    fn name(&self) -> &'static str {
+        "l2"
+    }
+    fn scalars(&self, ctx: DecayContext) -> DecayScalars {
+        DecayScalars { l2: ctx.weight_decay, ..DecayScalars::NONE }
+    }
+}
+
+/// Decoupled decay evaluated at the gradient point `y`: the direction becomes `d + λ·y` and
+/// is scaled by the lr with it (Schedule-Free SGD/AdamW, ALGORITHMS.md §2.2, §3.1). With a
+/// last-iterate conversion (`y = z`) this equals torch `AdamW`'s decay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DecoupledAtY;
+
+impl Decay for DecoupledAtY {
+    fn name(&self) -> &'static str {
+        "decoupled_at_y"
+    }
+    fn scalars(&self, ctx: DecayContext) -> DecayScalars {
+        DecayScalars { at_y: ctx.weight_decay, ..DecayScalars::NONE }
+    }
+}
+
+/// Decoupled decay of the learner's iterate, `z ← (1 − γλ)·z` before the step (Loshchilov &
+/// Hutter, arXiv 1711.05101, Algorithm 2, as in torch `AdamW`); for Schedule-Free this is
+/// "decay at z" (`AdamWScheduleFreeReference(decay_at_z=True)`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Decoupled;
+
+impl Decay for Decoupled {
+    fn name(&self) -> &'static str {
+        "decoupled"
+    }
+    fn scalars(&self, ctx: DecayContext) -> DecayScalars {
+        DecayScalars { shrink: 1.0 - ctx.lr * ctx.weight_decay, ..DecayScalars::NONE }
+    }
+}
+
+/// A decay policy chosen at run time (config files, the lab).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnyDecay {
+    /// [`NoDecay`].
+    #[default]
+    None,
+    /// [`L2`].
+    L2,
+    /// [`DecoupledAtY`].
+    DecoupledAtY,
+    /// [`Decoupled`].
+    Decoupled,
+}
+
+impl Decay for AnyDecay {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyDecay::None => NoDecay.name(),
+            AnyDecay::L2 => L2.name(),
+            AnyDecay::DecoupledAtY => DecoupledAtY.name(),
+            AnyDecay::Decoupled => Decoupled.name(),
+        }
+    }
+    fn scalars(&self, ctx: DecayContext) -> DecayScalars {
+        match self {
+            AnyDecay::None => NoDecay.scalars(ctx),
+            AnyDecay::L2 => L2.scalars(ctx),
+            AnyDecay::DecoupledAtY => DecoupledAtY.scalars(ctx),
+            AnyDecay::Decoupled => Decoupled.scalars(ctx),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Object-safe view of any composed optimizer, for code that picks the method at run time
+//! (config files, the lab, framework adapters).
+
+use crate::conversion::Conversion;
+use crate::decay::Decay;
+use crate::element::Element;
+use crate::error::{ConfigError, ParamError, StateError, StepError};
+use crate::learner::Learner;
+use crate::optimizer::{Optimizer, StepInfo};
+use crate::param::{GroupConfig, GroupStepInfo, Param};
+use crate::schedule::Schedule;
+use crate::state::OptimizerState;
+
+/// The runtime interface of [`Optimizer`]; every method forwards to the inherent one of the
+/// same name (see there for semantics and errors).
+pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
+    /// [`Optimizer::add_group`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError>;
+    /// [`Optimizer::add_param_to`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError>;
+    /// [`Optimizer::step`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError>;
+    /// [`Optimizer::train`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn train(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError>;
+    /// [`Optimizer::eval`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn eval(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError>;
+    /// [`Optimizer::eval_params_into`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn eval_params_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError>;
+    /// [`Optimizer::group_info`].
+    fn group_info(&self, g: usize) -> Option<GroupStepInfo>;
+    /// [`Optimizer::state`].
+    fn state(&self) -> OptimizerState;
+    /// [`Optimizer::load_state`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn load_state(&mut self, st: &OptimizerState) -> Result<(), StateError>;
+    /// [`Optimizer::state_buffer`].
+    fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>>;
+}
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<T> for Optimizer<T, L, C, D, S> {
+    fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError> {
+        Optimizer::add_group(self, config)
+    }
+    fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError> {
+        Optimizer::add_param_to(self, group, name, shape)
+    }
+    fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {
+        Optimizer::step(self, params)
+    }
+    fn train(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError> {
+        Optimizer::train(self, params)
+    }
+    fn eval(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError> {
+        Optimizer::eval(self, params)
+    }
+    fn eval_params_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
+        Optimizer::eval_params_into(self, name, value, out)
+    }
+    fn group_info(&self, g: usize) -> Option<GroupStepInfo> {
+        Optimizer::group_info(self, g)
+    }
+    fn state(&self) -> OptimizerState {
+        Optimizer::state(self)
+    }
+    fn load_state(&mut self, st: &OptimizerState) -> Result<(), StateError> {
+        Optimizer::load_state(self, st)
+    }
+    fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>> {
+        Optimizer::state_buffer(self, param, slot)
+    }
+}

@@ -1,0 +1,74 @@
+//! Scoped evaluation at the returned point `x` (DESIGN.md §4).
+
+use std::ops::{Deref, DerefMut};
+
+use crate::conversion::Conversion;
+use crate::decay::Decay;
+use crate::element::Element;
+use crate::error::StepError;
+use crate::learner::Learner;
+use crate::optimizer::Optimizer;
+use crate::param::Param;
+use crate::schedule::Schedule;
+
+/// Parameters temporarily holding the returned point `x`; on drop every buffer gets its
+/// training value `y` back bit for bit (from a copy taken at creation). Dereferences to the
+/// parameter slice for evaluation code.
+#[derive(Debug)]
+pub struct EvalGuard<'p, 'a, T: Copy> {
+    params: &'p mut [Param<'a, T>],
+    backup: Vec<Option<Vec<T>>>,
+}
+
+impl<'a, T: Copy> Deref for EvalGuard<'_, 'a, T> {
+    type Target = [Param<'a, T>];
+    fn deref(&self) -> &Self::Target {
+        self.params
+    }
+}
+
+impl<T: Copy> DerefMut for EvalGuard<'_, '_, T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.params
+    }
+}
+
+impl<T: Copy> Drop for EvalGuard<'_, '_, T> {
+    fn drop(&mut self) {
+        for (p, b) in self.params.iter_mut().zip(&self.backup) {
+            if let Some(b) = b {
+                p.value.copy_from_slice(b);
+            }
+        }
+    }
+}
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    /// Write `x` into every passed buffer until the returned guard is dropped, then restore
+    /// `y` exactly. Takes one copy of each stepped parameter (allocates; not for the hot
+    /// loop). Parameters without state, and optimizers in eval mode, are left as they are.
+    ///
+    /// # Errors
+    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`]; nothing changes.
+    pub fn eval_guard<'p, 'a>(&self, params: &'p mut [Param<'a, T>]) -> Result<EvalGuard<'p, 'a, T>, StepError> {
+        for p in params.iter() {
+            let idx = self.entry_index(p.name).ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
+            let e = &self.entries()[idx];
+            if p.value.len() != e.len {
+                return Err(StepError::LengthMismatch { name: e.name.clone(), what: "value", got: p.value.len(), expected: e.len });
+            }
+        }
+        let mut backup = Vec::with_capacity(params.len());
+        for p in params.iter_mut() {
+            let e = &self.entries()[self.entry_index(p.name).unwrap_or_default()];
+            if !e.has_state || !self.groups_ref()[e.group].train_mode || !self.conversion().has_modes() {
+                backup.push(None);
+                continue;
+            }
+            let y = p.value.to_vec();
+            self.eval_params_into(p.name, &y, p.value)?;
+            backup.push(Some(y));
+        }
+        Ok(EvalGuard { params, backup })
+    }
+}

@@ -1,0 +1,124 @@
+//! Adam's diagonal preconditioner (Kingma & Ba 2015, arXiv 1412.6980, Algorithm 1), in the
+//! forms used by PyTorch `AdamW` and by Schedule-Free AdamW (ALGORITHMS.md §3).
+
+use super::{Learner, StepIndex};
+use crate::element::Element;
+use crate::error::{check, ConfigError};
+
+/// Where Adam's second-moment bias correction `1 − β2^t` is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BiasCorrection {
+    /// Inside the denominator: `d = m̂ / (sqrt(v / (1 − β2^t)) + ε)` (torch AdamW,
+    /// `AdamWScheduleFree` ≥ 1.3).
+    #[default]
+    Denominator,
+    /// Folded into the lr: `γ_t = γ·sqrt(1 − β2^t)` and `d = m̂ / (sqrt(v) + ε)`
+    /// (`AdamWScheduleFreePaper`, Road Less Scheduled Algorithm 1). The folded factor also
+    /// enters `lr_max` and so the averaging weights.
+    LearningRate,
+}
+
+/// Adam direction with optional first moment:
+/// `v ← β2·v + (1 − β2)·g²`, `m ← β1·m + (1 − β1)·g` (only if `β1 > 0`),
+/// `d = (β1 > 0 ? m/(1 − β1^t) : g) / (sqrt(v/(1 − β2^t)) + ε)`, `t` = the parameter's
+/// update count (1-based).
+///
+/// Slots: `["exp_avg", "exp_avg_sq"]` with a first moment, `["exp_avg_sq"]` without (the
+/// Schedule-Free form, whose averaging replaces momentum).
+///
+/// Deviation: the Schedule-Free reference uses the group's step counter for the bias
+/// corrections; we use the parameter's own count, which is equal unless the parameter
+/// skipped steps (then ours matches the number of moment updates actually applied).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Adam {
+    /// First-moment decay `β1 ∈ [0, 1)`; 0 disables the first moment (no buffer).
+    pub beta1: f64,
+    /// Second-moment decay `β2 ∈ [0, 1)`.
+    pub beta2: f64,
+    /// Denominator offset `ε > 0`.
+    pub eps: f64,
+    /// Where the second-moment bias correction goes.
+    pub bias_correction: BiasCorrection,
+}
+
+impl Default for Adam {
+    /// torch defaults: `β1 = 0.9, β2 = 0.999, ε = 1e-8`.
+    fn default() -> Self {
+        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, bias_correction: BiasCorrection::Denominator }
+    }
+}
+
+/// Per-step scalars of [`Adam`].
+#[derive(Debug, Clone, Copy)]
+pub struct AdamScalars {
+    beta1: f64,
+    beta2: f64,
+    bc1: f64,
+    bc2: f64,
+    eps: f64,
+}
+
+pub(crate) fn validate_betas(beta1: f64, beta2: f64, eps: f64) -> Result<(), ConfigError> {
+    check("beta1", beta1, (0.0..1.0).contains(&beta1), "0 <= beta1 < 1")?;
+    check("beta2", beta2, (0.0..1.0).contains(&beta2), "0 <= beta2 < 1")?;
+    check("eps", eps, eps > 0.0 && eps.is_finite(), "eps > 0")
+}
+
+impl Learner for Adam {
+    type Scalars = AdamScalars;
+
+    fn name(&self) -> &'static str {
+        match self.bias_correction {
+            BiasCorrection::Denominator => "adam",
+            BiasCorrection::LearningRate => "adam_paper",
+        }
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        if self.beta1 != 0.0 { &["exp_avg", "exp_avg_sq"] } else { &["exp_avg_sq"] }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        validate_betas(self.beta1, self.beta2, self.eps)
+    }
+
+    fn has_momentum(&self) -> bool {
+        self.beta1 != 0.0
+    }
+
+    fn lr_factor(&self, k: u64) -> f64 {
+        match self.bias_correction {
+            BiasCorrection::Denominator => 1.0,
+            BiasCorrection::LearningRate => (1.0 - self.beta2.powf((k + 1) as f64)).sqrt(),
+        }
+    }
+
+    fn scalars(&self, k: StepIndex) -> AdamScalars {
+        let t = (k.param + 1) as f64;
+        let bc2 = match self.bias_correction {
+            BiasCorrection::Denominator => 1.0 - self.beta2.powf(t),
+            BiasCorrection::LearningRate => 1.0,
+        };
+        let bc1 = if self.beta1 != 0.0 { 1.0 - self.beta1.powf(t) } else { 1.0 };
+        AdamScalars { beta1: self.beta1, beta2: self.beta2, bc1, bc2, eps: self.eps }
+    }
+
+    #[inline(always)]
+    fn direction<T: Element>(&self, sc: &AdamScalars, g: T, slots: &mut [T]) -> T {
+        let one = T::one();
+        let (num, v) = if slots.len() == 2 {
+            let b1 = T::of(sc.beta1);
+            let m = b1 * slots[0] + (one - b1) * g;
+            slots[0] = m;
+            (m / T::of(sc.bc1), &mut slots[1])
+        } else {
+            (g, &mut slots[0])
+        };
+        let b2 = T::of(sc.beta2);
+        let v_new = b2 * *v + (one - b2) * g * g;
+        *v = v_new;
+        // Divisions (not reciprocal products) keep the reference's rounding.
+        num / ((v_new / T::of(sc.bc2)).sqrt() + T::of(sc.eps))
+    }
+}

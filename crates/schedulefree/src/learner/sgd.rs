@@ -1,0 +1,80 @@
+//! Stochastic gradient descent with optional heavy-ball / Nesterov momentum, matching
+//! `torch.optim.SGD` (single-tensor path).
+
+use super::{Learner, StepIndex};
+use crate::element::Element;
+use crate::error::{check, ConfigError};
+
+/// SGD: `d = g`, or with momentum `μ` and dampening `τ`:
+/// `b ← g` on the parameter's first update, else `b ← μ·b + (1 − τ)·g`;
+/// `d = g + μ·b` (Nesterov) or `d = b`.
+///
+/// Source: PyTorch `torch.optim.SGD` documentation (Sutskever et al. 2013 form).
+/// Slots: `["momentum_buffer"]` when `momentum != 0`, none otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Sgd {
+    /// Momentum `μ ∈ [0, 1)`; 0 disables the buffer.
+    pub momentum: f64,
+    /// Dampening `τ ∈ [0, 1]` of the gradient in the buffer update.
+    pub dampening: f64,
+    /// Use Nesterov's look-ahead form (requires `momentum > 0` and `dampening = 0`).
+    pub nesterov: bool,
+}
+
+impl Sgd {
+    /// Plain SGD without momentum (the learner inside Schedule-Free SGD).
+    pub const fn plain() -> Self {
+        Sgd { momentum: 0.0, dampening: 0.0, nesterov: false }
+    }
+}
+
+/// Per-step scalars of [`Sgd`].
+#[derive(Debug, Clone, Copy)]
+pub struct SgdScalars {
+    momentum: f64,
+    one_minus_dampening: f64,
+    first: bool,
+}
+
+impl Learner for Sgd {
+    type Scalars = SgdScalars;
+
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        if self.momentum != 0.0 { &["momentum_buffer"] } else { &[] }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check("momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "0 <= momentum < 1")?;
+        check("dampening", self.dampening, (0.0..=1.0).contains(&self.dampening), "0 <= dampening <= 1")?;
+        if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
+            return Err(ConfigError::Unsupported(
+                "nesterov momentum requires momentum > 0 and dampening = 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn has_momentum(&self) -> bool {
+        self.momentum != 0.0
+    }
+
+    fn scalars(&self, k: StepIndex) -> SgdScalars {
+        SgdScalars { momentum: self.momentum, one_minus_dampening: 1.0 - self.dampening, first: k.param == 0 }
+    }
+
+    #[inline(always)]
+    fn direction<T: Element>(&self, sc: &SgdScalars, g: T, slots: &mut [T]) -> T {
+        if slots.is_empty() {
+            return g;
+        }
+        let mu = T::of(sc.momentum);
+        // torch initialises the buffer with the first gradient, undamped.
+        let b = if sc.first { g } else { mu * slots[0] + T::of(sc.one_minus_dampening) * g };
+        slots[0] = b;
+        if self.nesterov { g + mu * b } else { b }
+    }
+}

@@ -1,0 +1,63 @@
+//! # schedulefree
+//!
+//! Theory-driven optimizers for deep learning over plain `f32` / `f64` buffers: a base
+//! online learner makes steps `z`, an online-to-batch conversion turns them into the point
+//! we return, a weight-decay policy and an lr schedule complete the method (DESIGN.md §1):
+//!
+//! ```text
+//! base online learner  --z-steps-->  online-to-batch conversion  --> the point we return
+//!   (Sgd, Adam, RAdam)                 (LastIterate + schedule, PolyakAverage, Ema,
+//!                                       PrimalAverage, ScheduleFree{beta, r, weight_lr_power})
+//!                  + weight-decay policy (NoDecay, L2, DecoupledAtY, Decoupled)
+//!                  + learning-rate schedule (pure function of the step)
+//! ```
+//!
+//! Schedule-Free learning (Defazio et al., arXiv 2405.15682): `y = (1 − β)z + βx`,
+//! `z ← z − γ∇f(y)`, `x ←` weighted running mean of `z`; the parameter buffer holds `y`
+//! while training and `x` is returned.
+//!
+//! ```
+//! use schedulefree::{AdamWScheduleFree, Param};
+//!
+//! // Minimise f(w) = ½‖w − a‖² with Schedule-Free AdamW.
+//! let a = [1.0_f32, -2.0, 0.5];
+//! let mut opt = AdamWScheduleFree { lr: 0.1, warmup_steps: 10, ..Default::default() }
+//!     .build::<f32>()
+//!     .expect("valid hyperparameters");
+//! opt.add_param("w", &[3]).expect("new name");
+//! let mut w = vec![0.0_f32; 3];
+//! let mut g = vec![0.0_f32; 3];
+//! for _ in 0..500 {
+//!     for i in 0..3 { g[i] = w[i] - a[i]; }          // gradient at y
+//!     opt.step(&mut [Param::new("w", &mut w, &g)]).expect("train mode");
+//! }
+//! opt.eval(&mut [Param::frozen("w", &mut w)]).expect("all params passed"); // w now holds x
+//! assert!(w.iter().zip(a).all(|(w, a)| (w - a).abs() < 1e-2));
+//! opt.train(&mut [Param::frozen("w", &mut w)]).expect("back to y");
+//! ```
+
+pub mod conversion;
+pub mod decay;
+mod dynamic;
+mod element;
+mod error;
+mod eval;
+pub mod learner;
+mod optimizer;
+mod param;
+pub mod presets;
+pub mod reference;
+pub mod schedule;
+mod state;
+
+pub use dynamic::DynOptimizer;
+pub use element::{lerp, Dtype, Element};
+pub use error::{ConfigError, ParamError, StateError, StepError};
+pub use eval::EvalGuard;
+pub use optimizer::{NonFinitePolicy, Optimizer, Skipped, StepInfo};
+pub use param::{GroupConfig, GroupStepInfo, Param};
+pub use presets::{
+    AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference, RAdamScheduleFree,
+    ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
+};
+pub use state::{write_atomic, GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION};

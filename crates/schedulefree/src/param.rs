@@ -1,0 +1,100 @@
+//! Parameters as the optimizer sees them, and parameter groups.
+
+use crate::conversion::AveragingState;
+use crate::error::{check, ConfigError};
+
+/// One parameter tensor for a call to `step`, `train`, `eval` or an eval guard: a name that
+/// was registered with `add_param`, its buffer (row-major, any shape with the registered
+/// number of elements) and, for `step`, its gradient of the same length (`None`: no
+/// gradient this step — the parameter is not moved and gets no state).
+#[derive(Debug)]
+pub struct Param<'a, T> {
+    /// Registered name (state is keyed by it).
+    pub name: &'a str,
+    /// The parameter buffer: `y` (train mode) or the returned point (eval mode).
+    pub value: &'a mut [T],
+    /// Gradient at `value`, same length; `None` if the parameter received none.
+    pub grad: Option<&'a [T]>,
+}
+
+impl<'a, T> Param<'a, T> {
+    /// A parameter with a gradient.
+    pub fn new(name: &'a str, value: &'a mut [T], grad: &'a [T]) -> Self {
+        Param { name, value, grad: Some(grad) }
+    }
+    /// A parameter without a gradient (mode switches, eval guards, frozen parameters).
+    pub fn frozen(name: &'a str, value: &'a mut [T]) -> Self {
+        Param { name, value, grad: None }
+    }
+}
+
+/// Hyperparameters that may differ between parameter groups.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupConfig {
+    /// Peak learning rate `γ ≥ 0` (multiplied by the schedule and the learner's lr factor).
+    pub lr: f64,
+    /// Weight decay `λ ≥ 0` (how it applies is the optimizer's decay policy).
+    pub weight_decay: f64,
+}
+
+impl GroupConfig {
+    /// Validate `lr ≥ 0` and `weight_decay ≥ 0`, both finite.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] for a negative or non-finite value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check("lr", self.lr, self.lr >= 0.0 && self.lr.is_finite(), "finite lr >= 0")?;
+        check(
+            "weight_decay",
+            self.weight_decay,
+            self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
+            "finite weight_decay >= 0",
+        )
+    }
+}
+
+/// What one group did in the latest step.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct GroupStepInfo {
+    /// Completed updates after the step (`k` of the reference).
+    pub k: u64,
+    /// The scheduled lr `γ_k` the step used (lr × schedule × learner factor).
+    pub lr: f64,
+    /// Averaging weight `c` of the newest iterate (1 for conversions that do not average).
+    pub c: f64,
+    /// Running maximum of the scheduled lr.
+    pub lr_max: f64,
+    /// Sum of averaging weights.
+    pub weight_sum: f64,
+}
+
+/// Per-group running state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Group {
+    pub config: GroupConfig,
+    pub k: u64,
+    pub averaging: AveragingState,
+    pub train_mode: bool,
+    pub last: GroupStepInfo,
+}
+
+impl Group {
+    pub fn new(config: GroupConfig) -> Self {
+        Group { config, k: 0, averaging: AveragingState::default(), train_mode: true, last: GroupStepInfo::default() }
+    }
+}
+
+/// A registered parameter and its state (interleaved slots: `state[i·S + j]` is slot `j` of
+/// element `i`; empty until the first gradient).
+#[derive(Debug, Clone)]
+pub(crate) struct Entry<T> {
+    pub name: String,
+    pub group: usize,
+    pub shape: Vec<usize>,
+    pub len: usize,
+    pub updates: u64,
+    pub state: Vec<T>,
+    pub has_state: bool,
+    /// Call stamp, to detect a name passed twice in one call without allocating.
+    pub stamp: u64,
+}

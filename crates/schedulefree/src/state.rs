@@ -1,0 +1,230 @@
+//! Versioned, serde-serializable optimizer state keyed by parameter name (DESIGN.md §4).
+//!
+//! Resume is bit-exact: saving after N steps (in train mode, together with the parameter
+//! buffers `y`) and loading into a freshly built optimizer with the same configuration gives
+//! the same trajectory bit for bit, whatever order the parameters are registered or passed
+//! in. Buffers are stored as `f64` (exact for `f32` too); JSON keeps every bit because
+//! `serde_json` is built with `float_roundtrip`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::conversion::{AveragingState, Conversion};
+use crate::decay::Decay;
+use crate::element::{Dtype, Element};
+use crate::error::StateError;
+use crate::learner::Learner;
+use crate::optimizer::Optimizer;
+use crate::schedule::Schedule;
+
+/// Version of the state layout written by this build.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+/// Saved state of one parameter group.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupRecord {
+    /// Completed updates `k`.
+    pub k: u64,
+    /// Running max of the scheduled lr.
+    pub lr_max: f64,
+    /// Sum of averaging weights.
+    pub weight_sum: f64,
+    /// Mode when saved.
+    pub train_mode: bool,
+}
+
+/// Saved state of one parameter.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParamRecord {
+    /// Group index.
+    pub group: usize,
+    /// Registered shape.
+    pub shape: Vec<usize>,
+    /// Updates received.
+    pub updates: u64,
+    /// Slot name → values (empty map: no state yet).
+    pub buffers: BTreeMap<String, Vec<f64>>,
+}
+
+/// The whole optimizer state: what `load_state` needs to continue bit-exactly.
+/// Hyperparameters and the schedule are configuration, not state: rebuild the optimizer
+/// with the same configuration before loading.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OptimizerState {
+    /// Layout version ([`STATE_FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// `learner+conversion+decay` names of the composition that wrote it.
+    pub method: String,
+    /// Buffer dtype.
+    pub dtype: Dtype,
+    /// Slot names, learner's then conversion's.
+    pub slots: Vec<String>,
+    /// Per group, in index order.
+    pub groups: Vec<GroupRecord>,
+    /// Per parameter name.
+    pub params: BTreeMap<String, ParamRecord>,
+}
+
+impl OptimizerState {
+    /// Serialize to JSON and write `path` atomically (temporary file in the same folder,
+    /// fsync, rename), so a crash never leaves a truncated checkpoint.
+    ///
+    /// # Errors
+    /// [`StateError::Io`] if writing fails.
+    pub fn save_json(&self, path: &Path) -> Result<(), StateError> {
+        let io = |e: &dyn std::fmt::Display| StateError::Io { path: path.display().to_string(), message: e.to_string() };
+        let bytes = serde_json::to_vec(self).map_err(|e| io(&e))?;
+        write_atomic(path, &bytes).map_err(|e| io(&e))
+    }
+
+    /// Read a state written by [`OptimizerState::save_json`].
+    ///
+    /// # Errors
+    /// [`StateError::Io`] if the file cannot be read or parsed.
+    pub fn load_json(path: &Path) -> Result<Self, StateError> {
+        let io = |e: &dyn std::fmt::Display| StateError::Io { path: path.display().to_string(), message: e.to_string() };
+        let bytes = std::fs::read(path).map_err(|e| io(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| io(&e))
+    }
+}
+
+/// Write `bytes` to `path` atomically: temporary sibling, fsync, rename.
+///
+/// # Errors
+/// Any I/O error; the destination is then untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    /// Snapshot the state (allocates; not for the hot loop).
+    pub fn state(&self) -> OptimizerState {
+        let slots: Vec<String> = self.slot_names().map(String::from).collect();
+        let s = slots.len();
+        let params = self
+            .entries()
+            .iter()
+            .map(|e| {
+                let buffers = if e.has_state {
+                    slots
+                        .iter()
+                        .enumerate()
+                        .map(|(j, n)| (n.clone(), (0..e.len).map(|i| e.state[i * s + j].f64()).collect()))
+                        .collect()
+                } else {
+                    BTreeMap::new()
+                };
+                (e.name.clone(), ParamRecord { group: e.group, shape: e.shape.clone(), updates: e.updates, buffers })
+            })
+            .collect();
+        OptimizerState {
+            format_version: STATE_FORMAT_VERSION,
+            method: self.method_name(),
+            dtype: T::DTYPE,
+            slots,
+            groups: self
+                .groups_ref()
+                .iter()
+                .map(|g| GroupRecord {
+                    k: g.k,
+                    lr_max: g.averaging.lr_max,
+                    weight_sum: g.averaging.weight_sum,
+                    train_mode: g.train_mode,
+                })
+                .collect(),
+            params,
+        }
+    }
+
+    /// Restore a snapshot taken by [`Optimizer::state`] from an optimizer with the same
+    /// composition, groups and registered parameters (names, shapes, groups; any order).
+    ///
+    /// # Errors
+    /// [`StateError`] saying what mismatched; the optimizer is unchanged on error.
+    pub fn load_state(&mut self, st: &OptimizerState) -> Result<(), StateError> {
+        if st.format_version != STATE_FORMAT_VERSION {
+            return Err(StateError::Version { found: st.format_version, supported: STATE_FORMAT_VERSION });
+        }
+        if st.dtype != T::DTYPE {
+            return Err(StateError::Dtype { found: st.dtype, expected: T::DTYPE });
+        }
+        let method = self.method_name();
+        let slots: Vec<String> = self.slot_names().map(String::from).collect();
+        if st.method != method || st.slots != slots {
+            return Err(StateError::Method {
+                found: format!("{} {:?}", st.method, st.slots),
+                expected: format!("{method} {slots:?}"),
+            });
+        }
+        if st.groups.len() != self.num_groups() {
+            return Err(StateError::Groups { found: st.groups.len(), expected: self.num_groups() });
+        }
+        let missing: Vec<String> =
+            self.entries().iter().filter(|e| !st.params.contains_key(&e.name)).map(|e| e.name.clone()).collect();
+        let unexpected: Vec<String> =
+            st.params.keys().filter(|n| self.entry_index(n).is_none()).cloned().collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            return Err(StateError::Names { missing, unexpected });
+        }
+        // Validate everything before writing anything.
+        let s = slots.len();
+        let mut new_states = Vec::with_capacity(self.entries().len());
+        for e in self.entries() {
+            let r = &st.params[&e.name];
+            let bad = |what: String| StateError::Param { name: e.name.clone(), what };
+            if r.shape != e.shape {
+                return Err(bad(format!("shape {:?} in state, {:?} registered", r.shape, e.shape)));
+            }
+            if r.group != e.group {
+                return Err(bad(format!("group {} in state, {} registered", r.group, e.group)));
+            }
+            if r.buffers.is_empty() {
+                new_states.push(None);
+                continue;
+            }
+            let mut state = vec![T::zero(); e.len * s];
+            for (j, name) in slots.iter().enumerate() {
+                let b = r.buffers.get(name).ok_or_else(|| bad(format!("buffer `{name}` missing")))?;
+                if b.len() != e.len {
+                    return Err(bad(format!("buffer `{name}` has {} elements, expected {}", b.len(), e.len)));
+                }
+                for (i, v) in b.iter().enumerate() {
+                    let t = T::of(*v);
+                    if t.f64().to_bits() != v.to_bits() && !v.is_nan() {
+                        return Err(bad(format!("buffer `{name}` value {v} is not representable as {:?}", T::DTYPE)));
+                    }
+                    state[i * s + j] = t;
+                }
+            }
+            if r.buffers.len() != s {
+                return Err(bad(format!("state has buffers {:?}, expected {slots:?}", r.buffers.keys())));
+            }
+            new_states.push(Some(state));
+        }
+        for (e, ns) in self.entries_mut().iter_mut().zip(new_states) {
+            let r = &st.params[&e.name];
+            e.updates = r.updates;
+            e.has_state = ns.is_some();
+            e.state = ns.unwrap_or_default();
+        }
+        for (g, r) in self.groups_mut().iter_mut().zip(&st.groups) {
+            g.k = r.k;
+            g.averaging = AveragingState { lr_max: r.lr_max, weight_sum: r.weight_sum };
+            g.train_mode = r.train_mode;
+        }
+        Ok(())
+    }
+}
