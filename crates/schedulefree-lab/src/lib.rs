@@ -1,4 +1,7 @@
-//! schedulefree-lab: data loading, models and experiments for the `schedulefree` crate.
+//! schedulefree-lab: real-data experiments, golden replay and plots for the `schedulefree`
+//! crate. The lab owns no optimizer math: every update goes through the core crate.
 
+pub mod convex;
 pub mod data;
+pub mod golden;
 pub mod model;

@@ -1,3 +1,32 @@
-//! `sflab` binary (placeholder until the experiment driver lands).
+//! `sflab`: the schedulefree lab. Subcommands run real-data experiments and replay golden
+//! trajectories from the reference implementation.
 
-fn main() {}
+use clap::{Parser, Subcommand};
+use schedulefree_lab::{convex, golden};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sflab",
+    version,
+    about = "Schedule-Free lab: experiments on real data, golden replay"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Logistic regression on LIBSVM data: Schedule-Free vs schedules and averaging.
+    Convex(convex::ConvexArgs),
+    /// Replay golden trajectories (JSON fixtures) and report per-quantity errors.
+    Golden(golden::GoldenArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Convex(a) => convex::run(a),
+        Command::Golden(a) => golden::run(a),
+    }
+}

@@ -31,8 +31,18 @@ fn every_bundled_file_matches_manifest() {
     let manifest = Manifest::load(&bundled()).expect("bundled manifest");
     assert_eq!(manifest.entries.len(), 17, "bundled manifest rows");
     let expected: [&str; 12] = [
-        "iris", "wine", "breast_cancer", "digits", "glass", "vehicle", "dna", "letter", "satimage",
-        "shuttle", "segment", "spam",
+        "iris",
+        "wine",
+        "breast_cancer",
+        "digits",
+        "glass",
+        "vehicle",
+        "dna",
+        "letter",
+        "satimage",
+        "shuttle",
+        "segment",
+        "spam",
     ];
     let mut names = manifest.datasets();
     names.sort_unstable();
@@ -53,7 +63,12 @@ fn every_bundled_file_matches_manifest() {
         let split = sparse.to_dense(e.features, &map).expect("dense");
         assert_eq!(split.rows(), e.rows);
         assert_eq!(split.d(), e.features, "{}: features", e.file);
-        assert_eq!(split.class_counts(e.classes), e.class_counts, "{}: class counts", e.file);
+        assert_eq!(
+            split.class_counts(e.classes),
+            e.class_counts,
+            "{}: class counts",
+            e.file
+        );
         assert_eq!(split.nonzeros(), e.nonzeros, "{}: dense nonzeros", e.file);
         assert!(split.x().iter().all(|v| v.is_finite()));
     }
@@ -70,7 +85,10 @@ fn named_datasets_load_with_splits() {
 
     let ds = registry::load_named("dna", None).expect("dna");
     let test = ds.test.as_ref().expect("dna test split");
-    assert_eq!((ds.train.rows(), test.rows(), ds.d, ds.classes), (2000, 1186, 180, 3));
+    assert_eq!(
+        (ds.train.rows(), test.rows(), ds.d, ds.classes),
+        (2000, 1186, 180, 3)
+    );
     assert_eq!(test.d(), 180);
 
     match registry::load_named("no_such_dataset", None) {
@@ -86,15 +104,31 @@ fn named_datasets_load_with_splits() {
 fn shared_only_datasets_load_from_data_dir_when_present() {
     // a9a etc. are not bundled; they come from --data-dir (../shared/data by convention).
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(Manifest::load(&bundled()).expect("manifest").entry("vowel", SplitKind::Train).is_none());
+    assert!(
+        Manifest::load(&bundled())
+            .expect("manifest")
+            .entry("vowel", SplitKind::Train)
+            .is_none()
+    );
     if registry::manifest_dir(&shared).is_none() {
         eprintln!("skipping: {} not present", shared.display());
         return;
     }
     let ds = registry::load_named("vowel", Some(&shared)).expect("vowel from shared dir");
-    assert_eq!((ds.train.rows(), ds.test.as_ref().map(Split::rows), ds.d, ds.classes), (528, Some(462), 10, 11));
-    let names: Vec<String> =
-        registry::list_datasets(Some(&shared)).expect("list").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        (
+            ds.train.rows(),
+            ds.test.as_ref().map(Split::rows),
+            ds.d,
+            ds.classes
+        ),
+        (528, Some(462), 10, 11)
+    );
+    let names: Vec<String> = registry::list_datasets(Some(&shared))
+        .expect("list")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     for n in ["iris", "a9a", "ijcnn1", "mushrooms", "vowel"] {
         assert!(names.iter().any(|m| m == n), "{n} listed");
     }
@@ -148,22 +182,59 @@ fn malformed_lines_report_line_numbers() {
     for (text, d, line) in &cases {
         let e = err_of(text, *d);
         assert_eq!(e.line(), Some(*line), "{text:?}: {e}");
-        assert!(e.to_string().contains(&format!("line {line}")), "message: {e}");
+        assert!(
+            e.to_string().contains(&format!("line {line}")),
+            "message: {e}"
+        );
     }
-    assert!(matches!(err_of(&cases[0].0, None), LibsvmError::BadLabel { .. }));
-    assert!(matches!(err_of(&cases[1].0, None), LibsvmError::BadLabel { .. }));
-    assert!(matches!(err_of(&cases[2].0, None), LibsvmError::IndexZero { .. }));
+    assert!(matches!(
+        err_of(&cases[0].0, None),
+        LibsvmError::BadLabel { .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[1].0, None),
+        LibsvmError::BadLabel { .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[2].0, None),
+        LibsvmError::IndexZero { .. }
+    ));
     assert!(matches!(
         err_of(&cases[3].0, None),
-        LibsvmError::NonIncreasingIndex { previous: 2, index: 2, .. }
+        LibsvmError::NonIncreasingIndex {
+            previous: 2,
+            index: 2,
+            ..
+        }
     ));
-    assert!(matches!(err_of(&cases[4].0, None), LibsvmError::NonIncreasingIndex { .. }));
-    assert!(matches!(err_of(&cases[5].0, Some(4)), LibsvmError::IndexOutOfRange { index: 5, d: 4, .. }));
-    assert!(matches!(err_of(&cases[6].0, None), LibsvmError::BadValue { .. }));
-    assert!(matches!(err_of(&cases[7].0, None), LibsvmError::NonFiniteValue { .. }));
-    assert!(matches!(err_of(&cases[8].0, None), LibsvmError::NonFiniteValue { .. }));
-    assert!(matches!(err_of(&cases[9].0, None), LibsvmError::BadFeature { .. }));
-    assert!(matches!(err_of(&cases[10].0, None), LibsvmError::BadFeature { .. }));
+    assert!(matches!(
+        err_of(&cases[4].0, None),
+        LibsvmError::NonIncreasingIndex { .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[5].0, Some(4)),
+        LibsvmError::IndexOutOfRange { index: 5, d: 4, .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[6].0, None),
+        LibsvmError::BadValue { .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[7].0, None),
+        LibsvmError::NonFiniteValue { .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[8].0, None),
+        LibsvmError::NonFiniteValue { .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[9].0, None),
+        LibsvmError::BadFeature { .. }
+    ));
+    assert!(matches!(
+        err_of(&cases[10].0, None),
+        LibsvmError::BadFeature { .. }
+    ));
 }
 
 #[test]
@@ -171,13 +242,19 @@ fn file_errors_name_the_file_and_keep_the_line() {
     let path = tmp_file("bad.libsvm", b"0 1:1\n0 1:1\n\n1 2:1 1:1\n");
     let e = libsvm::read_libsvm_sparse(&path, None).expect_err("must fail");
     assert_eq!(e.line(), Some(4));
-    assert!(matches!(e.innermost(), LibsvmError::NonIncreasingIndex { .. }));
+    assert!(matches!(
+        e.innermost(),
+        LibsvmError::NonIncreasingIndex { .. }
+    ));
     assert!(e.to_string().contains("bad.libsvm"), "{e}");
     // Index beyond d detected at conversion time also carries its line.
     let sparse = parse_libsvm(b"0 1:1\n1 7:1\n", None).expect("parse");
-    let e = sparse.to_dense(3, &LabelMap::identity(2)).expect_err("index 7 > d 3");
+    let e = sparse
+        .to_dense(3, &LabelMap::identity(2))
+        .expect_err("index 7 > d 3");
     assert_eq!(e.line(), Some(2));
-    let missing = libsvm::read_libsvm_sparse(Path::new("/nonexistent/x.libsvm"), None).expect_err("io");
+    let missing =
+        libsvm::read_libsvm_sparse(Path::new("/nonexistent/x.libsvm"), None).expect_err("io");
     assert!(matches!(missing, LibsvmError::Io { .. }));
 }
 
@@ -214,11 +291,19 @@ fn labels_are_remapped_in_sorted_order() {
     let g = parse_libsvm(b"0 1:1\n2 1:1\n", None).expect("parse");
     let m = LabelMap::infer(&[&g], Some(3)).expect("map");
     assert!(m.is_identity());
-    assert_eq!(g.to_dense(1, &m).expect("dense").class_counts(3), vec![1, 0, 1]);
+    assert_eq!(
+        g.to_dense(1, &m).expect("dense").class_counts(3),
+        vec![1, 0, 1]
+    );
     assert!(matches!(LabelMap::infer(&[&g], Some(4)), Ok(ref m) if m.classes() == 4));
-    assert!(matches!(LabelMap::infer(&[&f], Some(2)), Err(LibsvmError::ClassCountMismatch { .. })));
+    assert!(matches!(
+        LabelMap::infer(&[&f], Some(2)),
+        Err(LibsvmError::ClassCountMismatch { .. })
+    ));
     // Unknown label at conversion carries its line.
-    let e = g.to_dense(1, &LabelMap::identity(2)).expect_err("label 2 unknown");
+    let e = g
+        .to_dense(1, &LabelMap::identity(2))
+        .expect_err("label 2 unknown");
     assert_eq!(e.line(), Some(2));
 }
 
@@ -237,17 +322,30 @@ fn user_file_pairs_share_one_label_map() {
     assert_eq!(t.x(), &[0.0, 0.0, 1.0]);
     assert_eq!(ds.labels.raw_labels(), &[-1, 1]);
     // Single file: no test split.
-    let ds = registry::load_user_spec(&train.display().to_string(), &LibsvmOptions::default()).expect("one");
+    let ds = registry::load_user_spec(&train.display().to_string(), &LibsvmOptions::default())
+        .expect("one");
     assert!(ds.test.is_none());
     // Explicit d smaller than an index is an error with the line.
-    let opts = LibsvmOptions { features: Some(2), classes: None };
+    let opts = LibsvmOptions {
+        features: Some(2),
+        classes: None,
+    };
     match registry::load_user_spec(&spec, &opts) {
         Err(DataError::Libsvm(e)) => assert_eq!(e.line(), Some(1)),
         other => panic!("expected a LIBSVM error, got {other:?}"),
     }
-    assert!(matches!(registry::parse_user_spec("a,b,c"), Err(DataError::BadSpec { .. })));
-    assert!(matches!(registry::parse_user_spec("a,"), Err(DataError::BadSpec { .. })));
-    assert!(matches!(registry::parse_user_spec(""), Err(DataError::BadSpec { .. })));
+    assert!(matches!(
+        registry::parse_user_spec("a,b,c"),
+        Err(DataError::BadSpec { .. })
+    ));
+    assert!(matches!(
+        registry::parse_user_spec("a,"),
+        Err(DataError::BadSpec { .. })
+    ));
+    assert!(matches!(
+        registry::parse_user_spec(""),
+        Err(DataError::BadSpec { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,12 +365,29 @@ fn standardisation_uses_train_statistics() {
         if st.scale[j] == 0.0 {
             // Feature 3 (region-pixel-count) is constant: left at 0 in every split.
             assert!(col.iter().all(|&v| v == 0.0));
-            assert!(ds.test.as_ref().expect("test").x().iter().skip(j).step_by(d).all(|&v| v == 0.0));
+            assert!(
+                ds.test
+                    .as_ref()
+                    .expect("test")
+                    .x()
+                    .iter()
+                    .skip(j)
+                    .step_by(d)
+                    .all(|&v| v == 0.0)
+            );
         } else {
-            assert!((var.sqrt() - 1.0).abs() < 1e-4, "feature {j}: std {}", var.sqrt());
+            assert!(
+                (var.sqrt() - 1.0).abs() < 1e-4,
+                "feature {j}: std {}",
+                var.sqrt()
+            );
         }
     }
-    assert_eq!(st.scale.iter().filter(|&&s| s == 0.0).count(), 1, "one constant feature in segment");
+    assert_eq!(
+        st.scale.iter().filter(|&&s| s == 0.0).count(),
+        1,
+        "one constant feature in segment"
+    );
     assert_eq!(st.scale[2], 0.0);
     // Test uses the train statistics, not its own.
     let test = ds.test.as_ref().expect("test");
@@ -283,7 +398,10 @@ fn standardisation_uses_train_statistics() {
     }
     let mut wrong = Split::new(vec![0.0; 3], vec![0], 3).expect("split");
     let st2 = Standardizer::fit(&Split::new(vec![1.0, 2.0], vec![0, 0], 1).expect("split"));
-    assert!(matches!(st2.apply(&mut wrong), Err(DataError::Shape { .. })));
+    assert!(matches!(
+        st2.apply(&mut wrong),
+        Err(DataError::Shape { .. })
+    ));
 }
 
 #[test]
@@ -312,7 +430,9 @@ fn shuffling_is_seeded_and_a_permutation() {
 
 /// Small deterministic pseudo-random numbers in [-1, 1) (no RNG dependency needed).
 fn lcg(state: &mut u64) -> f64 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     ((*state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
 }
 
@@ -331,15 +451,23 @@ fn loss_at_zero_is_ln_c() {
         assert_eq!(ds.classes, classes);
         let params = model.zeros::<f32>();
         let ev = model.evaluate(&params, &ds.train).expect("evaluate");
-        assert!((ev.loss - (classes as f64).ln()).abs() < 1e-6, "{name}: {}", ev.loss);
+        assert!(
+            (ev.loss - (classes as f64).ln()).abs() < 1e-6,
+            "{name}: {}",
+            ev.loss
+        );
         assert_eq!(ev.rows, ds.train.rows());
         let mut scratch = Scratch::new(&model);
         let batch: Vec<usize> = (0..16).collect();
-        let l = model.loss(&params, &ds.train, &batch, &mut scratch).expect("loss");
+        let l = model
+            .loss(&params, &ds.train, &batch, &mut scratch)
+            .expect("loss");
         assert!((l - (classes as f64).ln()).abs() < 1e-6);
         // Gradient of the bias at W = 0 is mean(1/C - onehot).
         let mut grad = model.zeros::<f32>();
-        let lg = model.loss_grad(&params, &ds.train, &batch, &mut grad, &mut scratch).expect("grad");
+        let lg = model
+            .loss_grad(&params, &ds.train, &batch, &mut grad, &mut scratch)
+            .expect("grad");
         assert_eq!(lg, l);
         let gb = model.bias(&grad);
         let mut counts = vec![0usize; classes];
@@ -364,7 +492,9 @@ fn gradient_matches_finite_differences() {
 
     let mut sc64 = Scratch::<f64>::new(&model);
     let mut g64 = model.zeros::<f64>();
-    let loss = model.loss_grad(&params, &data, &batch, &mut g64, &mut sc64).expect("grad f64");
+    let loss = model
+        .loss_grad(&params, &data, &batch, &mut g64, &mut sc64)
+        .expect("grad f64");
     assert!(loss.is_finite() && loss > 0.0);
 
     // Central differences in f64.
@@ -377,17 +507,26 @@ fn gradient_matches_finite_differences() {
         let lm = model.loss(&p, &data, &batch, &mut sc64).expect("loss-");
         p[k] = params[k];
         let fd = (lp - lm) / (2.0 * h);
-        assert!((fd - g64[k]).abs() < 1e-7 * (1.0 + fd.abs()), "param {k}: fd {fd} vs analytic {}", g64[k]);
+        assert!(
+            (fd - g64[k]).abs() < 1e-7 * (1.0 + fd.abs()),
+            "param {k}: fd {fd} vs analytic {}",
+            g64[k]
+        );
     }
 
     // The f32 instance agrees with the f64 one to f32 accuracy.
     let p32: Vec<f32> = params.iter().map(|&v| v as f32).collect();
     let mut sc32 = Scratch::<f32>::new(&model);
     let mut g32 = model.zeros::<f32>();
-    let loss32 = model.loss_grad(&p32, &data, &batch, &mut g32, &mut sc32).expect("grad f32");
+    let loss32 = model
+        .loss_grad(&p32, &data, &batch, &mut g32, &mut sc32)
+        .expect("grad f32");
     assert!((loss32 - loss).abs() < 1e-5 * loss);
     for (k, (&a, &b)) in g32.iter().zip(&g64).enumerate() {
-        assert!((f64::from(a) - b).abs() < 1e-5, "param {k}: f32 {a} vs f64 {b}");
+        assert!(
+            (f64::from(a) - b).abs() < 1e-5,
+            "param {k}: f32 {a} vs f64 {b}"
+        );
     }
 }
 
@@ -413,15 +552,24 @@ fn evaluation_is_parallel_but_deterministic_and_matches_serial() {
     let data = toy(2000, 7, 5, 5);
     let model = LogReg::new(7, 5).expect("model");
     let mut s = 3u64;
-    let params: Vec<f32> = (0..model.num_params()).map(|_| lcg(&mut s) as f32).collect();
+    let params: Vec<f32> = (0..model.num_params())
+        .map(|_| lcg(&mut s) as f32)
+        .collect();
     let ev = model.evaluate(&params, &data).expect("eval");
     assert_eq!(ev, model.evaluate(&params, &data).expect("eval again"));
     let all: Vec<usize> = (0..data.rows()).collect();
-    let serial = model.loss(&params, &data, &all, &mut Scratch::new(&model)).expect("serial");
+    let serial = model
+        .loss(&params, &data, &all, &mut Scratch::new(&model))
+        .expect("serial");
     assert!((serial - ev.loss).abs() < 1e-9 * serial.abs().max(1.0));
     let mut sc = Scratch::new(&model);
     let correct = (0..data.rows())
-        .filter(|&i| model.predict(&params, data.row(i), &mut sc).expect("predict") == data.y()[i])
+        .filter(|&i| {
+            model
+                .predict(&params, data.row(i), &mut sc)
+                .expect("predict")
+                == data.y()[i]
+        })
         .count();
     assert_eq!(correct, ev.correct);
 }
@@ -434,13 +582,22 @@ fn model_errors_are_typed() {
     let mut g = model.zeros::<f32>();
     let p = model.zeros::<f32>();
     assert_eq!(model.num_params(), 8);
-    assert!(matches!(model.loss_grad(&p[..7], &data, &[0], &mut g, &mut sc), Err(ModelError::Shape { .. })));
-    assert!(matches!(model.loss_grad(&p, &data, &[], &mut g, &mut sc), Err(ModelError::Empty)));
+    assert!(matches!(
+        model.loss_grad(&p[..7], &data, &[0], &mut g, &mut sc),
+        Err(ModelError::Shape { .. })
+    ));
+    assert!(matches!(
+        model.loss_grad(&p, &data, &[], &mut g, &mut sc),
+        Err(ModelError::Empty)
+    ));
     assert!(matches!(
         model.loss_grad(&p, &data, &[4], &mut g, &mut sc),
         Err(ModelError::RowOutOfRange { row: 4, rows: 4 })
     ));
     let small = LogReg::new(3, 1).expect("model");
-    assert!(matches!(small.evaluate(&small.zeros::<f32>(), &data), Err(ModelError::LabelOutOfRange { .. })));
+    assert!(matches!(
+        small.evaluate(&small.zeros::<f32>(), &data),
+        Err(ModelError::LabelOutOfRange { .. })
+    ));
     assert!(matches!(LogReg::new(3, 0), Err(ModelError::NoClasses)));
 }

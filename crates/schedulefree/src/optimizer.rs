@@ -444,14 +444,33 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         self.conversion.update(&self.cs, self.lr, self.decay.shrink, p, cs, d);
     }
 
-    fn serial(&self, p: &mut [T], g: &[T], st: &mut [T]) {
-        if self.n_slots == 0 {
+    /// The loop for exactly `N` slots per element: a compile-time chunk width lets the
+    /// compiler drop bounds checks and keep the state of one element in registers.
+    #[inline(always)]
+    fn serial_n<const N: usize>(&self, p: &mut [T], g: &[T], st: &mut [T]) {
+        if N == 0 {
             for (p, g) in p.iter_mut().zip(g) {
                 self.element(p, *g, &mut []);
             }
         } else {
-            for ((p, g), s) in p.iter_mut().zip(g).zip(st.chunks_exact_mut(self.n_slots)) {
+            for ((p, g), s) in p.iter_mut().zip(g).zip(st.chunks_exact_mut(N)) {
                 self.element(p, *g, s);
+            }
+        }
+    }
+
+    fn serial(&self, p: &mut [T], g: &[T], st: &mut [T]) {
+        match self.n_slots {
+            0 => self.serial_n::<0>(p, g, st),
+            1 => self.serial_n::<1>(p, g, st),
+            2 => self.serial_n::<2>(p, g, st),
+            3 => self.serial_n::<3>(p, g, st),
+            4 => self.serial_n::<4>(p, g, st),
+            5 => self.serial_n::<5>(p, g, st),
+            n => {
+                for ((p, g), s) in p.iter_mut().zip(g).zip(st.chunks_exact_mut(n)) {
+                    self.element(p, *g, s);
+                }
             }
         }
     }

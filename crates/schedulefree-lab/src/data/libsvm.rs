@@ -169,9 +169,10 @@ impl LibsvmError {
             | Self::NonFiniteValue { line, .. }
             | Self::UnknownLabel { line, .. } => Some(*line),
             Self::InFile { inner, .. } => inner.line(),
-            Self::Io { .. } | Self::ClassCountMismatch { .. } | Self::NoSamples | Self::TooLarge { .. } => {
-                None
-            }
+            Self::Io { .. }
+            | Self::ClassCountMismatch { .. }
+            | Self::NoSamples
+            | Self::TooLarge { .. } => None,
         }
     }
 
@@ -186,7 +187,10 @@ impl LibsvmError {
     fn in_file(self, path: &Path) -> Self {
         match self {
             e @ (Self::Io { .. } | Self::InFile { .. }) => e,
-            e => Self::InFile { path: path.to_path_buf(), inner: Box::new(e) },
+            e => Self::InFile {
+                path: path.to_path_buf(),
+                inner: Box::new(e),
+            },
         }
     }
 }
@@ -262,7 +266,9 @@ impl SparseFile {
         let mut x = vec![0.0f32; total];
         let mut y = Vec::with_capacity(rows);
         for (i, (&raw, &line)) in self.labels.iter().zip(&self.lines).enumerate() {
-            let class = labels.class_of(raw).ok_or(LibsvmError::UnknownLabel { line, label: raw })?;
+            let class = labels
+                .class_of(raw)
+                .ok_or(LibsvmError::UnknownLabel { line, label: raw })?;
             y.push(class);
             let out = &mut x[i * d..(i + 1) * d];
             let (idx, val) = self.row(i);
@@ -290,7 +296,9 @@ pub struct LabelMap {
 impl LabelMap {
     /// The identity map for `classes` classes: raw label `k` is class `k`.
     pub fn identity(classes: usize) -> Self {
-        Self { raw: (0..classes as i64).collect() }
+        Self {
+            raw: (0..classes as i64).collect(),
+        }
     }
 
     /// Builds the map from the labels of all `files` (e.g. train and test of one dataset).
@@ -306,7 +314,10 @@ impl LabelMap {
     /// [`LibsvmError::NoSamples`] if the files hold no rows at all;
     /// [`LibsvmError::ClassCountMismatch`] if the labels do not fit `Some(C)`.
     pub fn infer(files: &[&SparseFile], classes: Option<usize>) -> Result<Self, LibsvmError> {
-        let mut distinct: Vec<i64> = files.iter().flat_map(|f| f.labels.iter().copied()).collect();
+        let mut distinct: Vec<i64> = files
+            .iter()
+            .flat_map(|f| f.labels.iter().copied())
+            .collect();
         distinct.sort_unstable();
         distinct.dedup();
         if distinct.is_empty() {
@@ -322,7 +333,10 @@ impl LabelMap {
                     Ok(Self { raw: distinct })
                 } else {
                     distinct.truncate(32);
-                    Err(LibsvmError::ClassCountMismatch { classes: c, found: distinct })
+                    Err(LibsvmError::ClassCountMismatch {
+                        classes: c,
+                        found: distinct,
+                    })
                 }
             }
         }
@@ -340,7 +354,10 @@ impl LabelMap {
 
     /// Class index of raw label `raw`, or `None` if it is not a class.
     pub fn class_of(&self, raw: i64) -> Option<u32> {
-        self.raw.binary_search(&raw).ok().and_then(|k| u32::try_from(k).ok())
+        self.raw
+            .binary_search(&raw)
+            .ok()
+            .and_then(|k| u32::try_from(k).ok())
     }
 
     /// Whether raw label `k` is class `k` for every class.
@@ -364,12 +381,19 @@ pub struct LibsvmOptions {
 /// # Errors
 /// [`LibsvmError::Io`] on open/read/decompression failure.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, LibsvmError> {
-    let io = |source| LibsvmError::Io { path: path.to_path_buf(), source };
+    let io = |source| LibsvmError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut raw = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut raw)).map_err(io)?;
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut raw))
+        .map_err(io)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(io)?;
+        flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(io)?;
         Ok(out)
     } else {
         Ok(raw)
@@ -396,28 +420,46 @@ pub fn parse_libsvm(text: &[u8], features: Option<usize>) -> Result<SparseFile, 
         let s = std::str::from_utf8(raw_line).map_err(|_| LibsvmError::NotUtf8 { line })?;
         let s = s.split_once('#').map_or(s, |(before, _)| before);
         let mut tokens = s.split_ascii_whitespace();
-        let Some(label_tok) = tokens.next() else { continue };
+        let Some(label_tok) = tokens.next() else {
+            continue;
+        };
         out.labels.push(parse_label(label_tok, line)?);
         out.lines.push(line);
         let mut previous = 0usize;
         for tok in tokens {
-            let bad = || LibsvmError::BadFeature { line, token: tok.to_string() };
+            let bad = || LibsvmError::BadFeature {
+                line,
+                token: tok.to_string(),
+            };
             let (i, v) = tok.split_once(':').ok_or_else(bad)?;
             let index: usize = i.parse().map_err(|_| bad())?;
             if index == 0 {
                 return Err(LibsvmError::IndexZero { line });
             }
             if index <= previous {
-                return Err(LibsvmError::NonIncreasingIndex { line, previous, index });
+                return Err(LibsvmError::NonIncreasingIndex {
+                    line,
+                    previous,
+                    index,
+                });
             }
             let d_limit = features.unwrap_or(u32::MAX as usize).min(u32::MAX as usize);
             if index > d_limit {
-                return Err(LibsvmError::IndexOutOfRange { line, index, d: d_limit });
+                return Err(LibsvmError::IndexOutOfRange {
+                    line,
+                    index,
+                    d: d_limit,
+                });
             }
-            let value: f32 =
-                v.parse().map_err(|_| LibsvmError::BadValue { line, token: tok.to_string() })?;
+            let value: f32 = v.parse().map_err(|_| LibsvmError::BadValue {
+                line,
+                token: tok.to_string(),
+            })?;
             if !value.is_finite() {
-                return Err(LibsvmError::NonFiniteValue { line, token: tok.to_string() });
+                return Err(LibsvmError::NonFiniteValue {
+                    line,
+                    token: tok.to_string(),
+                });
             }
             previous = index;
             out.indices.push(index as u32);
@@ -435,7 +477,10 @@ fn parse_label(tok: &str, line: usize) -> Result<i64, LibsvmError> {
     }
     match tok.parse::<f64>() {
         Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
-        _ => Err(LibsvmError::BadLabel { line, token: tok.to_string() }),
+        _ => Err(LibsvmError::BadLabel {
+            line,
+            token: tok.to_string(),
+        }),
     }
 }
 

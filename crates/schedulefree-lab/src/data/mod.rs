@@ -115,7 +115,11 @@ impl Split {
             found: y.len(),
         })?;
         if x.len() != expected {
-            return Err(DataError::Shape { what: "x.len() = rows * d", expected, found: x.len() });
+            return Err(DataError::Shape {
+                what: "x.len() = rows * d",
+                expected,
+                found: x.len(),
+            });
         }
         Ok(Self { x, y, d })
     }
@@ -161,7 +165,13 @@ impl Split {
 
     /// Number of rows of each class; the result has length `max(classes, max label + 1)`.
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
-        let len = self.y.iter().map(|&c| c as usize + 1).max().unwrap_or(0).max(classes);
+        let len = self
+            .y
+            .iter()
+            .map(|&c| c as usize + 1)
+            .max()
+            .unwrap_or(0)
+            .max(classes);
         let mut counts = vec![0usize; len];
         for &c in &self.y {
             counts[c as usize] += 1;

@@ -34,8 +34,17 @@ pub const DEFAULT_DATA_DIR: &str = "../shared/data";
 /// File name of the manifest inside a LIBSVM data directory.
 pub const MANIFEST_FILE: &str = "MANIFEST.tsv";
 
-const HEADER: [&str; 9] =
-    ["dataset", "split", "file", "rows", "features", "classes", "class_counts", "nonzeros", "sha256"];
+const HEADER: [&str; 9] = [
+    "dataset",
+    "split",
+    "file",
+    "rows",
+    "features",
+    "classes",
+    "class_counts",
+    "nonzeros",
+    "sha256",
+];
 
 /// Which part of a dataset a manifest row describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,8 +126,10 @@ impl Manifest {
     /// [`DataError::ManifestIo`] if unreadable, [`DataError::Manifest`] if malformed.
     pub fn load(dir: &Path) -> Result<Self, DataError> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| DataError::ManifestIo { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| DataError::ManifestIo {
+            path: path.clone(),
+            source,
+        })?;
         Self::parse(&text, dir)
     }
 
@@ -128,7 +139,11 @@ impl Manifest {
     /// [`DataError::Manifest`] with the 1-based line of the first problem.
     pub fn parse(text: &str, dir: &Path) -> Result<Self, DataError> {
         let path = dir.join(MANIFEST_FILE);
-        let err = |line: usize, message: String| DataError::Manifest { path: path.clone(), line, message };
+        let err = |line: usize, message: String| DataError::Manifest {
+            path: path.clone(),
+            line,
+            message,
+        };
         let mut lines = text.lines().enumerate();
         let header: Vec<&str> = match lines.next() {
             Some((_, h)) => h.trim_end().split('\t').collect(),
@@ -146,13 +161,17 @@ impl Manifest {
             }
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() != HEADER.len() {
-                return Err(err(line_no, format!("expected {} columns, found {}", HEADER.len(), f.len())));
+                return Err(err(
+                    line_no,
+                    format!("expected {} columns, found {}", HEADER.len(), f.len()),
+                ));
             }
             let num = |i: usize| {
-                f[i].parse::<usize>().map_err(|_| err(line_no, format!("{}: bad number {:?}", HEADER[i], f[i])))
+                f[i].parse::<usize>()
+                    .map_err(|_| err(line_no, format!("{}: bad number {:?}", HEADER[i], f[i])))
             };
-            let split =
-                SplitKind::parse(f[1]).ok_or_else(|| err(line_no, format!("bad split {:?}", f[1])))?;
+            let split = SplitKind::parse(f[1])
+                .ok_or_else(|| err(line_no, format!("bad split {:?}", f[1])))?;
             let class_counts = f[6]
                 .split(',')
                 .map(|c| c.parse::<usize>())
@@ -170,11 +189,17 @@ impl Manifest {
                 sha256: f[8].to_string(),
             };
             if entry.class_counts.len() != entry.classes {
-                return Err(err(line_no, "class_counts has not `classes` entries".into()));
+                return Err(err(
+                    line_no,
+                    "class_counts has not `classes` entries".into(),
+                ));
             }
             entries.push(entry);
         }
-        Ok(Self { dir: dir.to_path_buf(), entries })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            entries,
+        })
     }
 
     /// Dataset names in order of first appearance.
@@ -195,7 +220,9 @@ impl Manifest {
 
     /// The manifest row for `(name, split)`, if any.
     pub fn entry(&self, name: &str, split: SplitKind) -> Option<&ManifestEntry> {
-        self.entries.iter().find(|e| e.dataset == name && e.split == split)
+        self.entries
+            .iter()
+            .find(|e| e.dataset == name && e.split == split)
     }
 
     /// Path of an entry's file.
@@ -231,9 +258,15 @@ impl Manifest {
             message: format!("dataset {name:?}: {message}"),
         };
         if !self.contains(name) {
-            return Err(DataError::UnknownDataset { name: name.into(), searched: vec![self.dir.clone()] });
+            return Err(DataError::UnknownDataset {
+                name: name.into(),
+                searched: vec![self.dir.clone()],
+            });
         }
-        let train_entry = match (self.entry(name, SplitKind::All), self.entry(name, SplitKind::Train)) {
+        let train_entry = match (
+            self.entry(name, SplitKind::All),
+            self.entry(name, SplitKind::Train),
+        ) {
             (Some(e), None) => e,
             (None, Some(e)) => e,
             (Some(_), Some(_)) => return Err(bad("has both `all` and `train` rows".into())),
@@ -249,7 +282,9 @@ impl Manifest {
         if let Some(t) = test_entry
             && (t.features != d || t.classes != classes)
         {
-            return Err(bad("train and test rows disagree on features/classes".into()));
+            return Err(bad(
+                "train and test rows disagree on features/classes".into()
+            ));
         }
         let train_sparse = self.read_sparse(train_entry)?;
         let test_sparse = test_entry.map(|e| self.read_sparse(e)).transpose()?;
@@ -259,7 +294,9 @@ impl Manifest {
             .map_err(|e| libsvm::with_path(e, &self.path_of(train_entry)))?;
         let to_split = |entry: &ManifestEntry, sparse: &SparseFile| -> Result<Split, DataError> {
             let path = self.path_of(entry);
-            let split = sparse.to_dense(d, &labels).map_err(|e| libsvm::with_path(e, &path))?;
+            let split = sparse
+                .to_dense(d, &labels)
+                .map_err(|e| libsvm::with_path(e, &path))?;
             let counts = split.class_counts(classes);
             if counts != entry.class_counts {
                 return Err(DataError::ManifestMismatch {
@@ -278,7 +315,15 @@ impl Manifest {
         };
         let mut files = vec![self.path_of(train_entry)];
         files.extend(test_entry.map(|e| self.path_of(e)));
-        Ok(Dataset { name: name.to_string(), train, test, d, classes, labels, files })
+        Ok(Dataset {
+            name: name.to_string(),
+            train,
+            test,
+            d,
+            classes,
+            labels,
+            files,
+        })
     }
 }
 
@@ -297,7 +342,9 @@ fn check(path: &Path, what: &'static str, expected: usize, found: usize) -> Resu
 
 /// If `dir` holds a `MANIFEST.tsv`, `dir`; else if `dir/libsvm` does, that; else `None`.
 pub fn manifest_dir(dir: &Path) -> Option<PathBuf> {
-    [dir.to_path_buf(), dir.join("libsvm")].into_iter().find(|p| p.join(MANIFEST_FILE).is_file())
+    [dir.to_path_buf(), dir.join("libsvm")]
+        .into_iter()
+        .find(|p| p.join(MANIFEST_FILE).is_file())
 }
 
 /// Candidate locations of the bundled `data/libsvm` (compile-time crate path, then the
@@ -311,7 +358,9 @@ pub fn bundled_candidates() -> Vec<PathBuf> {
 
 /// The bundled `data/libsvm` directory, if one of [`bundled_candidates`] has a manifest.
 pub fn bundled_dir() -> Option<PathBuf> {
-    bundled_candidates().into_iter().find(|p| p.join(MANIFEST_FILE).is_file())
+    bundled_candidates()
+        .into_iter()
+        .find(|p| p.join(MANIFEST_FILE).is_file())
 }
 
 /// Directories with a manifest, in search order: bundled candidates, then `data_dir`
@@ -351,7 +400,10 @@ pub fn load_named(name: &str, data_dir: Option<&Path>) -> Result<Dataset, DataEr
         searched = bundled_candidates();
         searched.extend(data_dir.map(Path::to_path_buf));
     }
-    Err(DataError::UnknownDataset { name: name.to_string(), searched })
+    Err(DataError::UnknownDataset {
+        name: name.to_string(),
+        searched,
+    })
 }
 
 /// All datasets listed in [`search_dirs`]`(data_dir)`, as `(name, directory)` pairs; a name
@@ -377,9 +429,15 @@ pub fn list_datasets(data_dir: Option<&Path>) -> Result<Vec<(String, PathBuf)>, 
 /// # Errors
 /// [`DataError::BadSpec`] if a part is empty or there is more than one comma.
 pub fn parse_user_spec(spec: &str) -> Result<(PathBuf, Option<PathBuf>), DataError> {
-    let bad = |message: &str| DataError::BadSpec { spec: spec.to_string(), message: message.into() };
+    let bad = |message: &str| DataError::BadSpec {
+        spec: spec.to_string(),
+        message: message.into(),
+    };
     let mut parts = spec.split(',');
-    let train = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| bad("empty train file"))?;
+    let train = parts
+        .next()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("empty train file"))?;
     let test = parts.next();
     if parts.next().is_some() {
         return Err(bad("expected FILE or FILE,TEST_FILE"));
@@ -399,18 +457,29 @@ pub fn parse_user_spec(spec: &str) -> Result<(PathBuf, Option<PathBuf>), DataErr
 ///
 /// # Errors
 /// [`DataError::Libsvm`] for read, parse and label errors.
-pub fn load_user_files(train: &Path, test: Option<&Path>, options: &LibsvmOptions) -> Result<Dataset, DataError> {
+pub fn load_user_files(
+    train: &Path,
+    test: Option<&Path>,
+    options: &LibsvmOptions,
+) -> Result<Dataset, DataError> {
     let train_sparse = libsvm::read_libsvm_sparse(train, options.features)?;
-    let test_sparse = test.map(|p| libsvm::read_libsvm_sparse(p, options.features)).transpose()?;
+    let test_sparse = test
+        .map(|p| libsvm::read_libsvm_sparse(p, options.features))
+        .transpose()?;
     let mut all: Vec<&SparseFile> = vec![&train_sparse];
     all.extend(test_sparse.as_ref());
     let labels = LabelMap::infer(&all, options.classes).map_err(|e| libsvm::with_path(e, train))?;
     let d = options
         .features
         .unwrap_or_else(|| all.iter().map(|s| s.max_index()).max().unwrap_or(0));
-    let train_split = train_sparse.to_dense(d, &labels).map_err(|e| libsvm::with_path(e, train))?;
+    let train_split = train_sparse
+        .to_dense(d, &labels)
+        .map_err(|e| libsvm::with_path(e, train))?;
     let test_split = match (test, &test_sparse) {
-        (Some(p), Some(s)) => Some(s.to_dense(d, &labels).map_err(|e| libsvm::with_path(e, p))?),
+        (Some(p), Some(s)) => Some(
+            s.to_dense(d, &labels)
+                .map_err(|e| libsvm::with_path(e, p))?,
+        ),
         _ => None,
     };
     let mut files = vec![train.to_path_buf()];
@@ -436,9 +505,19 @@ pub fn load_user_spec(spec: &str, options: &LibsvmOptions) -> Result<Dataset, Da
 }
 
 fn user_name(path: &Path) -> String {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let file = file.strip_suffix(".gz").unwrap_or(&file);
-    let stem = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = stem.strip_suffix(".train").unwrap_or(&stem).to_string();
-    if stem.is_empty() { "user".to_string() } else { stem }
+    if stem.is_empty() {
+        "user".to_string()
+    } else {
+        stem
+    }
 }

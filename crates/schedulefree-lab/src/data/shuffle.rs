@@ -35,7 +35,11 @@ impl EpochOrder {
     /// Order over `n` rows driven by `seed`; no shuffle happens until the first
     /// [`EpochOrder::next_epoch`].
     pub fn new(n: usize, seed: u64) -> Self {
-        Self { rng: rng_from_seed(seed), order: (0..n).collect(), epochs: 0 }
+        Self {
+            rng: rng_from_seed(seed),
+            order: (0..n).collect(),
+            epochs: 0,
+        }
     }
 
     /// Reshuffles and returns the row order of the next epoch (a permutation of `0..n`).

@@ -43,7 +43,13 @@ impl Standardizer {
         let scale = std
             .iter()
             .zip(&mean)
-            .map(|(&s, &m)| if s > 4.0 * f64::EPSILON * m.abs() && s > 0.0 { 1.0 / s } else { 0.0 })
+            .map(|(&s, &m)| {
+                if s > 4.0 * f64::EPSILON * m.abs() && s > 0.0 {
+                    1.0 / s
+                } else {
+                    0.0
+                }
+            })
             .collect();
         Self { mean, std, scale }
     }
@@ -60,7 +66,11 @@ impl Standardizer {
     pub fn apply(&self, split: &mut Split) -> Result<(), DataError> {
         let d = self.d();
         if split.d() != d {
-            return Err(DataError::Shape { what: "standardizer d", expected: d, found: split.d() });
+            return Err(DataError::Shape {
+                what: "standardizer d",
+                expected: d,
+                found: split.d(),
+            });
         }
         if d == 0 {
             return Ok(());

@@ -79,7 +79,9 @@ pub struct Scratch<T> {
 impl<T: Scalar> Scratch<T> {
     /// Scratch space for `model`.
     pub fn new(model: &LogReg) -> Self {
-        Self { logits: vec![T::ZERO; model.classes] }
+        Self {
+            logits: vec![T::ZERO; model.classes],
+        }
     }
 }
 
@@ -145,10 +147,23 @@ impl LogReg {
     }
 
     fn check(&self, what: &'static str, expected: usize, found: usize) -> Result<(), ModelError> {
-        if expected == found { Ok(()) } else { Err(ModelError::Shape { what, expected, found }) }
+        if expected == found {
+            Ok(())
+        } else {
+            Err(ModelError::Shape {
+                what,
+                expected,
+                found,
+            })
+        }
     }
 
-    fn check_common<T>(&self, params: &[T], data: &Split, scratch: &Scratch<T>) -> Result<(), ModelError> {
+    fn check_common<T>(
+        &self,
+        params: &[T],
+        data: &Split,
+        scratch: &Scratch<T>,
+    ) -> Result<(), ModelError> {
         self.check("params", self.num_params(), params.len())?;
         self.check("data d", self.d, data.d())?;
         self.check("scratch", self.classes, scratch.logits.len())
@@ -189,11 +204,18 @@ impl LogReg {
     }
 
     fn label(&self, data: &Split, row: usize) -> Result<usize, ModelError> {
-        let label = *data.y().get(row).ok_or(ModelError::RowOutOfRange { row, rows: data.rows() })?;
+        let label = *data.y().get(row).ok_or(ModelError::RowOutOfRange {
+            row,
+            rows: data.rows(),
+        })?;
         if (label as usize) < self.classes {
             Ok(label as usize)
         } else {
-            Err(ModelError::LabelOutOfRange { row, label, classes: self.classes })
+            Err(ModelError::LabelOutOfRange {
+                row,
+                label,
+                classes: self.classes,
+            })
         }
     }
 
@@ -271,7 +293,12 @@ impl LogReg {
     ///
     /// # Errors
     /// [`ModelError::Shape`] if `params`, `x` or `scratch` have the wrong length.
-    pub fn predict<T: Scalar>(&self, params: &[T], x: &[f32], scratch: &mut Scratch<T>) -> Result<u32, ModelError> {
+    pub fn predict<T: Scalar>(
+        &self,
+        params: &[T],
+        x: &[f32],
+        scratch: &mut Scratch<T>,
+    ) -> Result<u32, ModelError> {
         self.check("params", self.num_params(), params.len())?;
         self.check("x", self.d, x.len())?;
         self.check("scratch", self.classes, scratch.logits.len())?;
@@ -285,7 +312,11 @@ impl LogReg {
     /// # Errors
     /// [`ModelError::Shape`] if `params` or `data.d()` do not match, [`ModelError::Empty`] for
     /// a split without rows, [`ModelError::LabelOutOfRange`] for a label `≥ C`.
-    pub fn evaluate<T: Scalar>(&self, params: &[T], data: &Split) -> Result<Evaluation, ModelError> {
+    pub fn evaluate<T: Scalar>(
+        &self,
+        params: &[T],
+        data: &Split,
+    ) -> Result<Evaluation, ModelError> {
         self.check("params", self.num_params(), params.len())?;
         self.check("data d", self.d, data.d())?;
         let rows = data.rows();
@@ -315,7 +346,12 @@ impl LogReg {
             loss += l;
             correct += c;
         }
-        Ok(Evaluation { loss: loss / rows as f64, accuracy: correct as f64 / rows as f64, correct, rows })
+        Ok(Evaluation {
+            loss: loss / rows as f64,
+            accuracy: correct as f64 / rows as f64,
+            correct,
+            rows,
+        })
     }
 }
 

@@ -54,6 +54,10 @@ impl Default for Adam {
 pub struct AdamScalars {
     beta1: f64,
     beta2: f64,
+    /// `1 − β1`, `1 − β2` computed in `f64` and rounded once (as torch passes
+    /// `value=1-beta2`): `1 − f32(β2)` would be off by ~1e-5 relative for `β2 = 0.999`.
+    one_minus_beta1: f64,
+    one_minus_beta2: f64,
     bc1: f64,
     bc2: f64,
     eps: f64,
@@ -101,22 +105,29 @@ impl Learner for Adam {
             BiasCorrection::LearningRate => 1.0,
         };
         let bc1 = if self.beta1 != 0.0 { 1.0 - self.beta1.powf(t) } else { 1.0 };
-        AdamScalars { beta1: self.beta1, beta2: self.beta2, bc1, bc2, eps: self.eps }
+        AdamScalars {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            one_minus_beta1: 1.0 - self.beta1,
+            one_minus_beta2: 1.0 - self.beta2,
+            bc1,
+            bc2,
+            eps: self.eps,
+        }
     }
 
     #[inline(always)]
     fn direction<T: Element>(&self, sc: &AdamScalars, g: T, slots: &mut [T]) -> T {
-        let one = T::one();
         let (num, v) = if slots.len() == 2 {
             let b1 = T::of(sc.beta1);
-            let m = b1 * slots[0] + (one - b1) * g;
+            let m = b1 * slots[0] + T::of(sc.one_minus_beta1) * g;
             slots[0] = m;
             (m / T::of(sc.bc1), &mut slots[1])
         } else {
             (g, &mut slots[0])
         };
         let b2 = T::of(sc.beta2);
-        let v_new = b2 * *v + (one - b2) * g * g;
+        let v_new = b2 * *v + T::of(sc.one_minus_beta2) * g * g;
         *v = v_new;
         // Divisions (not reciprocal products) keep the reference's rounding.
         num / ((v_new / T::of(sc.bc2)).sqrt() + T::of(sc.eps))

@@ -53,6 +53,8 @@ impl RAdam {
 #[derive(Debug, Clone, Copy)]
 pub struct RAdamScalars {
     beta2: f64,
+    /// `1 − β2` in `f64`, rounded once (see `AdamScalars`).
+    one_minus_beta2: f64,
     bc2: f64,
     eps: f64,
     adaptive: bool,
@@ -89,6 +91,7 @@ impl Learner for RAdam {
         let t = k.group + 1;
         RAdamScalars {
             beta2: self.beta2,
+            one_minus_beta2: 1.0 - self.beta2,
             bc2: 1.0 - self.beta2.powf(t as f64),
             eps: self.eps,
             adaptive: self.rectification(t).1.is_some(),
@@ -98,7 +101,7 @@ impl Learner for RAdam {
     #[inline(always)]
     fn direction<T: Element>(&self, sc: &RAdamScalars, g: T, slots: &mut [T]) -> T {
         let b2 = T::of(sc.beta2);
-        let v = b2 * slots[0] + (T::one() - b2) * g * g;
+        let v = b2 * slots[0] + T::of(sc.one_minus_beta2) * g * g;
         slots[0] = v;
         if sc.adaptive { g / ((v / T::of(sc.bc2)).sqrt() + T::of(sc.eps)) } else { g }
     }
