@@ -2,11 +2,13 @@
 //! §12.1, §12.2) as property tests over the composed optimizers.
 
 use proptest::prelude::*;
-use schedulefree::conversion::{AveragingWeights, PolyakAverage, PrimalAverage, ScheduleFree, ScheduleFreeReference};
-use schedulefree::decay::{DecoupledAtY, L2};
-use schedulefree::learner::Sgd;
+use schedulefree::conversion::{
+    AveragingWeights, PolyakAverage, PrimalAverage, ScheduleFree, ScheduleFreeReference,
+};
+use schedulefree::decay::{AnyDecay, DecoupledAtY, L2};
+use schedulefree::learner::{Adam, Sgd};
 use schedulefree::schedule::{Constant, Linear, Schedule, Tabulated, Warmup};
-use schedulefree::{lerp, DynOptimizer, Element, GroupConfig, Optimizer, Param, SgdScheduleFree};
+use schedulefree::{DynOptimizer, Element, GroupConfig, Optimizer, Param, SgdScheduleFree, lerp};
 
 /// Deterministic gradients (proptest draws the seed).
 struct SplitMix(u64);
@@ -28,13 +30,19 @@ impl SplitMix {
 }
 
 fn max_abs(vs: &[&[f64]]) -> f64 {
-    vs.iter().flat_map(|v| v.iter()).fold(1e-300_f64, |m, v| m.max(v.abs()))
+    vs.iter()
+        .flat_map(|v| v.iter())
+        .fold(1e-300_f64, |m, v| m.max(v.abs()))
 }
 
 fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol, "{what}[{i}]: {g:e} vs {w:e} (|diff| {:e} > {tol:e})", (g - w).abs());
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}[{i}]: {g:e} vs {w:e} (|diff| {:e} > {tol:e})",
+            (g - w).abs()
+        );
     }
 }
 
@@ -133,6 +141,55 @@ proptest! {
             let x_sf = x_of(&sf, "w", &a);
             let x_pr = x_of(&pr, "w", &c);
             assert_close("x = Polyak average", &x_sf, &x_pr, 1e-12 * max_abs(&[&x_sf, &a]));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// §12.1 item 1 beyond the oracle: efficient ≡ reference form with Adam's inner momentum and
+// with decay at z (`AdamWScheduleFreeReference(decay_at_z)`), where the efficient update has
+// the extra `(1 − β(1 − c))(s − 1)·z` term.
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn efficient_equals_reference_with_momentum_and_decay_at_z(
+        lr in 1e-3..0.5_f64, beta in 0.1..=1.0_f64, wd in 0.0..0.5_f64, warmup in 0u64..6, r in 0.0..1.5_f64,
+        mu in prop_oneof![Just(0.0), 0.0..0.95_f64], at_z in any::<bool>(),
+        n in 1usize..12, steps in 1usize..25, seed in any::<u64>(),
+    ) {
+        let weights = AveragingWeights { r, weight_lr_power: 2.0 };
+        let decay = if at_z { AnyDecay::Decoupled } else { AnyDecay::DecoupledAtY };
+        let adam = Adam { beta1: mu, ..Default::default() };
+        let sched = || Warmup::new(warmup, Constant);
+        let mut eff = Optimizer::<f64, _, _, _, _>::new(
+            adam, ScheduleFree { beta, weights }, decay, sched(), group(lr, wd),
+        ).expect("valid");
+        let mut refr = Optimizer::<f64, _, _, _, _>::new(
+            adam, ScheduleFreeReference { beta, weights }, decay, sched(), group(lr, wd),
+        ).expect("valid");
+        eff.add_param("w", &[n]).expect("new");
+        refr.add_param("w", &[n]).expect("new");
+        let mut rng = SplitMix(seed);
+        let mut y1 = rng.vec(n, 1.0);
+        let mut y2 = y1.clone();
+        for _ in 0..steps {
+            let g = rng.vec(n, 1.0);
+            eff.step(&mut [Param::new("w", &mut y1, &g)]).expect("train");
+            refr.step(&mut [Param::new("w", &mut y2, &g)]).expect("train");
+            let (z1, z2) = (eff.state_buffer("w", "z").expect("z"), refr.state_buffer("w", "z").expect("z"));
+            let scale = max_abs(&[&y2, &z2]);
+            assert_close("y", &y1, &y2, 1e-12 * scale);
+            assert_close("z", &z1, &z2, 1e-12 * scale);
+            assert_close("x", &x_of(&eff, "w", &y1), &x_of(&refr, "w", &y2), 1e-12 * scale / beta);
+            if mu != 0.0 {
+                let (m1, m2) = (eff.state_buffer("w", "exp_avg").expect("m"), refr.state_buffer("w", "exp_avg").expect("m"));
+                assert_close("exp_avg", &m1, &m2, 1e-12 * max_abs(&[&m2]));
+            } else {
+                prop_assert!(eff.state_buffer("w", "exp_avg").is_none(), "no first moment without inner momentum");
+            }
         }
     }
 }
@@ -327,7 +384,7 @@ proptest! {
 
 #[test]
 fn lerp_endpoints_are_exact() {
-    for (a, b) in [(0.3_f64, -7.1), (1e-300, 1e300), (-2.5, -2.5)] {
+    for (a, b) in [(0.3_f64, -7.1), (1e-30, 1e30), (-2.5, -2.5)] {
         assert_eq!(lerp(a, b, 0.0), a);
         assert_eq!(lerp(a, b, 1.0), b);
         assert_eq!(lerp(a as f32, b as f32, 1.0), b as f32);
@@ -343,10 +400,20 @@ fn stepped<T: Element>(
     beta: f64,
     steps: usize,
     seed: u64,
-) -> (schedulefree::presets::AdamWScheduleFreeOptimizer<T>, Vec<T>, Vec<T>) {
-    let mut opt = schedulefree::AdamWScheduleFree { lr: 0.1, betas: (beta, 0.999), weight_decay: 0.01, warmup_steps: 3, ..Default::default() }
-        .build::<T>()
-        .expect("valid");
+) -> (
+    schedulefree::presets::AdamWScheduleFreeOptimizer<T>,
+    Vec<T>,
+    Vec<T>,
+) {
+    let mut opt = schedulefree::AdamWScheduleFree {
+        lr: 0.1,
+        betas: (beta, 0.999),
+        weight_decay: 0.01,
+        warmup_steps: 3,
+        ..Default::default()
+    }
+    .build::<T>()
+    .expect("valid");
     opt.add_param("a", &[7]).expect("new");
     opt.add_param("b", &[2, 3]).expect("new");
     let mut rng = SplitMix(seed);
@@ -355,7 +422,8 @@ fn stepped<T: Element>(
     for _ in 0..steps {
         let ga: Vec<T> = rng.vec(7, 1.0).into_iter().map(T::of).collect();
         let gb: Vec<T> = rng.vec(6, 1.0).into_iter().map(T::of).collect();
-        opt.step(&mut [Param::new("a", &mut a, &ga), Param::new("b", &mut b, &gb)]).expect("train");
+        opt.step(&mut [Param::new("a", &mut a, &ga), Param::new("b", &mut b, &gb)])
+            .expect("train");
     }
     (opt, a, b)
 }
@@ -366,29 +434,39 @@ fn round_trip<T: Element>(beta: f64, seed: u64, trips: usize, rel_per_trip: f64)
     let (xa, xb) = (x_of(&opt, "a", &a), x_of(&opt, "b", &b));
     let za = opt.state_buffer("a", "z").expect("z");
     for trip in 1..=trips {
-        opt.eval(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)]).expect("all passed");
+        opt.eval(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+            .expect("all passed");
         assert!(!opt.is_train_mode());
         // In eval mode the buffer is x (as eval_params_into computed it in train mode).
         if trip == 1 {
             assert_eq!(bits(&a), bits(&xa));
             assert_eq!(bits(&b), bits(&xb));
             // eval() twice changes nothing.
-            opt.eval(&mut [Param::frozen("b", &mut b), Param::frozen("a", &mut a)]).expect("idempotent");
+            opt.eval(&mut [Param::frozen("b", &mut b), Param::frozen("a", &mut a)])
+                .expect("idempotent");
             assert_eq!(bits(&a), bits(&xa));
             // In eval mode eval_params_into returns the buffer itself.
             assert_eq!(bits(&x_of(&opt, "a", &a)), bits(&a));
         }
-        opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)]).expect("all passed");
+        opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+            .expect("all passed");
         if trip == 1 {
             let after = a.clone();
-            opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)]).expect("idempotent");
+            opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+                .expect("idempotent");
             assert_eq!(bits(&a), bits(&after), "train() twice = once");
         }
         for (got, want) in [(&a, &a0), (&b, &b0)] {
-            let scale = want.iter().chain(&za).fold(0.0_f64, |m, v| m.max(v.f64().abs()));
+            let scale = want
+                .iter()
+                .chain(&za)
+                .fold(0.0_f64, |m, v| m.max(v.f64().abs()));
             for (g, w) in got.iter().zip(want.iter()) {
                 let tol = rel_per_trip * trip as f64 * scale;
-                assert!((g.f64() - w.f64()).abs() <= tol, "trip {trip}: {g:?} vs {w:?} (tol {tol:e})");
+                assert!(
+                    (g.f64() - w.f64()).abs() <= tol,
+                    "trip {trip}: {g:?} vs {w:?} (tol {tol:e})"
+                );
             }
         }
     }
@@ -414,9 +492,18 @@ fn eval_train_round_trip_f32() {
 #[test]
 fn first_step_makes_x_y_z_equal() {
     for reference in [false, true] {
-        let cfg = SgdScheduleFree { lr: 0.37, momentum: 0.8, weight_decay: 0.1, warmup_steps: 3, ..Default::default() };
-        let mut opt: Box<dyn DynOptimizer<f64>> =
-            if reference { Box::new(cfg.build_reference::<f64>().expect("valid")) } else { Box::new(cfg.build::<f64>().expect("valid")) };
+        let cfg = SgdScheduleFree {
+            lr: 0.37,
+            momentum: 0.8,
+            weight_decay: 0.1,
+            warmup_steps: 3,
+            ..Default::default()
+        };
+        let mut opt: Box<dyn DynOptimizer<f64>> = if reference {
+            Box::new(cfg.build_reference::<f64>().expect("valid"))
+        } else {
+            Box::new(cfg.build::<f64>().expect("valid"))
+        };
         opt.add_param_to(0, "w", &[3]).expect("new");
         let mut y = vec![0.5, -1.5, 2.0];
         let g = vec![1.0, 2.0, -3.0];
@@ -424,7 +511,11 @@ fn first_step_makes_x_y_z_equal() {
         assert_eq!(info.group.c, 1.0);
         let z = opt.state_buffer("w", "z").expect("z");
         assert_eq!(bits(&y), bits(&z), "reference = {reference}");
-        assert_eq!(bits(&x_of(&*opt, "w", &y)), bits(&z), "reference = {reference}");
+        assert_eq!(
+            bits(&x_of(&*opt, "w", &y)),
+            bits(&z),
+            "reference = {reference}"
+        );
     }
 }
 
@@ -437,13 +528,23 @@ fn first_step_makes_x_y_z_equal() {
 fn linear_decay_hits_end_at_horizon() {
     let sched = Linear::new(3, 10, 0.0).expect("valid");
     assert_eq!(sched.horizon(), Some(10));
-    let mut opt = schedulefree::AdamW { lr: 0.1, ..Default::default() }.build::<f64, _>(sched).expect("valid");
+    let mut opt = schedulefree::AdamW {
+        lr: 0.1,
+        ..Default::default()
+    }
+    .build::<f64, _>(sched)
+    .expect("valid");
     opt.add_param("w", &[1]).expect("new");
     let mut w = vec![1.0];
     let mut lrs = Vec::new();
     for _ in 0..10 {
         let g = vec![1.0];
-        lrs.push(opt.step(&mut [Param::new("w", &mut w, &g)]).expect("train").group.lr);
+        lrs.push(
+            opt.step(&mut [Param::new("w", &mut w, &g)])
+                .expect("train")
+                .group
+                .lr,
+        );
     }
     assert_eq!(lrs[2], 0.1, "peak at update W");
     assert_eq!(lrs[9], 0.0, "update T uses the end value exactly: {lrs:?}");

@@ -93,9 +93,11 @@ pub enum Support {
 /// Decide how to replay `fx`.
 ///
 /// # Errors
-/// A `schedulefree.*` or `torch.optim.*` class (or argument) that we cannot map: those must be
-/// supported, so this is a failure rather than a skip.
+/// An inconsistent fixture ([`Fixture::validate`]); a `schedulefree.*` or `torch.optim.*`
+/// class (or argument) that we cannot map: those must be supported, so this is a failure
+/// rather than a skip.
 pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
+    fx.validate()?;
     let class = fx.reference.as_str();
     let plan = match class {
         "pytorch_optimizer.AdamC" => {
@@ -378,8 +380,8 @@ fn lr_table(fx: &Fixture, groups: &mut [GroupConfig]) -> anyhow::Result<Tabulate
     let values = if (1..groups.len()).all(|g| seq(g) == first) {
         // Base lr 1 with the absolute recorded lrs: the scheduled lr `1 · value(k)` is then
         // bit for bit torch's group['lr'], which is what its kernels multiply by. Dividing by
-        // the base lr and multiplying back would be off by an ulp for some steps
-        // (e.g. 0.014000000000000002 / 0.05 · 0.05).
+        // the base lr and multiplying back is off by an ulp for a few steps of every decaying
+        // fixture (e.g. torch_adamw_warmup5_lineardecay30 step 17: 0.028 / 0.05 · 0.05 ≠ 0.028).
         for g in groups.iter_mut() {
             g.lr = 1.0;
         }

@@ -313,7 +313,7 @@ pub fn format_report(r: &FixtureReport, verbose: bool) -> String {
             let _ = writeln!(s, "    {:<22} {:>10} {:>10}  {}", "quantity", "max_abs", "max_rel", if verbose { "worst (rel)" } else { "" });
             for q in &c.quantities {
                 let flag = if q.max_rel > r.tolerance { "  <-- exceeds tolerance" } else { "" };
-                let at = if verbose || !flag.is_empty() { loc(q.worst, &q.name) } else { String::new() };
+                let at = if (verbose && q.max_rel > 0.0) || !flag.is_empty() { loc(q.worst, &q.name) } else { String::new() };
                 let _ = writeln!(s, "    {:<22} {:>10} {:>10}  {at}{flag}", q.name, sci(q.max_abs), sci(q.max_rel));
             }
             if let Some(sc) = &c.schedule_check {

@@ -152,7 +152,7 @@ fn build(e: &Expr, base_lr: f64) -> Result<Box<dyn Schedule>, String> {
 /// # Errors
 /// A description that is not a scheduler expression we know, or invalid arguments.
 pub fn parse(desc: &str, base_lr: f64) -> Result<Box<dyn Schedule>, String> {
-    if !(base_lr > 0.0) {
+    if base_lr.is_nan() || base_lr <= 0.0 {
         return Err("base lr must be positive".into());
     }
     let e = Parser { s: desc.as_bytes(), i: 0 }.expr()?;

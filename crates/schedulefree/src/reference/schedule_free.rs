@@ -74,6 +74,8 @@ impl ScheduleFreeOracle {
     ///
     /// # Panics
     /// If `g.len()` differs from the parameter length (oracle for tests).
+    // Index loops on purpose: one loop per equation of the paper, read side by side with it.
+    #[allow(clippy::needless_range_loop)]
     pub fn step(&mut self, g: &[f64]) -> f64 {
         assert_eq!(g.len(), self.y.len(), "gradient length");
         let cfg = self.config;

@@ -1,0 +1,470 @@
+//! Command-line arguments of `sflab convex` and the resolved protocol they describe.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use super::run::TrainSettings;
+use crate::data::registry;
+
+/// Datasets of the default protocol (all bundled in `data/libsvm`).
+pub const DEFAULT_DATASETS: [&str; 8] = [
+    "iris",
+    "wine",
+    "glass",
+    "vehicle",
+    "breast_cancer",
+    "dna",
+    "segment",
+    "satimage",
+];
+
+/// Datasets of the paper-sized protocol (`--full`): the 12 bundled ones plus `vowel`, `a9a`,
+/// `ijcnn1` and `mushrooms` from `--data-dir`.
+pub const FULL_DATASETS: [&str; 16] = [
+    "iris",
+    "wine",
+    "glass",
+    "vehicle",
+    "breast_cancer",
+    "dna",
+    "segment",
+    "satimage",
+    "digits",
+    "letter",
+    "shuttle",
+    "spam",
+    "vowel",
+    "a9a",
+    "ijcnn1",
+    "mushrooms",
+];
+
+/// Default number of epochs.
+pub const DEFAULT_EPOCHS: usize = 30;
+/// Default number of seeds.
+pub const DEFAULT_SEEDS: u64 = 3;
+/// Minibatch size of the paper's protocol.
+pub const DEFAULT_BATCH: usize = 16;
+/// Linear warmup length as a fraction of the run's updates, for every method.
+pub const DEFAULT_WARMUP_FRACTION: f64 = 0.05;
+/// Default lr grid exponents (inclusive) of the SGD base: `2^-6 .. 2^5` (the last-iterate
+/// methods, whose momentum 0.9 multiplies the step by 10, peak low in this range, the
+/// averaging methods high).
+pub const DEFAULT_SGD_EXPONENTS: (i32, i32) = (-6, 5);
+/// Default lr grid exponents (inclusive) of the Adam base: `2^-9 .. 2^2`.
+pub const DEFAULT_ADAM_EXPONENTS: (i32, i32) = (-9, 2);
+/// `--full` lr grid exponents of the SGD base: `2^-7 .. 2^7`.
+pub const FULL_SGD_EXPONENTS: (i32, i32) = (-7, 7);
+/// `--full` lr grid exponents of the Adam base: `2^-10 .. 2^4`.
+pub const FULL_ADAM_EXPONENTS: (i32, i32) = (-10, 4);
+/// Default output directory.
+pub const DEFAULT_OUT: &str = "sflab-out/convex";
+
+/// An online-to-batch method compared by `sflab convex` (ALGORITHMS.md §1, §9, §13.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Last iterate, constant lr (after warmup), learner with momentum.
+    #[value(alias = "const")]
+    Constant,
+    /// Last iterate, linear decay to 0, learner with momentum.
+    #[value(alias = "ld", alias = "linear")]
+    LinearDecay,
+    /// Last iterate, cosine decay to 0, learner with momentum.
+    Cosine,
+    /// Polyak–Ruppert averaging of a momentum-free learner's iterates.
+    #[value(alias = "pr", alias = "polyak_average")]
+    Polyak,
+    /// Primal averaging (gradient at the running mean), momentum-free learner.
+    #[value(alias = "primal_average")]
+    Primal,
+    /// Schedule-Free (`β = 0.9`), momentum-free learner.
+    #[value(alias = "sf", alias = "schedulefree")]
+    ScheduleFree,
+}
+
+impl Method {
+    /// Every method, in report order.
+    pub const ALL: [Method; 6] = [
+        Method::Constant,
+        Method::LinearDecay,
+        Method::Cosine,
+        Method::Polyak,
+        Method::Primal,
+        Method::ScheduleFree,
+    ];
+
+    /// Machine name used in CSV files (`schedule_free`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Constant => "constant",
+            Method::LinearDecay => "linear_decay",
+            Method::Cosine => "cosine",
+            Method::Polyak => "polyak",
+            Method::Primal => "primal",
+            Method::ScheduleFree => "schedule_free",
+        }
+    }
+
+    /// Short column label for tables and plots (`SF`, `LD`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Constant => "Const",
+            Method::LinearDecay => "LD",
+            Method::Cosine => "Cosine",
+            Method::Polyak => "PR avg",
+            Method::Primal => "Primal avg",
+            Method::ScheduleFree => "SF",
+        }
+    }
+
+    /// Whether the method runs its learner with momentum (the last-iterate schedules); the
+    /// averaging methods use a momentum-free learner because the averaging provides it.
+    pub fn uses_momentum(self) -> bool {
+        matches!(
+            self,
+            Method::Constant | Method::LinearDecay | Method::Cosine
+        )
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The base online learner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Base {
+    /// SGD (momentum 0.9 for the last-iterate methods, none for the averaging methods).
+    Sgd,
+    /// Adam (`β = (0.9, 0.95)` for the last-iterate methods, `(0, 0.95)` for the averaging
+    /// methods), `ε = 1e-8`.
+    Adam,
+}
+
+impl Base {
+    /// Both bases, in report order (Adam first, as in the paper's table).
+    pub const ALL: [Base; 2] = [Base::Adam, Base::Sgd];
+
+    /// Machine name (`sgd`, `adam`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Base::Sgd => "sgd",
+            Base::Adam => "adam",
+        }
+    }
+
+    /// Human-readable name (`SGD`, `Adam`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Base::Sgd => "SGD",
+            Base::Adam => "Adam",
+        }
+    }
+}
+
+impl fmt::Display for Base {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Command-line arguments of `sflab convex`. Every field is optional; unset fields take the
+/// default protocol's value (or the `--full` protocol's, see [`ConvexConfig::resolve`]), so
+/// `ConvexArgs::default()` is the default run.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConvexArgs {
+    /// Named datasets, comma-separated (from the bundled data/libsvm MANIFEST or --data-dir);
+    /// `all` = every listed dataset. Default: iris,wine,glass,vehicle,breast_cancer,dna,
+    /// segment,satimage.
+    #[arg(long, value_delimiter = ',')]
+    pub datasets: Option<Vec<String>>,
+    /// Your own LIBSVM file(s): FILE or FILE,TEST_FILE (plain or gzip). Repeatable. Without
+    /// --datasets only these are run.
+    #[arg(long)]
+    pub data: Vec<String>,
+    /// Directory with extra datasets (holding MANIFEST.tsv, or its parent holding libsvm/).
+    /// Default: ../shared/data if it exists.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Epochs per run (default 30; 100 with --full).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Number of seeds (0..N) per configuration (default 3; 10 with --full).
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Minibatch size (default 16).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Linear warmup length as a fraction of the run's updates, same for every method
+    /// (default 0.05).
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Explicit lr grid, comma-separated, used for every base and method.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["lr_min", "lr_max"])]
+    pub lrs: Option<Vec<f64>>,
+    /// Smallest lr exponent: the grid is 2^lr_min .. 2^lr_max for every base (needs --lr-max).
+    /// Default grids: SGD 2^-6..2^5, Adam 2^-9..2^2 (--full: 2^-7..2^7 and 2^-10..2^4).
+    #[arg(long, allow_negative_numbers = true, requires = "lr_max")]
+    pub lr_min: Option<i32>,
+    /// Largest lr exponent (needs --lr-min).
+    #[arg(long, allow_negative_numbers = true, requires = "lr_min")]
+    pub lr_max: Option<i32>,
+    /// Base learners, comma-separated (default adam,sgd).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub bases: Option<Vec<Base>>,
+    /// Methods, comma-separated: constant, linear_decay (ld), cosine, polyak (pr), primal,
+    /// schedule_free (sf). Default: all.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub methods: Option<Vec<Method>>,
+    /// Output directory (default sflab-out/convex).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker threads for the sweep (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The paper-sized protocol: 100 epochs, 10 seeds, all 16 datasets (vowel, a9a, ijcnn1
+    /// and mushrooms from --data-dir), 15-point lr grids. Explicit flags still override.
+    #[arg(long)]
+    pub full: bool,
+    /// Hide the progress bar and do not print the tables.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Skip the PNG plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetSource {
+    /// A name from a manifest.
+    Named(String),
+    /// A user's `FILE[,TEST_FILE]` specification.
+    User(String),
+}
+
+/// The lr grid of each base.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LrGrid {
+    /// Grid of the SGD base.
+    pub sgd: Vec<f64>,
+    /// Grid of the Adam base.
+    pub adam: Vec<f64>,
+}
+
+impl LrGrid {
+    /// The grid of `base`.
+    pub fn of(&self, base: Base) -> &[f64] {
+        match base {
+            Base::Sgd => &self.sgd,
+            Base::Adam => &self.adam,
+        }
+    }
+}
+
+/// The fully resolved protocol of one `sflab convex` invocation (written to `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvexConfig {
+    /// Datasets, in report order.
+    pub datasets: Vec<DatasetSource>,
+    /// Extra data directory searched after the bundled one.
+    pub data_dir: Option<PathBuf>,
+    /// Epochs per run.
+    pub epochs: usize,
+    /// Seeds `0..seeds`.
+    pub seeds: u64,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Warmup as a fraction of the run's updates.
+    pub warmup_fraction: f64,
+    /// lr grid per base.
+    pub lrs: LrGrid,
+    /// Bases, in report order.
+    pub bases: Vec<Base>,
+    /// Methods, in report order.
+    pub methods: Vec<Method>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Worker threads (`None`: rayon's default).
+    pub threads: Option<usize>,
+    /// Show the progress bar and print the tables.
+    pub verbose: bool,
+    /// Draw the PNG plots.
+    pub plots: bool,
+    /// Whether `--full` was given.
+    pub full: bool,
+}
+
+/// Powers of two `2^lo ..= 2^hi`.
+pub fn power_grid(lo: i32, hi: i32) -> Vec<f64> {
+    (lo..=hi).map(|e| 2f64.powi(e)).collect()
+}
+
+fn dedup_in_order<T: PartialEq + Copy>(v: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    for &x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// `../shared/data` (relative to the current directory) if it holds a LIBSVM manifest.
+pub fn default_data_dir() -> Option<PathBuf> {
+    let dir = Path::new(registry::DEFAULT_DATA_DIR);
+    registry::manifest_dir(dir).map(|_| dir.to_path_buf())
+}
+
+impl ConvexConfig {
+    /// Apply defaults (the default or `--full` protocol) and validate.
+    ///
+    /// # Errors
+    /// Empty or invalid grids, zero epochs / seeds / batch, a warmup fraction outside
+    /// `[0, 1]`, an unreadable manifest for `--datasets all`.
+    pub fn resolve(args: &ConvexArgs) -> anyhow::Result<Self> {
+        let full = args.full;
+        let data_dir = args.data_dir.clone().or_else(default_data_dir);
+        let mut datasets: Vec<DatasetSource> = Vec::new();
+        let names: Option<Vec<String>> = match &args.datasets {
+            Some(list) => Some(
+                list.iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
+            None if !args.data.is_empty() => None,
+            None if full => Some(FULL_DATASETS.iter().map(|s| s.to_string()).collect()),
+            None => Some(DEFAULT_DATASETS.iter().map(|s| s.to_string()).collect()),
+        };
+        for name in names.unwrap_or_default() {
+            if name == "all" {
+                let listed = registry::list_datasets(data_dir.as_deref())
+                    .context("listing datasets for `all`")?;
+                for (n, _) in listed {
+                    datasets.push(DatasetSource::Named(n));
+                }
+            } else {
+                datasets.push(DatasetSource::Named(name));
+            }
+        }
+        datasets.extend(args.data.iter().map(|s| DatasetSource::User(s.clone())));
+        let datasets = {
+            let mut out: Vec<DatasetSource> = Vec::new();
+            for d in datasets {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+            out
+        };
+        if datasets.is_empty() {
+            bail!("no datasets selected (use --datasets NAME,... or --data FILE)");
+        }
+
+        let epochs = args
+            .epochs
+            .unwrap_or(if full { 100 } else { DEFAULT_EPOCHS });
+        let seeds = args.seeds.unwrap_or(if full { 10 } else { DEFAULT_SEEDS });
+        let batch = args.batch.unwrap_or(DEFAULT_BATCH);
+        let warmup_fraction = args.warmup.unwrap_or(DEFAULT_WARMUP_FRACTION);
+        if epochs == 0 || seeds == 0 || batch == 0 {
+            bail!("--epochs, --seeds and --batch must be positive");
+        }
+        if !(0.0..=1.0).contains(&warmup_fraction) {
+            bail!("--warmup must be a fraction in [0, 1], got {warmup_fraction}");
+        }
+
+        let lrs = if let Some(list) = &args.lrs {
+            LrGrid {
+                sgd: list.clone(),
+                adam: list.clone(),
+            }
+        } else if let (Some(lo), Some(hi)) = (args.lr_min, args.lr_max) {
+            if lo > hi {
+                bail!("--lr-min ({lo}) must not exceed --lr-max ({hi})");
+            }
+            LrGrid {
+                sgd: power_grid(lo, hi),
+                adam: power_grid(lo, hi),
+            }
+        } else if full {
+            LrGrid {
+                sgd: power_grid(FULL_SGD_EXPONENTS.0, FULL_SGD_EXPONENTS.1),
+                adam: power_grid(FULL_ADAM_EXPONENTS.0, FULL_ADAM_EXPONENTS.1),
+            }
+        } else {
+            LrGrid {
+                sgd: power_grid(DEFAULT_SGD_EXPONENTS.0, DEFAULT_SGD_EXPONENTS.1),
+                adam: power_grid(DEFAULT_ADAM_EXPONENTS.0, DEFAULT_ADAM_EXPONENTS.1),
+            }
+        };
+        for &lr in lrs.sgd.iter().chain(&lrs.adam) {
+            if !(lr > 0.0 && lr.is_finite()) {
+                bail!("learning rates must be positive and finite, got {lr}");
+            }
+        }
+        if lrs.sgd.is_empty() || lrs.adam.is_empty() {
+            bail!("empty lr grid");
+        }
+        let lrs = LrGrid {
+            sgd: dedup_in_order(&lrs.sgd),
+            adam: dedup_in_order(&lrs.adam),
+        };
+
+        let bases = dedup_in_order(args.bases.as_deref().unwrap_or(&Base::ALL));
+        let methods = dedup_in_order(args.methods.as_deref().unwrap_or(&Method::ALL));
+        if bases.is_empty() || methods.is_empty() {
+            bail!("--bases and --methods must not be empty");
+        }
+        if args.threads == Some(0) {
+            bail!("--threads must be positive");
+        }
+        Ok(ConvexConfig {
+            datasets,
+            data_dir,
+            epochs,
+            seeds,
+            batch,
+            warmup_fraction,
+            lrs,
+            bases,
+            methods,
+            out: args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)),
+            threads: args.threads,
+            verbose: !args.quiet,
+            plots: !args.no_plots,
+            full,
+        })
+    }
+
+    /// Run length, batch and warmup shared by every run.
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            batch: self.batch,
+            warmup_fraction: self.warmup_fraction,
+        }
+    }
+}
+
+/// An lr formatted as `2^k` when it is a power of two, else in short scientific form.
+pub fn fmt_lr(lr: f64) -> String {
+    let e = lr.log2().round();
+    if lr > 0.0 && (2f64.powi(e as i32) - lr).abs() <= 1e-12 * lr {
+        format!("2^{}", e as i32)
+    } else {
+        format!("{lr:.3e}")
+    }
+}
