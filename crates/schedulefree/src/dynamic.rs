@@ -46,6 +46,17 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     fn eval_params_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError>;
     /// [`Optimizer::group_info`].
     fn group_info(&self, g: usize) -> Option<GroupStepInfo>;
+    /// [`Optimizer::group_config`].
+    fn group_config(&self, g: usize) -> Option<GroupConfig>;
+    /// [`Optimizer::set_group_config`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn set_group_config(&mut self, g: usize, config: GroupConfig) -> Result<(), ConfigError>;
+    /// Whether the returned point differs from the training buffer (train/eval matter).
+    fn has_modes(&self) -> bool;
+    /// [`Optimizer::is_train_mode`].
+    fn is_train_mode(&self) -> bool;
     /// [`Optimizer::state`].
     fn state(&self) -> OptimizerState;
     /// [`Optimizer::load_state`].
@@ -78,6 +89,18 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     }
     fn group_info(&self, g: usize) -> Option<GroupStepInfo> {
         Optimizer::group_info(self, g)
+    }
+    fn group_config(&self, g: usize) -> Option<GroupConfig> {
+        Optimizer::group_config(self, g)
+    }
+    fn set_group_config(&mut self, g: usize, config: GroupConfig) -> Result<(), ConfigError> {
+        Optimizer::set_group_config(self, g, config)
+    }
+    fn has_modes(&self) -> bool {
+        self.conversion().has_modes()
+    }
+    fn is_train_mode(&self) -> bool {
+        Optimizer::is_train_mode(self)
     }
     fn state(&self) -> OptimizerState {
         Optimizer::state(self)

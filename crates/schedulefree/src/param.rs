@@ -54,17 +54,21 @@ impl GroupConfig {
 }
 
 /// What one group did in the latest step.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct GroupStepInfo {
     /// Completed updates after the step (`k` of the reference).
     pub k: u64,
     /// The scheduled lr `γ_k` the step used (lr × schedule × learner factor).
+    #[serde(with = "crate::state::json_float")]
     pub lr: f64,
     /// Averaging weight `c` of the newest iterate (1 for conversions that do not average).
+    #[serde(with = "crate::state::json_float")]
     pub c: f64,
     /// Running maximum of the scheduled lr.
+    #[serde(with = "crate::state::json_float")]
     pub lr_max: f64,
     /// Sum of averaging weights.
+    #[serde(with = "crate::state::json_float")]
     pub weight_sum: f64,
 }
 

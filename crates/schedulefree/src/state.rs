@@ -14,6 +14,7 @@ use crate::conversion::{AveragingState, Conversion};
 use crate::decay::Decay;
 use crate::element::{Dtype, Element};
 use crate::error::StateError;
+use crate::param::GroupStepInfo;
 use crate::learner::Learner;
 use crate::optimizer::Optimizer;
 use crate::schedule::Schedule;
@@ -27,11 +28,16 @@ pub struct GroupRecord {
     /// Completed updates `k`.
     pub k: u64,
     /// Running max of the scheduled lr.
+    #[serde(with = "json_float")]
     pub lr_max: f64,
     /// Sum of averaging weights.
+    #[serde(with = "json_float")]
     pub weight_sum: f64,
     /// Mode when saved.
     pub train_mode: bool,
+    /// What the group's latest step reported (restored so `group_info` survives a resume).
+    #[serde(default)]
+    pub last: GroupStepInfo,
 }
 
 /// Saved state of one parameter.
@@ -43,7 +49,12 @@ pub struct ParamRecord {
     pub shape: Vec<usize>,
     /// Updates received.
     pub updates: u64,
-    /// Slot name → values (empty map: no state yet).
+    /// Whether the parameter has received a gradient (and so has state, even when the
+    /// method keeps no per-element slots).
+    pub has_state: bool,
+    /// Slot name → values (empty map: no state yet). Non-finite values (a diverged run)
+    /// are written as the strings `"NaN"`, `"inf"`, `"-inf"` so that they load back.
+    #[serde(with = "buffer_serde")]
     pub buffers: BTreeMap<String, Vec<f64>>,
 }
 
@@ -131,7 +142,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 } else {
                     BTreeMap::new()
                 };
-                (e.name.clone(), ParamRecord { group: e.group, shape: e.shape.clone(), updates: e.updates, buffers })
+                (
+                    e.name.clone(),
+                    ParamRecord { group: e.group, shape: e.shape.clone(), updates: e.updates, has_state: e.has_state, buffers },
+                )
             })
             .collect();
         OptimizerState {
@@ -147,6 +161,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     lr_max: g.averaging.lr_max,
                     weight_sum: g.averaging.weight_sum,
                     train_mode: g.train_mode,
+                    last: g.last,
                 })
                 .collect(),
             params,
@@ -195,7 +210,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             if r.group != e.group {
                 return Err(bad(format!("group {} in state, {} registered", r.group, e.group)));
             }
-            if r.buffers.is_empty() {
+            if !r.has_state {
+                if !r.buffers.is_empty() {
+                    return Err(bad("buffers present but has_state is false".into()));
+                }
                 new_states.push(None);
                 continue;
             }
@@ -228,7 +246,91 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             g.k = r.k;
             g.averaging = AveragingState { lr_max: r.lr_max, weight_sum: r.weight_sum };
             g.train_mode = r.train_mode;
+            g.last = r.last;
         }
         Ok(())
+    }
+}
+
+/// `f64` values as JSON numbers, with non-finite values as the strings `"NaN"`, `"inf"`,
+/// `"-inf"` (JSON has no NaN/inf, and a diverged run must still checkpoint and load).
+pub(crate) mod json_float {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum Value {
+        Number(f64),
+        Text(String),
+    }
+
+    impl Value {
+        pub(super) fn get<E: serde::de::Error>(self) -> Result<f64, E> {
+            match self {
+                Value::Number(x) => Ok(x),
+                Value::Text(t) => match t.as_str() {
+                    "NaN" => Ok(f64::NAN),
+                    "inf" => Ok(f64::INFINITY),
+                    "-inf" => Ok(f64::NEG_INFINITY),
+                    other => Err(E::custom(format!("invalid number `{other}`"))),
+                },
+            }
+        }
+    }
+
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Value::deserialize(d)?.get()
+    }
+}
+
+/// Slot buffers with [`json_float`] values.
+mod buffer_serde {
+    use std::collections::BTreeMap;
+
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::json_float::Value;
+
+    struct Values<'a>(&'a [f64]);
+
+    impl Serialize for Values<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            struct One(f64);
+            impl Serialize for One {
+                fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    super::json_float::serialize(&self.0, s)
+                }
+            }
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for v in self.0 {
+                seq.serialize_element(&One(*v))?;
+            }
+            seq.end()
+        }
+    }
+
+    pub fn serialize<S: Serializer>(b: &BTreeMap<String, Vec<f64>>, s: S) -> Result<S::Ok, S::Error> {
+        let m: BTreeMap<&String, Values<'_>> = b.iter().map(|(k, v)| (k, Values(v))).collect();
+        m.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<f64>>, D::Error> {
+        let m = BTreeMap::<String, Vec<Value>>::deserialize(d)?;
+        m.into_iter()
+            .map(|(k, vs)| Ok((k, vs.into_iter().map(Value::get).collect::<Result<Vec<f64>, D::Error>>()?)))
+            .collect()
     }
 }

@@ -41,6 +41,10 @@ fn sf_beta(v: f64) -> bool {
 fn decay(v: f64) -> bool {
     (0.0..1.0).contains(&v)
 }
+/// `[0, 16]`: averaging exponents (bounded so that the weight sum stays finite).
+fn exponent(v: f64) -> bool {
+    (0.0..=16.0).contains(&v)
+}
 fn eps_ok(v: f64) -> bool {
     v > 0.0 && v.is_finite()
 }
@@ -86,7 +90,7 @@ proptest! {
         let cfg = SgdScheduleFree { lr, momentum: m, weight_decay: wd, warmup_steps: w, r, weight_lr_power: p };
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(m)), ("weight_decay", nonneg(wd)),
-            ("r", nonneg(r)), ("weight_lr_power", nonneg(p)),
+            ("r", exponent(r)), ("weight_lr_power", exponent(p)),
         ];
         check(cfg.build::<f64>(), &fields)?;
         check(cfg.build::<f32>(), &fields)?;
@@ -103,7 +107,7 @@ proptest! {
         };
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", decay(b1)), ("eps", eps_ok(eps)),
-            ("weight_decay", nonneg(wd)), ("r", nonneg(r)), ("weight_lr_power", nonneg(p)), ("beta1", decay(mu)),
+            ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("beta1", decay(mu)),
         ];
         check(cfg.build::<f64>(), &fields)?;
         check(cfg.build::<f32>(), &fields)?;
@@ -121,7 +125,7 @@ proptest! {
         };
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", decay(b1)), ("eps", eps_ok(eps)),
-            ("weight_decay", nonneg(wd)), ("r", nonneg(r)), ("weight_lr_power", nonneg(p)),
+            ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)),
         ];
         check(cfg.build::<f64>(), &fields)?;
     }
@@ -131,7 +135,7 @@ proptest! {
         lr in float(), m in float(), wd in float(), r in float(), p in float(), b2 in float(), eps in float(),
     ) {
         let cfg = ScheduleFreeWrapper { momentum: m, weight_decay_at_y: wd, r, weight_lr_power: p };
-        let common = [("lr", nonneg(lr)), ("weight_decay", nonneg(wd)), ("r", nonneg(r)), ("weight_lr_power", nonneg(p))];
+        let common = [("lr", nonneg(lr)), ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p))];
         let with = |beta: (&'static str, bool), extra: &[(&'static str, bool)]| -> Vec<(&'static str, bool)> {
             common.iter().copied().chain([beta]).chain(extra.iter().copied()).collect()
         };

@@ -66,12 +66,13 @@ pub const DEFAULT_OUT: &str = "sflab-out/convex";
 /// An online-to-batch method compared by `sflab convex` (ALGORITHMS.md §1, §9, §13.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Method {
     /// Last iterate, constant lr (after warmup), learner with momentum.
     #[value(alias = "const")]
     Constant,
     /// Last iterate, linear decay to 0, learner with momentum.
-    #[value(alias = "ld", alias = "linear")]
+    #[value(alias = "ld", alias = "linear", alias = "linear-decay")]
     LinearDecay,
     /// Last iterate, cosine decay to 0, learner with momentum.
     Cosine,
@@ -82,7 +83,7 @@ pub enum Method {
     #[value(alias = "primal_average")]
     Primal,
     /// Schedule-Free (`β = 0.9`), momentum-free learner.
-    #[value(alias = "sf", alias = "schedulefree")]
+    #[value(alias = "sf", alias = "schedulefree", alias = "schedule-free")]
     ScheduleFree,
 }
 
@@ -181,8 +182,8 @@ impl fmt::Display for Base {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConvexArgs {
     /// Named datasets, comma-separated (from the bundled data/libsvm MANIFEST or --data-dir);
-    /// `all` = every listed dataset. Default: iris,wine,glass,vehicle,breast_cancer,dna,
-    /// segment,satimage.
+    /// `all` = every listed dataset. Default: the 8 bundled datasets iris, wine, glass,
+    /// vehicle, breast_cancer, dna, segment, satimage.
     #[arg(long, value_delimiter = ',')]
     pub datasets: Option<Vec<String>>,
     /// Your own LIBSVM file(s): FILE or FILE,TEST_FILE (plain or gzip). Repeatable. Without

@@ -63,14 +63,14 @@ impl AveragingWeights {
     /// Uniform weights (`c = 1/(k+1)` whatever the lr).
     pub const UNIFORM: AveragingWeights = AveragingWeights { r: 0.0, weight_lr_power: 0.0 };
 
+    /// Largest accepted `r` and `weight_lr_power`: keeps `Σ w` finite in `f64` for any
+    /// realistic run (`(10⁶ steps)^16 · (10³ lr)^16 ≈ 10¹⁴⁴`); practice uses 0–2.
+    pub const MAX_EXPONENT: f64 = 16.0;
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check("r", self.r, self.r >= 0.0 && self.r.is_finite(), "finite r >= 0")?;
-        check(
-            "weight_lr_power",
-            self.weight_lr_power,
-            self.weight_lr_power >= 0.0 && self.weight_lr_power.is_finite(),
-            "finite weight_lr_power >= 0",
-        )
+        let ok = |v: f64| (0.0..=Self::MAX_EXPONENT).contains(&v);
+        check("r", self.r, ok(self.r), "0 <= r <= 16")?;
+        check("weight_lr_power", self.weight_lr_power, ok(self.weight_lr_power), "0 <= weight_lr_power <= 16")
     }
 
     /// Advance `st` by one update with scheduled lr `lr` after `k` completed updates and
