@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Logistic regression on LIBSVM data: Schedule-Free vs schedules and averaging.
-    Convex(convex::ConvexArgs),
+    Convex(Box<convex::ConvexArgs>),
     /// Replay golden trajectories (JSON fixtures) and report per-quantity errors.
     Golden(golden::GoldenArgs),
 }

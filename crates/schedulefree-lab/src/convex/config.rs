@@ -50,14 +50,14 @@ pub const DEFAULT_SEEDS: u64 = 3;
 pub const DEFAULT_BATCH: usize = 16;
 /// Linear warmup length as a fraction of the run's updates, for every method.
 pub const DEFAULT_WARMUP_FRACTION: f64 = 0.05;
-/// Default lr grid exponents (inclusive) of the SGD base: `2^-6 .. 2^5` (the last-iterate
+/// Default lr grid exponents (inclusive) of the SGD base: `2^-8 .. 2^6` (the last-iterate
 /// methods, whose momentum 0.9 multiplies the step by 10, peak low in this range, the
 /// averaging methods high).
-pub const DEFAULT_SGD_EXPONENTS: (i32, i32) = (-6, 5);
-/// Default lr grid exponents (inclusive) of the Adam base: `2^-9 .. 2^2`.
-pub const DEFAULT_ADAM_EXPONENTS: (i32, i32) = (-9, 2);
-/// `--full` lr grid exponents of the SGD base: `2^-7 .. 2^7`.
-pub const FULL_SGD_EXPONENTS: (i32, i32) = (-7, 7);
+pub const DEFAULT_SGD_EXPONENTS: (i32, i32) = (-8, 6);
+/// Default lr grid exponents (inclusive) of the Adam base: `2^-10 .. 2^3`.
+pub const DEFAULT_ADAM_EXPONENTS: (i32, i32) = (-10, 3);
+/// `--full` lr grid exponents of the SGD base: `2^-9 .. 2^7`.
+pub const FULL_SGD_EXPONENTS: (i32, i32) = (-9, 7);
 /// `--full` lr grid exponents of the Adam base: `2^-10 .. 2^4`.
 pub const FULL_ADAM_EXPONENTS: (i32, i32) = (-10, 4);
 /// Default output directory.
@@ -211,7 +211,7 @@ pub struct ConvexArgs {
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["lr_min", "lr_max"])]
     pub lrs: Option<Vec<f64>>,
     /// Smallest lr exponent: the grid is 2^lr_min .. 2^lr_max for every base (needs --lr-max).
-    /// Default grids: SGD 2^-6..2^5, Adam 2^-9..2^2 (--full: 2^-7..2^7 and 2^-10..2^4).
+    /// Default grids: SGD 2^-8..2^6, Adam 2^-10..2^3 (--full: 2^-9..2^7 and 2^-10..2^4).
     #[arg(long, allow_negative_numbers = true, requires = "lr_max")]
     pub lr_min: Option<i32>,
     /// Largest lr exponent (needs --lr-min).

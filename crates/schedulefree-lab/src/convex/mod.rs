@@ -15,7 +15,7 @@
 //! * **Warmup**: every method warms up linearly (`(k+1)/W`) over the same `W = 5 %` of the
 //!   run's updates, so the only difference between methods is the conversion and the decay.
 //! * **Sweep**: the same power-of-two lr grid for every method of a base (default SGD
-//!   `2^-6..2^5`, Adam `2^-9..2^2`), seeds `0..N` driving the per-epoch shuffle (shared by all
+//!   `2^-8..2^6`, Adam `2^-10..2^3`), seeds `0..N` driving the per-epoch shuffle (shared by all
 //!   methods and lrs). Each method's best lr is the one with the lowest mean final train loss.
 //! * **Metric**: the returned point `x` (the optimizer's eval point) is evaluated after every
 //!   epoch on the whole train split (loss, accuracy) and the test split if there is one.

@@ -174,11 +174,7 @@ impl LogReg {
         let d = self.d;
         let (w, b) = params.split_at(self.classes * d);
         for (c, (o, &bc)) in out.iter_mut().zip(b).enumerate() {
-            let mut acc = bc;
-            for (&wj, &xj) in w[c * d..(c + 1) * d].iter().zip(x) {
-                acc += wj * T::from_f32(xj);
-            }
-            *o = acc;
+            *o = bc + dot(&w[c * d..(c + 1) * d], x);
         }
     }
 
@@ -363,4 +359,23 @@ fn argmax<T: Scalar>(z: &[T]) -> usize {
         }
     }
     best
+}
+
+/// `Σ w_j x_j` with eight independent accumulators, so the compiler can vectorise the sum
+/// (a single running sum is a serial dependency chain).
+fn dot<T: Scalar>(w: &[T], x: &[f32]) -> T {
+    const LANES: usize = 8;
+    let mut acc = [T::ZERO; LANES];
+    let (wc, xc) = (w.chunks_exact(LANES), x.chunks_exact(LANES));
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    for (wl, xl) in wc.zip(xc) {
+        for l in 0..LANES {
+            acc[l] += wl[l] * T::from_f32(xl[l]);
+        }
+    }
+    let mut tail = T::ZERO;
+    for (&wj, &xj) in wr.iter().zip(xr) {
+        tail += wj * T::from_f32(xj);
+    }
+    acc.iter().fold(tail, |s, &a| s + a)
 }
