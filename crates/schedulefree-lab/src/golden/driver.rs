@@ -1,75 +1,12 @@
-//! Building the optimizer of a [`Plan`] through the public presets, behind one object-safe
-//! interface so that the replay loop is written once for every method.
+//! Building the optimizer of a [`Plan`] through the public presets, behind the core's object-safe
+//! [`DynOptimizer`] so that the replay loop is written once for every method.
 
-use schedulefree::conversion::Conversion;
-use schedulefree::decay::Decay;
-use schedulefree::learner::{self, Adam, BiasCorrection, Learner};
-use schedulefree::schedule::Schedule;
-use schedulefree::{
-    ConfigError, Element, GroupConfig, GroupStepInfo, Optimizer, Param, ParamError, StepError, StepInfo,
-};
+use schedulefree::learner::{self, Adam, BiasCorrection};
+use schedulefree::{ConfigError, DynOptimizer, Element};
 
 use super::method::{Method, Plan, WrapperBase};
 
-/// What the replay needs from an optimizer: the inherent methods of [`Optimizer`] of the
-/// same names (see there).
-pub(crate) trait Replayable<T: Element> {
-    fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError>;
-    fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError>;
-    fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError>;
-    fn eval(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError>;
-    fn train(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError>;
-    fn eval_params_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError>;
-    fn group_info(&self, g: usize) -> Option<GroupStepInfo>;
-    fn group_config(&self, g: usize) -> Option<GroupConfig>;
-    fn set_group_config(&mut self, g: usize, config: GroupConfig) -> Result<(), ConfigError>;
-    fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>>;
-    /// Slot names (learner's, then conversion's).
-    fn slots(&self) -> Vec<String>;
-    /// Whether train and eval points differ.
-    fn has_modes(&self) -> bool;
-}
-
-impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Replayable<T> for Optimizer<T, L, C, D, S> {
-    fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError> {
-        Optimizer::add_group(self, config)
-    }
-    fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError> {
-        Optimizer::add_param_to(self, group, name, shape)
-    }
-    fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {
-        Optimizer::step(self, params)
-    }
-    fn eval(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError> {
-        Optimizer::eval(self, params)
-    }
-    fn train(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError> {
-        Optimizer::train(self, params)
-    }
-    fn eval_params_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
-        Optimizer::eval_params_into(self, name, value, out)
-    }
-    fn group_info(&self, g: usize) -> Option<GroupStepInfo> {
-        Optimizer::group_info(self, g)
-    }
-    fn group_config(&self, g: usize) -> Option<GroupConfig> {
-        Optimizer::group_config(self, g)
-    }
-    fn set_group_config(&mut self, g: usize, config: GroupConfig) -> Result<(), ConfigError> {
-        Optimizer::set_group_config(self, g, config)
-    }
-    fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>> {
-        Optimizer::state_buffer(self, param, slot)
-    }
-    fn slots(&self) -> Vec<String> {
-        self.state().slots
-    }
-    fn has_modes(&self) -> bool {
-        self.conversion().has_modes()
-    }
-}
-
-fn boxed<T: Element, O: Replayable<T> + 'static>(o: Result<O, ConfigError>) -> anyhow::Result<Box<dyn Replayable<T>>> {
+fn boxed<T: Element, O: DynOptimizer<T> + 'static>(o: Result<O, ConfigError>) -> anyhow::Result<Box<dyn DynOptimizer<T>>> {
     Ok(Box::new(o?))
 }
 
@@ -82,9 +19,9 @@ pub(crate) fn build<T: Element>(
     plan: &Plan,
     members: &[Vec<usize>],
     shapes: &[Vec<usize>],
-) -> anyhow::Result<Box<dyn Replayable<T>>> {
+) -> anyhow::Result<Box<dyn DynOptimizer<T>>> {
     let table = || plan.table.clone().ok_or_else(|| anyhow::anyhow!("torch case without an lr table"));
-    let mut opt: Box<dyn Replayable<T>> = match &plan.method {
+    let mut opt: Box<dyn DynOptimizer<T>> = match &plan.method {
         Method::SgdScheduleFree(c) => boxed(c.build::<T>())?,
         Method::SgdScheduleFreeReference(c) => boxed(c.build::<T>())?,
         Method::AdamWScheduleFree(c) => boxed(c.build::<T>())?,

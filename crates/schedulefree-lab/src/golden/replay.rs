@@ -210,7 +210,7 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
         }
     }
 
-    for slot in opt.slots() {
+    for slot in opt.state().slots {
         if !compared_slots.contains(&slot) {
             not_compared.insert(format!("our slot `{slot}` (not recorded)"));
         }

@@ -1,72 +1,20 @@
 //! Linear warmup then cosine decay (ALGORITHMS.md §9 "cosine").
 
-use super::error::{fits, fraction, positive};
-use super::wsd::{Cooldown, phases};
-use super::{Schedule, ScheduleError};
-use serde::{Deserialize, Deserializer, Serialize};
+use super::warmup_decay::warmup_decay_schedule;
+use super::wsd::Cooldown;
 
-/// Linear warmup over `W` updates, then half a cosine from 1 to the floor `end` over the other
-/// `T - W`.
-///
-/// `value(k) = (k+1)/W` for `k < W` (exactly 1 at `k = W-1`), then
-/// `end + (1-end)·(1 + cos(πp))/2` with `p = (k+1-W)/(T-W)`, so update `T` (`k = T-1`) uses
-/// `end` exactly, and `end` for every `k >= T` (1 if `W = T`). Horizon: `T`.
-///
-/// Source: ALGORITHMS.md §9, with the §1.2 indexing shared by [`Linear`](super::Linear).
-/// Deviations: torch's `CosineAnnealingLR(T_max = T-W)` reaches the floor one update after the
-/// run and rises again past it; use [`TorchCosineAnnealing`](super::TorchCosineAnnealing) to
-/// reproduce it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cosine {
-    warmup: u64,
-    total: u64,
-    end: f64,
-}
-
-impl Cosine {
-    /// `total` updates, the first `warmup` of them warming up, decaying to `end` (a fraction of
-    /// the peak lr).
+warmup_decay_schedule!(
+    /// Linear warmup over `W` updates, then half a cosine from 1 to the floor `end` over the other
+    /// `T - W`.
     ///
-    /// # Errors
-    /// [`ScheduleError::ZeroLength`] if `total = 0`; [`ScheduleError::PhaseTooLong`] if
-    /// `warmup > total`; [`ScheduleError::InvalidValue`] if `end` is not in `[0, 1]`.
-    pub fn new(warmup: u64, total: u64, end: f64) -> Result<Self, ScheduleError> {
-        positive("total", total)?;
-        fits("warmup", warmup, total)?;
-        fraction("end", end)?;
-        Ok(Self { warmup, total, end })
-    }
-}
-
-impl Schedule for Cosine {
-    #[inline]
-    fn value(&self, k: u64) -> f64 {
-        phases(
-            k,
-            self.warmup,
-            self.warmup,
-            self.total,
-            Cooldown::Cosine,
-            self.end,
-        )
-    }
-    fn horizon(&self) -> Option<u64> {
-        Some(self.total)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cosine {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            #[serde(default)]
-            warmup: u64,
-            total: u64,
-            #[serde(default)]
-            end: f64,
-        }
-        let r = Raw::deserialize(d)?;
-        Self::new(r.warmup, r.total, r.end).map_err(serde::de::Error::custom)
-    }
-}
+    /// `value(k) = (k+1)/W` for `k < W` (exactly 1 at `k = W-1`), then
+    /// `end + (1-end)·(1 + cos(πp))/2` with `p = (k+1-W)/(T-W)`, so update `T` (`k = T-1`) uses
+    /// `end` exactly, and `end` for every `k >= T` (1 if `W = T`). Horizon: `T`.
+    ///
+    /// Source: ALGORITHMS.md §9, with the §1.2 indexing shared by [`Linear`](super::Linear).
+    /// Deviations: torch's `CosineAnnealingLR(T_max = T-W)` reaches the floor one update after the
+    /// run and rises again past it; use [`TorchCosineAnnealing`](super::TorchCosineAnnealing) to
+    /// reproduce it.
+    Cosine,
+    Cooldown::Cosine
+);

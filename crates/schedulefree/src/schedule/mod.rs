@@ -54,6 +54,7 @@ mod sequence;
 mod tabulated;
 mod torch;
 mod warmup;
+mod warmup_decay;
 mod wsd;
 
 pub use config::ScheduleConfig;
