@@ -46,6 +46,14 @@ pub enum ParamError {
     /// The name is already registered.
     #[error("parameter `{0}` is already registered")]
     Duplicate(String),
+    /// The shape's element count overflows `usize`.
+    #[error("parameter `{name}`: shape {shape:?} has more elements than fit in usize")]
+    ShapeOverflow {
+        /// Parameter name.
+        name: String,
+        /// The shape given.
+        shape: Vec<usize>,
+    },
     /// The group index does not exist.
     #[error("parameter group {group} does not exist (there are {groups})")]
     NoSuchGroup {
@@ -57,13 +65,13 @@ pub enum ParamError {
 }
 
 /// Why a `step`, `train`, `eval` or eval-point call was refused. Nothing was modified.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StepError {
     /// `step` was called while the optimizer is in eval mode (the buffers hold `x`).
     #[error(
-        "step() called in eval mode: parameter group {group} holds the averaged point x; call \
-         optimizer.train(&mut params) before training steps (and eval() before evaluating or saving)"
+        "step() called in eval mode: the buffers of parameter group {group} hold the returned \
+         point x, not the gradient point y; call optimizer.train(&mut params) before step()"
     )]
     EvalMode {
         /// The first group found in eval mode.
@@ -90,6 +98,20 @@ pub enum StepError {
     /// A gradient contained NaN or ±inf under [`NonFinitePolicy::Error`](crate::NonFinitePolicy).
     #[error("non-finite gradient for parameter `{0}`; the step was not applied")]
     NonFiniteGradient(String),
+    /// The scalar phase produced a non-finite value (an lr or averaging weight overflowed);
+    /// nothing was changed.
+    #[error(
+        "parameter group {group}: the step's `{what}` is {value} (overflow); lower the lr or \
+         weight_lr_power; the step was not applied"
+    )]
+    NonFiniteScalar {
+        /// Group index.
+        group: usize,
+        /// Which scalar (`lr`, `c`, `weight_sum`, `shrink`).
+        what: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// A mode switch would leave a parameter that has optimizer state in the wrong mode.
     #[error(
         "parameter `{0}` has optimizer state but was not passed to train()/eval(); pass every \
@@ -133,6 +155,14 @@ pub enum StateError {
         found: usize,
         /// Groups here.
         expected: usize,
+    },
+    /// A group's saved scalars are impossible (non-finite, negative weight sum, ...).
+    #[error("parameter group {group}: {what}")]
+    Group {
+        /// Group index.
+        group: usize,
+        /// What is wrong, with the value.
+        what: String,
     },
     /// Parameters registered here but absent from the state, or the reverse.
     #[error("parameter names differ: missing from state {missing:?}; unknown in state {unexpected:?}")]

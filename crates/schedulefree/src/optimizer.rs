@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::conversion::Conversion;
+use crate::conversion::{AveragingState, Conversion};
 use crate::decay::{Decay, DecayContext, DecayScalars, DecayTerms};
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StepError};
@@ -81,6 +81,8 @@ struct GroupScalars<CS> {
     lr: f64,
     conversion: CS,
     decay: DecayScalars,
+    c: f64,
+    averaging: AveragingState,
 }
 
 impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
@@ -137,7 +139,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Register parameter `name` with `shape` in group `group`.
     ///
     /// # Errors
-    /// [`ParamError::Duplicate`] if the name is taken, [`ParamError::NoSuchGroup`].
+    /// [`ParamError::Duplicate`] if the name is taken, [`ParamError::NoSuchGroup`],
+    /// [`ParamError::ShapeOverflow`].
     pub fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError> {
         if group >= self.groups.len() {
             return Err(ParamError::NoSuchGroup { group, groups: self.groups.len() });
@@ -145,12 +148,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         if self.index.contains_key(name) {
             return Err(ParamError::Duplicate(name.to_string()));
         }
+        let len = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| ParamError::ShapeOverflow { name: name.to_string(), shape: shape.to_vec() })?;
         self.index.insert(name.to_string(), self.entries.len());
         self.entries.push(Entry {
             name: name.to_string(),
             group,
             shape: shape.to_vec(),
-            len: shape.iter().product(),
+            len,
             updates: 0,
             state: Vec::new(),
             has_state: false,
@@ -278,7 +285,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Nothing is modified on error. [`StepError::EvalMode`] if the optimizer is in eval
     /// mode; [`StepError::UnknownParameter`], [`StepError::DuplicateParameter`],
     /// [`StepError::LengthMismatch`]; [`StepError::NonFiniteGradient`] under
-    /// [`NonFinitePolicy::Error`].
+    /// [`NonFinitePolicy::Error`]; [`StepError::NonFiniteScalar`] if the scalar phase
+    /// overflows (e.g. an lr so large that `lr_max^weight_lr_power` is infinite).
     pub fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {
         if let Some(g) = self.groups.iter().position(|g| !g.train_mode) {
             return Err(StepError::EvalMode { group: g });
@@ -294,19 +302,33 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             };
         }
 
-        // Scalar phase, once per group.
+        // Scalar phase, once per group, into scratch: committed only if every value is finite.
         self.scratch.clear();
-        for g in &mut self.groups {
+        for (gi, g) in self.groups.iter().enumerate() {
             let k = g.k;
             let lr = g.config.lr * self.schedule.value(k) * self.learner.lr_factor(k);
-            let (cs, c) = self.conversion.scalars(&mut g.averaging, lr, k);
+            let mut averaging = g.averaging;
+            let (cs, c) = self.conversion.scalars(&mut averaging, lr, k);
             let decay = self.decay.scalars(DecayContext {
                 weight_decay: g.config.weight_decay,
                 lr,
-                lr_max: g.averaging.lr_max,
+                lr_max: averaging.lr_max,
             });
-            g.last = GroupStepInfo { k: k + 1, lr, c, lr_max: g.averaging.lr_max, weight_sum: g.averaging.weight_sum };
-            self.scratch.push(GroupScalars { lr, conversion: cs, decay });
+            let checks = [("lr", lr), ("c", c), ("weight_sum", averaging.weight_sum), ("shrink", decay.shrink)];
+            if let Some((what, value)) = checks.into_iter().find(|(_, v)| !v.is_finite()) {
+                return Err(StepError::NonFiniteScalar { group: gi, what, value });
+            }
+            self.scratch.push(GroupScalars { lr, conversion: cs, decay, c, averaging });
+        }
+        for (g, s) in self.groups.iter_mut().zip(&self.scratch) {
+            g.averaging = s.averaging;
+            g.last = GroupStepInfo {
+                k: g.k + 1,
+                lr: s.lr,
+                c: s.c,
+                lr_max: s.averaging.lr_max,
+                weight_sum: s.averaging.weight_sum,
+            };
         }
 
         // Element phase, one fused loop per tensor.
@@ -347,7 +369,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
 
     /// Switch to eval mode: every buffer then holds the returned point `x` (for evaluation,
     /// checkpoint export or inference). Idempotent. Every parameter that has state must be
-    /// passed (so that no buffer is left in the wrong mode).
+    /// passed (so that no buffer is left in the wrong mode). For conversions whose buffer is
+    /// always the returned point (last iterate, primal averaging) this only validates the
+    /// arguments and the optimizer stays in train mode.
     ///
     /// # Errors
     /// [`StepError::MissingParameter`], [`StepError::UnknownParameter`],
@@ -369,8 +393,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         if let Some(e) = self.entries.iter().find(|e| e.has_state && e.stamp != self.stamp) {
             return Err(StepError::MissingParameter(e.name.clone()));
         }
+        if !self.conversion.has_modes() {
+            // The buffer always holds the returned point: nothing to switch, stay trainable.
+            return Ok(());
+        }
         let (n_learner, n_slots) = (self.learner.slot_names().len(), self.num_slots());
-        if self.conversion.has_modes() {
+        {
             for (p, &idx) in params.iter_mut().zip(&self.resolved) {
                 let e = &mut self.entries[idx];
                 if !e.has_state || self.groups[e.group].train_mode == to_train {

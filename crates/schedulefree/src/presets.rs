@@ -21,7 +21,7 @@ use crate::conversion::{AveragingWeights, LastIterate, ScheduleFree, ScheduleFre
 use crate::decay::{AnyDecay, Decoupled, DecoupledAtY, L2};
 use crate::element::Element;
 use crate::error::ConfigError;
-use crate::learner::{self, Adam, BiasCorrection, Learner, RAdam};
+use crate::learner::{self, Adam, BiasCorrection, Learner, RAdam, StepCount};
 use crate::optimizer::Optimizer;
 use crate::param::GroupConfig;
 use crate::schedule::{Constant, Schedule, Warmup};
@@ -208,7 +208,8 @@ impl AdamWScheduleFreeReference {
 
 impl AdamWScheduleFree {
     fn adam(&self, bias_correction: BiasCorrection) -> Adam {
-        Adam { beta1: self.inner_momentum, beta2: self.betas.1, eps: self.eps, bias_correction }
+        // The reference classes count bias corrections with the group's k.
+        Adam { beta1: self.inner_momentum, beta2: self.betas.1, eps: self.eps, bias_correction, count: StepCount::Group }
     }
     fn weights(&self) -> AveragingWeights {
         AveragingWeights { r: self.r, weight_lr_power: self.weight_lr_power }
@@ -411,7 +412,13 @@ impl AdamW {
     /// [`ConfigError::OutOfRange`] for invalid betas, eps, lr or decay.
     pub fn build<T: Element, S: Schedule>(&self, schedule: S) -> Result<AdamWOptimizer<T, S>, ConfigError> {
         Optimizer::new(
-            Adam { beta1: self.betas.0, beta2: self.betas.1, eps: self.eps, bias_correction: BiasCorrection::Denominator },
+            Adam {
+                beta1: self.betas.0,
+                beta2: self.betas.1,
+                eps: self.eps,
+                bias_correction: BiasCorrection::Denominator,
+                count: StepCount::Parameter,
+            },
             LastIterate,
             Decoupled,
             schedule,

@@ -191,6 +191,15 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         if st.groups.len() != self.num_groups() {
             return Err(StateError::Groups { found: st.groups.len(), expected: self.num_groups() });
         }
+        for (gi, r) in st.groups.iter().enumerate() {
+            let bad = |what: String| Err(StateError::Group { group: gi, what });
+            if !(r.lr_max.is_finite() && (r.lr_max >= 0.0 || r.lr_max == -1.0)) {
+                return bad(format!("lr_max = {} (expected -1 before the first step, else >= 0)", r.lr_max));
+            }
+            if !(r.weight_sum.is_finite() && r.weight_sum >= 0.0) {
+                return bad(format!("weight_sum = {} (expected finite >= 0)", r.weight_sum));
+            }
+        }
         let missing: Vec<String> =
             self.entries().iter().filter(|e| !st.params.contains_key(&e.name)).map(|e| e.name.clone()).collect();
         let unexpected: Vec<String> =

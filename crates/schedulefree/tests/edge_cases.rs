@@ -551,3 +551,34 @@ fn converges_on_parabola_and_rosenbrock() {
         }
     }
 }
+
+/// A parameter whose first gradient arrives at group step k: Schedule-Free AdamW (like its
+/// reference class) uses the group's k in the bias correction, torch-style AdamW the
+/// parameter's own count.
+#[test]
+fn late_parameters_use_the_reference_step_counter() {
+    let (lr, b2, eps, late) = (0.1, 0.999, 1e-8, 5u64);
+    let mut sf = schedulefree::AdamWScheduleFree { lr, betas: (0.9, b2), eps, ..Default::default() }
+        .build::<f64>()
+        .expect("config");
+    let mut tw = schedulefree::presets::AdamW { lr, betas: (0.0, b2), eps, weight_decay: 0.0 }
+        .build::<f64, _>(schedulefree::schedule::Constant)
+        .expect("config");
+    for name in ["a", "b"] {
+        sf.add_param(name, &[1]).expect("name");
+        tw.add_param(name, &[1]).expect("name");
+    }
+    let (mut a1, mut b1, mut a2, mut b2v) = (vec![1.0], vec![1.0], vec![1.0], vec![1.0]);
+    let g = vec![0.5];
+    for _ in 0..late {
+        sf.step(&mut [Param::new("a", &mut a1, &g), Param::frozen("b", &mut b1)]).expect("step");
+        tw.step(&mut [Param::new("a", &mut a2, &g), Param::frozen("b", &mut b2v)]).expect("step");
+    }
+    sf.step(&mut [Param::new("a", &mut a1, &g), Param::new("b", &mut b1, &g)]).expect("step");
+    tw.step(&mut [Param::new("a", &mut a2, &g), Param::new("b", &mut b2v, &g)]).expect("step");
+    let v = (1.0 - b2) * 0.25;
+    let step = |t: u64| lr * 0.5 / ((v / (1.0 - b2.powf(t as f64))).sqrt() + eps);
+    let z = sf.state_buffer("b", "z").expect("state")[0];
+    assert!((z - (1.0 - step(late + 1))).abs() < 1e-14, "SF z = {z}, expected group-count step");
+    assert!((b2v[0] - (1.0 - step(1))).abs() < 1e-14, "AdamW p = {}, expected per-parameter step", b2v[0]);
+}

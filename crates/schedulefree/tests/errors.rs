@@ -45,6 +45,10 @@ fn decay(v: f64) -> bool {
 fn exponent(v: f64) -> bool {
     (0.0..=16.0).contains(&v)
 }
+/// RAdam's β2: a decay, and with the silent phase rectifiable (`ρ_∞ > 4 ⇔ β2 > 0.6`).
+fn radam_beta2(v: f64, silent: bool) -> bool {
+    decay(v) && (!silent || v > 0.6)
+}
 fn eps_ok(v: f64) -> bool {
     v > 0.0 && v.is_finite()
 }
@@ -124,7 +128,7 @@ proptest! {
             lr, betas: (b0, b1), eps, weight_decay: wd, r, weight_lr_power: p, silent_sgd_phase: silent,
         };
         let fields = [
-            ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", decay(b1)), ("eps", eps_ok(eps)),
+            ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", radam_beta2(b1, silent)), ("eps", eps_ok(eps)),
             ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)),
         ];
         check(cfg.build::<f64>(), &fields)?;
@@ -145,7 +149,7 @@ proptest! {
         let adam = Adam { beta1: 0.0, beta2: b2, eps, ..Default::default() };
         check(cfg.wrap::<f64, _>(adam, lr), &with(("beta", sf_beta(m)), &[("beta2", decay(b2)), ("eps", eps_ok(eps))]))?;
         let radam = RAdam { beta2: b2, eps, silent_sgd_phase: true };
-        check(cfg.wrap::<f32, _>(radam, lr), &with(("beta", sf_beta(m)), &[("beta2", decay(b2)), ("eps", eps_ok(eps))]))?;
+        check(cfg.wrap::<f32, _>(radam, lr), &with(("beta", sf_beta(m)), &[("beta2", radam_beta2(b2, true)), ("eps", eps_ok(eps))]))?;
     }
 
     #[test]
@@ -463,4 +467,66 @@ fn registration_errors_are_typed() {
         .expect("valid");
     assert_eq!(g, 1);
     opt.add_param_to(1, "v", &[3]).expect("group 1 exists now");
+}
+
+#[test]
+fn overflowing_scalars_refuse_the_step_and_change_nothing() {
+    // lr_max² overflows f64: c would be inf/inf = NaN.
+    let mut opt = SgdScheduleFree { lr: 1e160, ..Default::default() }.build::<f64>().expect("finite lr is valid");
+    opt.add_param("w", &[1]).expect("name");
+    let mut w = vec![1.0];
+    let g = vec![1.0];
+    let err = opt.step(&mut [Param::new("w", &mut w, &g)]).expect_err("overflow must be refused");
+    assert!(matches!(err, StepError::NonFiniteScalar { group: 0, .. }), "{err:?}");
+    assert_eq!(w, vec![1.0]);
+    assert_eq!(opt.step_count(), 0);
+    assert!(opt.state_buffer("w", "z").is_none());
+}
+
+#[test]
+fn impossible_group_scalars_in_a_checkpoint_are_refused() {
+    let mut opt = SgdScheduleFree::default().build::<f64>().expect("config");
+    opt.add_param("w", &[1]).expect("name");
+    let mut w = vec![1.0];
+    opt.step(&mut [Param::new("w", &mut w, &[0.5])]).expect("step");
+    for (lr_max, weight_sum) in [(-5.0, 1.0), (1.0, f64::NAN), (1.0, -1.0), (f64::INFINITY, 1.0)] {
+        let mut st = opt.state();
+        st.groups[0].lr_max = lr_max;
+        st.groups[0].weight_sum = weight_sum;
+        let mut fresh = SgdScheduleFree::default().build::<f64>().expect("config");
+        fresh.add_param("w", &[1]).expect("name");
+        let err = fresh.load_state(&st).expect_err("tampered scalars");
+        assert!(matches!(err, schedulefree::StateError::Group { group: 0, .. }), "{err:?}");
+        assert_eq!(fresh.step_count(), 0);
+    }
+}
+
+#[test]
+fn radam_silent_phase_needs_a_rectifiable_beta2() {
+    let err = RAdamScheduleFree { betas: (0.9, 0.5), ..Default::default() }.build::<f64>().expect_err("never rectifies");
+    assert!(matches!(err, ConfigError::OutOfRange { field: "beta2", .. }), "{err:?}");
+    RAdamScheduleFree { betas: (0.9, 0.5), silent_sgd_phase: false, ..Default::default() }
+        .build::<f64>()
+        .expect("without the silent phase it is plain SGD until rectifiable: valid");
+}
+
+#[test]
+fn shape_overflow_is_a_typed_error() {
+    let mut opt = SgdScheduleFree::default().build::<f32>().expect("config");
+    let err = opt.add_param("w", &[usize::MAX, 2]).expect_err("overflow");
+    assert!(matches!(err, schedulefree::ParamError::ShapeOverflow { .. }), "{err:?}");
+}
+
+#[test]
+fn eval_is_a_no_op_for_conversions_without_modes() {
+    let mut opt = schedulefree::presets::AdamW::default()
+        .build::<f64, _>(schedulefree::schedule::Constant)
+        .expect("config");
+    opt.add_param("w", &[1]).expect("name");
+    let mut w = vec![1.0];
+    opt.step(&mut [Param::new("w", &mut w, &[0.5])]).expect("step");
+    let before = w.clone();
+    opt.eval(&mut [Param::frozen("w", &mut w)]).expect("eval");
+    assert_eq!(w, before, "the last iterate is the returned point");
+    opt.step(&mut [Param::new("w", &mut w, &[0.5])]).expect("a last-iterate optimizer stays trainable");
 }

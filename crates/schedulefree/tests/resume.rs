@@ -615,14 +615,13 @@ fn concurrent_saves_to_one_path_stay_whole() {
 
 #[test]
 fn non_finite_buffers_round_trip_through_json() {
-    // A diverged run (huge lr) leaves inf/NaN in the state; the checkpoint must still load.
-    let mut opt = schedulefree::SgdScheduleFree { lr: 1e300, ..Default::default() }.build::<f64>().expect("config");
+    // A diverged run (huge finite gradients) leaves ±inf in the state; the checkpoint must
+    // still load.
+    let mut opt = schedulefree::SgdScheduleFree { lr: 10.0, ..Default::default() }.build::<f64>().expect("config");
     opt.add_param("w", &[2]).expect("name");
-    let mut w = vec![1e300, -1e300];
-    for _ in 0..3 {
-        let g = w.clone();
-        opt.step(&mut [Param::new("w", &mut w, &g)]).expect("step");
-    }
+    let mut w = vec![1.0, -1.0];
+    let g = vec![1e308, -1e308];
+    opt.step(&mut [Param::new("w", &mut w, &g)]).expect("step");
     let st = opt.state();
     assert!(st.params["w"].buffers["z"].iter().any(|v| !v.is_finite()), "test needs a non-finite buffer");
     let json = serde_json::to_string(&st).expect("serialize");

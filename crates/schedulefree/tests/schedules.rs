@@ -89,7 +89,7 @@ fn config() -> impl Strategy<Value = ScheduleConfig> {
         Just(Cooldown::Cosine)
     ];
     let leaf = prop_oneof![
-        Just(ScheduleConfig::Constant),
+        Just(ScheduleConfig::Constant {}),
         (run(), end()).prop_map(|((warmup, total), end)| ScheduleConfig::Linear {
             warmup,
             total,
@@ -556,4 +556,12 @@ fn schedules_are_send_sync_clone() {
     check::<TorchCosineAnnealing>();
     check::<Warmup<Constant>>();
     check::<schedulefree::schedule::Sequence<Linear, Cosine>>();
+}
+
+#[test]
+fn unknown_keys_are_rejected_even_for_constant() {
+    let ok: Result<ScheduleConfig, _> = serde_json::from_str(r#"{"kind":"constant"}"#);
+    assert!(ok.is_ok(), "{ok:?}");
+    let typo: Result<ScheduleConfig, _> = serde_json::from_str(r#"{"kind":"constant","warmup":100}"#);
+    assert!(typo.is_err(), "a constant schedule with a warmup key must be rejected: {typo:?}");
 }

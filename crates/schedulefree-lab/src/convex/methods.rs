@@ -19,7 +19,7 @@ use schedulefree::conversion::{
     AveragingWeights, Conversion, LastIterate, PolyakAverage, PrimalAverage, ScheduleFree,
 };
 use schedulefree::decay::NoDecay;
-use schedulefree::learner::{Adam, BiasCorrection, Learner, Sgd};
+use schedulefree::learner::{Adam, BiasCorrection, Learner, Sgd, StepCount};
 use schedulefree::schedule::{Constant, Cosine, Linear, Schedule, Warmup};
 use schedulefree::{DynOptimizer, GroupConfig, NonFinitePolicy, Optimizer};
 
@@ -69,6 +69,7 @@ pub fn adam_learner(method: Method) -> Adam {
         beta2,
         eps: ADAM_EPS,
         bias_correction: BiasCorrection::Denominator,
+        count: StepCount::Parameter,
     }
 }
 

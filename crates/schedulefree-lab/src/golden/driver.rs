@@ -1,7 +1,7 @@
 //! Building the optimizer of a [`Plan`] through the public presets, behind the core's object-safe
 //! [`DynOptimizer`] so that the replay loop is written once for every method.
 
-use schedulefree::learner::{self, Adam, BiasCorrection};
+use schedulefree::learner::{self, Adam, BiasCorrection, StepCount};
 use schedulefree::{ConfigError, DynOptimizer, Element};
 
 use super::method::{Method, Plan, WrapperBase};
@@ -32,7 +32,14 @@ pub(crate) fn build<T: Element>(
             (WrapperBase::Sgd, false) => boxed(wrapper.wrap::<T, _>(learner::Sgd::plain(), *lr))?,
             (WrapperBase::Sgd, true) => boxed(wrapper.wrap_reference::<T, _>(learner::Sgd::plain(), *lr))?,
             (WrapperBase::Adam { beta2, eps }, reference) => {
-                let adam = Adam { beta1: 0.0, beta2: *beta2, eps: *eps, bias_correction: BiasCorrection::Denominator };
+                // torch Adam counts bias corrections per parameter (`state["step"]`).
+                let adam = Adam {
+                    beta1: 0.0,
+                    beta2: *beta2,
+                    eps: *eps,
+                    bias_correction: BiasCorrection::Denominator,
+                    count: StepCount::Parameter,
+                };
                 if *reference {
                     boxed(wrapper.wrap_reference::<T, _>(adam, *lr))?
                 } else {

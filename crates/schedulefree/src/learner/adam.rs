@@ -19,17 +19,28 @@ pub enum BiasCorrection {
     LearningRate,
 }
 
+/// Which counter `t` Adam's bias corrections use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepCount {
+    /// Updates this parameter received (torch `Adam`/`AdamW`: per-parameter `state["step"]`).
+    #[default]
+    Parameter,
+    /// Completed updates of the parameter's group (the Schedule-Free classes use the group's
+    /// `k`); differs only for parameters that skipped steps.
+    Group,
+}
+
 /// Adam direction with optional first moment:
 /// `v ← β2·v + (1 − β2)·g²`, `m ← β1·m + (1 − β1)·g` (only if `β1 > 0`),
-/// `d = (β1 > 0 ? m/(1 − β1^t) : g) / (sqrt(v/(1 − β2^t)) + ε)`, `t` = the parameter's
-/// update count (1-based).
+/// `d = (β1 > 0 ? m/(1 − β1^t) : g) / (sqrt(v/(1 − β2^t)) + ε)`, `t` = the 1-based update
+/// count chosen by [`StepCount`].
 ///
 /// Slots: `["exp_avg", "exp_avg_sq"]` with a first moment, `["exp_avg_sq"]` without (the
 /// Schedule-Free form, whose averaging replaces momentum).
 ///
-/// Deviation: the Schedule-Free reference uses the group's step counter for the bias
-/// corrections; we use the parameter's own count, which is equal unless the parameter
-/// skipped steps (then ours matches the number of moment updates actually applied).
+/// The Schedule-Free presets count by group (as their reference classes do); torch-style
+/// Adam counts per parameter.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Adam {
     /// First-moment decay `β1 ∈ [0, 1)`; 0 disables the first moment (no buffer).
@@ -40,12 +51,21 @@ pub struct Adam {
     pub eps: f64,
     /// Where the second-moment bias correction goes.
     pub bias_correction: BiasCorrection,
+    /// Which step counter the bias corrections use.
+    #[serde(default)]
+    pub count: StepCount,
 }
 
 impl Default for Adam {
     /// torch defaults: `β1 = 0.9, β2 = 0.999, ε = 1e-8`.
     fn default() -> Self {
-        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, bias_correction: BiasCorrection::Denominator }
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            bias_correction: BiasCorrection::Denominator,
+            count: StepCount::Parameter,
+        }
     }
 }
 
@@ -99,7 +119,10 @@ impl Learner for Adam {
     }
 
     fn scalars(&self, k: StepIndex) -> AdamScalars {
-        let t = (k.param + 1) as f64;
+        let t = match self.count {
+            StepCount::Parameter => k.param + 1,
+            StepCount::Group => k.group + 1,
+        } as f64;
         let bc2 = match self.bias_correction {
             BiasCorrection::Denominator => 1.0 - self.beta2.powf(t),
             BiasCorrection::LearningRate => 1.0,

@@ -11,7 +11,7 @@ mod adam;
 mod radam;
 mod sgd;
 
-pub use adam::{Adam, BiasCorrection};
+pub use adam::{Adam, BiasCorrection, StepCount};
 pub use radam::RAdam;
 pub use sgd::Sgd;
 

@@ -4,7 +4,7 @@
 use super::adam::validate_betas;
 use super::{Learner, StepIndex};
 use crate::element::Element;
-use crate::error::ConfigError;
+use crate::error::{check, ConfigError};
 
 /// RAdam without first moment (the Schedule-Free form):
 /// `ρ_∞ = 2/(1 − β2) − 1`, `ρ_t = ρ_∞ − 2tβ2^t/(1 − β2^t)`;
@@ -72,7 +72,15 @@ impl Learner for RAdam {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        validate_betas(0.0, self.beta2, self.eps)
+        validate_betas(0.0, self.beta2, self.eps)?;
+        // ρ_∞ = 2/(1 − β2) − 1 > 4 ⇔ β2 > 0.6: otherwise the variance is never rectifiable and a
+        // silent phase would freeze the parameters forever.
+        check(
+            "beta2",
+            self.beta2,
+            !self.silent_sgd_phase || self.beta2 > 0.6,
+            "0.6 < beta2 < 1 with silent_sgd_phase (rectification needs rho_inf > 4)",
+        )
     }
 
     fn has_momentum(&self) -> bool {

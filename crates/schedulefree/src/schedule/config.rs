@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum ScheduleConfig {
-    /// [`Constant`].
-    Constant,
+    /// [`Constant`]. A struct variant (with no fields) so that unknown keys such as a
+    /// misplaced `warmup` are rejected rather than ignored.
+    Constant {},
     /// [`Warmup`]: `warmup` updates of warmup, then `schedule` restarted at 0.
     Warmup {
         /// Warmup length in updates.
@@ -106,7 +107,7 @@ impl ScheduleConfig {
     /// The [`ScheduleError`] of the constructor it calls (the first one, for nested configs).
     pub fn build(&self) -> Result<Box<dyn Schedule>, ScheduleError> {
         Ok(match self {
-            Self::Constant => Box::new(Constant),
+            Self::Constant {} => Box::new(Constant),
             Self::Warmup { warmup, schedule } => Box::new(Warmup::new(*warmup, schedule.build()?)),
             Self::Linear { warmup, total, end } => Box::new(Linear::new(*warmup, *total, *end)?),
             Self::Cosine { warmup, total, end } => Box::new(Cosine::new(*warmup, *total, *end)?),
