@@ -1,7 +1,12 @@
 //! End-to-end tests of `sflab convex` through the library entry point.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use schedulefree_lab::convex::config::{
+    DEFAULT_ADAM_EXPONENTS, DEFAULT_DATASETS, DEFAULT_EPOCHS, DEFAULT_SEEDS, DEFAULT_SGD_EXPONENTS,
+    FULL_ADAM_EXPONENTS, FULL_DATASETS, FULL_EPOCHS, FULL_SEEDS, FULL_SGD_EXPONENTS, grid_label,
+};
 use schedulefree_lab::convex::{self, Base, ConvexArgs, Method};
 
 fn out_dir(name: &str) -> PathBuf {
@@ -150,5 +155,174 @@ fn user_files_and_bad_names() {
     };
     let err = convex::run_with(&bad).expect_err("unknown dataset");
     assert!(format!("{err:#}").contains("no_such_dataset"), "{err:#}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn sflab_convex(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sflab"))
+        .arg("convex")
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("sflab runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn negative_numbers_reach_our_own_validation() {
+    let out = out_dir("negative");
+    let out_arg = out.to_string_lossy().into_owned();
+    for (args, message) in [
+        (
+            vec!["--lrs", "-0.1"],
+            "learning rates must be positive and finite, got -0.1",
+        ),
+        (
+            vec!["--lrs", "-0.1,0.2"],
+            "learning rates must be positive and finite, got -0.1",
+        ),
+        (
+            vec!["--warmup", "-1"],
+            "--warmup must be a fraction in [0, 1], got -1",
+        ),
+        (
+            vec!["--lr-min", "-3", "--lr-max", "-5"],
+            "--lr-min (-3) must not exceed --lr-max (-5)",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--quiet", "--no-plots", "--out", &out_arg]);
+        let (ok, _, stderr) = sflab_convex(&all);
+        assert!(!ok, "{args:?} accepted");
+        assert!(
+            !stderr.contains("unexpected argument"),
+            "{args:?}: clap rejected it:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?}:\n{stderr}"
+        );
+    }
+    assert!(!out.exists(), "nothing is written for invalid arguments");
+}
+
+#[test]
+fn help_and_docs_match_the_protocol_constants() {
+    let (ok, help, stderr) = sflab_convex(&["--help"]);
+    assert!(ok, "{stderr}");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let full = format!(
+        "{FULL_EPOCHS} epochs, {FULL_SEEDS} seeds, all {} datasets",
+        FULL_DATASETS.len()
+    );
+    let grids = format!(
+        "lr grids SGD {} and Adam {}",
+        grid_label(FULL_SGD_EXPONENTS),
+        grid_label(FULL_ADAM_EXPONENTS)
+    );
+    assert_eq!(grid_label(FULL_SGD_EXPONENTS), "2^-9..2^7 (17 points)");
+    for want in [
+        full.as_str(),
+        grids.as_str(),
+        &format!("(default {DEFAULT_EPOCHS}; {FULL_EPOCHS} with --full)"),
+        &format!("(default {DEFAULT_SEEDS}; {FULL_SEEDS} with --full)"),
+        &format!(
+            "Default grids: SGD {}, Adam {}",
+            grid_label(DEFAULT_SGD_EXPONENTS),
+            grid_label(DEFAULT_ADAM_EXPONENTS)
+        ),
+        "Smallest lr exponent, an integer",
+        "Largest lr exponent, an integer",
+    ] {
+        assert!(help.contains(want), "--help lacks {want:?}:\n{help}");
+    }
+    assert!(!help.contains("15-point"), "{help}");
+
+    // The module documentation quotes the same grids and run count.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/convex/mod.rs"))
+            .expect("convex/mod.rs");
+    let doc = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let quoted = |(lo, hi): (i32, i32)| format!("`2^{lo}..2^{hi}` ({} points)", hi - lo + 1);
+    let points = |(lo, hi): (i32, i32)| (hi - lo + 1) as usize;
+    let runs = DEFAULT_DATASETS.len()
+        * DEFAULT_SEEDS as usize
+        * Method::ALL.len()
+        * (points(DEFAULT_SGD_EXPONENTS) + points(DEFAULT_ADAM_EXPONENTS));
+    for want in [
+        format!(
+            "SGD {} and Adam {}: {runs} runs",
+            quoted(DEFAULT_SGD_EXPONENTS),
+            quoted(DEFAULT_ADAM_EXPONENTS)
+        ),
+        format!(
+            "SGD {} and Adam {}",
+            quoted(FULL_SGD_EXPONENTS),
+            quoted(FULL_ADAM_EXPONENTS)
+        ),
+        format!("{DEFAULT_EPOCHS} epochs, {DEFAULT_SEEDS} seeds"),
+        format!(
+            "{FULL_EPOCHS} epochs, {FULL_SEEDS} seeds, {} datasets",
+            FULL_DATASETS.len()
+        ),
+    ] {
+        assert!(doc.contains(&want), "convex module docs lack {want:?}");
+    }
+}
+
+#[test]
+fn unknown_names_list_the_datasets_and_a_bad_data_dir_is_an_error() {
+    let out = out_dir("names");
+    let args = |datasets: &str, data_dir: Option<PathBuf>| ConvexArgs {
+        datasets: Some(vec![datasets.into()]),
+        data_dir,
+        out: Some(out.clone()),
+        quiet: true,
+        no_plots: true,
+        ..Default::default()
+    };
+    let err = format!(
+        "{:#}",
+        convex::run_with(&args("Iris", None)).expect_err("unknown dataset")
+    );
+    assert!(err.contains("\"Iris\""), "{err}");
+    assert!(
+        err.contains("available: ") && err.contains("iris") && err.contains("satimage"),
+        "{err}"
+    );
+
+    let missing = Path::new("/nonexistent-sflab-data-dir");
+    let err = format!(
+        "{:#}",
+        convex::run_with(&args("iris", Some(missing.into()))).expect_err("missing dir")
+    );
+    assert!(
+        err.contains("--data-dir") && err.contains("nonexistent-sflab-data-dir"),
+        "{err}"
+    );
+    let empty = out_dir("empty-data-dir");
+    std::fs::create_dir_all(&empty).expect("create");
+    let err = format!(
+        "{:#}",
+        convex::run_with(&args("iris", Some(empty.clone()))).expect_err("no manifest")
+    );
+    assert!(err.contains("MANIFEST.tsv"), "{err}");
+    // The bundled directory itself (or its parent, holding libsvm/) is a valid --data-dir.
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let cfg = convex::ConvexConfig::resolve(&args("iris", Some(bundled.clone())))
+        .expect("data dir with libsvm/");
+    assert_eq!(cfg.data_dir, Some(bundled));
+    let _ = std::fs::remove_dir_all(&empty);
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -92,11 +92,78 @@ fn named_datasets_load_with_splits() {
     assert_eq!(test.d(), 180);
 
     match registry::load_named("no_such_dataset", None) {
-        Err(DataError::UnknownDataset { name, searched }) => {
+        Err(DataError::UnknownDataset { name, searched, .. }) => {
             assert_eq!(name, "no_such_dataset");
             assert!(!searched.is_empty());
         }
         other => panic!("expected UnknownDataset, got {other:?}"),
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+#[test]
+fn unknown_dataset_lists_the_available_names_and_every_directory_searched() {
+    let data_dir = std::env::temp_dir().join(format!("sflab-no-manifest-{}", std::process::id()));
+    let err = registry::load_named("Iris", Some(&data_dir)).expect_err("names are case-sensitive");
+    let message = err.to_string();
+    let DataError::UnknownDataset {
+        name,
+        available,
+        searched,
+    } = err
+    else {
+        panic!("expected UnknownDataset, got {err:?}");
+    };
+    assert_eq!(name, "Iris");
+    for n in ["iris", "wine", "letter", "spam"] {
+        assert!(available.iter().any(|a| a == n), "{n} not in {available:?}");
+    }
+    assert!(message.contains("available: iris, wine, "), "{message}");
+    // Every candidate is listed, whether or not it exists: the bundled locations (compile-time
+    // path, current directory, ancestors of the executable) and both forms of the data dir.
+    let mut expected = registry::bundled_candidates();
+    expected.extend([data_dir.clone(), data_dir.join("libsvm")]);
+    for c in &expected {
+        assert!(
+            searched.iter().any(|s| same_dir(s, c)),
+            "{} not in {searched:?}",
+            c.display()
+        );
+    }
+    for s in &searched {
+        assert!(
+            message.contains(&format!("{:?}", s.display().to_string())),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn bundled_data_is_also_found_from_the_executable() {
+    // A binary inside a checkout (here: the test binary under target/) finds data/libsvm by
+    // walking up from its own location, wherever it is run from.
+    let exe = std::env::current_exe().expect("current exe");
+    let candidates = registry::bundled_candidates();
+    for ancestor in exe.ancestors().skip(1) {
+        let c = ancestor.join("data").join("libsvm");
+        assert!(candidates.contains(&c), "{} not a candidate", c.display());
+    }
+    let found = exe
+        .ancestors()
+        .map(|a| a.join("data").join("libsvm"))
+        .find(|c| c.join(registry::MANIFEST_FILE).is_file());
+    match found {
+        Some(dir) => assert!(
+            registry::search_dirs(None)
+                .iter()
+                .any(|s| same_dir(s, &dir)),
+            "{} not searched",
+            dir.display()
+        ),
+        None => eprintln!("skipping: target directory outside the checkout"),
     }
 }
 
@@ -348,6 +415,61 @@ fn user_file_pairs_share_one_label_map() {
     ));
 }
 
+#[test]
+fn user_test_labels_must_occur_in_training_and_two_classes_are_needed() {
+    // Test labels 2 and 3 never occur in the training file: an error naming them, not two
+    // silently added classes.
+    let train = tmp_file("unseen.train.libsvm", b"-1 1:1\n1 2:1\n-1 1:3\n");
+    let test = tmp_file("unseen.test.libsvm", b"-1 1:1\n2 1:1\n3 2:1\n1 1:2\n");
+    let spec = format!("{},{}", train.display(), test.display());
+    let err =
+        registry::load_user_spec(&spec, &LibsvmOptions::default()).expect_err("unseen labels");
+    let message = err.to_string();
+    match err {
+        DataError::UnseenTestLabels {
+            labels, test: t, ..
+        } => {
+            assert_eq!(labels, vec![2, 3]);
+            assert_eq!(t, test);
+        }
+        other => panic!("expected UnseenTestLabels, got {other:?}"),
+    }
+    assert!(
+        message.contains("[2, 3]") && message.contains("unseen.test.libsvm"),
+        "{message}"
+    );
+    // Declared classes (identity map on 0..C) may be missing from the training file.
+    let train01 = tmp_file("declared.train.libsvm", b"0 1:1\n1 1:2\n");
+    let test2 = tmp_file("declared.test.libsvm", b"2 1:1\n");
+    let declared = LibsvmOptions {
+        features: None,
+        classes: Some(3),
+    };
+    let ds =
+        registry::load_user_files(&train01, Some(&test2), &declared).expect("declared classes");
+    assert_eq!(ds.classes, 3);
+
+    // A single class in the training data cannot be classified, with or without a test file.
+    let one = tmp_file("one.libsvm", b"1 1:1\n1 1:2\n1 2:1\n");
+    let other = tmp_file("one.test.libsvm", b"0 1:1\n");
+    for spec in [
+        one.display().to_string(),
+        format!("{},{}", one.display(), other.display()),
+    ] {
+        let err =
+            registry::load_user_spec(&spec, &LibsvmOptions::default()).expect_err("one class");
+        assert!(
+            matches!(&err, DataError::TooFewClasses { labels, .. } if labels == &[1]),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("classification needs at least 2 classes"),
+            "{err}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Standardisation and shuffling
 
@@ -545,6 +667,77 @@ fn softmax_is_stable_for_huge_logits() {
     assert_eq!(ev.correct, 0);
     let mut sc = Scratch::new(&model);
     assert_eq!(model.predict(&params, &[1.0], &mut sc).expect("predict"), 0);
+}
+
+/// `−ln softmax(z)_y = ln(1 + Σ_{j≠y} exp(z_j − z_y))`, in `f64`.
+fn reference_loss(z: &[f64], y: usize) -> f64 {
+    let rest: f64 = z
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != y)
+        .map(|(_, &v)| (v - z[y]).exp())
+        .sum();
+    rest.ln_1p()
+}
+
+#[test]
+fn confidently_classified_rows_keep_a_tiny_positive_loss() {
+    // One feature x = 1, so the logits are W + b. With margins of about 20..150, `1 + exp(−margin)`
+    // is 1 in f32 (the loss used to be exactly 0) and exp(−150) even underflows f32.
+    let model = LogReg::new(1, 3).expect("model");
+    let data = Split::new(vec![1.0, 1.0, 1.0, 1.0], vec![0, 2, 1, 0], 1).expect("split");
+    let cases: [([f32; 3], usize); 4] = [
+        ([20.3, -0.7, 1.9], 0),    // margin ≈ 18.4, differences not exact in f32
+        ([-30.0, 5.0, 42.5], 2),   // margin 37.5
+        ([-75.0, 75.0, -80.0], 1), // margin 150
+        ([3.1, -2.9, 0.4], 1),     // misclassified: loss ≈ 6
+    ];
+    let mut sc = Scratch::<f32>::new(&model);
+    for (w, y) in cases {
+        let params = [w[0], w[1], w[2], 0.0, 0.0, 0.0];
+        let row = [0usize, 1, 2, 3]
+            .into_iter()
+            .find(|&r| data.y()[r] as usize == y)
+            .expect("row");
+        let z: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
+        let want = reference_loss(&z, y);
+        assert!(want > 0.0);
+        let got = model.loss(&params, &data, &[row], &mut sc).expect("loss");
+        assert!(got > 0.0, "logits {w:?}, label {y}: loss {got}");
+        assert!(
+            (got - want).abs() <= 1e-6 * want,
+            "logits {w:?}, label {y}: loss {got}, reference {want}"
+        );
+        // The f64 model agrees, and the gradient path reports the same loss.
+        let p64: Vec<f64> = params.iter().map(|&v| f64::from(v)).collect();
+        let got64 = model
+            .loss(&p64, &data, &[row], &mut Scratch::new(&model))
+            .expect("loss f64");
+        assert!(
+            (got64 - want).abs() <= 1e-12 * want,
+            "f64: {got64} vs {want}"
+        );
+        let mut g = model.zeros::<f32>();
+        assert_eq!(
+            model
+                .loss_grad(&params, &data, &[row], &mut g, &mut sc)
+                .expect("grad"),
+            got
+        );
+    }
+    // The reported (evaluated) mean loss of a confidently fitted split is positive too.
+    let params = [20.3f32, -0.7, 1.9, 0.0, 0.0, 0.0];
+    let only0 = Split::new(vec![1.0, 1.0], vec![0, 0], 1).expect("split");
+    let ev = model.evaluate(&params, &only0).expect("evaluate");
+    let want = reference_loss(
+        &[f64::from(20.3f32), f64::from(-0.7f32), f64::from(1.9f32)],
+        0,
+    );
+    assert!(
+        ev.loss > 0.0 && (ev.loss - want).abs() <= 1e-6 * want,
+        "{} vs {want}",
+        ev.loss
+    );
 }
 
 #[test]

@@ -197,3 +197,67 @@ fn directory_arguments_skip_index_and_schedules() {
     }));
     assert!(collect_fixture_paths(&[golden_dir().join("does-not-exist.json")]).is_err());
 }
+
+#[test]
+fn truncated_or_empty_trajectories_are_errors() {
+    let src = golden_dir().join("sgd_sf_m0.9_w5_wd0.01_r0_wlp2.json");
+    let fx: serde_json::Value = serde_json::from_slice(&std::fs::read(&src).expect("read")).expect("json");
+    assert_eq!(fx["num_steps"], 30);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("golden-truncated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+
+    let mut short = fx.clone();
+    short["steps"].as_array_mut().expect("steps").truncate(10);
+    let mut empty = fx.clone();
+    empty["steps"] = serde_json::json!([]);
+    let mut zero = empty.clone();
+    zero["num_steps"] = serde_json::json!(0);
+    for (name, v, message) in [
+        ("short", short, "steps has 10 records, num_steps is 30"),
+        ("empty", empty, "steps has 0 records, num_steps is 30"),
+        ("zero", zero, "num_steps is 0"),
+    ] {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&v).expect("serialize")).expect("write");
+        let out = sflab(&[path.as_os_str()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{name}: exit 0 for an incomplete trajectory:\n{stdout}");
+        assert!(stdout.contains("ERROR") && stdout.contains(message), "{name}:\n{stdout}");
+        assert!(!stdout.contains("PASS"), "{name}:\n{stdout}");
+    }
+
+    // Per-step, per-parameter arrays of the wrong size are rejected before any replay.
+    let good: Fixture = serde_json::from_value(fx).expect("fixture");
+    good.validate().expect("the original fixture is consistent");
+    let mut bad = good.clone();
+    bad.steps[3].y.as_mut().expect("y")[1].pop();
+    let e = bad.validate().expect_err("short y");
+    assert!(format!("{e:#}").contains("steps[3].y[1] has 5 values, expected 6"), "{e:#}");
+    let mut bad = good.clone();
+    bad.steps[7].x = None;
+    let e = bad.validate().expect_err("missing x");
+    assert!(format!("{e:#}").contains("steps[7].x is missing"), "{e:#}");
+    let mut bad = good;
+    bad.gradient.noise[29].pop();
+    let e = bad.validate().expect_err("short noise");
+    assert!(format!("{e:#}").contains("gradient.noise[29] has 2 tensors, expected 3"), "{e:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn naming_index_or_schedules_skips_them_with_a_note() {
+    let index = golden_dir().join("index.json");
+    let schedules = golden_dir().join("schedules.json");
+    let out = sflab(&[index.as_os_str(), schedules.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains("missing field") && !stdout.contains("ERROR"), "{stdout}");
+    assert!(stdout.contains("index.json is not a trajectory fixture"), "{stdout}");
+    assert!(stdout.contains("schedules.json is not a trajectory fixture"), "{stdout}");
+
+    // Next to a real fixture, only that one is replayed.
+    let fixture = golden_dir().join("sgd_sf_m0.9_w5_wd0.01_r0_wlp2.json");
+    let reports = replay_all(&[index, fixture], &[LoopMode::Open], true).expect("replay");
+    let statuses: Vec<Status> = reports.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![Status::Skipped, Status::Pass]);
+}

@@ -44,8 +44,12 @@ pub const FULL_DATASETS: [&str; 16] = [
 
 /// Default number of epochs.
 pub const DEFAULT_EPOCHS: usize = 30;
+/// Number of epochs of the `--full` protocol.
+pub const FULL_EPOCHS: usize = 100;
 /// Default number of seeds.
 pub const DEFAULT_SEEDS: u64 = 3;
+/// Number of seeds of the `--full` protocol.
+pub const FULL_SEEDS: u64 = 10;
 /// Minibatch size of the paper's protocol.
 pub const DEFAULT_BATCH: usize = 16;
 /// Linear warmup length as a fraction of the run's updates, for every method.
@@ -176,6 +180,34 @@ impl fmt::Display for Base {
     }
 }
 
+/// `2^lo..2^hi (N points)` for an inclusive pair of lr grid exponents.
+pub fn grid_label((lo, hi): (i32, i32)) -> String {
+    format!("2^{lo}..2^{hi} ({} points)", hi - lo + 1)
+}
+
+/// Help of `--full`, built from the constants of the protocol.
+fn full_help() -> String {
+    format!(
+        "The paper-sized protocol: {FULL_EPOCHS} epochs, {FULL_SEEDS} seeds, all {} datasets (vowel, a9a, ijcnn1 \
+         and mushrooms from --data-dir), lr grids SGD {} and Adam {}. Explicit flags still override",
+        FULL_DATASETS.len(),
+        grid_label(FULL_SGD_EXPONENTS),
+        grid_label(FULL_ADAM_EXPONENTS),
+    )
+}
+
+/// Help of `--lr-min`, built from the grid constants.
+fn lr_min_help() -> String {
+    format!(
+        "Smallest lr exponent, an integer (e.g. -8): the grid is 2^lr_min .. 2^lr_max for every base (needs \
+         --lr-max). Default grids: SGD {}, Adam {} (--full: SGD {}, Adam {})",
+        grid_label(DEFAULT_SGD_EXPONENTS),
+        grid_label(DEFAULT_ADAM_EXPONENTS),
+        grid_label(FULL_SGD_EXPONENTS),
+        grid_label(FULL_ADAM_EXPONENTS),
+    )
+}
+
 /// Command-line arguments of `sflab convex`. Every field is optional; unset fields take the
 /// default protocol's value (or the `--full` protocol's, see [`ConvexConfig::resolve`]), so
 /// `ConvexArgs::default()` is the default run.
@@ -194,27 +226,36 @@ pub struct ConvexArgs {
     /// Default: ../shared/data if it exists.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Epochs per run (default 30; 100 with --full).
-    #[arg(long)]
+    /// Epochs per run ([`DEFAULT_EPOCHS`]; [`FULL_EPOCHS`] with --full).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        help = format!("Epochs per run (default {DEFAULT_EPOCHS}; {FULL_EPOCHS} with --full)")
+    )]
     pub epochs: Option<usize>,
-    /// Number of seeds (0..N) per configuration (default 3; 10 with --full).
-    #[arg(long)]
+    /// Number of seeds (0..N) per configuration ([`DEFAULT_SEEDS`]; [`FULL_SEEDS`] with --full).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        help = format!("Number of seeds (0..N) per configuration (default {DEFAULT_SEEDS}; {FULL_SEEDS} with --full)")
+    )]
     pub seeds: Option<u64>,
     /// Minibatch size (default 16).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch: Option<usize>,
     /// Linear warmup length as a fraction of the run's updates, same for every method
     /// (default 0.05).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub warmup: Option<f64>,
     /// Explicit lr grid, comma-separated, used for every base and method.
-    #[arg(long, value_delimiter = ',', conflicts_with_all = ["lr_min", "lr_max"])]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, conflicts_with_all = ["lr_min", "lr_max"])]
     pub lrs: Option<Vec<f64>>,
-    /// Smallest lr exponent: the grid is 2^lr_min .. 2^lr_max for every base (needs --lr-max).
-    /// Default grids: SGD 2^-8..2^6, Adam 2^-10..2^3 (--full: 2^-9..2^7 and 2^-10..2^4).
-    #[arg(long, allow_negative_numbers = true, requires = "lr_max")]
+    /// Smallest lr exponent, an integer: the grid is `2^lr_min .. 2^lr_max` for every base
+    /// (needs --lr-max). Default grids: [`DEFAULT_SGD_EXPONENTS`] and [`DEFAULT_ADAM_EXPONENTS`]
+    /// (--full: [`FULL_SGD_EXPONENTS`] and [`FULL_ADAM_EXPONENTS`]).
+    #[arg(long, allow_negative_numbers = true, requires = "lr_max", help = lr_min_help())]
     pub lr_min: Option<i32>,
-    /// Largest lr exponent (needs --lr-min).
+    /// Largest lr exponent, an integer (needs --lr-min).
     #[arg(long, allow_negative_numbers = true, requires = "lr_min")]
     pub lr_max: Option<i32>,
     /// Base learners, comma-separated (default adam,sgd).
@@ -228,11 +269,13 @@ pub struct ConvexArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads for the sweep (default: all cores).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threads: Option<usize>,
-    /// The paper-sized protocol: 100 epochs, 10 seeds, all 16 datasets (vowel, a9a, ijcnn1
-    /// and mushrooms from --data-dir), 15-point lr grids. Explicit flags still override.
-    #[arg(long)]
+    /// The paper-sized protocol: [`FULL_EPOCHS`] epochs, [`FULL_SEEDS`] seeds, the
+    /// [`FULL_DATASETS`] (vowel, a9a, ijcnn1 and mushrooms from --data-dir), lr grids
+    /// [`FULL_SGD_EXPONENTS`] (SGD) and [`FULL_ADAM_EXPONENTS`] (Adam). Explicit flags still
+    /// override.
+    #[arg(long, help = full_help())]
     pub full: bool,
     /// Hide the progress bar and do not print the tables.
     #[arg(long)]
@@ -330,10 +373,26 @@ impl ConvexConfig {
     ///
     /// # Errors
     /// Empty or invalid grids, zero epochs / seeds / batch, a warmup fraction outside
-    /// `[0, 1]`, an unreadable manifest for `--datasets all`.
+    /// `[0, 1]`, an explicit `--data-dir` that does not exist or holds no manifest (neither
+    /// itself nor its `libsvm/`), an unreadable manifest for `--datasets all`.
     pub fn resolve(args: &ConvexArgs) -> anyhow::Result<Self> {
         let full = args.full;
-        let data_dir = args.data_dir.clone().or_else(default_data_dir);
+        let data_dir = match &args.data_dir {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    bail!("--data-dir {}: no such directory", dir.display());
+                }
+                if registry::manifest_dir(dir).is_none() {
+                    bail!(
+                        "--data-dir {}: no {} in it or in its libsvm/ subdirectory",
+                        dir.display(),
+                        registry::MANIFEST_FILE
+                    );
+                }
+                Some(dir.clone())
+            }
+            None => default_data_dir(),
+        };
         let mut datasets: Vec<DatasetSource> = Vec::new();
         let names: Option<Vec<String>> = match &args.datasets {
             Some(list) => Some(
@@ -373,8 +432,10 @@ impl ConvexConfig {
 
         let epochs = args
             .epochs
-            .unwrap_or(if full { 100 } else { DEFAULT_EPOCHS });
-        let seeds = args.seeds.unwrap_or(if full { 10 } else { DEFAULT_SEEDS });
+            .unwrap_or(if full { FULL_EPOCHS } else { DEFAULT_EPOCHS });
+        let seeds = args
+            .seeds
+            .unwrap_or(if full { FULL_SEEDS } else { DEFAULT_SEEDS });
         let batch = args.batch.unwrap_or(DEFAULT_BATCH);
         let warmup_fraction = args.warmup.unwrap_or(DEFAULT_WARMUP_FRACTION);
         if epochs == 0 || seeds == 0 || batch == 0 {

@@ -15,17 +15,21 @@
 //! * **Warmup**: every method warms up linearly (`(k+1)/W`) over the same `W = 5 %` of the
 //!   run's updates, so the only difference between methods is the conversion and the decay.
 //! * **Sweep**: the same power-of-two lr grid for every method of a base (default SGD
-//!   `2^-8..2^6`, Adam `2^-10..2^3`), seeds `0..N` driving the per-epoch shuffle (shared by all
-//!   methods and lrs). Each method's best lr is the one with the lowest mean final train loss.
+//!   `2^-8..2^6`, Adam `2^-10..2^3`: [`config::DEFAULT_SGD_EXPONENTS`],
+//!   [`config::DEFAULT_ADAM_EXPONENTS`]), seeds `0..N` driving the per-epoch shuffle (shared by
+//!   all methods and lrs). Each method's best lr is the one with the lowest mean final train
+//!   loss.
 //! * **Metric**: the returned point `x` (the optimizer's eval point) is evaluated after every
 //!   epoch on the whole train split (loss, accuracy) and the test split if there is one.
 //!   Tables report mean ± standard error over seeds at the best lr; the best cell per row is
 //!   bold and counts as a win (ties all win).
 //!
 //! Defaults (no flags): datasets iris, wine, glass, vehicle, breast_cancer, dna, segment,
-//! satimage (bundled in `data/libsvm`), 30 epochs, 3 seeds, 12 lrs per base (3456 runs, about a
-//! minute on 2 cores). `--full` is the paper-sized protocol: 100 epochs, 10 seeds, 16
-//! datasets, 15 lrs per base (hours).
+//! satimage (bundled in `data/libsvm`), 30 epochs, 3 seeds, lr grids SGD `2^-8..2^6` (15 points)
+//! and Adam `2^-10..2^3` (14 points): 4176 runs. `--full` is the paper-sized protocol: 100
+//! epochs, 10 seeds, 16 datasets, lr grids SGD `2^-9..2^7` (17 points) and Adam `2^-10..2^4`
+//! (15 points) (hours). The numbers are the constants of [`config`]
+//! ([`config::FULL_SGD_EXPONENTS`], ...); the `--help` text is built from them.
 //!
 //! # Outputs (under `--out`, default `sflab-out/convex`)
 //!

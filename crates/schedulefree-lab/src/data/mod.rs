@@ -65,12 +65,39 @@ pub enum DataError {
         message: String,
     },
     /// No searched directory's manifest lists the dataset.
-    #[error("dataset {name:?} not found in any manifest (searched: {searched:?})")]
+    #[error(
+        "dataset {name:?} not found in any manifest (available: {}; searched: {searched:?})",
+        if available.is_empty() { "none".to_string() } else { available.join(", ") }
+    )]
     UnknownDataset {
         /// Requested dataset name.
         name: String,
-        /// Directories searched, in order.
+        /// Datasets listed by the manifests found, in search order.
+        available: Vec<String>,
+        /// Directories searched, in order (whether or not they hold a manifest).
         searched: Vec<PathBuf>,
+    },
+    /// A user test file has labels that never occur in its training file.
+    #[error(
+        "{}: labels {labels:?} do not occur in the training file {} (a class without training rows cannot be learned)",
+        test.display(),
+        train.display()
+    )]
+    UnseenTestLabels {
+        /// Training file.
+        train: PathBuf,
+        /// Test file.
+        test: PathBuf,
+        /// The test labels missing from the training file (ascending; at most the first 32).
+        labels: Vec<i64>,
+    },
+    /// The training data has fewer than two classes.
+    #[error("{}: classification needs at least 2 classes, the training data has labels {labels:?}", path.display())]
+    TooFewClasses {
+        /// Training file.
+        path: PathBuf,
+        /// Distinct labels of the training data.
+        labels: Vec<i64>,
     },
     /// A parsed file disagrees with its manifest row.
     #[error("{}: {what} is {found}, manifest says {expected}", file.display())]

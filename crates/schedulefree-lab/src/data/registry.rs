@@ -6,8 +6,10 @@
 //! lists the dataset:
 //!
 //! 1. the repository's bundled `data/libsvm/`, located relative to this crate's
-//!    `CARGO_MANIFEST_DIR` (fixed at compile time) and relative to the current directory
-//!    (so the binary also works when run from the repository root of a moved checkout);
+//!    `CARGO_MANIFEST_DIR` (fixed at compile time), relative to the current directory (so the
+//!    binary also works when run from the repository root of a moved checkout) and under the
+//!    ancestors of the running executable (so a moved binary inside a checkout finds it from
+//!    any directory), see [`bundled_candidates`];
 //! 2. the user's data directory (`--data-dir`, conventionally [`DEFAULT_DATA_DIR`]), given
 //!    either as the folder holding `MANIFEST.tsv` or as its parent holding `libsvm/`.
 //!
@@ -260,6 +262,7 @@ impl Manifest {
         if !self.contains(name) {
             return Err(DataError::UnknownDataset {
                 name: name.into(),
+                available: self.datasets().into_iter().map(String::from).collect(),
                 searched: vec![self.dir.clone()],
             });
         }
@@ -347,13 +350,50 @@ pub fn manifest_dir(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.join(MANIFEST_FILE).is_file())
 }
 
-/// Candidate locations of the bundled `data/libsvm` (compile-time crate path, then the
-/// current directory), whether or not they exist.
+/// Candidate locations of the bundled `data/libsvm`, whether or not they exist: the
+/// compile-time crate path, the current directory, then `data/libsvm` under every ancestor
+/// of the running executable, nearest first (so that a moved binary inside a checkout still
+/// finds it when run from elsewhere).
 pub fn bundled_candidates() -> Vec<PathBuf> {
-    vec![
+    let mut out = vec![
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/libsvm"),
         PathBuf::from("data/libsvm"),
-    ]
+    ];
+    if let Ok(exe) = std::env::current_exe() {
+        out.extend(
+            exe.ancestors()
+                .skip(1)
+                .map(|a| a.join("data").join("libsvm")),
+        );
+    }
+    out
+}
+
+/// `dirs` without later entries that name the same directory (same canonical path) as an
+/// earlier one.
+fn dedup_dirs(dirs: impl IntoIterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        let canon = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+        if !seen.contains(&canon) {
+            seen.push(canon);
+            out.push(dir);
+        }
+    }
+    out
+}
+
+/// Every directory looked at for a manifest, in order, whether or not it holds one: the
+/// [`bundled_candidates`], then `data_dir` and `data_dir/libsvm` (the same directory is
+/// listed once). This is what [`DataError::UnknownDataset`] reports as searched.
+pub fn candidate_dirs(data_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = bundled_candidates();
+    if let Some(d) = data_dir {
+        dirs.push(d.to_path_buf());
+        dirs.push(d.join("libsvm"));
+    }
+    dedup_dirs(dirs)
 }
 
 /// The bundled `data/libsvm` directory, if one of [`bundled_candidates`] has a manifest.
@@ -366,43 +406,37 @@ pub fn bundled_dir() -> Option<PathBuf> {
 /// Directories with a manifest, in search order: bundled candidates, then `data_dir`
 /// (resolved with [`manifest_dir`]). Duplicates (same canonical path) are dropped.
 pub fn search_dirs(data_dir: Option<&Path>) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    let mut seen: Vec<PathBuf> = Vec::new();
-    let candidates = bundled_candidates()
-        .into_iter()
-        .filter(|p| p.join(MANIFEST_FILE).is_file())
-        .chain(data_dir.and_then(manifest_dir));
-    for dir in candidates {
-        let canon = dir.canonicalize().unwrap_or_else(|_| dir.clone());
-        if !seen.contains(&canon) {
-            seen.push(canon);
-            out.push(dir);
-        }
-    }
-    out
+    dedup_dirs(
+        bundled_candidates()
+            .into_iter()
+            .filter(|p| p.join(MANIFEST_FILE).is_file())
+            .chain(data_dir.and_then(manifest_dir)),
+    )
 }
 
 /// Loads named dataset `name` from the first of [`search_dirs`]`(data_dir)` that lists it.
 ///
 /// # Errors
-/// [`DataError::UnknownDataset`] (with the directories searched) if none lists it; otherwise
-/// the errors of [`Manifest::load`] and [`Manifest::load_dataset`].
+/// [`DataError::UnknownDataset`] if none lists it, with the datasets that are listed and every
+/// directory searched ([`candidate_dirs`]); otherwise the errors of [`Manifest::load`] and
+/// [`Manifest::load_dataset`].
 pub fn load_named(name: &str, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
-    let dirs = search_dirs(data_dir);
-    for dir in &dirs {
+    let mut available: Vec<String> = Vec::new();
+    for dir in &search_dirs(data_dir) {
         let manifest = Manifest::load(dir)?;
         if manifest.contains(name) {
             return manifest.load_dataset(name);
         }
-    }
-    let mut searched = dirs;
-    if searched.is_empty() {
-        searched = bundled_candidates();
-        searched.extend(data_dir.map(Path::to_path_buf));
+        for n in manifest.datasets() {
+            if !available.iter().any(|a| a == n) {
+                available.push(n.to_string());
+            }
+        }
     }
     Err(DataError::UnknownDataset {
         name: name.to_string(),
-        searched,
+        available,
+        searched: candidate_dirs(data_dir),
     })
 }
 
@@ -452,11 +486,13 @@ pub fn parse_user_spec(spec: &str) -> Result<(PathBuf, Option<PathBuf>), DataErr
 ///
 /// `d` is `options.features` or the largest index in either file. Labels are mapped with
 /// [`LabelMap::infer`] over *both* files together with `options.classes` (so e.g. `-1/+1`
-/// becomes `0/1` consistently). The name is the train file's name without `.gz`, its
-/// extension and a trailing `.train`.
+/// becomes `0/1` consistently). The training file must hold at least 2 distinct labels and,
+/// unless `options.classes` declares the classes, every test label must occur in it. The
+/// name is the train file's name without `.gz`, its extension and a trailing `.train`.
 ///
 /// # Errors
-/// [`DataError::Libsvm`] for read, parse and label errors.
+/// [`DataError::Libsvm`] for read, parse and label errors; [`DataError::TooFewClasses`] and
+/// [`DataError::UnseenTestLabels`] for the label requirements above.
 pub fn load_user_files(
     train: &Path,
     test: Option<&Path>,
@@ -466,6 +502,28 @@ pub fn load_user_files(
     let test_sparse = test
         .map(|p| libsvm::read_libsvm_sparse(p, options.features))
         .transpose()?;
+    let train_labels = train_sparse.distinct_labels();
+    if train_labels.len() < 2 {
+        return Err(DataError::TooFewClasses {
+            path: train.to_path_buf(),
+            labels: train_labels,
+        });
+    }
+    if let (Some(p), Some(t), None) = (test, &test_sparse, options.classes) {
+        let mut unseen: Vec<i64> = t
+            .distinct_labels()
+            .into_iter()
+            .filter(|l| train_labels.binary_search(l).is_err())
+            .collect();
+        if !unseen.is_empty() {
+            unseen.truncate(32);
+            return Err(DataError::UnseenTestLabels {
+                train: train.to_path_buf(),
+                test: p.to_path_buf(),
+                labels: unseen,
+            });
+        }
+    }
     let mut all: Vec<&SparseFile> = vec![&train_sparse];
     all.extend(test_sparse.as_ref());
     let labels = LabelMap::infer(&all, options.classes).map_err(|e| libsvm::with_path(e, train))?;

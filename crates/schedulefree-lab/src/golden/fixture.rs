@@ -178,6 +178,8 @@ pub struct Fixture {
     pub gradient: GradientModel,
     /// Meaning of the per-step records.
     pub record_kind: RecordKind,
+    /// Number of steps recorded (`steps` must hold exactly this many records).
+    pub num_steps: usize,
     /// Per-step records, `steps[t−1]` for step `t`.
     pub steps: Vec<StepRecord>,
 }
@@ -216,7 +218,9 @@ impl Fixture {
         self.members().len()
     }
 
-    /// Check the shapes of the records against the parameter list.
+    /// Check the shapes of the records against the parameter list: `num_steps ≥ 1` records,
+    /// and per step one tensor of the right length per parameter in `grad`, in `y` and `x`
+    /// (schedule-free kinds) or `params` (plain kind), and in the gradient model.
     ///
     /// # Errors
     /// A description of the first inconsistency.
@@ -233,22 +237,53 @@ impl Fixture {
                 seen[i] = true;
             }
         }
+        anyhow::ensure!(self.num_steps >= 1, "num_steps is {}, a trajectory needs at least one step", self.num_steps);
+        anyhow::ensure!(
+            self.steps.len() == self.num_steps,
+            "steps has {} records, num_steps is {}",
+            self.steps.len(),
+            self.num_steps
+        );
         anyhow::ensure!(self.gradient.a.len() == n && self.gradient.b.len() == n, "gradient model has the wrong number of tensors");
-        anyhow::ensure!(self.gradient.noise.len() >= self.steps.len(), "fewer noise draws than steps");
+        for (i, p) in self.params.iter().enumerate() {
+            let (a, b) = (&self.gradient.a[i], &self.gradient.b[i]);
+            anyhow::ensure!(
+                a.len() == p.len() && a.iter().all(|row| row.len() == p.len()) && b.len() == p.len(),
+                "gradient model of params[{i}] does not match its length {}",
+                p.len()
+            );
+        }
+        let lens: Vec<usize> = self.params.iter().map(ParamSpec::len).collect();
+        let sf = self.record_kind.is_schedule_free();
         for (s, rec) in self.steps.iter().enumerate() {
-            anyhow::ensure!(rec.grad.len() == n, "steps[{s}].grad has {} tensors, expected {n}", rec.grad.len());
             anyhow::ensure!(
                 rec.lr_group_before_step.len() == self.num_groups(),
                 "steps[{s}].lr_group_before_step has {} entries, expected {}",
                 rec.lr_group_before_step.len(),
                 self.num_groups()
             );
-            for (i, g) in rec.grad.iter().enumerate() {
-                anyhow::ensure!(g.len() == self.params[i].len(), "steps[{s}].grad[{i}] has the wrong length");
+            check_tensors(&format!("steps[{s}].grad"), Some(&rec.grad), &lens)?;
+            check_tensors(&format!("gradient.noise[{s}]"), self.gradient.noise.get(s), &lens)?;
+            if sf {
+                check_tensors(&format!("steps[{s}].y"), rec.y.as_ref(), &lens)?;
+                check_tensors(&format!("steps[{s}].x"), rec.x.as_ref(), &lens)?;
+            } else {
+                check_tensors(&format!("steps[{s}].params"), rec.params.as_ref(), &lens)?;
             }
         }
         Ok(())
     }
+}
+
+/// Check that a recorded per-parameter quantity is present with one tensor of `lens[i]` values
+/// per parameter `i`.
+fn check_tensors(what: &str, v: Option<&Vec<Vec<f64>>>, lens: &[usize]) -> anyhow::Result<()> {
+    let v = v.ok_or_else(|| anyhow::anyhow!("{what} is missing"))?;
+    anyhow::ensure!(v.len() == lens.len(), "{what} has {} tensors, expected {}", v.len(), lens.len());
+    for (i, (t, &len)) in v.iter().zip(lens).enumerate() {
+        anyhow::ensure!(t.len() == len, "{what}[{i}] has {} values, expected {len}", t.len());
+    }
+    Ok(())
 }
 
 /// Expand command-line paths: a file stays as it is, a directory becomes its `*.json` files

@@ -50,7 +50,7 @@ impl ModeArg {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GoldenArgs {
     /// Fixture files; a directory means every `*.json` in it except `index.json` and
-    /// `schedules.json`.
+    /// `schedules.json` (not trajectories: skipped with a note when named as files).
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
     /// Open loop (recorded gradients), closed loop (gradients from our own iterates) or both.

@@ -8,7 +8,7 @@ use schedulefree::{Element, GroupConfig, Param};
 use serde_json::Value;
 
 use super::driver::{self, param_name};
-use super::fixture::{Fixture, FixtureDtype, GradientModel, StateValue};
+use super::fixture::{Fixture, FixtureDtype, GradientModel, StateValue, NON_FIXTURE_FILES};
 use super::method::{self, Plan, Support};
 use super::report::{Comparison, ErrorTable, FixtureReport, Location, LoopMode, Outcome, ScheduleCheck};
 use super::torch_scheduler;
@@ -260,9 +260,23 @@ pub fn replay_fixture(fx: &Fixture, file: &str, opts: ReplayOptions) -> FixtureR
 }
 
 /// Load a fixture and replay it in each of `modes` (an unreadable file gives one error
-/// report per mode).
+/// report per mode; `index.json` and `schedules.json`, which are not trajectories, one
+/// skipped report per mode).
 pub fn replay_path(path: &Path, modes: &[LoopMode], roundtrip: bool) -> Vec<FixtureReport> {
     let file = path.display().to_string();
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if NON_FIXTURE_FILES.contains(&file_name) {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let reason = format!("{file_name} is not a trajectory fixture (skipped, as in a directory listing)");
+        return modes
+            .iter()
+            .map(|&mode| {
+                FixtureReport::new(file.clone(), name.clone(), String::new(), None, mode, Outcome::Skipped {
+                    reason: reason.clone(),
+                })
+            })
+            .collect();
+    }
     match Fixture::load(path) {
         Ok(fx) => modes.iter().map(|&mode| replay_fixture(&fx, &file, ReplayOptions { mode, roundtrip })).collect(),
         Err(e) => {

@@ -11,7 +11,9 @@
 //! Logits `z_c = b_c + Σ_j W[c][j]·x_j`; per-row loss `ℓ = −ln softmax(z)_y
 //! = ln Σ_c exp(z_c − m) − (z_y − m)` with `m = max_c z_c` (stable for any logits); the
 //! minibatch loss is the mean over the batch, accumulated in `f64`. Arithmetic inside a row
-//! (dot products, softmax, gradient) is in the parameter type `T`.
+//! (dot products, softmax, gradient) is in the parameter type `T`, except the loss itself,
+//! which is evaluated in `f64` as `ln_1p(Σ_{c≠argmax} exp(z_c − m)) − (z_y − m)` so that the
+//! tiny loss of a confidently classified row stays positive instead of rounding to 0.
 
 use rayon::prelude::*;
 use thiserror::Error;
@@ -22,6 +24,10 @@ use crate::data::Split;
 /// Rows per rayon task in [`LogReg::evaluate`]; partial sums are combined in chunk order, so
 /// results do not depend on the number of threads.
 const EVAL_CHUNK: usize = 512;
+
+/// Smallest normal `f32`: below it a `T` exponential has lost relative precision (or
+/// underflowed), and the loss recomputes that term in `f64`.
+const TINY_EXP: f64 = f32::MIN_POSITIVE as f64;
 
 /// Errors from model evaluation (all are caller bugs: wrong sizes or bad labels).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -178,25 +184,41 @@ impl LogReg {
         }
     }
 
-    /// Turns logits into probabilities in place and returns the row loss `−ln p_y`.
-    fn softmax_xent<T: Scalar>(z: &mut [T], y: usize) -> T {
-        let mut m = z[0];
-        for &v in z.iter() {
-            if v > m {
-                m = v;
-            }
-        }
-        let shifted_y = z[y] - m;
+    /// Turns logits into probabilities in place (in `T`) and returns the row loss `−ln p_y`.
+    ///
+    /// The loss is evaluated in `f64` as `ln_1p(Σ_{j≠k} exp(z_j − m)) − (z_y − m)`, with `k`
+    /// the (first) arg-max and `m = z_k`: computing `ln Σ_c exp(z_c − m)` in `T` rounds the
+    /// sum `1 + tiny` to 1, so a confidently classified row would have a loss of exactly 0.
+    /// The terms reuse the `T` exponentials (corrected for the rounding of `z_j − m` in `T`);
+    /// terms below `f32`'s normal range are recomputed in `f64`.
+    fn softmax_xent<T: Scalar>(z: &mut [T], y: usize) -> f64 {
+        let k = argmax(z);
+        let m = z[k];
+        let m64 = m.to_f64();
+        let shifted_y = z[y].to_f64() - m64;
+        let mut rest = 0.0f64;
         let mut s = T::ZERO;
-        for v in z.iter_mut() {
-            *v = (*v - m).exp();
+        for (j, v) in z.iter_mut().enumerate() {
+            let exact = v.to_f64() - m64;
+            let shifted = *v - m;
+            *v = shifted.exp();
             s += *v;
+            if j != k {
+                // exp(exact) from the `T` exp of the rounded difference, corrected to first
+                // order; entries below f32's normal range are recomputed in f64.
+                let e = v.to_f64();
+                rest += if e >= TINY_EXP {
+                    e * (1.0 + (exact - shifted.to_f64()))
+                } else {
+                    exact.exp()
+                };
+            }
         }
         let inv = T::ONE / s;
         for v in z.iter_mut() {
             *v = *v * inv;
         }
-        s.ln() - shifted_y
+        rest.ln_1p() - shifted_y
     }
 
     fn label(&self, data: &Split, row: usize) -> Result<usize, ModelError> {
@@ -248,7 +270,7 @@ impl LogReg {
             let x = data.row(row);
             let z = &mut scratch.logits;
             self.logits_into(params, x, z);
-            total += Self::softmax_xent(z, y).to_f64();
+            total += Self::softmax_xent(z, y);
             z[y] = z[y] - T::ONE;
             for (c, &p) in z.iter().enumerate() {
                 let coef = p * inv_n;
@@ -280,7 +302,7 @@ impl LogReg {
         for &row in batch {
             let y = self.label(data, row)?;
             self.logits_into(params, data.row(row), &mut scratch.logits);
-            total += Self::softmax_xent(&mut scratch.logits, y).to_f64();
+            total += Self::softmax_xent(&mut scratch.logits, y);
         }
         Ok(total / batch.len() as f64)
     }
@@ -331,7 +353,7 @@ impl LogReg {
                     if argmax(&z) == y {
                         correct += 1;
                     }
-                    loss += Self::softmax_xent(&mut z, y).to_f64();
+                    loss += Self::softmax_xent(&mut z, y);
                 }
                 Ok((loss, correct))
             })
