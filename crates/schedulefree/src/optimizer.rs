@@ -442,10 +442,25 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
 }
 
 fn all_finite<T: Element>(g: &[T]) -> bool {
+    // `v − v` is 0 for finite `v` and NaN for ±inf/NaN, so a branch-free sum (which the
+    // compiler vectorises) is 0 exactly when every value is finite.
+    // Eight independent lanes: float addition is not reassociated, so one running sum
+    // would be a serial chain.
+    fn chunk<T: Element>(c: &[T]) -> bool {
+        let mut acc = [T::zero(); 8];
+        let lanes = c.chunks_exact(8);
+        let tail = lanes.remainder().iter().fold(T::zero(), |a, &v| a + (v - v));
+        for l in lanes {
+            for (a, &v) in acc.iter_mut().zip(l) {
+                *a = *a + (v - v);
+            }
+        }
+        acc.iter().fold(tail, |s, &a| s + a) == T::zero()
+    }
     if g.len() >= PARALLEL_MIN_LEN {
-        g.par_chunks(CHUNK).all(|c| c.iter().all(|v| v.is_finite()))
+        g.par_chunks(CHUNK).all(chunk)
     } else {
-        g.iter().all(|v| v.is_finite())
+        g.chunks(CHUNK).all(chunk)
     }
 }
 

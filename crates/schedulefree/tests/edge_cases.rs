@@ -582,3 +582,21 @@ fn late_parameters_use_the_reference_step_counter() {
     assert!((z - (1.0 - step(late + 1))).abs() < 1e-14, "SF z = {z}, expected group-count step");
     assert!((b2v[0] - (1.0 - step(1))).abs() < 1e-14, "AdamW p = {}, expected per-parameter step", b2v[0]);
 }
+
+/// The non-finite check sees a bad value wherever it sits: in the 8-lane body, in the tail,
+/// and in the parallel path for long tensors.
+#[test]
+fn non_finite_values_are_found_anywhere_in_long_gradients() {
+    for &(len, at) in &[(1000usize, 0usize), (1000, 517), (1003, 1002), (200_000, 199_999), (200_000, 70_001)] {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut opt = schedulefree::SgdScheduleFree::default().build::<f32>().expect("config");
+            opt.add_param("w", &[len]).expect("name");
+            let mut w = vec![1.0f32; len];
+            let mut g = vec![0.5f32; len];
+            g[at] = bad;
+            let info = opt.step(&mut [Param::new("w", &mut w, &g)]).expect("skip, not error");
+            assert!(info.skipped.is_some(), "len {len}, {bad} at {at} not detected");
+            assert!(w.iter().all(|&v| v == 1.0));
+        }
+    }
+}
