@@ -46,6 +46,7 @@ pub mod learner;
 mod optimizer;
 mod param;
 pub mod presets;
+mod preset_config;
 pub mod reference;
 pub mod schedule;
 mod state;
@@ -60,4 +61,5 @@ pub use presets::{
     AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference, RAdamScheduleFree,
     ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
 };
+pub use preset_config::PresetConfig;
 pub use state::{write_atomic, GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION};

@@ -58,7 +58,7 @@ fn group(lr: f64, weight_decay: f64) -> GroupConfig {
 /// warmup_steps 0, r 0, weight_lr_power 2`. `momentum` is the interpolation `β ∈ (0, 1]`.
 /// Decay is evaluated at `y` and scaled by the lr.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SgdScheduleFree {
     /// Peak lr `γ` (SF wants 10–50× the lr of scheduled SGD).
     pub lr: f64,
@@ -135,7 +135,7 @@ impl SgdScheduleFreeReference {
 /// weight_lr_power 2, inner_momentum 0`. `betas.0` is the interpolation `β`, not an EMA;
 /// `inner_momentum μ > 0` adds Adam's first moment (0.9 recommended when enabled).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdamWScheduleFree {
     /// Peak lr `γ`.
     pub lr: f64,
@@ -263,7 +263,7 @@ impl AdamWScheduleFree {
 /// Defaults: `lr 0.0025, betas (0.9, 0.999), eps 1e-8, weight_decay 0, r 0,
 /// weight_lr_power 2, silent_sgd_phase true`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RAdamScheduleFree {
     /// Peak lr `γ`.
     pub lr: f64,
@@ -315,7 +315,7 @@ impl RAdamScheduleFree {
 /// Schedule-Free around any momentum-free base learner with step `lr` (no warmup inside the
 /// wrapper). Defaults: `momentum 0.9, weight_decay_at_y 0, r 0, weight_lr_power 2`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScheduleFreeWrapper {
     /// Interpolation `β ∈ (0, 1]` (`[0, 1]` for the reference form).
     pub momentum: f64,
@@ -387,7 +387,7 @@ impl ScheduleFreeWrapper {
 /// schedules (equal to torch with `LinearLR` / `CosineAnnealingLR` / `SequentialLR`).
 /// Defaults are torch's: `lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdamW {
     /// Peak lr.
     pub lr: f64,
@@ -430,7 +430,7 @@ impl AdamW {
 /// `torch.optim.SGD` (momentum, dampening, Nesterov, coupled L2 `weight_decay`) driven by one
 /// of our schedules. Defaults: `lr 1e-3`, everything else 0 / false.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Sgd {
     /// Peak lr.
     pub lr: f64,

@@ -1,0 +1,1 @@
+//! burn adapter (in progress).
