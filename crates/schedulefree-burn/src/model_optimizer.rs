@@ -1,0 +1,352 @@
+//! The module-level optimizer: one core optimizer over every float parameter of a burn module,
+//! keyed by module path, so that it sees the whole parameter set (the eval point `x` of every
+//! parameter, and later reductions over all of them). Modelled on how burn's L-BFGS walks a
+//! module with its own visitor and mapper and keeps its own state.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, MultiGradientsParams};
+use schedulefree::{DynOptimizer, GroupConfig, GroupStepInfo, OptimizerState, Param, PresetConfig, StepInfo};
+
+use crate::error::BurnAdapterError;
+use crate::module_params::{GradSource, read_params, read_params_with_grads, write_params};
+
+/// Version of the file layout [`ModelOptimizer::save`] writes.
+pub const MODEL_OPTIMIZER_FILE_VERSION: u32 = 1;
+
+/// What [`ModelOptimizer::save`] writes: the core state plus the group configuration (an lr
+/// set with [`ModelOptimizer::set_lr`] is configuration, not core state, and resume must keep it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct OptimizerFile {
+    pub format_version: u32,
+    /// The preset that wrote the file (informative; the core checks the method on load).
+    pub preset: PresetConfig,
+    /// Group 0's lr and weight decay when saved.
+    pub group: GroupConfig,
+    /// The core state, in train mode (parameter buffers hold `y`).
+    pub state: OptimizerState,
+}
+
+/// Schedule-Free (or any preset) over a whole burn module.
+///
+/// One core optimizer ([`schedulefree::DynOptimizer`] over `f32`) holds every float parameter
+/// that has received a gradient, registered on its first gradient under its module path (burn's
+/// field names joined by `.`, e.g. `"layers.0.weight"`, `"bias"` for an `Option` field). Each
+/// [`step`](Self::step) copies parameters and gradients to the host, steps the core once and
+/// writes the new values back with their ids, devices, dtypes and autodiff state (the returned
+/// module stays trainable). The module always holds the training point `y`; the eval point `x`
+/// comes from [`eval_module`](Self::eval_module).
+///
+/// State is keyed by path, not by burn's `ParamId` (burn does not restore ids when a module is
+/// loaded from a record, so id-keyed state would be silently orphaned).
+///
+/// ```
+/// use burn::module::Module;
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::optim::GradientsParams;
+/// use burn::tensor::{Device, Tensor};
+/// use schedulefree::{AdamWScheduleFree, PresetConfig};
+/// use schedulefree_burn::ModelOptimizer;
+///
+/// let device = Device::default().autodiff();
+/// let mut model: Linear = LinearConfig::new(3, 1).init(&device);
+/// let mut optim = ModelOptimizer::new(PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+///     lr: 0.01,
+///     warmup_steps: 5,
+///     ..Default::default()
+/// }))?;
+/// let input = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device);
+/// for _ in 0..10 {
+///     let loss = model.forward(input.clone()).powf_scalar(2.0).mean();
+///     let grads = GradientsParams::from_grads(loss.backward(), &model);
+///     let (next, _info) = optim.step(model, grads)?;
+///     model = next;
+/// }
+/// let at_x = optim.eval_module(&model)?.valid(); // validate / export at x
+/// # let _ = at_x;
+/// # Ok::<(), schedulefree_burn::BurnAdapterError>(())
+/// ```
+#[derive(Debug)]
+pub struct ModelOptimizer {
+    preset: PresetConfig,
+    core: Box<dyn DynOptimizer<f32>>,
+    /// Registered paths and shapes (mirror of the core's registry).
+    shapes: BTreeMap<String, Vec<usize>>,
+}
+
+impl ModelOptimizer {
+    /// An optimizer for `preset` with no parameters yet (they register on their first gradient).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Config`] for invalid hyperparameters.
+    pub fn new(preset: PresetConfig) -> Result<Self, BurnAdapterError> {
+        let core = preset.build_dyn::<f32>()?;
+        Ok(ModelOptimizer { preset, core, shapes: BTreeMap::new() })
+    }
+
+    /// The preset this optimizer was built from.
+    pub fn preset(&self) -> &PresetConfig {
+        &self.preset
+    }
+
+    /// Registered module paths with their shapes.
+    pub fn param_shapes(&self) -> &BTreeMap<String, Vec<usize>> {
+        &self.shapes
+    }
+
+    /// The core optimizer (read-only: e.g. [`DynOptimizer::state_buffer`] for diagnostics).
+    pub fn core(&self) -> &dyn DynOptimizer<f32> {
+        self.core.as_ref()
+    }
+
+    /// One update at `y`: reads the gradient of every float parameter of `module` from `grads`,
+    /// steps the core once over all of them and returns the updated module with the core's
+    /// [`StepInfo`]. Parameters without a gradient (frozen ones, batch-norm running statistics)
+    /// are left untouched and get no state. A step skipped by the core (non-finite gradient)
+    /// returns the module unchanged with `info.skipped` set.
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Shape`] if a registered path changed shape,
+    /// [`BurnAdapterError::UnmatchedState`] if the optimizer holds paths the module lacks (e.g.
+    /// state loaded from another architecture), [`BurnAdapterError::DuplicatePath`],
+    /// [`BurnAdapterError::Tensor`], and the core's [`BurnAdapterError::Step`]. Nothing changes
+    /// on error.
+    pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> Result<(M, StepInfo), BurnAdapterError> {
+        self.step_from(module, GradSource::Single(&mut grads))
+    }
+
+    /// [`step`](Self::step) with gradients from several devices (data parallel), summed per
+    /// parameter by burn's [`MultiGradientsParams::remove`] exactly as `ModuleOptimizer::step_multi`
+    /// does. Each replica's loss should be scaled so that the sum is the gradient of the whole
+    /// batch (e.g. sum of per-example losses divided by the total batch size).
+    ///
+    /// # Errors
+    /// As [`step`](Self::step).
+    pub fn step_multi<M: Module>(
+        &mut self,
+        module: M,
+        mut grads: MultiGradientsParams,
+    ) -> Result<(M, StepInfo), BurnAdapterError> {
+        self.step_from(module, GradSource::Multi(&mut grads))
+    }
+
+    fn step_from<M: Module>(&mut self, module: M, mut grads: GradSource<'_>) -> Result<(M, StepInfo), BurnAdapterError> {
+        let mut params = read_params_with_grads(&module, &mut grads)?;
+        self.check_against(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())))?;
+        params.retain(|p| p.grad.is_some());
+        for p in &params {
+            if !self.shapes.contains_key(&p.path) {
+                self.core.add_param_to(0, &p.path, &p.shape)?;
+                self.shapes.insert(p.path.clone(), p.shape.clone());
+            }
+        }
+        let mut core_params: Vec<Param<'_, f32>> = params
+            .iter_mut()
+            .filter_map(|p| Some(Param::new(&p.path, &mut p.value, p.grad.as_deref()?)))
+            .collect();
+        let info = self.core.step(&mut core_params)?;
+        drop(core_params);
+        if info.skipped.is_some() {
+            return Ok((module, info));
+        }
+        let values: HashMap<String, Vec<f32>> = params.into_iter().map(|p| (p.path, p.value)).collect();
+        Ok((write_params(module, values), info))
+    }
+
+    /// Check that every registered path is a float parameter of the module with the same shape.
+    fn check_against<'p>(&self, module: impl Iterator<Item = (&'p str, &'p [usize])>) -> Result<(), BurnAdapterError> {
+        let mut seen = HashSet::with_capacity(self.shapes.len());
+        let mut available = Vec::new();
+        for (path, shape) in module {
+            available.push(path.to_string());
+            if let Some(expected) = self.shapes.get(path) {
+                if expected.as_slice() != shape {
+                    return Err(BurnAdapterError::Shape {
+                        path: path.to_string(),
+                        found: shape.to_vec(),
+                        expected: expected.clone(),
+                    });
+                }
+                seen.insert(path);
+            }
+        }
+        let unmatched: Vec<String> = self.shapes.keys().filter(|p| !seen.contains(p.as_str())).cloned().collect();
+        if unmatched.is_empty() {
+            Ok(())
+        } else {
+            Err(BurnAdapterError::UnmatchedState { paths: unmatched, available })
+        }
+    }
+
+    /// A copy of `module` whose parameters hold the eval point `x` (Schedule-Free's returned
+    /// point, `x = y + (1 − 1/β)(z − y)` computed by the core); `module` (at `y`) is untouched.
+    /// Use it for validation (`.valid()`), export and checkpoints. An identity copy for presets
+    /// without modes; parameters never stepped are copied unchanged.
+    ///
+    /// Note: burn's `RunningState` buffers (batch-norm statistics) are shared between a module
+    /// and its clones; they are copied as they are (statistics at `y`), see
+    /// [`recalibrate_batch_norm`](crate::recalibrate_batch_norm).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Shape`] if a registered path has another shape in `module`,
+    /// [`BurnAdapterError::Tensor`], [`BurnAdapterError::DuplicatePath`].
+    pub fn eval_module<M: Module>(&self, module: &M) -> Result<M, BurnAdapterError> {
+        if !self.core.has_modes() || self.shapes.is_empty() {
+            return Ok(module.clone());
+        }
+        let params = read_params(module)?;
+        let mut values = HashMap::new();
+        for p in params {
+            let Some(expected) = self.shapes.get(&p.path) else { continue };
+            if *expected != p.shape {
+                return Err(BurnAdapterError::Shape { path: p.path, found: p.shape, expected: expected.clone() });
+            }
+            let mut x = vec![0.0_f32; p.value.len()];
+            self.core.eval_params_into(&p.path, &p.value, &mut x)?;
+            values.insert(p.path, x);
+        }
+        Ok(write_params(module.clone(), values))
+    }
+
+    /// Whether the preset evaluates at a point other than its training buffer (Schedule-Free:
+    /// yes; last-iterate AdamW/SGD: no).
+    pub fn has_modes(&self) -> bool {
+        self.core.has_modes()
+    }
+
+    /// Group 0's values from the latest step: completed updates `k`, scheduled lr, averaging
+    /// weight `c`, `lr_max`, weight sum. `Some(default)` before the first step.
+    pub fn group_info(&self) -> Option<GroupStepInfo> {
+        self.core.group_info(0)
+    }
+
+    /// Group 0's configuration (peak lr and weight decay).
+    pub fn group_config(&self) -> Option<GroupConfig> {
+        self.core.group_config(0)
+    }
+
+    /// Override the peak lr of group 0 (the preset's own schedule and warmup still multiply it),
+    /// e.g. each step from a [`ScheduleLr`](crate::ScheduleLr).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Config`] for a negative or non-finite lr.
+    pub fn set_lr(&mut self, lr: f64) -> Result<(), BurnAdapterError> {
+        let weight_decay = self.core.group_config(0).map_or(0.0, |g| g.weight_decay);
+        self.core.set_group_config(0, GroupConfig { lr, weight_decay })?;
+        Ok(())
+    }
+
+    /// Snapshot of the core state (train mode; keyed by module path). Together with the module
+    /// at `y` it resumes bit-exactly; for checkpoints at `x` use
+    /// [`save_checkpoint`](crate::save_checkpoint).
+    pub fn state(&self) -> OptimizerState {
+        self.core.state()
+    }
+
+    /// Replace the state with `state` (keyed by module path): the parameters it names are
+    /// registered with their shapes. The next [`step`](Self::step) checks them against the
+    /// module and refuses unmatched paths ([`BurnAdapterError::UnmatchedState`]).
+    ///
+    /// # Errors
+    /// The core's [`BurnAdapterError::State`] (version, method, dtype, groups) or
+    /// [`BurnAdapterError::Param`]; [`BurnAdapterError::EvalModeState`] for a state saved in
+    /// eval mode (load those with [`load_checkpoint`](crate::load_checkpoint), which has the
+    /// module's `x`). The optimizer is unchanged on error.
+    pub fn load_state(&mut self, state: &OptimizerState) -> Result<(), BurnAdapterError> {
+        if state.groups.iter().any(|g| !g.train_mode) {
+            return Err(BurnAdapterError::EvalModeState);
+        }
+        let (core, shapes) = self.core_from_state(state)?;
+        self.core = core;
+        self.shapes = shapes;
+        Ok(())
+    }
+
+    /// A fresh core for this preset with `state` loaded (any mode), keeping group 0's config.
+    pub(crate) fn core_from_state(
+        &self,
+        state: &OptimizerState,
+    ) -> Result<(Box<dyn DynOptimizer<f32>>, BTreeMap<String, Vec<usize>>), BurnAdapterError> {
+        let mut core = self.preset.build_dyn::<f32>()?;
+        if let Some(g) = self.core.group_config(0) {
+            core.set_group_config(0, g)?;
+        }
+        let mut shapes = BTreeMap::new();
+        for (name, rec) in &state.params {
+            core.add_param_to(rec.group, name, &rec.shape)?;
+            shapes.insert(name.clone(), rec.shape.clone());
+        }
+        core.load_state(state)?;
+        Ok((core, shapes))
+    }
+
+    /// Replace the core (after a checkpoint load).
+    pub(crate) fn replace_core(&mut self, core: Box<dyn DynOptimizer<f32>>, shapes: BTreeMap<String, Vec<usize>>) {
+        self.core = core;
+        self.shapes = shapes;
+    }
+
+    /// Write the state and group 0's configuration to `path` as JSON, atomically (temporary
+    /// sibling, fsync, rename). Buffers are written as `f64` (exact for `f32`).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Io`].
+    pub fn save(&self, path: &Path) -> Result<(), BurnAdapterError> {
+        let file = self.to_file()?;
+        write_json(path, &file)
+    }
+
+    pub(crate) fn to_file(&self) -> Result<OptimizerFile, BurnAdapterError> {
+        Ok(OptimizerFile {
+            format_version: MODEL_OPTIMIZER_FILE_VERSION,
+            preset: self.preset.clone(),
+            group: self.group_config().ok_or_else(|| BurnAdapterError::Io {
+                path: String::new(),
+                message: "the optimizer has no group 0".into(),
+            })?,
+            state: self.state(),
+        })
+    }
+
+    /// Read a file written by [`save`](Self::save) and load it (state and group 0's lr / weight
+    /// decay; call [`set_lr`](Self::set_lr) afterwards to change the lr).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Io`] (unreadable, unparsable, other format version), then as
+    /// [`load_state`](Self::load_state).
+    pub fn load(&mut self, path: &Path) -> Result<(), BurnAdapterError> {
+        let file: OptimizerFile = read_json(path)?;
+        if file.format_version != MODEL_OPTIMIZER_FILE_VERSION {
+            return Err(io_err(path, format!(
+                "file format version {} is not supported (this build reads {MODEL_OPTIMIZER_FILE_VERSION})",
+                file.format_version
+            )));
+        }
+        if file.state.groups.iter().any(|g| !g.train_mode) {
+            return Err(BurnAdapterError::EvalModeState);
+        }
+        let (mut core, shapes) = self.core_from_state(&file.state)?;
+        core.set_group_config(0, file.group)?;
+        self.core = core;
+        self.shapes = shapes;
+        Ok(())
+    }
+}
+
+pub(crate) fn io_err(path: &Path, message: impl std::fmt::Display) -> BurnAdapterError {
+    BurnAdapterError::Io { path: path.display().to_string(), message: message.to_string() }
+}
+
+/// Serialize `value` as JSON and write it atomically.
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), BurnAdapterError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| io_err(path, e))?;
+    schedulefree::write_atomic(path, &bytes).map_err(|e| io_err(path, e))
+}
+
+/// Read and parse a JSON file.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BurnAdapterError> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| io_err(path, e))
+}

@@ -1,0 +1,193 @@
+//! A burn module's float parameters addressed by module path (`"layers.0.weight"`), copied to
+//! and from host `Vec<f32>` buffers. Paths, not `ParamId`s, name parameters because burn does
+//! not restore ids when a module is loaded from a record, while paths are stable.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::{GradientsParams, MultiGradientsParams};
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::BurnAdapterError;
+
+/// One float parameter copied to the host.
+#[derive(Debug, Clone)]
+pub(crate) struct HostParam {
+    /// Module path, fields joined by `.`.
+    pub path: String,
+    /// Shape, row-major.
+    pub shape: Vec<usize>,
+    /// Values, as `f32`.
+    pub value: Vec<f32>,
+    /// Gradient, if one was requested and present.
+    pub grad: Option<Vec<f32>>,
+}
+
+/// Where gradients come from: one replica, or several whose gradients burn sums.
+pub(crate) enum GradSource<'a> {
+    /// Gradients of one forward/backward pass.
+    Single(&'a mut GradientsParams),
+    /// Gradients of several devices, summed by burn on the parameter's device.
+    Multi(&'a mut MultiGradientsParams),
+}
+
+impl GradSource<'_> {
+    fn take<const D: usize>(&mut self, id: ParamId) -> Option<Tensor<D>> {
+        match self {
+            GradSource::Single(g) => g.remove::<D>(id),
+            GradSource::Multi(g) => g.remove::<D>(id).map(|(t, _device)| t),
+        }
+    }
+}
+
+fn host_values<const D: usize>(t: Tensor<D>, path: &str) -> Result<Vec<f32>, BurnAdapterError> {
+    t.inner()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| BurnAdapterError::Tensor { path: path.to_string(), message: e.to_string() })
+}
+
+/// Collects every float parameter (and, with a source, its gradient) with its path.
+struct Collect<'g, 'a> {
+    stack: Vec<String>,
+    grads: Option<&'g mut GradSource<'a>>,
+    /// Read values only for parameters with a gradient (the step needs nothing else).
+    values_only_with_grad: bool,
+    out: Vec<HostParam>,
+    error: Option<BurnAdapterError>,
+}
+
+impl ModuleVisitor for Collect<'_, '_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.error.is_some() {
+            return;
+        }
+        let path = self.stack.join(".");
+        let grad = self.grads.as_mut().and_then(|g| g.take::<D>(param.id));
+        let shape = param.lazy_shape().to_vec();
+        let wanted = grad.is_some() || !self.values_only_with_grad;
+        let grad = match grad.map(|g| host_values(g, &path)).transpose() {
+            Ok(g) => g,
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
+        };
+        let value = if wanted {
+            match host_values(param.val(), &path) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        self.out.push(HostParam { path, shape, value, grad });
+    }
+}
+
+fn check_unique(params: &[HostParam]) -> Result<(), BurnAdapterError> {
+    let mut seen = std::collections::HashSet::with_capacity(params.len());
+    for p in params {
+        if !seen.insert(p.path.as_str()) {
+            return Err(BurnAdapterError::DuplicatePath(p.path.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Every float parameter of `module` with its values (in module visit order).
+///
+/// # Errors
+/// [`BurnAdapterError::Tensor`] if a read fails, [`BurnAdapterError::DuplicatePath`].
+pub(crate) fn read_params<M: Module>(module: &M) -> Result<Vec<HostParam>, BurnAdapterError> {
+    let mut v = Collect { stack: Vec::new(), grads: None, values_only_with_grad: false, out: Vec::new(), error: None };
+    module.visit(&mut v);
+    if let Some(e) = v.error {
+        return Err(e);
+    }
+    check_unique(&v.out)?;
+    Ok(v.out)
+}
+
+/// Every float parameter of `module`, with value and gradient for those that have a gradient
+/// in `grads` (taken out of it); the others have empty values and `grad: None`.
+///
+/// # Errors
+/// As [`read_params`].
+pub(crate) fn read_params_with_grads<M: Module>(
+    module: &M,
+    grads: &mut GradSource<'_>,
+) -> Result<Vec<HostParam>, BurnAdapterError> {
+    let mut v = Collect { stack: Vec::new(), grads: Some(grads), values_only_with_grad: true, out: Vec::new(), error: None };
+    module.visit(&mut v);
+    if let Some(e) = v.error {
+        return Err(e);
+    }
+    check_unique(&v.out)?;
+    Ok(v.out)
+}
+
+/// `new_inner` (a tensor without autodiff on the parameter's device) dressed with the autodiff
+/// state `old` carried: autodiff association and checkpointing strategy, gradient retention,
+/// distributed marking. burn's own `ParameterContext` does the same for `ModuleOptimizer`, but
+/// it is crate-private.
+fn restore_like<const D: usize>(old: &Tensor<D>, new_inner: Tensor<D>, id: ParamId) -> Tensor<D> {
+    let Some(strategy) = old.gradient_checkpointing_strategy() else {
+        return new_inner; // `old` had no autodiff (e.g. a `valid()` module): neither has the copy.
+    };
+    let mut t = Tensor::from_inner(new_inner).with_gradient_checkpointing_strategy(strategy);
+    if old.is_require_grad() {
+        t = t.require_grad();
+    }
+    if old.is_distributed() {
+        t = t.set_distributed(id);
+    }
+    t
+}
+
+/// Replaces the values of the parameters named in `values` (path → row-major `f32`), keeping
+/// ids, devices, dtypes and autodiff state; other parameters are passed through.
+struct WriteBack<'v> {
+    stack: Vec<String>,
+    values: &'v mut HashMap<String, Vec<f32>>,
+}
+
+impl ModuleMapper for WriteBack<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let path = self.stack.join(".");
+        let Some(values) = self.values.remove(&path) else {
+            return param;
+        };
+        let (id, old, mapper) = param.consume();
+        let dims = old.dims();
+        let dtype = old.dtype();
+        let device = old.device().inner();
+        let mut fresh = Tensor::<D>::from_data(TensorData::new(values, dims), &device);
+        if fresh.dtype() != dtype {
+            fresh = fresh.cast(dtype);
+        }
+        let t = restore_like(&old, fresh, id);
+        Param::from_mapped_value(id, t, mapper)
+    }
+}
+
+/// `module` with the parameters named in `values` replaced (see [`WriteBack`]). Lengths must
+/// have been checked against the shapes by the caller.
+pub(crate) fn write_params<M: Module>(module: M, mut values: HashMap<String, Vec<f32>>) -> M {
+    let mut m = WriteBack { stack: Vec::new(), values: &mut values };
+    module.map(&mut m)
+}
