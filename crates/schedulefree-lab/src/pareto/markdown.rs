@@ -1,0 +1,295 @@
+//! `summary.md`: the protocol, the Pareto table, the lr and β sweeps and the power-law fit,
+//! each with the numbers stated in words.
+
+use std::fmt::Write as _;
+
+use super::config::ParetoConfig;
+use super::method::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Method, SF_BETA};
+use super::power_law::PowerLawFit;
+use super::report::{NEAR_OPTIMAL, Report};
+use super::select::Cell;
+
+/// A loss with 4 decimals (`∞` when diverged, `—` when absent).
+pub fn loss(v: f64) -> String {
+    if v.is_nan() {
+        "—".into()
+    } else if !v.is_finite() {
+        "diverged".into()
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn signed_pct(v: Option<f64>) -> String {
+    v.map_or("—".into(), |p| format!("{p:+.2}%"))
+}
+
+/// `T/8 (200)` for budget 200 of T = 1600.
+pub fn budget_label(cfg: &ParetoConfig, b: u64) -> String {
+    if b == cfg.steps {
+        format!("T ({b})")
+    } else if cfg.steps % b == 0 {
+        format!("T/{} ({b})", cfg.steps / b)
+    } else {
+        b.to_string()
+    }
+}
+
+fn cell_with_lr(c: Option<Cell>) -> String {
+    match c {
+        Some(c) if c.loss.mean.is_finite() => {
+            let se = if c.loss.n > 1 { format!(" ± {:.4}", c.loss.se) } else { String::new() };
+            format!("{}{se} (lr {}, acc {:.2}%)", loss(c.loss.mean), c.lr, 100.0 * c.accuracy)
+        }
+        Some(c) => format!("diverged (lr {})", c.lr),
+        None => "—".into(),
+    }
+}
+
+fn bold_if(s: String, yes: bool) -> String {
+    if yes { format!("**{s}**") } else { s }
+}
+
+/// The protocol in one paragraph.
+pub fn protocol(cfg: &ParetoConfig) -> String {
+    let budgets: Vec<String> = cfg.budgets.iter().map(|&b| budget_label(cfg, b)).collect();
+    let lrs: Vec<String> = cfg.lrs.iter().map(|l| l.to_string()).collect();
+    let betas: Vec<String> = cfg.betas.iter().map(|b| b.to_string()).collect();
+    format!(
+        "Task `{task}`, batch {batch}, seeds 0..{seeds} (the seed drives initialisation and batch order, shared \
+         by every method and lr). Schedule-Free AdamW (β = {sf}, β2 = {b2}) runs once for T = {t} updates; \
+         AdamW (β = ({b1}, {b2})) with cosine and with linear decay to 0 runs once per budget {budgets}. \
+         Every method uses the same lr grid {{{lrs}}}, ε = {eps:e}, weight decay {wd}, and a linear warmup \
+         over {warm}% of the run's own length (Schedule-Free: of T, since one run serves every budget). \
+         Every run is evaluated every {every} updates on the same fixed held-out subset ({eb} batches of \
+         {batch}), Schedule-Free at x. A schedule's best lr at a budget is the one with the lowest held-out \
+         loss at its end; Schedule-Free's lr is chosen once, by its loss at T. The β sweep ({{{betas}}}) runs \
+         at that lr.",
+        task = cfg.task.name(),
+        batch = cfg.batch_size,
+        seeds = cfg.seeds,
+        sf = SF_BETA,
+        b1 = ADAM_BETA1,
+        b2 = ADAM_BETA2,
+        t = cfg.steps,
+        budgets = budgets.join(", "),
+        lrs = lrs.join(", "),
+        eps = ADAM_EPS,
+        wd = cfg.weight_decay,
+        warm = 100.0 * cfg.warmup_fraction,
+        every = cfg.eval_every,
+        eb = cfg.eval_batches,
+        betas = betas.join(", "),
+    )
+}
+
+fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
+    let sf_lr = r.sf_lr.map_or("—".into(), |l| l.to_string());
+    let _ = writeln!(out, "## Pareto table: Schedule-Free vs the best schedule at each budget\n");
+    let _ = writeln!(
+        out,
+        "Held-out loss (lower is better), with the lr and held-out accuracy. \"SF\" is the single \
+         Schedule-Free run at lr {sf_lr} read at that step; \"SF vs best\" is `100·(SF − best schedule)/best \
+         schedule` (negative: Schedule-Free is better). The last two columns give Schedule-Free's best lr \
+         at that step instead (from the same T-runs).\n"
+    );
+    out.push_str(
+        "| budget | best cosine | best linear decay | SF (one run) | SF vs best | SF, best lr here | vs best |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for row in &r.pareto {
+        let best = row.best_schedule().map(|b| b.0);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            budget_label(cfg, row.budget),
+            bold_if(cell_with_lr(row.cosine), best == Some(Method::Cosine)),
+            bold_if(cell_with_lr(row.linear_decay), best == Some(Method::LinearDecay)),
+            cell_with_lr(row.schedule_free),
+            signed_pct(row.relative_pct()),
+            cell_with_lr(row.schedule_free_best),
+            signed_pct(row.relative_best_pct()),
+        );
+    }
+    let rel: Vec<f64> = r.pareto.iter().filter_map(|p| p.relative_pct()).collect();
+    if !rel.is_empty() {
+        let wins = rel.iter().filter(|p| **p <= 0.0).count();
+        let worst = rel.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let best = rel.iter().copied().fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            out,
+            "\nThe one Schedule-Free run matches or beats the best schedule that ended there at {wins} of {} \
+             budgets; relative to it, Schedule-Free ranges from {best:+.2}% to {worst:+.2}%. Bold: the better \
+             schedule at each budget.\n",
+            rel.len()
+        );
+    } else {
+        out.push('\n');
+    }
+}
+
+fn lr_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
+    let _ = writeln!(out, "## lr sweep (sensitivity)\n");
+    let cols: Vec<u64> = {
+        let mut c = vec![cfg.budgets[0]];
+        if cfg.steps != cfg.budgets[0] {
+            c.push(cfg.steps);
+        }
+        c
+    };
+    let _ = writeln!(
+        out,
+        "Held-out loss at the end of each budget for every lr of the grid (the schedules: the run of that \
+         length; SF: its T-run read there). Bold: each column's best. Every budget is in `runs.csv` and \
+         `lr_sweep.png`.\n"
+    );
+    let mut header = String::from("| lr |");
+    let mut rule = String::from("| --- |");
+    for &b in &cols {
+        for m in Method::ALL {
+            let _ = write!(header, " {} @ {} |", m.label(), budget_label(cfg, b));
+            rule.push_str(" --- |");
+        }
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for &lr in &cfg.lrs {
+        let _ = write!(out, "| {lr} |");
+        for &b in &cols {
+            for m in Method::ALL {
+                let sweep = r.lr_sweep(m, b);
+                let c = sweep.and_then(|s| s.cells.iter().find(|c| c.lr == lr));
+                let is_best = sweep.and_then(|s| s.best()).map(|c| c.lr) == Some(lr);
+                let _ = write!(out, " {} |", c.map_or("—".into(), |c| bold_if(loss(c.loss.mean), is_best)));
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "\nNear-optimal lrs (loss within {:.0}% of the method's best at that budget), the width of each \
+         sensitivity curve on the grid:\n",
+        100.0 * NEAR_OPTIMAL
+    );
+    out.push_str("| budget | Cosine | LD | SF |\n| --- | --- | --- | --- |\n");
+    for &b in &cfg.budgets {
+        let _ = write!(out, "| {} |", budget_label(cfg, b));
+        for m in Method::ALL {
+            let near = r.lr_sweep(m, b).map(|s| s.near_optimal()).unwrap_or_default();
+            let s: Vec<String> = near.iter().map(|l| l.to_string()).collect();
+            let _ = write!(out, " {} of {}: {} |", near.len(), cfg.lrs.len(), s.join(", "));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+fn beta_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
+    let Some(lr) = r.beta_lr else {
+        return;
+    };
+    let _ = writeln!(out, "## β sweep (Schedule-Free at lr {lr})\n");
+    let _ = writeln!(
+        out,
+        "Held-out loss of Schedule-Free's T-run with each β, read at each budget. Bold: the best β at \
+         that budget.\n"
+    );
+    let mut header = String::from("| budget |");
+    let mut rule = String::from("| --- |");
+    for b in &cfg.betas {
+        let _ = write!(header, " β = {b} |");
+        rule.push_str(" --- |");
+    }
+    let _ = writeln!(out, "{header} best β |\n{rule} --- |");
+    for row in &r.betas {
+        let best = row.best_beta();
+        let _ = write!(out, "| {} |", budget_label(cfg, row.budget));
+        for &beta in &cfg.betas {
+            let c = row.cells.iter().find(|c| c.beta == beta);
+            let _ = write!(
+                out,
+                " {} |",
+                c.map_or("—".into(), |c| bold_if(loss(c.loss.mean), best == Some(beta)))
+            );
+        }
+        let _ = writeln!(out, " {} |", best.map_or("—".into(), |b| b.to_string()));
+    }
+    let verdict = match r.beta_consistent() {
+        Some(true) => format!(
+            "The best β is the same at every budget (β = {}).",
+            r.betas.first().and_then(|b| b.best_beta()).unwrap_or(f64::NAN)
+        ),
+        Some(false) => "The best β differs between budgets.".to_string(),
+        None => "No β could be ranked (every run diverged).".to_string(),
+    };
+    let _ = writeln!(out, "\n{verdict}\n");
+}
+
+fn fit_row(name: &str, f: &Result<PowerLawFit, String>) -> String {
+    match f {
+        Ok(f) => format!(
+            "| {name} | {:.4} | {:.4}{} | {:.4} | {:.4} | {} |",
+            f.exponent,
+            f.l_inf,
+            if f.at_bound { " (at bound)" } else { "" },
+            f.amplitude,
+            f.r2,
+            f.points
+        ),
+        Err(e) => format!("| {name} | — | — | — | — | {e} |"),
+    }
+}
+
+fn fit_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
+    let f = &r.fit;
+    let _ = writeln!(out, "## 1/√T check: power-law fit of Schedule-Free's curve\n");
+    let _ = writeln!(
+        out,
+        "Fit of `L(t) = L∞ + A·t^(−a)` to the Schedule-Free held-out loss curve (lr {}, β = {SF_BETA}) on \
+         the evaluations with {} ≤ t ≤ {}: least squares of `ln(L − L∞)` on `ln t`, with `L∞` chosen in \
+         `[0, min L)` to minimise that residual (first row) or fixed at 0 (second row). R² is that of the \
+         log-log regression. Convex Lipschitz theory predicts a = 0.5 for the suboptimality.\n",
+        r.sf_lr.map_or("—".into(), |l| l.to_string()),
+        budget_label(cfg, f.from),
+        budget_label(cfg, f.to),
+    );
+    out.push_str("| fit | a | L∞ | A | R² | points |\n| --- | --- | --- | --- | --- | --- |\n");
+    let _ = writeln!(out, "{}", fit_row("L∞ fitted", &f.free));
+    let _ = writeln!(out, "{}", fit_row("L∞ = 0", &f.zero_floor));
+    if let Ok(fit) = &f.free {
+        let _ = writeln!(
+            out,
+            "\nFitted exponent a = {:.3} (vs 0.5 for 1/√T), L∞ = {:.4}, R² = {:.4}, over {} points.",
+            fit.exponent, fit.l_inf, fit.r2, fit.points
+        );
+    }
+    out.push('\n');
+}
+
+/// The whole `summary.md`; `seconds` is the protocol's wall time.
+pub fn markdown(cfg: &ParetoConfig, r: &Report, seconds: f64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# sflab pareto `{}`: Schedule-Free vs cosine and linear decay (ALGORITHMS.md §13.3)\n",
+        cfg.task.name()
+    );
+    out.push_str(&protocol(cfg));
+    out.push_str("\n\n");
+    pareto_section(&mut out, cfg, r);
+    lr_section(&mut out, cfg, r);
+    beta_section(&mut out, cfg, r);
+    fit_section(&mut out, cfg, r);
+    let _ = writeln!(
+        out,
+        "{} runs ({} diverged) in {:.0} s on {} parallel jobs{}. Files: runs.csv (every run), curves.csv \
+         (every evaluation), pareto.png/.svg (held-out loss vs step: each schedule's best-lr run faint with \
+         its end point, the envelope of end points, the Schedule-Free curve bold), lr_sweep.png/.svg, \
+         beta_sweep.png/.svg, config.json.",
+        r.runs,
+        r.diverged,
+        seconds,
+        cfg.jobs,
+        if cfg.full { " (--full)" } else { "" }
+    );
+    out
+}

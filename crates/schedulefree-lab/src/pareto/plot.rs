@@ -1,0 +1,346 @@
+//! The three figures of `sflab pareto`, each written as PNG and SVG (plotters): the Pareto
+//! plot (held-out loss vs step), the lr sweep and the β sweep. Losses are drawn on a log10
+//! axis; values above the axis (early steps, divergence) are clamped to its top.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::config::ParetoConfig;
+use super::markdown::budget_label;
+use super::method::Method;
+use super::report::{Curve, Report};
+
+/// Line colour of each method.
+fn color(m: Method) -> RGBColor {
+    match m {
+        Method::Cosine => RGBColor(148, 103, 189),
+        Method::LinearDecay => RGBColor(31, 119, 180),
+        Method::ScheduleFree => RGBColor(214, 39, 40),
+    }
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// A figure that can be drawn on any plotters backend.
+trait Figure {
+    /// Pixel size.
+    const SIZE: (u32, u32);
+    /// Draw on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+/// Write `dir/stem.png` and `dir/stem.svg`.
+fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
+    {
+        let root = BitMapBackend::new(&png, F::SIZE).into_drawing_area();
+        fig.draw(&root).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+        root.present().map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
+    }
+    {
+        let root = SVGBackend::new(&svg, F::SIZE).into_drawing_area();
+        fig.draw(&root).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+        root.present().map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+    }
+    Ok(vec![png, svg])
+}
+
+/// Draw every figure into `dir`; returns the files written.
+///
+/// # Errors
+/// Drawing or writing errors (e.g. no usable font).
+pub fn plot_all(dir: &Path, cfg: &ParetoConfig, report: &Report) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = save(&ParetoFigure { cfg, report }, dir, "pareto")?;
+    files.extend(save(&LrFigure { cfg, report }, dir, "lr_sweep")?);
+    files.extend(save(&BetaFigure { cfg, report }, dir, "beta_sweep")?);
+    Ok(files)
+}
+
+/// A log10 loss axis: `(lo, hi)` from the finite positive values, padded.
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (-1.0, 1.0);
+    }
+    let (lo, hi) = (lo.log10(), hi.log10());
+    let pad = ((hi - lo) * 0.05).max(0.005);
+    (lo - pad, hi + pad)
+}
+
+/// `log10(v)` clamped into `[lo, hi]` (non-finite values go to the top).
+fn clamp_log(v: f64, (lo, hi): (f64, f64)) -> f64 {
+    if v.is_finite() && v > 0.0 { v.log10().clamp(lo, hi) } else { hi }
+}
+
+fn loss_label(v: &f64) -> String {
+    let y = 10f64.powf(*v);
+    if y >= 0.01 { format!("{y:.3}") } else { format!("{y:.1e}") }
+}
+
+struct ParetoFigure<'a> {
+    cfg: &'a ParetoConfig,
+    report: &'a Report,
+}
+
+impl ParetoFigure<'_> {
+    fn sf(&self) -> Option<&Curve> {
+        self.report.curves.iter().find(|c| c.method == Method::ScheduleFree)
+    }
+}
+
+impl Figure for ParetoFigure<'_> {
+    const SIZE: (u32, u32) = (1000, 650);
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (cfg, r) = (self.cfg, self.report);
+        root.fill(&WHITE)?;
+        // Zoom on the part after the smallest budget's first half: end points and the SF curve there.
+        let from = cfg.budgets[0] / 2;
+        let ends = r.pareto.iter().flat_map(|p| {
+            [p.cosine, p.linear_decay, p.schedule_free]
+                .into_iter()
+                .flatten()
+                .map(|c| c.loss.mean)
+        });
+        let sf_tail = self
+            .sf()
+            .into_iter()
+            .flat_map(|c| c.points.iter().filter(|p| p.0 >= from).map(|p| p.1));
+        let range = log_range(ends.chain(sf_tail));
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "{}: held-out loss vs step — schedules of each length (best lr) vs one Schedule-Free run",
+                    cfg.task.name()
+                ),
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .build_cartesian_2d(0f64..cfg.steps as f64 * 1.02, range.0..range.1)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("held-out loss (log scale)")
+            .y_labels(10)
+            .y_label_formatter(&loss_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
+        for m in Method::SCHEDULES {
+            let col = color(m);
+            let mut first = true;
+            for c in r.curves.iter().filter(|c| c.method == m) {
+                let pts: Vec<(f64, f64)> =
+                    c.points.iter().map(|&(s, l)| (s as f64, clamp_log(l, range))).collect();
+                let s = chart.draw_series(LineSeries::new(pts, col.mix(0.35).stroke_width(2)))?;
+                if first {
+                    s.label(format!("{} (best lr per length; • = end)", m.label()))
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                    first = false;
+                }
+                if let Some(&(s, l)) = c.points.iter().find(|p| p.0 == c.steps) {
+                    chart.draw_series(std::iter::once(Circle::new(
+                        (s as f64, clamp_log(l, range)),
+                        5,
+                        col.filled(),
+                    )))?;
+                }
+            }
+        }
+        let envelope: Vec<(f64, f64)> = r
+            .pareto
+            .iter()
+            .filter_map(|p| p.best_schedule().map(|(_, c)| (p.budget as f64, c.loss.mean)))
+            .filter(|p| p.1.is_finite())
+            .map(|(s, l)| (s, clamp_log(l, range)))
+            .collect();
+        chart
+            .draw_series(DashedLineSeries::new(envelope, 8, 5, BLACK.stroke_width(2)))?
+            .label("best schedule end point per length")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        if let Some(c) = self.sf() {
+            let col = color(Method::ScheduleFree);
+            let pts: Vec<(f64, f64)> = c.points.iter().map(|&(s, l)| (s as f64, clamp_log(l, range))).collect();
+            chart
+                .draw_series(LineSeries::new(pts, col.stroke_width(4)))?
+                .label(format!("Schedule-Free, one run (lr {}, β {})", c.lr, c.beta))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(4)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+        Ok(())
+    }
+}
+
+struct LrFigure<'a> {
+    cfg: &'a ParetoConfig,
+    report: &'a Report,
+}
+
+impl Figure for LrFigure<'_> {
+    const SIZE: (u32, u32) = (1400, 420);
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (cfg, r) = (self.cfg, self.report);
+        root.fill(&WHITE)?;
+        let root = root.titled(
+            &format!(
+                "{}: lr sensitivity — held-out loss at the end of each budget (SF: its T-run read there)",
+                cfg.task.name()
+            ),
+            ("sans-serif", 20),
+        )?;
+        let (x_lo, x_hi) = (cfg.lrs[0].log2() - 0.3, cfg.lrs[cfg.lrs.len() - 1].log2() + 0.3);
+        let panels = root.split_evenly((1, cfg.budgets.len()));
+        for (area, &b) in panels.iter().zip(&cfg.budgets) {
+            let sweeps: Vec<_> = Method::ALL.iter().filter_map(|&m| r.lr_sweep(m, b)).collect();
+            let finite = sweeps.iter().flat_map(|s| s.cells.iter().map(|c| c.loss.mean));
+            let (lo, hi) = log_range(finite);
+            // Keep the axis near the optimum: at most a factor 3 above the best loss.
+            let range = (lo, hi.min(lo + 3f64.log10()));
+            let mut chart = ChartBuilder::on(area)
+                .caption(budget_label(cfg, b), ("sans-serif", 17))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(65)
+                .build_cartesian_2d(x_lo..x_hi, range.0..range.1)?;
+            chart
+                .configure_mesh()
+                .x_desc("lr (log2 axis)")
+                .y_desc("held-out loss")
+                .y_label_formatter(&loss_label)
+                .x_label_formatter(&|v| format!("{:.2e}", 2f64.powf(*v)))
+                .x_labels(5)
+                .draw()?;
+            for s in sweeps {
+                let col = color(s.method);
+                let pts: Vec<(f64, f64)> =
+                    s.cells.iter().map(|c| (c.lr.log2(), clamp_log(c.loss.mean, range))).collect();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+                    .label(s.method.label())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, col.filled())))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()?;
+        }
+        Ok(())
+    }
+}
+
+struct BetaFigure<'a> {
+    cfg: &'a ParetoConfig,
+    report: &'a Report,
+}
+
+impl Figure for BetaFigure<'_> {
+    const SIZE: (u32, u32) = (1300, 500);
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (cfg, r) = (self.cfg, self.report);
+        root.fill(&WHITE)?;
+        let root = root.titled(
+            &format!(
+                "{}: Schedule-Free β sweep at lr {}",
+                cfg.task.name(),
+                r.beta_lr.map_or("—".into(), |l| l.to_string())
+            ),
+            ("sans-serif", 20),
+        )?;
+        let (left, right) = root.split_horizontally(700);
+        let from = cfg.budgets[0] / 2;
+        let range = log_range(
+            r.beta_curves
+                .iter()
+                .flat_map(|c| c.points.iter().filter(|p| p.0 >= from).map(|p| p.1)),
+        );
+        let mut chart = ChartBuilder::on(&left)
+            .caption("held-out loss vs step, one curve per β", ("sans-serif", 17))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(65)
+            .build_cartesian_2d(from as f64..cfg.steps as f64 * 1.02, range.0..range.1)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("held-out loss (log scale)")
+            .y_label_formatter(&loss_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
+        for (i, c) in r.beta_curves.iter().enumerate() {
+            let col = Palette99::pick(i).to_rgba();
+            let pts: Vec<(f64, f64)> = c
+                .points
+                .iter()
+                .filter(|p| p.0 >= from)
+                .map(|&(s, l)| (s as f64, clamp_log(l, range)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, col.stroke_width(2)))?
+                .label(format!("β = {}", c.beta))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+
+        let range = log_range(r.betas.iter().flat_map(|b| b.cells.iter().map(|c| c.loss.mean)));
+        let (b_lo, b_hi) = cfg
+            .betas
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &b| (lo.min(b), hi.max(b)));
+        let pad = ((b_hi - b_lo) * 0.05).max(0.01);
+        let mut chart = ChartBuilder::on(&right)
+            .caption("held-out loss at each budget vs β", ("sans-serif", 17))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(65)
+            .build_cartesian_2d(b_lo - pad..b_hi + pad, range.0..range.1)?;
+        chart
+            .configure_mesh()
+            .x_desc("β")
+            .y_desc("held-out loss (log scale)")
+            .y_label_formatter(&loss_label)
+            .draw()?;
+        for (i, row) in r.betas.iter().enumerate() {
+            let col = Palette99::pick(i + 5).to_rgba();
+            let pts: Vec<(f64, f64)> =
+                row.cells.iter().map(|c| (c.beta, clamp_log(c.loss.mean, range))).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+                .label(budget_label(cfg, row.budget))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, col.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+        Ok(())
+    }
+}
