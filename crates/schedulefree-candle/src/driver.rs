@@ -1,0 +1,159 @@
+//! The core optimizer over one element type and the candle `Var`s it drives: each call
+//! copies the vars (and gradients) into host buffers, calls the core, and writes back what
+//! the core changed. No optimizer math lives here.
+
+use candle_core::backprop::GradStore;
+use candle_core::Var;
+use schedulefree::{DynOptimizer, OptimizerState, Param, PresetConfig, StepInfo};
+
+use crate::error::CandleAdapterError;
+use crate::host::{read_into, to_host, write_from, HostElement};
+
+/// One registered var with its reusable host buffers (allocated once, so that a step
+/// allocates nothing per element).
+#[derive(Debug)]
+pub(crate) struct Entry<T> {
+    /// Name in the core (state key).
+    pub name: String,
+    /// The candle variable.
+    pub var: Var,
+    /// Its values: `y` while training.
+    value: Vec<T>,
+    /// Its gradient this step; scratch for `x` inside an eval guard.
+    grad: Vec<T>,
+    /// Whether it got a gradient in the current step.
+    has_grad: bool,
+}
+
+/// The core optimizer and its vars, sorted by name.
+#[derive(Debug)]
+pub(crate) struct Driver<T: HostElement> {
+    pub opt: Box<dyn DynOptimizer<T>>,
+    pub entries: Vec<Entry<T>>,
+}
+
+impl<T: HostElement> Driver<T> {
+    /// Build the preset and register `vars` (already sorted and checked) in group 0.
+    pub fn new(config: &PresetConfig, vars: Vec<(String, Var)>) -> Result<Self, CandleAdapterError> {
+        let mut opt = config.build_dyn::<T>()?;
+        let mut entries = Vec::with_capacity(vars.len());
+        for (name, var) in vars {
+            opt.add_param_to(0, &name, var.dims())?;
+            let n = var.elem_count();
+            entries.push(Entry { name, var, value: vec![T::zero(); n], grad: vec![T::zero(); n], has_grad: false });
+        }
+        Ok(Driver { opt, entries })
+    }
+
+    /// One core step on the vars that have a gradient in `grads`; the others are not moved
+    /// and get no state. Writes the new `y` back unless the core skipped the step.
+    pub fn step(&mut self, grads: &GradStore) -> Result<StepInfo, CandleAdapterError> {
+        for e in &mut self.entries {
+            e.has_grad = false;
+            let Some(g) = grads.get(e.var.as_tensor()) else { continue };
+            if g.dtype() != T::CANDLE_DTYPE || g.elem_count() != e.grad.len() {
+                return Err(CandleAdapterError::Gradient {
+                    name: e.name.clone(),
+                    what: format!(
+                        "{:?} with {} elements, the var is {:?} with {}",
+                        g.dtype(),
+                        g.elem_count(),
+                        T::CANDLE_DTYPE,
+                        e.grad.len()
+                    ),
+                });
+            }
+            read_into(g, &mut e.grad)?;
+            read_into(e.var.as_tensor(), &mut e.value)?;
+            e.has_grad = true;
+        }
+        let info = {
+            let mut params: Vec<Param<'_, T>> = self
+                .entries
+                .iter_mut()
+                .filter(|e| e.has_grad)
+                .map(|e| Param::new(&e.name, &mut e.value, &e.grad))
+                .collect();
+            self.opt.step(&mut params)?
+        };
+        if info.skipped.is_none() {
+            for e in self.entries.iter().filter(|e| e.has_grad) {
+                write_from(&e.var, &e.value)?;
+            }
+        }
+        Ok(info)
+    }
+
+    /// PyTorch-style mode switch of every var (idempotent): `to_train` false writes `x`
+    /// into the vars, true writes `y` back (computed by the core from `x` and `z`).
+    pub fn switch_mode(&mut self, to_train: bool) -> Result<(), CandleAdapterError> {
+        if !self.opt.has_modes() || self.opt.is_train_mode() == to_train {
+            return Ok(());
+        }
+        for e in &mut self.entries {
+            read_into(e.var.as_tensor(), &mut e.value)?;
+        }
+        {
+            let mut params: Vec<Param<'_, T>> =
+                self.entries.iter_mut().map(|e| Param::frozen(&e.name, &mut e.value)).collect();
+            if to_train { self.opt.train(&mut params)? } else { self.opt.eval(&mut params)? }
+        }
+        for e in &self.entries {
+            write_from(&e.var, &e.value)?;
+        }
+        Ok(())
+    }
+
+    /// Write `x` into every var whose evaluation point differs from its buffer, keeping
+    /// the buffer `y` for [`Driver::restore`]; returns the indices written. Nothing is
+    /// written when the optimizer is in eval mode or has no modes.
+    pub fn enter_eval(&mut self) -> Result<Vec<usize>, CandleAdapterError> {
+        let mut written = Vec::new();
+        if !self.opt.has_modes() || !self.opt.is_train_mode() {
+            return Ok(written);
+        }
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            read_into(e.var.as_tensor(), &mut e.value)?;
+            self.opt.eval_params_into(&e.name, &e.value, &mut e.grad)?;
+            if e.value.iter().zip(&e.grad).any(|(y, x)| y.f64().to_bits() != x.f64().to_bits()) {
+                if let Err(err) = write_from(&e.var, &e.grad) {
+                    // Leave no var at x behind on failure.
+                    let _ = self.restore(&written);
+                    return Err(err);
+                }
+                written.push(i);
+            }
+        }
+        Ok(written)
+    }
+
+    /// Write the saved `y` back into the vars listed by [`Driver::enter_eval`], bit for bit.
+    /// Tries every var even after a failure; returns the first error.
+    pub fn restore(&self, written: &[usize]) -> Result<(), CandleAdapterError> {
+        let mut first = Ok(());
+        for &i in written {
+            if let Some(e) = self.entries.get(i)
+                && let Err(err) = write_from(&e.var, &e.value)
+                && first.is_ok()
+            {
+                first = Err(err);
+            }
+        }
+        first
+    }
+
+    /// The returned point `x` of entry `i`, from the var's current value, without changing
+    /// anything (allocates).
+    pub fn eval_point(&self, i: usize) -> Result<Vec<T>, CandleAdapterError> {
+        let e = &self.entries[i];
+        let value = to_host::<T>(e.var.as_tensor())?;
+        let mut x = vec![T::zero(); value.len()];
+        self.opt.eval_params_into(&e.name, &value, &mut x)?;
+        Ok(x)
+    }
+
+    /// The core's state snapshot.
+    pub fn state(&self) -> OptimizerState {
+        self.opt.state()
+    }
+}

@@ -1,0 +1,319 @@
+//! [`ScheduleFreeOptimizer`]: any core preset behind candle's `Optimizer` trait.
+
+use std::path::Path;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+use candle_nn::VarMap;
+use schedulefree::{ConfigError, GroupConfig, OptimizerState, PresetConfig, StepInfo};
+
+use crate::driver::Driver;
+use crate::error::CandleAdapterError;
+use crate::eval_guard::EvalGuard;
+use crate::state_file;
+
+/// The core optimizer for the vars' element type.
+#[derive(Debug)]
+pub(crate) enum Core {
+    F32(Driver<f32>),
+    F64(Driver<f64>),
+}
+
+/// Run `$body` with `$d` bound to the driver, whatever its element type.
+macro_rules! with_driver {
+    ($core:expr, $d:ident => $body:expr) => {
+        match $core {
+            Core::F32($d) => $body,
+            Core::F64($d) => $body,
+        }
+    };
+}
+pub(crate) use with_driver;
+
+/// A `candle_nn::Optimizer` running any preset of the `schedulefree` core (Schedule-Free
+/// AdamW / SGD / RAdam, or torch-style AdamW / SGD with a schedule) on candle `Var`s.
+///
+/// Each var is registered in the core under a stable name: `p0000`, `p0001`, ... in the
+/// order given to [`candle_nn::Optimizer::new`], or its `VarMap` key with
+/// [`ScheduleFreeOptimizer::from_varmap`]. Vars are kept sorted by name, so the saved state
+/// does not depend on `HashMap` order. All vars must be `f32` or all `f64` (the core's
+/// element types); integer vars are skipped, as candle's own optimizers do.
+///
+/// A step copies each var that has a gradient, and its gradient, into host buffers, runs
+/// the core's fused step and writes the new values back into the var's storage in place
+/// (CPU vars without allocating; other devices through host transfers). Memory: the core's
+/// state slots plus two host buffers per var.
+///
+/// Schedule-Free presets keep the gradient point `y` in the vars while training; evaluate,
+/// export and checkpoint at `x` with [`ScheduleFreeOptimizer::eval_guard`],
+/// [`ScheduleFreeOptimizer::eval`] / [`ScheduleFreeOptimizer::train`] or
+/// [`ScheduleFreeOptimizer::save_checkpoint`] (crate docs: the PyTorch mapping).
+#[derive(Debug)]
+pub struct ScheduleFreeOptimizer {
+    pub(crate) config: PresetConfig,
+    pub(crate) core: Core,
+    last: Option<StepInfo>,
+    rejected_lr: Option<ConfigError>,
+}
+
+impl ScheduleFreeOptimizer {
+    /// Build `config`'s optimizer over named vars (any order: they are sorted by name).
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Config`] for invalid hyperparameters,
+    /// [`CandleAdapterError::Param`] for a name given twice,
+    /// [`CandleAdapterError::DuplicateVar`] for a var given twice,
+    /// [`CandleAdapterError::UnsupportedDtype`] / [`CandleAdapterError::MixedDtypes`].
+    pub fn from_named_vars(
+        vars: impl IntoIterator<Item = (String, Var)>,
+        config: PresetConfig,
+    ) -> Result<Self, CandleAdapterError> {
+        let mut vars: Vec<(String, Var)> = vars.into_iter().filter(|(_, v)| v.dtype().is_float()).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut seen = std::collections::HashMap::new();
+        let mut dtype: Option<DType> = None;
+        for (name, var) in &vars {
+            if let Some(first) = seen.insert(var.id(), name) {
+                return Err(CandleAdapterError::DuplicateVar { name: name.clone(), first: first.clone() });
+            }
+            match (var.dtype(), dtype) {
+                (DType::F32 | DType::F64, None) => dtype = Some(var.dtype()),
+                (d, Some(expected)) if d == expected => {}
+                (d @ (DType::F32 | DType::F64), Some(expected)) => {
+                    return Err(CandleAdapterError::MixedDtypes { name: name.clone(), dtype: d, expected });
+                }
+                (d, _) => return Err(CandleAdapterError::UnsupportedDtype { name: name.clone(), dtype: d }),
+            }
+        }
+        let core = match dtype {
+            Some(DType::F64) => Core::F64(Driver::new(&config, vars)?),
+            _ => Core::F32(Driver::new(&config, vars)?),
+        };
+        Ok(ScheduleFreeOptimizer { config, core, last: None, rejected_lr: None })
+    }
+
+    /// Build over `vars` named `p0000`, `p0001`, ... in the given order (the names sort in
+    /// that order; more than 10 000 vars get wider numbers).
+    ///
+    /// # Errors
+    /// As [`ScheduleFreeOptimizer::from_named_vars`].
+    pub fn from_vars(vars: Vec<Var>, config: PresetConfig) -> Result<Self, CandleAdapterError> {
+        let width = vars.len().saturating_sub(1).to_string().len().max(4);
+        Self::from_named_vars(vars.into_iter().enumerate().map(|(i, v)| (format!("p{i:0width$}"), v)), config)
+    }
+
+    /// Build over every var of `varmap`, named by their `VarMap` keys (so checkpoints and
+    /// `VarMap::save` files use the same names).
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::VarMapPoisoned`], and as
+    /// [`ScheduleFreeOptimizer::from_named_vars`].
+    pub fn from_varmap(varmap: &VarMap, config: PresetConfig) -> Result<Self, CandleAdapterError> {
+        Self::from_named_vars(varmap_vars(varmap)?, config)
+    }
+
+    /// One optimizer step with the gradients in `grads` (from `loss.backward()`); vars
+    /// without a gradient are not moved and get no state. Returns what the step did
+    /// ([`StepInfo::skipped`] is set when a non-finite gradient made the core skip it).
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Step`] (e.g. [`schedulefree::StepError::EvalMode`]: call
+    /// [`ScheduleFreeOptimizer::train`] first); [`CandleAdapterError::Config`] if an lr set
+    /// with [`candle_nn::Optimizer::set_learning_rate`] was invalid (reported once, the
+    /// previous lr is kept); [`CandleAdapterError::Gradient`] for a gradient of the wrong
+    /// dtype or size. Nothing changes on error.
+    pub fn try_step(&mut self, grads: &GradStore) -> Result<StepInfo, CandleAdapterError> {
+        if let Some(e) = self.rejected_lr.take() {
+            return Err(e.into());
+        }
+        let info = with_driver!(&mut self.core, d => d.step(grads))?;
+        self.last = Some(info);
+        Ok(info)
+    }
+
+    /// What the latest step did (scheduled lr, averaging weight `c`, `k`, whether it was
+    /// skipped); after a load, the saved optimizer's latest step. `None` before any step.
+    pub fn step_info(&self) -> Option<StepInfo> {
+        self.last
+    }
+
+    /// Set the peak learning rate of the (single) parameter group; the preset's schedule
+    /// and warmup still multiply it.
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Config`] for a negative or non-finite lr (nothing changes).
+    pub fn try_set_learning_rate(&mut self, lr: f64) -> Result<(), CandleAdapterError> {
+        with_driver!(&mut self.core, d => {
+            let old = d.opt.group_config(0).unwrap_or(GroupConfig { lr: self.config.lr(), weight_decay: 0.0 });
+            d.opt.set_group_config(0, GroupConfig { lr, ..old })?;
+        });
+        self.rejected_lr = None;
+        Ok(())
+    }
+
+    /// Switch to eval mode as PyTorch's `optimizer.eval()`: the vars then hold `x`, for
+    /// evaluation, export or a checkpoint. Idempotent; a no-op for presets without modes.
+    /// [`ScheduleFreeOptimizer::try_step`] refuses to step until
+    /// [`ScheduleFreeOptimizer::train`].
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Step`], [`CandleAdapterError::Candle`] (device transfers).
+    pub fn eval(&mut self) -> Result<(), CandleAdapterError> {
+        with_driver!(&mut self.core, d => d.switch_mode(false))
+    }
+
+    /// Switch back to train mode as PyTorch's `optimizer.train()`: the vars hold `y` again
+    /// (computed from `x` and `z`, as the reference does; use
+    /// [`ScheduleFreeOptimizer::eval_guard`] when `y` must come back bit for bit).
+    ///
+    /// # Errors
+    /// As [`ScheduleFreeOptimizer::eval`].
+    pub fn train(&mut self) -> Result<(), CandleAdapterError> {
+        with_driver!(&mut self.core, d => d.switch_mode(true))
+    }
+
+    /// Whether the vars hold the training point (`y` for Schedule-Free).
+    pub fn is_train_mode(&self) -> bool {
+        with_driver!(&self.core, d => d.opt.is_train_mode())
+    }
+
+    /// Whether the evaluation point differs from the training point (Schedule-Free presets).
+    pub fn has_modes(&self) -> bool {
+        with_driver!(&self.core, d => d.opt.has_modes())
+    }
+
+    /// Write `x` into the vars until the returned guard is dropped; then every var gets its
+    /// training value `y` back bit for bit. Evaluate the model inside the guard. Nothing is
+    /// written in eval mode or for presets without modes.
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Candle`] if a var cannot be read or written (the vars
+    /// written so far are restored first).
+    pub fn eval_guard(&mut self) -> Result<EvalGuard<'_>, CandleAdapterError> {
+        let written = with_driver!(&mut self.core, d => d.enter_eval())?;
+        Ok(EvalGuard::new(self, written))
+    }
+
+    /// The evaluation point `x` of every var, as new tensors on the var's device, by name,
+    /// without changing the vars (allocates one copy).
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Candle`] if a var cannot be read or a tensor created.
+    pub fn eval_point(&self) -> Result<Vec<(String, Tensor)>, CandleAdapterError> {
+        with_driver!(&self.core, d => d
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let x = d.eval_point(i)?;
+                Ok((e.name.clone(), Tensor::from_vec(x, e.var.shape(), e.var.device())?))
+            })
+            .collect())
+    }
+
+    /// The registered vars and their names, sorted by name.
+    pub fn vars(&self) -> Vec<(&str, &Var)> {
+        with_driver!(&self.core, d => d.entries.iter().map(|e| (e.name.as_str(), &e.var)).collect())
+    }
+
+    /// The preset and hyperparameters this optimizer was built with.
+    pub fn config(&self) -> &PresetConfig {
+        &self.config
+    }
+
+    /// The element type the core runs on (`F32` or `F64`).
+    pub fn dtype(&self) -> DType {
+        match self.core {
+            Core::F32(_) => DType::F32,
+            Core::F64(_) => DType::F64,
+        }
+    }
+
+    /// A snapshot of the core's state (step counter, mode, slots by name), e.g. for
+    /// [`OptimizerState::save_json`].
+    pub fn state(&self) -> OptimizerState {
+        with_driver!(&self.core, d => d.state())
+    }
+
+    /// Save the optimizer state (not the vars) to a safetensors file, atomically: slot
+    /// tensors named `<param>/<slot>` in the optimizer's dtype, and the scalars (step
+    /// counter `k`, `lr_max`, weight sum, mode, per-parameter updates) as JSON in the
+    /// metadata (`state`; `preset` records the configuration for reference). To resume,
+    /// rebuild the optimizer with the same preset and vars and call
+    /// [`ScheduleFreeOptimizer::load`]; to also save the model, use
+    /// [`ScheduleFreeOptimizer::save_checkpoint`].
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Io`], [`CandleAdapterError::Safetensors`].
+    pub fn save(&self, path: &Path) -> Result<(), CandleAdapterError> {
+        state_file::save(path, &self.state(), &self.config, &[])
+    }
+
+    /// Load a state written by [`ScheduleFreeOptimizer::save`]. The file must hold exactly
+    /// this optimizer's parameters (names, shapes), slots and dtype, from the same preset
+    /// composition. The vars are not touched: they must hold the values they had at the
+    /// save (`y` if saved in train mode, `x` in eval mode).
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Io`], [`CandleAdapterError::Safetensors`],
+    /// [`CandleAdapterError::Metadata`]; [`CandleAdapterError::MissingTensor`],
+    /// [`CandleAdapterError::UnexpectedTensor`], [`CandleAdapterError::TensorMismatch`] for
+    /// the file's tensors; [`CandleAdapterError::State`] (from the core) when the state does
+    /// not fit this optimizer. Nothing changes on error.
+    pub fn load(&mut self, path: &Path) -> Result<(), CandleAdapterError> {
+        let (st, _) = state_file::load(path)?;
+        self.load_state(&st)
+    }
+
+    /// Restore a core state snapshot ([`ScheduleFreeOptimizer::state`]).
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::State`]; nothing changes on error.
+    pub fn load_state(&mut self, st: &OptimizerState) -> Result<(), CandleAdapterError> {
+        with_driver!(&mut self.core, d => d.opt.load_state(st))?;
+        self.last = match st.groups.first() {
+            Some(g) if g.k > 0 => {
+                Some(StepInfo { skipped: None, group: with_driver!(&self.core, d => d.opt.group_info(0)).unwrap_or(g.last) })
+            }
+            _ => None,
+        };
+        self.rejected_lr = None;
+        Ok(())
+    }
+}
+
+impl candle_nn::Optimizer for ScheduleFreeOptimizer {
+    type Config = PresetConfig;
+
+    /// [`ScheduleFreeOptimizer::from_vars`]; errors are wrapped into `candle_core::Error`.
+    fn new(vars: Vec<Var>, config: PresetConfig) -> candle_core::Result<Self> {
+        Self::from_vars(vars, config).map_err(CandleAdapterError::into_candle)
+    }
+
+    /// [`ScheduleFreeOptimizer::try_step`]; errors are wrapped into `candle_core::Error`.
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+        self.try_step(grads).map(|_| ()).map_err(CandleAdapterError::into_candle)
+    }
+
+    /// The peak lr of the parameter group (the last step's scheduled lr is in
+    /// [`ScheduleFreeOptimizer::step_info`]).
+    fn learning_rate(&self) -> f64 {
+        with_driver!(&self.core, d => d.opt.group_config(0)).map_or(self.config.lr(), |g| g.lr)
+    }
+
+    /// [`ScheduleFreeOptimizer::try_set_learning_rate`]; an invalid lr is kept out and
+    /// reported by the next step (this trait method cannot return an error).
+    fn set_learning_rate(&mut self, lr: f64) {
+        if let Err(CandleAdapterError::Config(e)) = self.try_set_learning_rate(lr) {
+            self.rejected_lr = Some(e);
+        }
+    }
+}
+
+/// The vars of `varmap` with their names, sorted by name.
+pub(crate) fn varmap_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>, CandleAdapterError> {
+    let data = varmap.data().lock().map_err(|_| CandleAdapterError::VarMapPoisoned)?;
+    let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(vars)
+}
