@@ -12,6 +12,7 @@ mod model_optimizer;
 mod module_params;
 mod schedule_lr;
 mod tensor_optimizer;
+mod train_loop;
 
 pub use batch_norm::recalibrate_batch_norm;
 pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_VERSION, checkpoint_model_path, load_checkpoint, save_checkpoint};
@@ -20,3 +21,4 @@ pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
 pub use schedule_lr::ScheduleLr;
 pub use schedulefree::PresetConfig;
 pub use tensor_optimizer::{TensorOptimizer, TensorState};
+pub use train_loop::{EpochReport, TrainLoop};

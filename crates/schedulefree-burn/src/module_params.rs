@@ -172,17 +172,23 @@ impl ModuleMapper for WriteBack<'_> {
         let Some(values) = self.values.remove(&path) else {
             return param;
         };
-        let (id, old, mapper) = param.consume();
-        let dims = old.dims();
-        let dtype = old.dtype();
-        let device = old.device().inner();
-        let mut fresh = Tensor::<D>::from_data(TensorData::new(values, dims), &device);
-        if fresh.dtype() != dtype {
-            fresh = fresh.cast(dtype);
-        }
-        let t = restore_like(&old, fresh, id);
-        Param::from_mapped_value(id, t, mapper)
+        replace_value(param, values)
     }
+}
+
+/// `param` holding `values` (row-major, its number of elements) instead, with its id, device,
+/// dtype and autodiff state.
+pub(crate) fn replace_value<const D: usize>(param: Param<Tensor<D>>, values: Vec<f32>) -> Param<Tensor<D>> {
+    let (id, old, mapper) = param.consume();
+    let dims = old.dims();
+    let dtype = old.dtype();
+    let device = old.device().inner();
+    let mut fresh = Tensor::<D>::from_data(TensorData::new(values, dims), &device);
+    if fresh.dtype() != dtype {
+        fresh = fresh.cast(dtype);
+    }
+    let t = restore_like(&old, fresh, id);
+    Param::from_mapped_value(id, t, mapper)
 }
 
 /// `module` with the parameters named in `values` replaced (see [`WriteBack`]). Lengths must

@@ -10,12 +10,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use burn::optim::{LearningRate, Optimizer, RecordState, StateSink, StateSource};
+use burn::module::{Module, ModuleMapper, Param as BurnParam};
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
 use burn::tensor::{DType, Device, Tensor, TensorCreationOptions, TensorData};
 use burn_pack::Scalar;
 use schedulefree::{DynOptimizer, GroupConfig, GroupRecord, GroupStepInfo, Param, ParamRecord, PresetConfig};
 
 use crate::error::BurnAdapterError;
+use crate::module_params::replace_value;
 
 /// Name of the single parameter inside the per-tensor core optimizer.
 const NAME: &str = "p";
@@ -88,6 +90,49 @@ impl TensorOptimizer {
         {
             *slot = Some(e);
         }
+    }
+
+    /// A copy of `module` whose parameters hold the eval point `x`, computed by the core from
+    /// the states `optim` (a `ModuleOptimizer` built from this optimizer) keeps for it; `module`
+    /// (at `y`) is untouched. Parameters without state (never stepped, or stepped by another
+    /// optimizer of a group) are copied unchanged; presets without modes give an identity copy.
+    ///
+    /// burn does not expose a `ModuleOptimizer`'s states, so this serializes them
+    /// (`ModuleOptimizer::into_bytes`, a full copy) and reads them back by `ParamId`: fine for
+    /// validation every few hundred steps; [`ModelOptimizer::eval_module`](crate::ModelOptimizer::eval_module)
+    /// is the cheap way. The ids must be those `optim` stepped (same module lineage, same process).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Record`] if burn cannot serialize the states, [`BurnAdapterError::Tensor`],
+    /// the core's errors.
+    pub fn eval_module<M: Module>(&self, optim: &ModuleOptimizer, module: &M) -> Result<M, BurnAdapterError> {
+        if !self.preset.has_modes() {
+            return Ok(module.clone());
+        }
+        let record_err = |e: &dyn std::fmt::Display| BurnAdapterError::Record { path: "ModuleOptimizer".into(), message: e.to_string() };
+        let bytes = optim.into_bytes().map_err(|e| record_err(&e))?;
+        let reader = burn_pack::Reader::from_bytes(bytes).map_err(|e| record_err(&e))?;
+        let mut source = StateSource::new(reader.scalars().clone());
+        for t in reader.into_tensors().map_err(|e| record_err(&e))? {
+            let (name, dtype, shape, _id, bytes) = t.into_parts().map_err(|e| record_err(&e))?;
+            source.insert_tensor(name, TensorData::from_bytes(bytes, shape, dtype));
+        }
+        let mut mapper = EvalMapper { optim: self, source, error: None };
+        let out = module.clone().map(&mut mapper);
+        match mapper.error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// `x` for one tensor at `y` = `value` with `state`, by the core.
+    fn eval_host(&self, shape: &[usize], value: &[f32], state: &HostState) -> Result<Vec<f32>, BurnAdapterError> {
+        let mut core = self.preset.build_dyn::<f32>()?;
+        core.add_param_to(0, NAME, shape)?;
+        load_host_state(core.as_mut(), shape, state)?;
+        let mut x = vec![0.0_f32; value.len()];
+        core.eval_params_into(NAME, value, &mut x)?;
+        Ok(x)
     }
 
     /// The core step on host buffers: returns the new value and state, or `None` if the core
@@ -289,5 +334,37 @@ impl Optimizer for TensorOptimizer {
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
         TensorState { scalars: state.scalars, slots: state.slots.into_iter().map(|t| t.to_device(device)).collect() }
+    }
+}
+
+/// Replaces each parameter that has a [`TensorState`] in `source` by its eval point.
+struct EvalMapper<'o> {
+    optim: &'o TensorOptimizer,
+    source: StateSource,
+    error: Option<BurnAdapterError>,
+}
+
+impl ModuleMapper for EvalMapper<'_> {
+    fn map_float<const D: usize>(&mut self, param: BurnParam<Tensor<D>>) -> BurnParam<Tensor<D>> {
+        if self.error.is_some() {
+            return param;
+        }
+        let prefix = param.id.val().to_string();
+        let Some(state) = TensorState::<D>::state_unflatten(&prefix, &mut self.source, &Device::default()) else {
+            return param;
+        };
+        let attempt = || -> Result<Vec<f32>, BurnAdapterError> {
+            let value = host(param.val(), "parameter")?;
+            let slots = state.slots.iter().map(|t| host(t.clone(), "state slot")).collect::<Result<_, _>>()?;
+            let dims = param.lazy_shape().to_vec();
+            self.optim.eval_host(&dims, &value, &HostState { scalars: state.scalars, slots })
+        };
+        match attempt() {
+            Ok(x) => replace_value(param, x),
+            Err(e) => {
+                self.error = Some(e);
+                param
+            }
+        }
     }
 }
