@@ -5,3 +5,6 @@ pub mod convex;
 pub mod data;
 pub mod golden;
 pub mod model;
+pub mod nn;
+pub mod pareto;
+pub mod train;

@@ -2,7 +2,7 @@
 //! trajectories from the reference implementation.
 
 use clap::{Parser, Subcommand};
-use schedulefree_lab::{convex, golden};
+use schedulefree_lab::{convex, golden, pareto, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +21,10 @@ enum Command {
     Convex(Box<convex::ConvexArgs>),
     /// Replay golden trajectories (JSON fixtures) and report per-quantity errors.
     Golden(golden::GoldenArgs),
+    /// Train one neural network (MLP, CNN, char transformer) on real data with any preset.
+    Train(Box<train::TrainArgs>),
+    /// Schedule-Free vs cosine and linear-decay runs of every budget: Pareto table, lr and β sweeps.
+    Pareto(Box<pareto::ParetoArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +32,7 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Convex(a) => convex::run(a),
         Command::Golden(a) => golden::run(a),
+        Command::Train(a) => train::cli::run_cli(a),
+        Command::Pareto(a) => pareto::run(a),
     }
 }

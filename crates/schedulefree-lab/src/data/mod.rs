@@ -1,5 +1,6 @@
-//! Classification data: LIBSVM reading, the dataset registry, standardisation and seeded
-//! shuffling.
+//! Real data: LIBSVM reading, the dataset registry, standardisation and seeded shuffling
+//! (classification on design matrices), plus IDX images ([`idx`]) and plain-text corpora
+//! ([`text`]) for the neural-network experiments.
 //!
 //! All design matrices are dense, row-major `f32` (`rows × d`), with class labels `u32` in
 //! `0..C`. Typical use:
@@ -17,10 +18,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod idx;
 pub mod libsvm;
 pub mod registry;
 pub mod shuffle;
 pub mod standardize;
+pub mod text;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,369 @@
+//! Command-line arguments of `sflab train` and how they become a [`TrainConfig`].
+//!
+//! Without `--config`, the run is [`TrainConfig::default_for`] (or
+//! [`TrainConfig::quick_for`] with `--quick`) of `--task`, with the optimizer built from
+//! `--optimizer`, `--lr`, `--warmup` (default 5 % of the steps), `--weight-decay` (default 0)
+//! and, for the last-iterate presets `adamw` / `sgd`, `--schedule` (default linear decay to
+//! 0 at the last step). With `--config FILE` (a JSON [`TrainConfig`]) only the flags given
+//! change it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use schedulefree::PresetConfig;
+use schedulefree::schedule::ScheduleConfig;
+
+use super::config::{Task, TrainConfig};
+use super::metrics::open_sink;
+use super::{RunResult, run};
+
+/// Default output folder.
+pub const DEFAULT_OUT: &str = "sflab-out/train";
+
+/// Schedule of a last-iterate preset (`adamw`, `sgd`), multiplying its lr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Constant after warmup.
+    Constant,
+    /// Linear decay to 0 at the last step.
+    Linear,
+    /// Cosine decay to 0 at the last step.
+    Cosine,
+}
+
+/// `sflab train`: one run on real data; metrics to CSV/JSONL, result to `<out>/result.json`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainArgs {
+    /// A JSON TrainConfig to start from (flags given on the command line override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Model and data.
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
+    /// Start from the task's short config (5-20 s) instead of its default (1-3 min).
+    #[arg(long)]
+    pub quick: bool,
+    /// Folder holding non-bundled data (fashion-mnist/, text/tinyshakespeare.txt);
+    /// default ../shared/data.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Optimizer preset (the `method` names of PresetConfig: adamw_schedule_free,
+    /// sgd_schedule_free, radam_schedule_free, adamw, sgd, ...); default adamw_schedule_free.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// The whole optimizer as PresetConfig JSON (overrides --optimizer, --lr, --warmup,
+    /// --weight-decay, --schedule).
+    #[arg(long)]
+    pub optimizer_json: Option<String>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Linear warmup in steps (default 5 % of the steps).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Weight decay (default 0).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Schedule of the last-iterate presets adamw / sgd (default linear).
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
+    /// Optimizer steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Minibatch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of the weights and the data order.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Evaluate every N steps (0: only at the end).
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Cap the evaluation set at N batches.
+    #[arg(long)]
+    pub eval_batches: Option<usize>,
+    /// Evaluate the training buffer y instead of the eval point x.
+    #[arg(long)]
+    pub eval_at_y: bool,
+    /// Training batches for BatchNorm recalibration at x (0 disables; default 20).
+    #[arg(long)]
+    pub bn_recalibration: Option<usize>,
+    /// Per-step metrics file (.csv or .jsonl); default <out>/metrics.csv.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// Output folder (config.json, result.json, default metrics).
+    #[arg(long, default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn is_last_iterate(p: &PresetConfig) -> bool {
+    matches!(p, PresetConfig::AdamW { .. } | PresetConfig::Sgd { .. })
+}
+
+/// A preset of `method` with its defaults.
+///
+/// # Errors
+/// Unknown method name.
+pub fn preset_named(method: &str) -> anyhow::Result<PresetConfig> {
+    serde_json::from_value(serde_json::json!({ "method": method }))
+        .with_context(|| format!("unknown optimizer {method:?}"))
+}
+
+/// Sets the peak lr of `p`.
+pub fn set_lr(p: &mut PresetConfig, lr: f64) {
+    match p {
+        PresetConfig::SgdScheduleFree(c) | PresetConfig::SgdScheduleFreeReference(c) => c.lr = lr,
+        PresetConfig::AdamWScheduleFree(c) | PresetConfig::AdamWScheduleFreePaper(c) => c.lr = lr,
+        PresetConfig::AdamWScheduleFreeReference(c) => c.config.lr = lr,
+        PresetConfig::RAdamScheduleFree(c) => c.lr = lr,
+        PresetConfig::AdamW { config, .. } => config.lr = lr,
+        PresetConfig::Sgd { config, .. } => config.lr = lr,
+    }
+}
+
+/// Sets the weight decay of `p`.
+pub fn set_weight_decay(p: &mut PresetConfig, wd: f64) {
+    match p {
+        PresetConfig::SgdScheduleFree(c) | PresetConfig::SgdScheduleFreeReference(c) => {
+            c.weight_decay = wd
+        }
+        PresetConfig::AdamWScheduleFree(c) | PresetConfig::AdamWScheduleFreePaper(c) => {
+            c.weight_decay = wd
+        }
+        PresetConfig::AdamWScheduleFreeReference(c) => c.config.weight_decay = wd,
+        PresetConfig::RAdamScheduleFree(c) => c.weight_decay = wd,
+        PresetConfig::AdamW { config, .. } => config.weight_decay = wd,
+        PresetConfig::Sgd { config, .. } => config.weight_decay = wd,
+    }
+}
+
+/// The schedule `kind` with `warmup` steps, ending at step `total`.
+pub fn schedule(kind: ScheduleKind, warmup: u64, total: u64) -> ScheduleConfig {
+    match kind {
+        ScheduleKind::Constant if warmup == 0 => ScheduleConfig::Constant {},
+        ScheduleKind::Constant => ScheduleConfig::Warmup {
+            warmup,
+            schedule: Box::new(ScheduleConfig::Constant {}),
+        },
+        ScheduleKind::Linear => ScheduleConfig::Linear {
+            warmup,
+            total,
+            end: 0.0,
+        },
+        ScheduleKind::Cosine => ScheduleConfig::Cosine {
+            warmup,
+            total,
+            end: 0.0,
+        },
+    }
+}
+
+/// Sets the warmup of a Schedule-Free preset.
+///
+/// # Errors
+/// Presets without a warmup setting (RAdam's own rectification replaces it; the last-iterate
+/// presets take theirs from the schedule).
+pub fn set_sf_warmup(p: &mut PresetConfig, warmup: u64) -> anyhow::Result<()> {
+    match p {
+        PresetConfig::SgdScheduleFree(c) | PresetConfig::SgdScheduleFreeReference(c) => {
+            c.warmup_steps = warmup
+        }
+        PresetConfig::AdamWScheduleFree(c) | PresetConfig::AdamWScheduleFreePaper(c) => {
+            c.warmup_steps = warmup
+        }
+        PresetConfig::AdamWScheduleFreeReference(c) => c.config.warmup_steps = warmup,
+        PresetConfig::RAdamScheduleFree(_) if warmup == 0 => {}
+        other => bail!("{} has no warmup setting", other.name()),
+    }
+    Ok(())
+}
+
+impl TrainArgs {
+    /// The optimizer from the flags for a run of `steps` steps, starting from `base`
+    /// (`from_file`: only explicit flags change it).
+    fn optimizer(&self, base: &PresetConfig, steps: u64, from_file: bool) -> anyhow::Result<PresetConfig> {
+        if let Some(json) = &self.optimizer_json {
+            return serde_json::from_str(json).context("--optimizer-json is not a PresetConfig");
+        }
+        let mut p = match &self.optimizer {
+            Some(m) if m != base.name() => preset_named(m)?,
+            _ => base.clone(),
+        };
+        if !from_file || self.optimizer.is_some() {
+            // Built from flags: the task's lr unless the method changed to one with another
+            // scale, 5 % warmup, no decay.
+            if self.optimizer.as_deref().is_none_or(|m| m == base.name()) {
+                set_lr(&mut p, base.lr());
+            }
+            set_weight_decay(&mut p, 0.0);
+        }
+        if let Some(lr) = self.lr {
+            set_lr(&mut p, lr);
+        }
+        if let Some(wd) = self.weight_decay {
+            set_weight_decay(&mut p, wd);
+        }
+        let rebuild = !from_file || self.optimizer.is_some();
+        let warmup = self.warmup.or(rebuild.then_some(steps / 20));
+        if is_last_iterate(&p) {
+            if rebuild || self.schedule.is_some() || self.warmup.is_some() {
+                let kind = self.schedule.unwrap_or(ScheduleKind::Linear);
+                let s = schedule(kind, warmup.unwrap_or(0), steps);
+                match &mut p {
+                    PresetConfig::AdamW { schedule, .. } | PresetConfig::Sgd { schedule, .. } => {
+                        *schedule = s
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            if self.schedule.is_some() {
+                bail!("--schedule applies to adamw and sgd; {} needs no schedule", p.name());
+            }
+            if let Some(w) = warmup {
+                if matches!(p, PresetConfig::RAdamScheduleFree(_)) && self.warmup.is_none() {
+                    // RAdam's rectification is its warmup.
+                } else {
+                    set_sf_warmup(&mut p, w)?;
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The run these arguments describe.
+    ///
+    /// # Errors
+    /// Unreadable or invalid `--config`, unknown optimizer, inconsistent flags.
+    pub fn resolve(&self) -> anyhow::Result<TrainConfig> {
+        let (mut c, from_file) = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let c: TrainConfig = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a TrainConfig", path.display()))?;
+                (c, true)
+            }
+            None => {
+                let task = self.task.unwrap_or(Task::MnistMlp);
+                let c = if self.quick {
+                    TrainConfig::quick_for(task)
+                } else {
+                    TrainConfig::default_for(task)
+                };
+                (c, false)
+            }
+        };
+        if let Some(t) = self.task {
+            c.task = t;
+        }
+        if self.data_dir.is_some() {
+            c.data_dir.clone_from(&self.data_dir);
+        }
+        if let Some(s) = self.steps {
+            c.steps = s;
+        }
+        if let Some(b) = self.batch_size {
+            c.batch_size = b;
+        }
+        if let Some(s) = self.seed {
+            c.seed = s;
+        }
+        if let Some(e) = self.eval_every {
+            c.eval_every = e;
+        }
+        if self.eval_batches.is_some() {
+            c.eval_batches = self.eval_batches;
+        }
+        if self.eval_at_y {
+            c.eval_at_x = false;
+        }
+        if let Some(n) = self.bn_recalibration {
+            c.bn_recalibration = n;
+        }
+        c.optimizer = self.optimizer(&c.optimizer, c.steps, from_file)?;
+        Ok(c)
+    }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+/// Prints the evaluations of `r` as a table.
+pub fn print_result(r: &RunResult) {
+    println!(
+        "{} | {} lr {} | {} steps x batch {} | seed {} | eval at {}",
+        r.config.task,
+        r.config.optimizer.name(),
+        r.config.optimizer.lr(),
+        r.config.steps,
+        r.config.batch_size,
+        r.config.seed,
+        if r.config.eval_at_x { "x" } else { "y" }
+    );
+    println!(
+        "{:>7}  {:>10}  {:>9}  {:>8}  {:>10}  {:>8}",
+        "step", "train_loss", "eval_loss", "eval_acc", "lr", "c"
+    );
+    for e in &r.evals {
+        println!(
+            "{:>7}  {:>10.4}  {:>9.4}  {:>7.2}%  {:>10.3e}  {:>8.2e}",
+            e.step,
+            e.train_loss,
+            e.eval_loss,
+            100.0 * e.eval_accuracy,
+            e.lr,
+            e.c
+        );
+    }
+    if r.diverged {
+        println!("diverged (non-finite training loss)");
+    }
+    println!(
+        "{:.1} s, {:.1} steps/s",
+        r.seconds, r.steps_per_second
+    );
+}
+
+/// Runs `sflab train`: resolves the config, trains with a progress bar, writes
+/// `<out>/config.json`, `<out>/result.json` and the metrics file, and prints the evaluations.
+///
+/// # Errors
+/// Those of [`TrainArgs::resolve`] and [`run`], and output write failures.
+pub fn run_cli(args: &TrainArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    write_json(&args.out.join("config.json"), &config)?;
+    let metrics_path = args
+        .metrics
+        .clone()
+        .unwrap_or_else(|| args.out.join("metrics.csv"));
+    let mut sink = open_sink(&metrics_path)?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(config.steps)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed} < {eta}] {msg}")
+            .context("progress template")?,
+    );
+    let result = run(&config, Some(&bar), Some(sink.as_mut()))?;
+    bar.finish();
+    write_json(&args.out.join("result.json"), &result)?;
+    print_result(&result);
+    println!(
+        "wrote {}, {}",
+        args.out.join("result.json").display(),
+        metrics_path.display()
+    );
+    Ok(())
+}
