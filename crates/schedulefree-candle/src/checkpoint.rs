@@ -4,15 +4,17 @@
 //! A checkpoint directory holds
 //! - [`MODEL_FILE`]: every var of the `VarMap` by its `VarMap` name, optimized vars at `x`
 //!   (`VarMap::load` reads it);
-//! - [`OPTIMIZER_FILE`]: the optimizer state ([`ScheduleFreeOptimizer::save`]'s format);
+//! - [`OPTIMIZER_FILE`]: the optimizer state ([`ScheduleFreeOptimizer::save`]'s format),
+//!   plus the `VarMap` name of each optimized var (metadata `varmap_names`), so that a resume
+//!   matches state to vars by `VarMap` name whatever order the optimizer was built in;
 //! - [`TRAIN_POINT_FILE`], only when saved in train mode by a preset with modes: the
-//!   optimized vars at the training point `y`, by optimizer name. In eval mode the vars hold
+//!   optimized vars at the training point `y`, by `VarMap` name. In eval mode the vars hold
 //!   `x` and the state holds `z`, which is everything PyTorch's `optimizer.train()` needs.
 //!
 //! Every file is written atomically and carries the same `checkpoint` id in its metadata;
 //! loading refuses files from different saves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::Var;
@@ -23,7 +25,7 @@ use crate::host::{to_host, HostElement};
 use crate::driver::Driver;
 use crate::optimizer::{varmap_vars, with_driver, Core, ScheduleFreeOptimizer};
 use crate::state_file;
-use crate::tensor_file::{self, meta, HostTensor};
+use crate::tensor_file::{self, meta, HostTensor, NamedTensors};
 
 /// The model at `x`, by `VarMap` name.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -31,6 +33,8 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// The optimized vars at `y` (train-mode checkpoints of presets with modes only).
 pub const TRAIN_POINT_FILE: &str = "train_point.safetensors";
+/// Optimizer-file metadata key: JSON map from optimizer name to `VarMap` name.
+const VARMAP_NAMES: &str = "varmap_names";
 /// Metadata `format` value of model and train-point files.
 const POINT_FORMAT: &str = "schedulefree-candle/point";
 
@@ -50,8 +54,9 @@ impl ScheduleFreeOptimizer {
     /// [`CandleAdapterError::Io`], [`CandleAdapterError::Safetensors`],
     /// [`CandleAdapterError::Candle`], [`CandleAdapterError::VarMapPoisoned`].
     pub fn save_checkpoint(&self, varmap: &VarMap, dir: &Path) -> Result<(), CandleAdapterError> {
-        std::fs::create_dir_all(dir).map_err(|source| CandleAdapterError::Io { path: dir.to_path_buf(), source })?;
         let vars = varmap_vars(varmap)?;
+        let names = self.varmap_names(&vars)?;
+        std::fs::create_dir_all(dir).map_err(|source| CandleAdapterError::Io { path: dir.to_path_buf(), source })?;
         let st = self.state();
         let id = checkpoint_id(st.groups.first().map_or(0, |g| g.k));
         let point_meta = || {
@@ -68,7 +73,12 @@ impl ScheduleFreeOptimizer {
                 _ => {}
             },
         }
-        state_file::save(&dir.join(OPTIMIZER_FILE), &st, &self.config, &[("checkpoint", id.clone())])?;
+        let names_json = serde_json::to_string(&names).map_err(|e| CandleAdapterError::Safetensors {
+            path: dir.join(OPTIMIZER_FILE),
+            message: e.to_string(),
+        })?;
+        let extra = [("checkpoint", id.clone()), (VARMAP_NAMES, names_json)];
+        state_file::save(&dir.join(OPTIMIZER_FILE), &st, &self.config, &extra)?;
         tensor_file::write(&dir.join(MODEL_FILE), &model, point_meta())
     }
 
@@ -76,7 +86,9 @@ impl ScheduleFreeOptimizer {
     /// restore the optimizer state and set every var of `varmap` to its saved value (the
     /// training point `y` for optimized vars of a train-mode checkpoint, else the model
     /// file's values). Build the optimizer with the same preset over the same vars first;
-    /// the run then continues bit for bit. Everything is validated before anything changes.
+    /// the run then continues bit for bit. State is matched to vars through their `VarMap`
+    /// names, so the optimizer may have been built with another var order or naming.
+    /// Everything is validated before anything changes.
     ///
     /// # Errors
     /// [`CandleAdapterError::CheckpointMismatch`] for files of different saves;
@@ -87,18 +99,37 @@ impl ScheduleFreeOptimizer {
     /// [`CandleAdapterError::Safetensors`], [`CandleAdapterError::Metadata`];
     /// [`CandleAdapterError::Candle`] if writing a var fails (then some vars may be set).
     pub fn load_checkpoint(&mut self, varmap: &VarMap, dir: &Path) -> Result<(), CandleAdapterError> {
-        let opt_path = dir.join(OPTIMIZER_FILE);
-        let (st, opt_meta) = state_file::load(&opt_path)?;
-        let id = meta(&opt_path, &opt_meta, "checkpoint")?;
-        let model = read_point(&dir.join(MODEL_FILE), id, dir)?;
-        let saved_train_mode = st.groups.first().is_none_or(|g| g.train_mode);
-        let train_point =
-            if self.has_modes() && saved_train_mode { Some(read_point(&dir.join(TRAIN_POINT_FILE), id, dir)?) } else { None };
-
         let vars = varmap_vars(varmap)?;
+        let names = self.varmap_names(&vars)?;
+        let opt_path = dir.join(OPTIMIZER_FILE);
+        let (mut st, opt_meta) = state_file::load(&opt_path)?;
+        let id = meta(&opt_path, &opt_meta, "checkpoint")?;
+        let saved_names: BTreeMap<String, String> = serde_json::from_str(meta(&opt_path, &opt_meta, VARMAP_NAMES)?)
+            .map_err(|e| CandleAdapterError::Metadata {
+                path: opt_path.clone(),
+                key: VARMAP_NAMES.into(),
+                message: e.to_string(),
+            })?;
+        // Re-key the saved state from the saving optimizer's names to ours, via VarMap names.
+        let ours: HashMap<&str, &str> = names.iter().map(|(o, v)| (v.as_str(), o.as_str())).collect();
+        st.params = std::mem::take(&mut st.params)
+            .into_iter()
+            .map(|(saved, rec)| {
+                let vm = saved_names.get(&saved);
+                let name = match vm.and_then(|vm| ours.get(vm.as_str())) {
+                    Some(o) => o.to_string(),
+                    None => format!("{saved} (VarMap `{}`)", vm.map_or("?", String::as_str)),
+                };
+                (name, rec)
+            })
+            .collect();
+
         let model_path = dir.join(MODEL_FILE);
+        let mut model = read_point(&model_path, id, dir)?;
+        let saved_train_mode = st.groups.first().is_none_or(|g| g.train_mode);
+        let tp_path = dir.join(TRAIN_POINT_FILE);
+        let train_point = if self.has_modes() && saved_train_mode { Some(read_point(&tp_path, id, dir)?) } else { None };
         let mut values: Vec<(&Var, HostTensor)> = Vec::with_capacity(vars.len());
-        let mut model = model;
         for (name, var) in &vars {
             let t = take_matching(&mut model, &model_path, name, var)?;
             values.push((var, t));
@@ -106,16 +137,12 @@ impl ScheduleFreeOptimizer {
         if let Some(name) = model.keys().min() {
             return Err(CandleAdapterError::UnexpectedTensor { path: model_path, name: name.clone() });
         }
-        let tp_path = dir.join(TRAIN_POINT_FILE);
-        let optimized: Vec<(String, Var)> = self.vars().into_iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
-        if let Some(e) = optimized.iter().find(|(_, v)| !vars.iter().any(|(_, w)| w.id() == v.id())) {
-            return Err(CandleAdapterError::VarNotInVarMap { name: e.0.clone() });
-        }
         if let Some(mut tp) = train_point {
-            for (name, var) in &optimized {
-                let t = take_matching(&mut tp, &tp_path, name, var)?;
-                if let Some(slot) = values.iter_mut().find(|(v, _)| v.id() == var.id()) {
-                    slot.1 = t;
+            for (var, value) in &mut values {
+                if let Some(vm) = vars.iter().find(|(_, v)| v.id() == var.id()).map(|(n, _)| n)
+                    && names.values().any(|n| n == vm)
+                {
+                    *value = take_matching(&mut tp, &tp_path, vm, var)?;
                 }
             }
             if let Some(name) = tp.keys().min() {
@@ -128,34 +155,40 @@ impl ScheduleFreeOptimizer {
         }
         Ok(())
     }
+
+    /// Optimizer name → `VarMap` name of every optimized var.
+    fn varmap_names(&self, vars: &[(String, Var)]) -> Result<BTreeMap<String, String>, CandleAdapterError> {
+        self.vars()
+            .into_iter()
+            .map(|(name, var)| match vars.iter().find(|(_, v)| v.id() == var.id()) {
+                Some((vm, _)) => Ok((name.to_string(), vm.clone())),
+                None => Err(CandleAdapterError::VarNotInVarMap { name: name.to_string() }),
+            })
+            .collect()
+    }
 }
 
 /// The model file's tensors (every var of `vars`, optimized ones at `x`) and, when it
-/// differs, the training point of the optimized vars.
-#[allow(clippy::type_complexity)]
+/// differs, the training point `y` of the optimized vars; both by `VarMap` name.
 fn points<T: HostElement>(
     d: &Driver<T>,
     vars: &[(String, Var)],
-) -> Result<(Vec<(String, HostTensor)>, Option<Vec<(String, HostTensor)>>), CandleAdapterError> {
-    if let Some(e) = d.entries.iter().find(|e| !vars.iter().any(|(_, v)| v.id() == e.var.id())) {
-        return Err(CandleAdapterError::VarNotInVarMap { name: e.name.clone() });
-    }
+) -> Result<(NamedTensors, Option<NamedTensors>), CandleAdapterError> {
+    let keep_y = d.opt.has_modes() && d.opt.is_train_mode();
     let mut model = Vec::with_capacity(vars.len());
+    let mut y = Vec::new();
     for (name, var) in vars {
-        let t = match d.entries.iter().position(|e| e.var.id() == var.id()) {
-            Some(i) => HostTensor::from_values(var.dims(), d.eval_point(i)?),
-            None => HostTensor::from_tensor(var.as_tensor())?,
-        };
-        model.push((name.clone(), t));
+        match d.entries.iter().position(|e| e.var.id() == var.id()) {
+            Some(i) => {
+                model.push((name.clone(), HostTensor::from_values(var.dims(), d.eval_point(i)?)));
+                if keep_y {
+                    y.push((name.clone(), HostTensor::from_values(var.dims(), to_host::<T>(var.as_tensor())?)));
+                }
+            }
+            None => model.push((name.clone(), HostTensor::from_tensor(var.as_tensor())?)),
+        }
     }
-    if !(d.opt.has_modes() && d.opt.is_train_mode()) {
-        return Ok((model, None));
-    }
-    let mut y = Vec::with_capacity(d.entries.len());
-    for e in &d.entries {
-        y.push((e.name.clone(), HostTensor::from_values(e.var.dims(), to_host::<T>(e.var.as_tensor())?)));
-    }
-    Ok((model, Some(y)))
+    Ok((model, keep_y.then_some(y)))
 }
 
 /// Read a model or train-point file and check it belongs to checkpoint `id`.

@@ -95,6 +95,12 @@ impl ScheduleFreeOptimizer {
     /// Build over `vars` named `p0000`, `p0001`, ... in the given order (the names sort in
     /// that order; more than 10 000 vars get wider numbers).
     ///
+    /// Positional names are only as stable as the order: `VarMap::all_vars()` returns
+    /// `HashMap` order, which changes from process to process, so a state file saved with
+    /// [`ScheduleFreeOptimizer::save`] may not line up in the next run. Prefer
+    /// [`ScheduleFreeOptimizer::from_varmap`]; checkpoints
+    /// ([`ScheduleFreeOptimizer::save_checkpoint`]) match vars by `VarMap` name either way.
+    ///
     /// # Errors
     /// As [`ScheduleFreeOptimizer::from_named_vars`].
     pub fn from_vars(vars: Vec<Var>, config: PresetConfig) -> Result<Self, CandleAdapterError> {

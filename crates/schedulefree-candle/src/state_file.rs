@@ -10,7 +10,7 @@ use safetensors::Dtype as StDtype;
 use schedulefree::{Dtype, OptimizerState, PresetConfig};
 
 use crate::error::CandleAdapterError;
-use crate::tensor_file::{self, meta, HostTensor};
+use crate::tensor_file::{self, meta, HostTensor, NamedTensors};
 
 /// Metadata `format` value of optimizer files.
 pub const OPTIMIZER_FORMAT: &str = "schedulefree-candle/optimizer";
@@ -35,7 +35,7 @@ pub(crate) fn encode(
     st: &OptimizerState,
     preset: &PresetConfig,
     extra: &[(&str, String)],
-) -> Result<(Vec<(String, HostTensor)>, HashMap<String, String>), CandleAdapterError> {
+) -> Result<(NamedTensors, HashMap<String, String>), CandleAdapterError> {
     let json = |e: serde_json::Error| CandleAdapterError::Safetensors { path: path.to_path_buf(), message: e.to_string() };
     let mut tensors = Vec::new();
     let mut scalars = st.clone();

@@ -11,6 +11,9 @@ use safetensors::{Dtype, SafeTensors, View};
 use crate::error::CandleAdapterError;
 use crate::host::HostElement;
 
+/// Tensors in file order, with their names.
+pub(crate) type NamedTensors = Vec<(String, HostTensor)>;
+
 /// One tensor as little-endian bytes on the host.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HostTensor {

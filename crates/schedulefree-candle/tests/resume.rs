@@ -165,3 +165,31 @@ fn last_iterate_checkpoint_has_no_train_point_and_resumes() {
     second_half(&mlp2, &mut opt2);
     assert_same_run((&ref_mlp, &ref_opt), (&mlp2, &opt2), "last-iterate resume");
 }
+
+#[test]
+fn checkpoint_resume_matches_state_by_varmap_name_whatever_the_var_order() {
+    use candle_nn::Optimizer;
+    let config = sf_adamw();
+    let (ref_mlp, ref_opt) = straight(&config);
+    // Saving run: positional names p0000.. in name order.
+    let mlp = Mlp::new(21);
+    let vars: Vec<_> = mlp.vars().into_iter().map(|(_, v)| v).collect();
+    let mut opt = ScheduleFreeOptimizer::new(vars, config.clone()).unwrap();
+    for b in 0..N / 2 {
+        opt.try_step(&mlp.grads(b)).unwrap();
+    }
+    let dir = temp_dir("resume-order");
+    opt.save_checkpoint(&mlp.varmap, &dir).unwrap();
+    // Resuming run: the same positional names now point at other vars.
+    let mlp2 = Mlp::new(8);
+    let mut vars2: Vec<_> = mlp2.vars().into_iter().map(|(_, v)| v).collect();
+    vars2.reverse();
+    let mut opt2 = ScheduleFreeOptimizer::new(vars2, config).unwrap();
+    opt2.load_checkpoint(&mlp2.varmap, &dir).unwrap();
+    second_half(&mlp2, &mut opt2);
+    assert_bits_eq(&ref_mlp.values(), &mlp2.values(), "vars after a reordered resume");
+    let x_ref: Vec<Vec<f32>> = ref_opt.eval_point().unwrap().iter().map(|(_, t)| f32s(t)).collect();
+    let mut x2: Vec<(String, Vec<f32>)> = opt2.eval_point().unwrap().iter().map(|(n, t)| (n.clone(), f32s(t))).collect();
+    x2.reverse(); // p0003..p0000 = name order of the VarMap
+    assert_bits_eq(&x_ref, &x2.into_iter().map(|(_, x)| x).collect::<Vec<_>>(), "x after a reordered resume");
+}
