@@ -21,6 +21,7 @@
 //! | [`Wsd`] | warmup, stable at 1, [`Cooldown`] to `end` at `T` |
 //! | [`InverseSqrt`] | warmup, then `sqrt(W/(k+1))` |
 //! | [`Tabulated`] | a table of per-update values |
+//! | [`refine`] | a [`Tabulated`] schedule refined from gradient norms (ALGORITHMS.md §8) |
 //! | [`Sequence`] / [`ScheduleExt::then`] | one schedule, then another restarted at 0 |
 //! | [`TorchLinearLr`], [`TorchCosineAnnealing`] | PyTorch's `LinearLR`, `CosineAnnealingLR` |
 //! | [`ScheduleConfig`] | a serde description of any of the above |
@@ -50,6 +51,7 @@ mod cosine;
 mod error;
 mod inv_sqrt;
 mod linear;
+mod refine;
 mod sequence;
 mod tabulated;
 mod torch;
@@ -63,6 +65,7 @@ pub use cosine::Cosine;
 pub use error::ScheduleError;
 pub use inv_sqrt::InverseSqrt;
 pub use linear::Linear;
+pub use refine::{refine, Refine, RefineNorm};
 pub use sequence::{ScheduleExt, Sequence};
 pub use tabulated::Tabulated;
 pub use torch::{TorchCosineAnnealing, TorchLinearLr};
