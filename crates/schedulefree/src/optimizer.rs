@@ -43,6 +43,13 @@ pub struct StepInfo {
     pub skipped: Option<Skipped>,
     /// Group 0's values; all groups: [`Optimizer::group_info`].
     pub group: GroupStepInfo,
+    /// `‖g‖₁` over every gradient passed to the step (all groups), accumulated in `f64`; NaN
+    /// for a skipped step. Log it to refine a schedule later (ALGORITHMS.md §8; ℓ1 for
+    /// Adam-type learners).
+    pub grad_l1: f64,
+    /// `‖g‖₂` over every gradient passed to the step (all groups); NaN for a skipped step
+    /// (ℓ2 for SGD-type learners).
+    pub grad_l2: f64,
 }
 
 /// Tensors at least this long are split across threads with rayon.
@@ -74,6 +81,15 @@ pub struct Optimizer<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedul
     stamp: u64,
     resolved: Vec<usize>,
     scratch: Vec<GroupScalars<C::Scalars>>,
+    /// Per-chunk gradient sums of the largest tensor (filled in parallel, added in order).
+    chunk_sums: Vec<(GradSums, bool)>,
+    /// Per-group gradient sums of the current step.
+    group_sums: Vec<GradSums>,
+    /// Per-entry gradient sums of the current step (zero without a gradient).
+    entry_sums: Vec<GradSums>,
+    /// Entry indices sorted by name: group sums are added in this order, so the reported norms
+    /// do not depend on the order parameters are registered or passed.
+    by_name: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +122,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             stamp: 0,
             resolved: Vec::new(),
             scratch: Vec::new(),
+            chunk_sums: Vec::new(),
+            group_sums: vec![GradSums::default()],
+            entry_sums: Vec::new(),
+            by_name: Vec::new(),
         })
     }
 
@@ -125,6 +145,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         // New groups join in the optimizer's current mode.
         g.train_mode = self.groups[0].train_mode;
         self.groups.push(g);
+        self.group_sums.push(GradSums::default());
         Ok(self.groups.len() - 1)
     }
 
@@ -152,6 +173,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
             .ok_or_else(|| ParamError::ShapeOverflow { name: name.to_string(), shape: shape.to_vec() })?;
+        let at = self.by_name.partition_point(|&i| self.entries[i].name.as_str() < name);
+        self.by_name.insert(at, self.entries.len());
+        self.entry_sums.push(GradSums::default());
         self.index.insert(name.to_string(), self.entries.len());
         self.entries.push(Entry {
             name: name.to_string(),
@@ -164,6 +188,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             stamp: 0,
         });
         self.resolved.reserve(1);
+        // Sized here so that `step` never allocates.
+        let chunks = len.div_ceil(CHUNK);
+        if chunks > self.chunk_sums.len() {
+            self.chunk_sums.resize(chunks, (GradSums::default(), true));
+        }
         Ok(())
     }
 
@@ -292,11 +321,31 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             return Err(StepError::EvalMode { group: g });
         }
         self.resolve(params, true)?;
-        if let Some(index) = params.iter().position(|p| p.grad.is_some_and(|g| !all_finite(g))) {
+        // Reduction phase: ‖g‖₁ and ‖g‖₂² per group, which also detects non-finite values.
+        self.entry_sums.fill(GradSums::default());
+        let mut bad = None;
+        for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {
+            let Some(g) = p.grad else { continue };
+            let (sums, finite) = grad_sums(g, &mut self.chunk_sums);
+            if !finite {
+                bad = Some(index);
+                break;
+            }
+            self.entry_sums[idx] = sums;
+        }
+        self.group_sums.fill(GradSums::default());
+        for &idx in &self.by_name {
+            let (s, acc) = (self.entry_sums[idx], &mut self.group_sums[self.entries[idx].group]);
+            acc.l1 += s.l1;
+            acc.l2_sq += s.l2_sq;
+        }
+        if let Some(index) = bad {
             return match self.non_finite {
                 NonFinitePolicy::Skip => Ok(StepInfo {
                     skipped: Some(Skipped::NonFiniteGradient { index }),
                     group: self.groups[0].last,
+                    grad_l1: f64::NAN,
+                    grad_l2: f64::NAN,
                 }),
                 NonFinitePolicy::Error => Err(StepError::NonFiniteGradient(params[index].name.to_string())),
             };
@@ -328,7 +377,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 c: s.c,
                 lr_max: s.averaging.lr_max,
                 weight_sum: s.averaging.weight_sum,
+                grad_l1: 0.0,
+                grad_l2: 0.0,
             };
+        }
+        for (g, sums) in self.groups.iter_mut().zip(&self.group_sums) {
+            g.last.grad_l1 = sums.l1;
+            g.last.grad_l2 = sums.l2_sq.sqrt();
         }
 
         // Element phase, one fused loop per tensor.
@@ -364,7 +419,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         for g in &mut self.groups {
             g.k += 1;
         }
-        Ok(StepInfo { skipped: None, group: self.groups[0].last })
+        let total = self.group_sums.iter().fold(GradSums::default(), |a, s| GradSums { l1: a.l1 + s.l1, l2_sq: a.l2_sq + s.l2_sq });
+        Ok(StepInfo { skipped: None, group: self.groups[0].last, grad_l1: total.l1, grad_l2: total.l2_sq.sqrt() })
     }
 
     /// Switch to eval mode: every buffer then holds the returned point `x` (for evaluation,
@@ -441,26 +497,49 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     }
 }
 
-fn all_finite<T: Element>(g: &[T]) -> bool {
-    // `v − v` is 0 for finite `v` and NaN for ±inf/NaN, so a branch-free sum (which the
-    // compiler vectorises) is 0 exactly when every value is finite.
-    // Eight independent lanes: float addition is not reassociated, so one running sum
-    // would be a serial chain.
-    fn chunk<T: Element>(c: &[T]) -> bool {
-        let mut acc = [T::zero(); 8];
+/// Gradient sums of one reduction: `Σ|g|` and `Σg²`, accumulated in `f64`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct GradSums {
+    l1: f64,
+    l2_sq: f64,
+}
+
+/// `Σ|g|` and `Σg²` of `g` in `f64`, and whether every value is finite, in one pass. The sums
+/// are taken per [`CHUNK`] (eight independent lanes, so the compiler vectorises them) and
+/// the chunk sums are added in order, so the parallel and serial paths give the same bits.
+/// `chunks` must hold `len.div_ceil(CHUNK)` entries.
+fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) -> (GradSums, bool) {
+    fn chunk<T: Element>(c: &[T]) -> (GradSums, bool) {
+        // `v − v` is 0 for finite `v` and NaN for ±inf/NaN: a branch-free finiteness check
+        // that stays exact even where the f64 sums overflow (huge finite f64 gradients).
+        let (mut l1, mut l2, mut nf) = ([0.0_f64; 8], [0.0_f64; 8], [T::zero(); 8]);
         let lanes = c.chunks_exact(8);
-        let tail = lanes.remainder().iter().fold(T::zero(), |a, &v| a + (v - v));
+        let mut tail = (GradSums::default(), T::zero());
+        for &v in lanes.remainder() {
+            let w = v.f64();
+            tail = (GradSums { l1: tail.0.l1 + w.abs(), l2_sq: tail.0.l2_sq + w * w }, tail.1 + (v - v));
+        }
         for l in lanes {
-            for (a, &v) in acc.iter_mut().zip(l) {
-                *a = *a + (v - v);
+            for (((a, b), n), &v) in l1.iter_mut().zip(l2.iter_mut()).zip(nf.iter_mut()).zip(l) {
+                let w = v.f64();
+                *a += w.abs();
+                *b += w * w;
+                *n = *n + (v - v);
             }
         }
-        acc.iter().fold(tail, |s, &a| s + a) == T::zero()
+        let sums = GradSums { l1: l1.iter().fold(tail.0.l1, |s, &a| s + a), l2_sq: l2.iter().fold(tail.0.l2_sq, |s, &a| s + a) };
+        (sums, nf.iter().fold(tail.1, |s, &a| s + a) == T::zero())
     }
+    let add = |a: (GradSums, bool), s: &(GradSums, bool)| {
+        (GradSums { l1: a.0.l1 + s.0.l1, l2_sq: a.0.l2_sq + s.0.l2_sq }, a.1 && s.1)
+    };
+    let start = (GradSums::default(), true);
     if g.len() >= PARALLEL_MIN_LEN {
-        g.par_chunks(CHUNK).all(chunk)
+        let sums = &mut chunks[..g.len().div_ceil(CHUNK)];
+        g.par_chunks(CHUNK).zip(sums.par_iter_mut()).for_each(|(c, s)| *s = chunk(c));
+        sums.iter().fold(start, add)
     } else {
-        g.chunks(CHUNK).all(chunk)
+        g.chunks(CHUNK).map(chunk).fold(start, |a, s| add(a, &s))
     }
 }
 

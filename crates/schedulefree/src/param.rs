@@ -70,6 +70,13 @@ pub struct GroupStepInfo {
     /// Sum of averaging weights.
     #[serde(with = "crate::state::json_float")]
     pub weight_sum: f64,
+    /// `‖g‖₁` of the group's gradients in the step, accumulated in `f64` (refinement input for
+    /// Adam-type learners, ALGORITHMS.md §8.1).
+    #[serde(default, with = "crate::state::json_float")]
+    pub grad_l1: f64,
+    /// `‖g‖₂` of the group's gradients in the step (refinement input for SGD-type learners).
+    #[serde(default, with = "crate::state::json_float")]
+    pub grad_l2: f64,
 }
 
 /// Per-group running state.
