@@ -4,6 +4,7 @@
 //! | conversion | parameter buffer holds (train) | returned point | slots |
 //! | --- | --- | --- | --- |
 //! | [`LastIterate`] | `z` | `z` | — |
+//! | [`WeightedLastIterate`] | `x` (`α_t`-scaled steps) | `x` | `z` |
 //! | [`PolyakAverage`] | `z` | weighted mean `x` of the `z`s | `x` |
 //! | [`Ema`] | `z` | exponential moving average of the `z`s | `ema` |
 //! | [`PrimalAverage`] | `x` (gradient at the mean) | `x` | `z` |
@@ -19,12 +20,14 @@ mod last_iterate;
 mod primal;
 mod schedule_free;
 mod schedule_free_reference;
+mod weighted_last_iterate;
 
 pub use averaging::{Ema, PolyakAverage};
 pub use last_iterate::LastIterate;
 pub use primal::PrimalAverage;
 pub use schedule_free::ScheduleFree;
 pub use schedule_free_reference::ScheduleFreeReference;
+pub use weighted_last_iterate::{WeightedLastIterate, WeightedLastIterateScalars};
 
 /// Per-group running quantities of weighted averaging (Road Less Scheduled, §2 and
 /// Theorem 2): the running maximum of the scheduled lr and the sum of weights so far.
