@@ -106,7 +106,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ///
     /// # Errors
     /// [`ConfigError`] if any component's hyperparameters, or `group`, are invalid.
-    pub fn new(learner: L, conversion: C, decay: D, schedule: S, group: GroupConfig) -> Result<Self, ConfigError> {
+    pub fn new(
+        learner: L,
+        conversion: C,
+        decay: D,
+        schedule: S,
+        group: GroupConfig,
+    ) -> Result<Self, ConfigError> {
         learner.validate()?;
         conversion.validate()?;
         group.validate()?;
@@ -162,9 +168,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// # Errors
     /// [`ParamError::Duplicate`] if the name is taken, [`ParamError::NoSuchGroup`],
     /// [`ParamError::ShapeOverflow`].
-    pub fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError> {
+    pub fn add_param_to(
+        &mut self,
+        group: usize,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<(), ParamError> {
         if group >= self.groups.len() {
-            return Err(ParamError::NoSuchGroup { group, groups: self.groups.len() });
+            return Err(ParamError::NoSuchGroup {
+                group,
+                groups: self.groups.len(),
+            });
         }
         if self.index.contains_key(name) {
             return Err(ParamError::Duplicate(name.to_string()));
@@ -172,8 +186,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let len = shape
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .ok_or_else(|| ParamError::ShapeOverflow { name: name.to_string(), shape: shape.to_vec() })?;
-        let at = self.by_name.partition_point(|&i| self.entries[i].name.as_str() < name);
+            .ok_or_else(|| ParamError::ShapeOverflow {
+                name: name.to_string(),
+                shape: shape.to_vec(),
+            })?;
+        let at = self
+            .by_name
+            .partition_point(|&i| self.entries[i].name.as_str() < name);
         self.by_name.insert(at, self.entries.len());
         self.entry_sums.push(GradSums::default());
         self.index.insert(name.to_string(), self.entries.len());
@@ -226,7 +245,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let grp = self.groups.get_mut(g).ok_or(ConfigError::OutOfRange {
             field: "group",
             value: g as f64,
-            expected: if n == 1 { "group 0" } else { "an existing group index" },
+            expected: if n == 1 {
+                "group 0"
+            } else {
+                "an existing group index"
+            },
         })?;
         grp.config = config;
         Ok(())
@@ -256,13 +279,22 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     }
 
     pub(crate) fn slot_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.learner.slot_names().iter().chain(self.conversion.slot_names()).copied()
+        self.learner
+            .slot_names()
+            .iter()
+            .chain(self.conversion.slot_names())
+            .copied()
     }
     pub(crate) fn num_slots(&self) -> usize {
         self.learner.slot_names().len() + self.conversion.slot_names().len()
     }
     pub(crate) fn method_name(&self) -> String {
-        format!("{}+{}+{}", self.learner.name(), self.conversion.name(), self.decay.name())
+        format!(
+            "{}+{}+{}",
+            self.learner.name(),
+            self.conversion.name(),
+            self.decay.name()
+        )
     }
     pub(crate) fn entries(&self) -> &[Entry<T>] {
         &self.entries
@@ -285,19 +317,32 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self.stamp += 1;
         self.resolved.clear();
         for p in params {
-            let idx = *self.index.get(p.name).ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
+            let idx = *self
+                .index
+                .get(p.name)
+                .ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
             let e = &mut self.entries[idx];
             if e.stamp == self.stamp {
                 return Err(StepError::DuplicateParameter(p.name.to_string()));
             }
             e.stamp = self.stamp;
             if p.value.len() != e.len {
-                return Err(StepError::LengthMismatch { name: e.name.clone(), what: "value", got: p.value.len(), expected: e.len });
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what: "value",
+                    got: p.value.len(),
+                    expected: e.len,
+                });
             }
             if let (true, Some(g)) = (check_grad, p.grad)
                 && g.len() != e.len
             {
-                return Err(StepError::LengthMismatch { name: e.name.clone(), what: "grad", got: g.len(), expected: e.len });
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what: "grad",
+                    got: g.len(),
+                    expected: e.len,
+                });
             }
             self.resolved.push(idx);
         }
@@ -335,7 +380,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         }
         self.group_sums.fill(GradSums::default());
         for &idx in &self.by_name {
-            let (s, acc) = (self.entry_sums[idx], &mut self.group_sums[self.entries[idx].group]);
+            let (s, acc) = (
+                self.entry_sums[idx],
+                &mut self.group_sums[self.entries[idx].group],
+            );
             acc.l1 += s.l1;
             acc.l2_sq += s.l2_sq;
         }
@@ -347,7 +395,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     grad_l1: f64::NAN,
                     grad_l2: f64::NAN,
                 }),
-                NonFinitePolicy::Error => Err(StepError::NonFiniteGradient(params[index].name.to_string())),
+                NonFinitePolicy::Error => {
+                    Err(StepError::NonFiniteGradient(params[index].name.to_string()))
+                }
             };
         }
 
@@ -363,11 +413,26 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 lr,
                 lr_max: averaging.lr_max,
             });
-            let checks = [("lr", lr), ("c", c), ("weight_sum", averaging.weight_sum), ("shrink", decay.shrink)];
+            let checks = [
+                ("lr", lr),
+                ("c", c),
+                ("weight_sum", averaging.weight_sum),
+                ("shrink", decay.shrink),
+            ];
             if let Some((what, value)) = checks.into_iter().find(|(_, v)| !v.is_finite()) {
-                return Err(StepError::NonFiniteScalar { group: gi, what, value });
+                return Err(StepError::NonFiniteScalar {
+                    group: gi,
+                    what,
+                    value,
+                });
             }
-            self.scratch.push(GroupScalars { lr, conversion: cs, decay, c, averaging });
+            self.scratch.push(GroupScalars {
+                lr,
+                conversion: cs,
+                decay,
+                c,
+                averaging,
+            });
         }
         for (g, s) in self.groups.iter_mut().zip(&self.scratch) {
             g.averaging = s.averaging;
@@ -402,7 +467,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 }
                 e.has_state = true;
             }
-            let ls = self.learner.scalars(StepIndex { group: self.groups[e.group].k, param: e.updates });
+            let ls = self.learner.scalars(StepIndex {
+                group: self.groups[e.group].k,
+                param: e.updates,
+            });
             let kernel = Kernel {
                 learner: &self.learner,
                 conversion: &self.conversion,
@@ -419,8 +487,19 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         for g in &mut self.groups {
             g.k += 1;
         }
-        let total = self.group_sums.iter().fold(GradSums::default(), |a, s| GradSums { l1: a.l1 + s.l1, l2_sq: a.l2_sq + s.l2_sq });
-        Ok(StepInfo { skipped: None, group: self.groups[0].last, grad_l1: total.l1, grad_l2: total.l2_sq.sqrt() })
+        let total = self
+            .group_sums
+            .iter()
+            .fold(GradSums::default(), |a, s| GradSums {
+                l1: a.l1 + s.l1,
+                l2_sq: a.l2_sq + s.l2_sq,
+            });
+        Ok(StepInfo {
+            skipped: None,
+            group: self.groups[0].last,
+            grad_l1: total.l1,
+            grad_l2: total.l2_sq.sqrt(),
+        })
     }
 
     /// Switch to eval mode: every buffer then holds the returned point `x` (for evaluation,
@@ -444,9 +523,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self.switch_mode(params, true)
     }
 
-    fn switch_mode(&mut self, params: &mut [Param<'_, T>], to_train: bool) -> Result<(), StepError> {
+    fn switch_mode(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        to_train: bool,
+    ) -> Result<(), StepError> {
         self.resolve(params, false)?;
-        if let Some(e) = self.entries.iter().find(|e| e.has_state && e.stamp != self.stamp) {
+        if let Some(e) = self
+            .entries
+            .iter()
+            .find(|e| e.has_state && e.stamp != self.stamp)
+        {
             return Err(StepError::MissingParameter(e.name.clone()));
         }
         if !self.conversion.has_modes() {
@@ -462,7 +549,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 }
                 for (v, st) in p.value.iter_mut().zip(e.state.chunks_exact_mut(n_slots)) {
                     let cs = &mut st[n_learner..];
-                    if to_train { self.conversion.to_train(v, cs) } else { self.conversion.to_eval(v, cs) }
+                    if to_train {
+                        self.conversion.to_train(v, cs)
+                    } else {
+                        self.conversion.to_eval(v, cs)
+                    }
                 }
             }
         }
@@ -478,11 +569,23 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ///
     /// # Errors
     /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`].
-    pub fn eval_params_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
-        let e = &self.entries[self.entry_index(name).ok_or_else(|| StepError::UnknownParameter(name.to_string()))?];
+    pub fn eval_params_into(
+        &self,
+        name: &str,
+        value: &[T],
+        out: &mut [T],
+    ) -> Result<(), StepError> {
+        let e = &self.entries[self
+            .entry_index(name)
+            .ok_or_else(|| StepError::UnknownParameter(name.to_string()))?];
         for (what, got) in [("value", value.len()), ("out", out.len())] {
             if got != e.len {
-                return Err(StepError::LengthMismatch { name: e.name.clone(), what, got, expected: e.len });
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what,
+                    got,
+                    expected: e.len,
+                });
             }
         }
         if !e.has_state || !self.groups[e.group].train_mode || !self.conversion.has_modes() {
@@ -517,7 +620,13 @@ fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) -> (GradSums,
         let mut tail = (GradSums::default(), T::zero());
         for &v in lanes.remainder() {
             let w = v.f64();
-            tail = (GradSums { l1: tail.0.l1 + w.abs(), l2_sq: tail.0.l2_sq + w * w }, tail.1 + (v - v));
+            tail = (
+                GradSums {
+                    l1: tail.0.l1 + w.abs(),
+                    l2_sq: tail.0.l2_sq + w * w,
+                },
+                tail.1 + (v - v),
+            );
         }
         for l in lanes {
             for (((a, b), n), &v) in l1.iter_mut().zip(l2.iter_mut()).zip(nf.iter_mut()).zip(l) {
@@ -527,16 +636,27 @@ fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) -> (GradSums,
                 *n = *n + (v - v);
             }
         }
-        let sums = GradSums { l1: l1.iter().fold(tail.0.l1, |s, &a| s + a), l2_sq: l2.iter().fold(tail.0.l2_sq, |s, &a| s + a) };
+        let sums = GradSums {
+            l1: l1.iter().fold(tail.0.l1, |s, &a| s + a),
+            l2_sq: l2.iter().fold(tail.0.l2_sq, |s, &a| s + a),
+        };
         (sums, nf.iter().fold(tail.1, |s, &a| s + a) == T::zero())
     }
     let add = |a: (GradSums, bool), s: &(GradSums, bool)| {
-        (GradSums { l1: a.0.l1 + s.0.l1, l2_sq: a.0.l2_sq + s.0.l2_sq }, a.1 && s.1)
+        (
+            GradSums {
+                l1: a.0.l1 + s.0.l1,
+                l2_sq: a.0.l2_sq + s.0.l2_sq,
+            },
+            a.1 && s.1,
+        )
     };
     let start = (GradSums::default(), true);
     if g.len() >= PARALLEL_MIN_LEN {
         let sums = &mut chunks[..g.len().div_ceil(CHUNK)];
-        g.par_chunks(CHUNK).zip(sums.par_iter_mut()).for_each(|(c, s)| *s = chunk(c));
+        g.par_chunks(CHUNK)
+            .zip(sums.par_iter_mut())
+            .for_each(|(c, s)| *s = chunk(c));
         sums.iter().fold(start, add)
     } else {
         g.chunks(CHUNK).map(chunk).fold(start, |a, s| add(a, &s))
@@ -563,7 +683,8 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         let g = g + self.decay.l2 * y;
         let d = self.learner.direction(&self.ls, g, ls);
         let d = d + self.decay.at_y * y;
-        self.conversion.update(&self.cs, self.lr, self.decay.shrink, p, cs, d);
+        self.conversion
+            .update(&self.cs, self.lr, self.decay.shrink, p, cs, d);
     }
 
     /// The loop for exactly `N` slots per element: a compile-time chunk width lets the
@@ -605,7 +726,9 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
             return self.serial(p, g, st);
         }
         if self.n_slots == 0 {
-            p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| self.serial(p, g, &mut []));
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(p, g)| self.serial(p, g, &mut []));
         } else {
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))

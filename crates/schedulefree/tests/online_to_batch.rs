@@ -13,28 +13,60 @@ const H: [f64; 4] = [1.0, 0.5, 2.0, 0.1];
 
 /// Gradient of `½ Σ h_i (w_i − a_i)²`, with a deterministic perturbation per step.
 fn grad(w: &[f64], t: usize) -> Vec<f64> {
-    w.iter().zip(A).zip(H).enumerate().map(|(i, ((w, a), h))| h * (w - a) + 0.1 * ((t * 7 + i * 3) % 5) as f64 - 0.2).collect()
+    w.iter()
+        .zip(A)
+        .zip(H)
+        .enumerate()
+        .map(|(i, ((w, a), h))| h * (w - a) + 0.1 * ((t * 7 + i * 3) % 5) as f64 - 0.2)
+        .collect()
 }
 
 fn group(lr: f64) -> GroupConfig {
-    GroupConfig { lr, weight_decay: 0.0 }
+    GroupConfig {
+        lr,
+        weight_decay: 0.0,
+    }
 }
 
 #[test]
 fn uniform_weights_equal_linear_decay_step_by_step() {
     let t_total = 50;
-    let mut general = Optimizer::<f64, _, _, _, _>::new(Sgd::plain(), WeightedLastIterate::uniform(t_total).expect("T > 0"), NoDecay, Constant, group(0.3)).expect("config");
-    let mut linear = Optimizer::<f64, _, _, _, _>::new(Sgd::plain(), LastIterate, NoDecay, Linear::new(0, t_total as u64, 0.0).expect("schedule"), group(0.3)).expect("config");
+    let mut general = Optimizer::<f64, _, _, _, _>::new(
+        Sgd::plain(),
+        WeightedLastIterate::uniform(t_total).expect("T > 0"),
+        NoDecay,
+        Constant,
+        group(0.3),
+    )
+    .expect("config");
+    let mut linear = Optimizer::<f64, _, _, _, _>::new(
+        Sgd::plain(),
+        LastIterate,
+        NoDecay,
+        Linear::new(0, t_total as u64, 0.0).expect("schedule"),
+        group(0.3),
+    )
+    .expect("config");
     general.add_param("w", &[4]).expect("name");
     linear.add_param("w", &[4]).expect("name");
     let (mut x, mut y) = (vec![0.0; 4], vec![0.0; 4]);
     for t in 0..t_total + 5 {
         let (gx, gy) = (grad(&x, t), grad(&y, t));
-        let a = general.step(&mut [Param::new("w", &mut x, &gx)]).expect("step");
-        let b = linear.step(&mut [Param::new("w", &mut y, &gy)]).expect("step");
-        assert!((a.group.c * 0.3 - b.group.lr).abs() < 1e-15, "α_t γ is the scheduled lr");
+        let a = general
+            .step(&mut [Param::new("w", &mut x, &gx)])
+            .expect("step");
+        let b = linear
+            .step(&mut [Param::new("w", &mut y, &gy)])
+            .expect("step");
+        assert!(
+            (a.group.c * 0.3 - b.group.lr).abs() < 1e-15,
+            "α_t γ is the scheduled lr"
+        );
         for (u, v) in x.iter().zip(&y) {
-            assert!((u - v).abs() <= 1e-13 * (1.0 + v.abs()), "step {t}: {x:?} vs {y:?}");
+            assert!(
+                (u - v).abs() <= 1e-13 * (1.0 + v.abs()),
+                "step {t}: {x:?} vs {y:?}"
+            );
         }
     }
 }
@@ -117,6 +149,9 @@ fn invalid_weights_are_errors() {
     assert!(WeightedLastIterate::new(vec![1.0, f64::NAN]).is_err());
     assert!(WeightedLastIterate::new(vec![f64::MAX, f64::MAX]).is_err());
     let c: WeightedLastIterate = serde_json::from_str(r#"{"weights": [1, 2, 3]}"#).expect("valid");
-    assert_eq!(serde_json::to_string(&c).expect("serializable"), r#"{"weights":[1.0,2.0,3.0]}"#);
+    assert_eq!(
+        serde_json::to_string(&c).expect("serializable"),
+        r#"{"weights":[1.0,2.0,3.0]}"#
+    );
     assert!(serde_json::from_str::<WeightedLastIterate>(r#"{"weights": [-1]}"#).is_err());
 }

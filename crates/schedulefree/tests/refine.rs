@@ -2,14 +2,17 @@
 //! synthetic gradient-norm profiles of §8.3.
 
 use proptest::prelude::*;
-use schedulefree::schedule::{refine, Refine, RefineNorm};
+use schedulefree::schedule::{Refine, RefineNorm, refine};
 
 /// Piecewise-linear profile over `n` steps through `(fraction, value)` knots.
 fn profile(n: usize, knots: &[(f64, f64)]) -> Vec<f64> {
     (0..n)
         .map(|i| {
             let t = i as f64 / n as f64;
-            let j = knots.windows(2).position(|w| t <= w[1].0).unwrap_or(knots.len() - 2);
+            let j = knots
+                .windows(2)
+                .position(|w| t <= w[1].0)
+                .unwrap_or(knots.len() - 2);
             let ((t0, v0), (t1, v1)) = (knots[j], knots[j + 1]);
             v0 + (v1 - v0) * ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
         })
@@ -21,7 +24,10 @@ fn at(s: &[f64], fraction: f64) -> f64 {
 }
 
 fn no_smoothing() -> Refine {
-    Refine { smoothing: 0.0, ..Refine::default() }
+    Refine {
+        smoothing: 0.0,
+        ..Refine::default()
+    }
 }
 
 #[test]
@@ -32,8 +38,15 @@ fn warmup_emerges_from_falling_early_norms() {
     let peak = v.iter().position(|&x| x == 1.0).expect("peak 1");
     assert!((peak as f64 / 2000.0 - 0.1).abs() < 0.01, "peak at {peak}");
     // Near the start η ∝ ‖g‖⁻²: at 1% the norm is 13.6, so η ≈ 13.6⁻² · (suffix ≈ peak's).
-    assert!((at(v, 0.01) - 13.6_f64.powi(-2)).abs() < 1e-3, "η(1%) = {}", at(v, 0.01));
-    assert!(v[..peak].windows(2).all(|w| w[0] <= w[1]), "the warmup rises monotonically");
+    assert!(
+        (at(v, 0.01) - 13.6_f64.powi(-2)).abs() < 1e-3,
+        "η(1%) = {}",
+        at(v, 0.01)
+    );
+    assert!(
+        v[..peak].windows(2).all(|w| w[0] <= w[1]),
+        "the warmup rises monotonically"
+    );
     assert!((at(v, 0.5) - 0.56).abs() < 0.01, "η(50%) = {}", at(v, 0.5));
 }
 
@@ -46,7 +59,11 @@ fn late_rise_anneals_earlier_and_late_fall_keeps_more() {
     // ALGORITHMS.md §8.3 reports η(50%) ≈ 0.18 / 0.85 and η(90%) ≈ 0.016 / 0.28 for profiles of
     // this shape; the exact knots of the authors' profiles are not given, so check the ordering
     // against the flat profile and the rough magnitudes.
-    let flat = refine(&profile(2000, &[(0.0, 15.0), (0.1, 1.0), (1.0, 1.0)]), &no_smoothing()).expect("valid");
+    let flat = refine(
+        &profile(2000, &[(0.0, 15.0), (0.1, 1.0), (1.0, 1.0)]),
+        &no_smoothing(),
+    )
+    .expect("valid");
     assert!(at(r.values(), 0.5) < at(flat.values(), 0.5));
     assert!(at(f.values(), 0.5) > at(flat.values(), 0.5));
     assert!(at(r.values(), 0.9) < 0.05, "{}", at(r.values(), 0.9));
@@ -59,7 +76,12 @@ fn a_warmup_spike_is_removed_by_the_median_filter() {
     g[100] = 1e6;
     let s = refine(&g, &Refine::default()).expect("valid");
     let linear: Vec<f64> = (0..200).map(|t| (199 - t) as f64 / 199.0).collect();
-    assert!(s.values().iter().zip(&linear).all(|(a, b)| (a - b).abs() < 1e-12));
+    assert!(
+        s.values()
+            .iter()
+            .zip(&linear)
+            .all(|(a, b)| (a - b).abs() < 1e-12)
+    );
 }
 
 fn norm_strategy() -> impl Strategy<Value = f64> {

@@ -38,7 +38,11 @@ impl WeightedLastIterate {
     /// [`ConfigError::OutOfRange`] for an empty list, a weight that is negative or not finite,
     /// or weights whose sum is 0 or overflows.
     pub fn new(weights: Vec<f64>) -> Result<Self, ConfigError> {
-        let bad = |value: f64, expected: &'static str| ConfigError::OutOfRange { field: "weights", value, expected };
+        let bad = |value: f64, expected: &'static str| ConfigError::OutOfRange {
+            field: "weights",
+            value,
+            expected,
+        };
         if let Some(&w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
             return Err(bad(w, "every weight finite and >= 0"));
         }
@@ -53,7 +57,10 @@ impl WeightedLastIterate {
             alpha[t] = suffix / total;
             suffix += weights[t];
         }
-        Ok(Self { weights: weights.into(), alpha: alpha.into() })
+        Ok(Self {
+            weights: weights.into(),
+            alpha: alpha.into(),
+        })
     }
 
     /// Uniform weights `w_t = 1` over `T` updates: linear decay.
@@ -71,7 +78,11 @@ impl WeightedLastIterate {
 
     /// The multiplier `α` of update `k + 1` (0 from update `T` on).
     pub fn alpha(&self, k: u64) -> f64 {
-        usize::try_from(k).ok().and_then(|i| self.alpha.get(i)).copied().unwrap_or(0.0)
+        usize::try_from(k)
+            .ok()
+            .and_then(|i| self.alpha.get(i))
+            .copied()
+            .unwrap_or(0.0)
     }
 }
 
@@ -84,7 +95,10 @@ struct Raw<W> {
 
 impl Serialize for WeightedLastIterate {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Raw { weights: &self.weights[..] }.serialize(s)
+        Raw {
+            weights: &self.weights[..],
+        }
+        .serialize(s)
     }
 }
 
@@ -112,7 +126,12 @@ impl Conversion for WeightedLastIterate {
         Ok(()) // validated by `new`
     }
     /// `c` reported in the step info is `α` of the update.
-    fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (WeightedLastIterateScalars, f64) {
+    fn scalars(
+        &self,
+        avg: &mut AveragingState,
+        lr: f64,
+        k: u64,
+    ) -> (WeightedLastIterateScalars, f64) {
         avg.lr_max = avg.lr_max.max(lr);
         let alpha = self.alpha(k);
         (WeightedLastIterateScalars { alpha }, alpha)
@@ -121,7 +140,15 @@ impl Conversion for WeightedLastIterate {
         slots[0] = p;
     }
     #[inline(always)]
-    fn update<T: Element>(&self, sc: &WeightedLastIterateScalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T) {
+    fn update<T: Element>(
+        &self,
+        sc: &WeightedLastIterateScalars,
+        lr: T,
+        shrink: T,
+        p: &mut T,
+        slots: &mut [T],
+        d: T,
+    ) {
         // Δ = (s − 1)·z − γ·d is exactly −γ·d without decay, so z moves as plain last iterate.
         let delta = (shrink - T::one()) * slots[0] - lr * d;
         slots[0] = slots[0] + delta;

@@ -20,6 +20,7 @@
 //! | [`Linear`], [`Cosine`] | warmup, then decay to `end` at `T` |
 //! | [`Wsd`] | warmup, stable at 1, [`Cooldown`] to `end` at `T` |
 //! | [`InverseSqrt`] | warmup, then `sqrt(W/(k+1))` |
+//! | [`StepDecay`] | warmup, then `×gamma` at each milestone |
 //! | [`Tabulated`] | a table of per-update values |
 //! | [`refine`] | a [`Tabulated`] schedule refined from gradient norms (ALGORITHMS.md §8) |
 //! | [`Sequence`] / [`ScheduleExt::then`] | one schedule, then another restarted at 0 |
@@ -53,6 +54,7 @@ mod inv_sqrt;
 mod linear;
 mod refine;
 mod sequence;
+mod step;
 mod tabulated;
 mod torch;
 mod warmup;
@@ -65,8 +67,9 @@ pub use cosine::Cosine;
 pub use error::ScheduleError;
 pub use inv_sqrt::InverseSqrt;
 pub use linear::Linear;
-pub use refine::{refine, Refine, RefineNorm};
+pub use refine::{Refine, RefineNorm, refine};
 pub use sequence::{ScheduleExt, Sequence};
+pub use step::StepDecay;
 pub use tabulated::Tabulated;
 pub use torch::{TorchCosineAnnealing, TorchLinearLr};
 pub use warmup::Warmup;

@@ -44,7 +44,11 @@ pub struct Refine {
 
 impl Default for Refine {
     fn default() -> Self {
-        Refine { norm: RefineNorm::L2, smoothing: 0.1, steps: None }
+        Refine {
+            norm: RefineNorm::L2,
+            smoothing: 0.1,
+            steps: None,
+        }
     }
 }
 
@@ -80,7 +84,11 @@ pub fn refine(norms: &[f64], config: &Refine) -> Result<Tabulated, ScheduleError
         return Err(ScheduleError::ZeroLength { field: "norms" });
     }
     if !(0.0..=1.0).contains(&config.smoothing) {
-        return Err(ScheduleError::InvalidValue { field: "smoothing", value: config.smoothing, expected: "0 <= smoothing <= 1" });
+        return Err(ScheduleError::InvalidValue {
+            field: "smoothing",
+            value: config.smoothing,
+            expected: "0 <= smoothing <= 1",
+        });
     }
     let steps = config.steps.unwrap_or(norms.len());
     if steps == 0 {
@@ -111,7 +119,9 @@ fn schedule_from_norms(norms: &[f64], norm: RefineNorm) -> Vec<f64> {
         // Only a one-update horizon (η = [0]) or weights underflowing to 0 across more than
         // 150 orders of magnitude get here: linear decay, never NaN.
         let n = eta.len();
-        return (0..n).map(|t| (n - 1 - t) as f64 / (n - 1).max(1) as f64).collect();
+        return (0..n)
+            .map(|t| (n - 1 - t) as f64 / (n - 1).max(1) as f64)
+            .collect();
     }
     eta.iter().map(|v| v / max).collect()
 }
@@ -202,15 +212,31 @@ mod tests {
 
     #[test]
     fn rising_norms_anneal_early() {
-        let s = refine(&[1.0, 1.0, 1.5, 2.0, 2.0], &Refine { smoothing: 0.0, ..Default::default() }).expect("valid");
-        let expected = [1.0, 0.485_714_285_714, 0.114_285_714_286, 0.032_142_857_143, 0.0];
+        let s = refine(
+            &[1.0, 1.0, 1.5, 2.0, 2.0],
+            &Refine {
+                smoothing: 0.0,
+                ..Default::default()
+            },
+        )
+        .expect("valid");
+        let expected = [
+            1.0,
+            0.485_714_285_714,
+            0.114_285_714_286,
+            0.032_142_857_143,
+            0.0,
+        ];
         assert!(close(s.values(), &expected, 1e-9), "{:?}", s.values());
     }
 
     #[test]
     fn golden_values_of_algorithms_12_2() {
         let g = [4.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
-        let no_smoothing = Refine { smoothing: 0.0, ..Default::default() };
+        let no_smoothing = Refine {
+            smoothing: 0.0,
+            ..Default::default()
+        };
         let sgd = refine(&g, &no_smoothing).expect("valid");
         let sgd_expected = [
             0.076_678_240_741,
@@ -224,10 +250,25 @@ mod tests {
             0.166_666_666_667,
             0.0,
         ];
-        assert!(close(sgd.values(), &sgd_expected, 1e-11), "{:?}", sgd.values());
-        let adam = refine(&g, &Refine { norm: RefineNorm::L1, ..no_smoothing }).expect("valid");
+        assert!(
+            close(sgd.values(), &sgd_expected, 1e-11),
+            "{:?}",
+            sgd.values()
+        );
+        let adam = refine(
+            &g,
+            &Refine {
+                norm: RefineNorm::L1,
+                ..no_smoothing
+            },
+        )
+        .expect("valid");
         let adam_head = [0.326_388_888_889, 0.416_666_666_667, 0.583_333_333_333, 1.0];
-        assert!(close(&adam.values()[..4], &adam_head, 1e-11), "{:?}", adam.values());
+        assert!(
+            close(&adam.values()[..4], &adam_head, 1e-11),
+            "{:?}",
+            adam.values()
+        );
     }
 
     #[test]
@@ -244,13 +285,27 @@ mod tests {
     fn invalid_entries_are_filled_and_all_invalid_gives_linear_decay() {
         let s = refine(&[f64::NAN, 0.0, -1.0, f64::INFINITY], &Refine::default()).expect("valid");
         assert_eq!(s.values(), &[1.0, 2.0 / 3.0, 1.0 / 3.0, 0.0]);
-        let t = refine(&[1.0, f64::NAN, 1.0, 1.0, 0.0], &Refine { smoothing: 0.0, ..Default::default() }).expect("valid");
+        let t = refine(
+            &[1.0, f64::NAN, 1.0, 1.0, 0.0],
+            &Refine {
+                smoothing: 0.0,
+                ..Default::default()
+            },
+        )
+        .expect("valid");
         assert_eq!(t.values(), &[1.0, 0.75, 0.5, 0.25, 0.0]);
     }
 
     #[test]
     fn resampling_keeps_the_shape() {
-        let s = refine(&[2.0; 10], &Refine { steps: Some(101), ..Default::default() }).expect("valid");
+        let s = refine(
+            &[2.0; 10],
+            &Refine {
+                steps: Some(101),
+                ..Default::default()
+            },
+        )
+        .expect("valid");
         assert_eq!(s.values().len(), 101);
         assert_eq!(s.values()[0], 1.0);
         assert_eq!(s.values()[100], 0.0);
@@ -260,8 +315,29 @@ mod tests {
     #[test]
     fn bad_settings_are_errors() {
         assert!(refine(&[], &Refine::default()).is_err());
-        assert!(refine(&[1.0], &Refine { steps: Some(0), ..Default::default() }).is_err());
-        assert!(refine(&[1.0], &Refine { smoothing: 1.5, ..Default::default() }).is_err());
-        assert_eq!(refine(&[1.0], &Refine::default()).expect("valid").values(), &[0.0]);
+        assert!(
+            refine(
+                &[1.0],
+                &Refine {
+                    steps: Some(0),
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            refine(
+                &[1.0],
+                &Refine {
+                    smoothing: 1.5,
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+        assert_eq!(
+            refine(&[1.0], &Refine::default()).expect("valid").values(),
+            &[0.0]
+        );
     }
 }
