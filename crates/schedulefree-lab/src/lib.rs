@@ -5,3 +5,4 @@ pub mod convex;
 pub mod data;
 pub mod golden;
 pub mod model;
+pub mod refine_cmd;

@@ -1,8 +1,8 @@
-//! `sflab`: the schedulefree lab. Subcommands run real-data experiments and replay golden
-//! trajectories from the reference implementation.
+//! `sflab`: the schedulefree lab. Subcommands run real-data experiments, replay golden
+//! trajectories from the reference implementation and refine schedules from gradient norms.
 
 use clap::{Parser, Subcommand};
-use schedulefree_lab::{convex, golden};
+use schedulefree_lab::{convex, golden, refine_cmd};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +21,9 @@ enum Command {
     Convex(Box<convex::ConvexArgs>),
     /// Replay golden trajectories (JSON fixtures) and report per-quantity errors.
     Golden(golden::GoldenArgs),
+    /// Refine a learning-rate schedule from a gradient-norm log (CSV): writes the schedule
+    /// (JSON, usable as --schedule) and a PNG of norms and schedule next to it.
+    Refine(refine_cmd::RefineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +31,6 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Convex(a) => convex::run(a),
         Command::Golden(a) => golden::run(a),
+        Command::Refine(a) => refine_cmd::run(a),
     }
 }
