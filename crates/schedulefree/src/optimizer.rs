@@ -611,6 +611,7 @@ struct GradSums {
 /// are taken per [`CHUNK`] (eight independent lanes, so the compiler vectorises them) and
 /// the chunk sums are added in order, so the parallel and serial paths give the same bits.
 /// `chunks` must hold `len.div_ceil(CHUNK)` entries.
+#[allow(clippy::eq_op)] // `v − v` is the finiteness test, not a mistake
 fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) -> (GradSums, bool) {
     fn chunk<T: Element>(c: &[T]) -> (GradSums, bool) {
         // `v − v` is 0 for finite `v` and NaN for ±inf/NaN: a branch-free finiteness check
