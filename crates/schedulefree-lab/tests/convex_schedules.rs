@@ -138,6 +138,8 @@ fn schedules_suite_refines_and_reports_all_seven_methods() {
         "### Expected ordering in final train loss: refined ≤ LD ≤ cosine",
         "- iris / Adam: Refined ℓ2 ≤ LD ",
         "LD ≤ Cosine ",
+        "Holds (dataset × base rows): Refined ℓ2 ≤ LD on ",
+        "LD ≤ Cosine on ",
         "### Refined vs linear decay",
         "| Adam | Refined ℓ1 |",
         "### Refined schedules",

@@ -139,6 +139,15 @@ fn ordering(out: &mut String, cfg: &ConvexConfig, report: &Report) {
          Relative differences are (loss − LD loss) / LD loss.\n"
     );
     let n = report.datasets.len();
+    // (comparison, rows where it holds, rows compared)
+    let mut tally: Vec<(String, usize, usize)> = Vec::new();
+    let mut count = |name: String, holds: bool| match tally.iter_mut().find(|t| t.0 == name) {
+        Some(t) => {
+            t.1 += usize::from(holds);
+            t.2 += 1;
+        }
+        None => tally.push((name, usize::from(holds), 1)),
+    };
     for d in 0..n {
         for &base in &cfg.bases {
             let Some(ld) = loss(report, d, base, Method::LinearDecay) else {
@@ -152,7 +161,9 @@ fn ordering(out: &mut String, cfg: &ConvexConfig, report: &Report) {
             };
             let mut parts = Vec::new();
             for &m in &refined {
-                parts.push(match loss(report, d, base, m) {
+                let r = loss(report, d, base, m);
+                count(format!("{} ≤ LD", m.label()), r.is_some_and(|v| v <= ld));
+                parts.push(match r {
                     Some(v) => format!(
                         "{} ≤ LD {} ({})",
                         m.label(),
@@ -163,7 +174,9 @@ fn ordering(out: &mut String, cfg: &ConvexConfig, report: &Report) {
                 });
             }
             if has(Method::Cosine) {
-                parts.push(match loss(report, d, base, Method::Cosine) {
+                let c = loss(report, d, base, Method::Cosine);
+                count("LD ≤ Cosine".into(), c.is_none_or(|v| ld <= v));
+                parts.push(match c {
                     Some(v) => format!(
                         "LD ≤ Cosine {} (cosine {})",
                         if ld <= v { "✓" } else { "✗" },
@@ -181,7 +194,11 @@ fn ordering(out: &mut String, cfg: &ConvexConfig, report: &Report) {
             );
         }
     }
-    out.push('\n');
+    let held: Vec<String> = tally
+        .iter()
+        .map(|(name, holds, of)| format!("{name} on {holds} of {of}"))
+        .collect();
+    let _ = writeln!(out, "\nHolds (dataset × base rows): {}.\n", held.join("; "));
     if refined.is_empty() {
         return;
     }
