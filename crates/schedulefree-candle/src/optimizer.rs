@@ -279,7 +279,9 @@ impl ScheduleFreeOptimizer {
         with_driver!(&mut self.core, d => d.opt.load_state(st))?;
         self.last = match st.groups.first() {
             Some(g) if g.k > 0 => {
-                Some(StepInfo { skipped: None, group: with_driver!(&self.core, d => d.opt.group_info(0)).unwrap_or(g.last) })
+                let group = with_driver!(&self.core, d => d.opt.group_info(0)).unwrap_or(g.last);
+                // One group: the global norms are the group's.
+                Some(StepInfo { skipped: None, group, grad_l1: group.grad_l1, grad_l2: group.grad_l2 })
             }
             _ => None,
         };

@@ -8,3 +8,4 @@ pub mod model;
 pub mod nn;
 pub mod pareto;
 pub mod train;
+pub mod refine_cmd;

@@ -1,8 +1,8 @@
-//! `sflab`: the schedulefree lab. Subcommands run real-data experiments and replay golden
-//! trajectories from the reference implementation.
+//! `sflab`: the schedulefree lab. Subcommands run real-data experiments, replay golden
+//! trajectories from the reference implementation and refine schedules from gradient norms.
 
 use clap::{Parser, Subcommand};
-use schedulefree_lab::{convex, golden, pareto, train};
+use schedulefree_lab::{convex, golden, pareto, refine_cmd, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +25,9 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Schedule-Free vs cosine and linear-decay runs of every budget: Pareto table, lr and β sweeps.
     Pareto(Box<pareto::ParetoArgs>),
+    /// Refine a learning-rate schedule from a gradient-norm log (CSV): writes the schedule
+    /// (JSON, usable as --schedule) and a PNG of norms and schedule next to it.
+    Refine(refine_cmd::RefineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Command::Golden(a) => golden::run(a),
         Command::Train(a) => train::cli::run_cli(a),
         Command::Pareto(a) => pareto::run(a),
+        Command::Refine(a) => refine_cmd::run(a),
     }
 }

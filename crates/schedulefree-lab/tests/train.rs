@@ -259,3 +259,25 @@ fn command_line_flags() {
     );
     assert!(Cli::parse_from(["x", "--optimizer", "nope"]).args.resolve().is_err());
 }
+
+/// Prints the wall time and steps/s of every task's quick run (no metrics sink, as in sweeps).
+/// `cargo test --release -p schedulefree-lab --test train -- --ignored --nocapture`
+#[test]
+#[ignore = "timing report, not a check"]
+fn measure_steps_per_second() {
+    for task in train::ALL_TASKS {
+        let c = TrainConfig::quick_for(task);
+        match train::run(&c, None, None) {
+            Ok(r) => println!(
+                "{task}: {} steps x batch {} in {:.1} s = {:.1} steps/s, final eval loss {:.4} acc {:.2}%",
+                c.steps,
+                c.batch_size,
+                r.seconds,
+                r.steps_per_second,
+                r.evals.last().map_or(f64::NAN, |e| e.eval_loss),
+                100.0 * r.evals.last().map_or(f64::NAN, |e| e.eval_accuracy)
+            ),
+            Err(e) => println!("{task}: skipped ({e:#})"),
+        }
+    }
+}

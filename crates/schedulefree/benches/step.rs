@@ -6,11 +6,14 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use schedulefree::{AdamWScheduleFree, Param, SgdScheduleFree};
 
 fn elems() -> usize {
-    std::env::var("SF_BENCH_ELEMS").ok().and_then(|s| s.parse().ok()).unwrap_or(64 << 20)
+    std::env::var("SF_BENCH_ELEMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64 << 20)
 }
 
 fn inputs(n: usize) -> (Vec<f32>, Vec<f32>) {
@@ -35,25 +38,43 @@ fn bench(c: &mut Criterion) {
     });
     drop(out);
 
-    let mut opt = AdamWScheduleFree { lr: 1e-3, weight_decay: 0.01, warmup_steps: 100, ..Default::default() }
-        .build::<f32>()
-        .expect("valid config");
+    let mut opt = AdamWScheduleFree {
+        lr: 1e-3,
+        weight_decay: 0.01,
+        warmup_steps: 100,
+        ..Default::default()
+    }
+    .build::<f32>()
+    .expect("valid config");
     opt.add_param("w", &[n]).expect("new name");
-    opt.step(&mut [Param::new("w", &mut y, &g)]).expect("state allocated on first step");
+    opt.step(&mut [Param::new("w", &mut y, &g)])
+        .expect("state allocated on first step");
     group.throughput(Throughput::Bytes((28 * n) as u64));
     group.bench_function("adamw_schedule_free", |b| {
-        b.iter(|| opt.step(&mut [Param::new("w", &mut y, black_box(&g))]).expect("step"))
+        b.iter(|| {
+            opt.step(&mut [Param::new("w", &mut y, black_box(&g))])
+                .expect("step")
+        })
     });
     drop(opt);
 
-    let mut opt = SgdScheduleFree { lr: 1.0, weight_decay: 0.01, warmup_steps: 100, ..Default::default() }
-        .build::<f32>()
-        .expect("valid config");
+    let mut opt = SgdScheduleFree {
+        lr: 1.0,
+        weight_decay: 0.01,
+        warmup_steps: 100,
+        ..Default::default()
+    }
+    .build::<f32>()
+    .expect("valid config");
     opt.add_param("w", &[n]).expect("new name");
-    opt.step(&mut [Param::new("w", &mut y, &g)]).expect("state allocated on first step");
+    opt.step(&mut [Param::new("w", &mut y, &g)])
+        .expect("state allocated on first step");
     group.throughput(Throughput::Bytes((20 * n) as u64));
     group.bench_function("sgd_schedule_free", |b| {
-        b.iter(|| opt.step(&mut [Param::new("w", &mut y, black_box(&g))]).expect("step"))
+        b.iter(|| {
+            opt.step(&mut [Param::new("w", &mut y, black_box(&g))])
+                .expect("step")
+        })
     });
     group.finish();
 }

@@ -23,7 +23,8 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     ///
     /// # Errors
     /// As the inherent method.
-    fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError>;
+    fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize])
+    -> Result<(), ParamError>;
     /// [`Optimizer::step`].
     ///
     /// # Errors
@@ -68,11 +69,18 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>>;
 }
 
-impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<T> for Optimizer<T, L, C, D, S> {
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<T>
+    for Optimizer<T, L, C, D, S>
+{
     fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError> {
         Optimizer::add_group(self, config)
     }
-    fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError> {
+    fn add_param_to(
+        &mut self,
+        group: usize,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<(), ParamError> {
         Optimizer::add_param_to(self, group, name, shape)
     }
     fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {

@@ -35,7 +35,11 @@ pub(crate) fn check(
     if ok && !value.is_nan() {
         Ok(())
     } else {
-        Err(ConfigError::OutOfRange { field, value, expected })
+        Err(ConfigError::OutOfRange {
+            field,
+            value,
+            expected,
+        })
     }
 }
 
@@ -165,7 +169,9 @@ pub enum StateError {
         what: String,
     },
     /// Parameters registered here but absent from the state, or the reverse.
-    #[error("parameter names differ: missing from state {missing:?}; unknown in state {unexpected:?}")]
+    #[error(
+        "parameter names differ: missing from state {missing:?}; unknown in state {unexpected:?}"
+    )]
     Names {
         /// Registered here, not in the state.
         missing: Vec<String>,

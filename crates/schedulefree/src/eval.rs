@@ -50,19 +50,32 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ///
     /// # Errors
     /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`]; nothing changes.
-    pub fn eval_guard<'p, 'a>(&self, params: &'p mut [Param<'a, T>]) -> Result<EvalGuard<'p, 'a, T>, StepError> {
+    pub fn eval_guard<'p, 'a>(
+        &self,
+        params: &'p mut [Param<'a, T>],
+    ) -> Result<EvalGuard<'p, 'a, T>, StepError> {
         let mut entries = Vec::with_capacity(params.len());
         for p in params.iter() {
-            let idx = self.entry_index(p.name).ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
+            let idx = self
+                .entry_index(p.name)
+                .ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
             let e = &self.entries()[idx];
             if p.value.len() != e.len {
-                return Err(StepError::LengthMismatch { name: e.name.clone(), what: "value", got: p.value.len(), expected: e.len });
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what: "value",
+                    got: p.value.len(),
+                    expected: e.len,
+                });
             }
             entries.push(e);
         }
         let mut backup = Vec::with_capacity(params.len());
         for (p, e) in params.iter_mut().zip(entries) {
-            if !e.has_state || !self.groups_ref()[e.group].train_mode || !self.conversion().has_modes() {
+            if !e.has_state
+                || !self.groups_ref()[e.group].train_mode
+                || !self.conversion().has_modes()
+            {
                 backup.push(None);
                 continue;
             }

@@ -45,21 +45,21 @@ mod eval;
 pub mod learner;
 mod optimizer;
 mod param;
-pub mod presets;
 mod preset_config;
+pub mod presets;
 pub mod reference;
 pub mod schedule;
 mod state;
 
 pub use dynamic::DynOptimizer;
-pub use element::{lerp, Dtype, Element};
+pub use element::{Dtype, Element, lerp};
 pub use error::{ConfigError, ParamError, StateError, StepError};
 pub use eval::EvalGuard;
 pub use optimizer::{NonFinitePolicy, Optimizer, Skipped, StepInfo};
 pub use param::{GroupConfig, GroupStepInfo, Param};
-pub use presets::{
-    AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference, RAdamScheduleFree,
-    ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
-};
 pub use preset_config::PresetConfig;
-pub use state::{write_atomic, GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION};
+pub use presets::{
+    AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
+    RAdamScheduleFree, ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
+};
+pub use state::{GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION, write_atomic};

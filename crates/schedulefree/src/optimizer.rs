@@ -43,6 +43,13 @@ pub struct StepInfo {
     pub skipped: Option<Skipped>,
     /// Group 0's values; all groups: [`Optimizer::group_info`].
     pub group: GroupStepInfo,
+    /// `‖g‖₁` over every gradient passed to the step (all groups), accumulated in `f64`; NaN
+    /// for a skipped step. Log it to refine a schedule later (ALGORITHMS.md §8; ℓ1 for
+    /// Adam-type learners).
+    pub grad_l1: f64,
+    /// `‖g‖₂` over every gradient passed to the step (all groups); NaN for a skipped step
+    /// (ℓ2 for SGD-type learners).
+    pub grad_l2: f64,
 }
 
 /// Tensors at least this long are split across threads with rayon.
@@ -74,6 +81,15 @@ pub struct Optimizer<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedul
     stamp: u64,
     resolved: Vec<usize>,
     scratch: Vec<GroupScalars<C::Scalars>>,
+    /// Per-chunk gradient sums of the largest tensor (filled in parallel, added in order).
+    chunk_sums: Vec<(GradSums, bool)>,
+    /// Per-group gradient sums of the current step.
+    group_sums: Vec<GradSums>,
+    /// Per-entry gradient sums of the current step (zero without a gradient).
+    entry_sums: Vec<GradSums>,
+    /// Entry indices sorted by name: group sums are added in this order, so the reported norms
+    /// do not depend on the order parameters are registered or passed.
+    by_name: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +106,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ///
     /// # Errors
     /// [`ConfigError`] if any component's hyperparameters, or `group`, are invalid.
-    pub fn new(learner: L, conversion: C, decay: D, schedule: S, group: GroupConfig) -> Result<Self, ConfigError> {
+    pub fn new(
+        learner: L,
+        conversion: C,
+        decay: D,
+        schedule: S,
+        group: GroupConfig,
+    ) -> Result<Self, ConfigError> {
         learner.validate()?;
         conversion.validate()?;
         group.validate()?;
@@ -106,6 +128,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             stamp: 0,
             resolved: Vec::new(),
             scratch: Vec::new(),
+            chunk_sums: Vec::new(),
+            group_sums: vec![GradSums::default()],
+            entry_sums: Vec::new(),
+            by_name: Vec::new(),
         })
     }
 
@@ -125,6 +151,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         // New groups join in the optimizer's current mode.
         g.train_mode = self.groups[0].train_mode;
         self.groups.push(g);
+        self.group_sums.push(GradSums::default());
         Ok(self.groups.len() - 1)
     }
 
@@ -141,9 +168,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// # Errors
     /// [`ParamError::Duplicate`] if the name is taken, [`ParamError::NoSuchGroup`],
     /// [`ParamError::ShapeOverflow`].
-    pub fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize]) -> Result<(), ParamError> {
+    pub fn add_param_to(
+        &mut self,
+        group: usize,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<(), ParamError> {
         if group >= self.groups.len() {
-            return Err(ParamError::NoSuchGroup { group, groups: self.groups.len() });
+            return Err(ParamError::NoSuchGroup {
+                group,
+                groups: self.groups.len(),
+            });
         }
         if self.index.contains_key(name) {
             return Err(ParamError::Duplicate(name.to_string()));
@@ -151,7 +186,15 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let len = shape
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .ok_or_else(|| ParamError::ShapeOverflow { name: name.to_string(), shape: shape.to_vec() })?;
+            .ok_or_else(|| ParamError::ShapeOverflow {
+                name: name.to_string(),
+                shape: shape.to_vec(),
+            })?;
+        let at = self
+            .by_name
+            .partition_point(|&i| self.entries[i].name.as_str() < name);
+        self.by_name.insert(at, self.entries.len());
+        self.entry_sums.push(GradSums::default());
         self.index.insert(name.to_string(), self.entries.len());
         self.entries.push(Entry {
             name: name.to_string(),
@@ -164,6 +207,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             stamp: 0,
         });
         self.resolved.reserve(1);
+        // Sized here so that `step` never allocates.
+        let chunks = len.div_ceil(CHUNK);
+        if chunks > self.chunk_sums.len() {
+            self.chunk_sums.resize(chunks, (GradSums::default(), true));
+        }
         Ok(())
     }
 
@@ -197,7 +245,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let grp = self.groups.get_mut(g).ok_or(ConfigError::OutOfRange {
             field: "group",
             value: g as f64,
-            expected: if n == 1 { "group 0" } else { "an existing group index" },
+            expected: if n == 1 {
+                "group 0"
+            } else {
+                "an existing group index"
+            },
         })?;
         grp.config = config;
         Ok(())
@@ -227,13 +279,22 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     }
 
     pub(crate) fn slot_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.learner.slot_names().iter().chain(self.conversion.slot_names()).copied()
+        self.learner
+            .slot_names()
+            .iter()
+            .chain(self.conversion.slot_names())
+            .copied()
     }
     pub(crate) fn num_slots(&self) -> usize {
         self.learner.slot_names().len() + self.conversion.slot_names().len()
     }
     pub(crate) fn method_name(&self) -> String {
-        format!("{}+{}+{}", self.learner.name(), self.conversion.name(), self.decay.name())
+        format!(
+            "{}+{}+{}",
+            self.learner.name(),
+            self.conversion.name(),
+            self.decay.name()
+        )
     }
     pub(crate) fn entries(&self) -> &[Entry<T>] {
         &self.entries
@@ -256,19 +317,32 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self.stamp += 1;
         self.resolved.clear();
         for p in params {
-            let idx = *self.index.get(p.name).ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
+            let idx = *self
+                .index
+                .get(p.name)
+                .ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
             let e = &mut self.entries[idx];
             if e.stamp == self.stamp {
                 return Err(StepError::DuplicateParameter(p.name.to_string()));
             }
             e.stamp = self.stamp;
             if p.value.len() != e.len {
-                return Err(StepError::LengthMismatch { name: e.name.clone(), what: "value", got: p.value.len(), expected: e.len });
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what: "value",
+                    got: p.value.len(),
+                    expected: e.len,
+                });
             }
             if let (true, Some(g)) = (check_grad, p.grad)
                 && g.len() != e.len
             {
-                return Err(StepError::LengthMismatch { name: e.name.clone(), what: "grad", got: g.len(), expected: e.len });
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what: "grad",
+                    got: g.len(),
+                    expected: e.len,
+                });
             }
             self.resolved.push(idx);
         }
@@ -292,13 +366,38 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             return Err(StepError::EvalMode { group: g });
         }
         self.resolve(params, true)?;
-        if let Some(index) = params.iter().position(|p| p.grad.is_some_and(|g| !all_finite(g))) {
+        // Reduction phase: ‖g‖₁ and ‖g‖₂² per group, which also detects non-finite values.
+        self.entry_sums.fill(GradSums::default());
+        let mut bad = None;
+        for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {
+            let Some(g) = p.grad else { continue };
+            let (sums, finite) = grad_sums(g, &mut self.chunk_sums);
+            if !finite {
+                bad = Some(index);
+                break;
+            }
+            self.entry_sums[idx] = sums;
+        }
+        self.group_sums.fill(GradSums::default());
+        for &idx in &self.by_name {
+            let (s, acc) = (
+                self.entry_sums[idx],
+                &mut self.group_sums[self.entries[idx].group],
+            );
+            acc.l1 += s.l1;
+            acc.l2_sq += s.l2_sq;
+        }
+        if let Some(index) = bad {
             return match self.non_finite {
                 NonFinitePolicy::Skip => Ok(StepInfo {
                     skipped: Some(Skipped::NonFiniteGradient { index }),
                     group: self.groups[0].last,
+                    grad_l1: f64::NAN,
+                    grad_l2: f64::NAN,
                 }),
-                NonFinitePolicy::Error => Err(StepError::NonFiniteGradient(params[index].name.to_string())),
+                NonFinitePolicy::Error => {
+                    Err(StepError::NonFiniteGradient(params[index].name.to_string()))
+                }
             };
         }
 
@@ -314,11 +413,26 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 lr,
                 lr_max: averaging.lr_max,
             });
-            let checks = [("lr", lr), ("c", c), ("weight_sum", averaging.weight_sum), ("shrink", decay.shrink)];
+            let checks = [
+                ("lr", lr),
+                ("c", c),
+                ("weight_sum", averaging.weight_sum),
+                ("shrink", decay.shrink),
+            ];
             if let Some((what, value)) = checks.into_iter().find(|(_, v)| !v.is_finite()) {
-                return Err(StepError::NonFiniteScalar { group: gi, what, value });
+                return Err(StepError::NonFiniteScalar {
+                    group: gi,
+                    what,
+                    value,
+                });
             }
-            self.scratch.push(GroupScalars { lr, conversion: cs, decay, c, averaging });
+            self.scratch.push(GroupScalars {
+                lr,
+                conversion: cs,
+                decay,
+                c,
+                averaging,
+            });
         }
         for (g, s) in self.groups.iter_mut().zip(&self.scratch) {
             g.averaging = s.averaging;
@@ -328,7 +442,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 c: s.c,
                 lr_max: s.averaging.lr_max,
                 weight_sum: s.averaging.weight_sum,
+                grad_l1: 0.0,
+                grad_l2: 0.0,
             };
+        }
+        for (g, sums) in self.groups.iter_mut().zip(&self.group_sums) {
+            g.last.grad_l1 = sums.l1;
+            g.last.grad_l2 = sums.l2_sq.sqrt();
         }
 
         // Element phase, one fused loop per tensor.
@@ -347,7 +467,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 }
                 e.has_state = true;
             }
-            let ls = self.learner.scalars(StepIndex { group: self.groups[e.group].k, param: e.updates });
+            let ls = self.learner.scalars(StepIndex {
+                group: self.groups[e.group].k,
+                param: e.updates,
+            });
             let kernel = Kernel {
                 learner: &self.learner,
                 conversion: &self.conversion,
@@ -364,7 +487,19 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         for g in &mut self.groups {
             g.k += 1;
         }
-        Ok(StepInfo { skipped: None, group: self.groups[0].last })
+        let total = self
+            .group_sums
+            .iter()
+            .fold(GradSums::default(), |a, s| GradSums {
+                l1: a.l1 + s.l1,
+                l2_sq: a.l2_sq + s.l2_sq,
+            });
+        Ok(StepInfo {
+            skipped: None,
+            group: self.groups[0].last,
+            grad_l1: total.l1,
+            grad_l2: total.l2_sq.sqrt(),
+        })
     }
 
     /// Switch to eval mode: every buffer then holds the returned point `x` (for evaluation,
@@ -388,9 +523,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self.switch_mode(params, true)
     }
 
-    fn switch_mode(&mut self, params: &mut [Param<'_, T>], to_train: bool) -> Result<(), StepError> {
+    fn switch_mode(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        to_train: bool,
+    ) -> Result<(), StepError> {
         self.resolve(params, false)?;
-        if let Some(e) = self.entries.iter().find(|e| e.has_state && e.stamp != self.stamp) {
+        if let Some(e) = self
+            .entries
+            .iter()
+            .find(|e| e.has_state && e.stamp != self.stamp)
+        {
             return Err(StepError::MissingParameter(e.name.clone()));
         }
         if !self.conversion.has_modes() {
@@ -406,7 +549,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 }
                 for (v, st) in p.value.iter_mut().zip(e.state.chunks_exact_mut(n_slots)) {
                     let cs = &mut st[n_learner..];
-                    if to_train { self.conversion.to_train(v, cs) } else { self.conversion.to_eval(v, cs) }
+                    if to_train {
+                        self.conversion.to_train(v, cs)
+                    } else {
+                        self.conversion.to_eval(v, cs)
+                    }
                 }
             }
         }
@@ -422,11 +569,23 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ///
     /// # Errors
     /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`].
-    pub fn eval_params_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
-        let e = &self.entries[self.entry_index(name).ok_or_else(|| StepError::UnknownParameter(name.to_string()))?];
+    pub fn eval_params_into(
+        &self,
+        name: &str,
+        value: &[T],
+        out: &mut [T],
+    ) -> Result<(), StepError> {
+        let e = &self.entries[self
+            .entry_index(name)
+            .ok_or_else(|| StepError::UnknownParameter(name.to_string()))?];
         for (what, got) in [("value", value.len()), ("out", out.len())] {
             if got != e.len {
-                return Err(StepError::LengthMismatch { name: e.name.clone(), what, got, expected: e.len });
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what,
+                    got,
+                    expected: e.len,
+                });
             }
         }
         if !e.has_state || !self.groups[e.group].train_mode || !self.conversion.has_modes() {
@@ -441,26 +600,67 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     }
 }
 
-fn all_finite<T: Element>(g: &[T]) -> bool {
-    // `v − v` is 0 for finite `v` and NaN for ±inf/NaN, so a branch-free sum (which the
-    // compiler vectorises) is 0 exactly when every value is finite.
-    // Eight independent lanes: float addition is not reassociated, so one running sum
-    // would be a serial chain.
-    fn chunk<T: Element>(c: &[T]) -> bool {
-        let mut acc = [T::zero(); 8];
+/// Gradient sums of one reduction: `Σ|g|` and `Σg²`, accumulated in `f64`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct GradSums {
+    l1: f64,
+    l2_sq: f64,
+}
+
+/// `Σ|g|` and `Σg²` of `g` in `f64`, and whether every value is finite, in one pass. The sums
+/// are taken per [`CHUNK`] (eight independent lanes, so the compiler vectorises them) and
+/// the chunk sums are added in order, so the parallel and serial paths give the same bits.
+/// `chunks` must hold `len.div_ceil(CHUNK)` entries.
+#[allow(clippy::eq_op)] // `v − v` is the finiteness test, not a mistake
+fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) -> (GradSums, bool) {
+    fn chunk<T: Element>(c: &[T]) -> (GradSums, bool) {
+        // `v − v` is 0 for finite `v` and NaN for ±inf/NaN: a branch-free finiteness check
+        // that stays exact even where the f64 sums overflow (huge finite f64 gradients).
+        let (mut l1, mut l2, mut nf) = ([0.0_f64; 8], [0.0_f64; 8], [T::zero(); 8]);
         let lanes = c.chunks_exact(8);
-        let tail = lanes.remainder().iter().fold(T::zero(), |a, &v| a + (v - v));
+        let mut tail = (GradSums::default(), T::zero());
+        for &v in lanes.remainder() {
+            let w = v.f64();
+            tail = (
+                GradSums {
+                    l1: tail.0.l1 + w.abs(),
+                    l2_sq: tail.0.l2_sq + w * w,
+                },
+                tail.1 + (v - v),
+            );
+        }
         for l in lanes {
-            for (a, &v) in acc.iter_mut().zip(l) {
-                *a = *a + (v - v);
+            for (((a, b), n), &v) in l1.iter_mut().zip(l2.iter_mut()).zip(nf.iter_mut()).zip(l) {
+                let w = v.f64();
+                *a += w.abs();
+                *b += w * w;
+                *n = *n + (v - v);
             }
         }
-        acc.iter().fold(tail, |s, &a| s + a) == T::zero()
+        let sums = GradSums {
+            l1: l1.iter().fold(tail.0.l1, |s, &a| s + a),
+            l2_sq: l2.iter().fold(tail.0.l2_sq, |s, &a| s + a),
+        };
+        (sums, nf.iter().fold(tail.1, |s, &a| s + a) == T::zero())
     }
+    let add = |a: (GradSums, bool), s: &(GradSums, bool)| {
+        (
+            GradSums {
+                l1: a.0.l1 + s.0.l1,
+                l2_sq: a.0.l2_sq + s.0.l2_sq,
+            },
+            a.1 && s.1,
+        )
+    };
+    let start = (GradSums::default(), true);
     if g.len() >= PARALLEL_MIN_LEN {
-        g.par_chunks(CHUNK).all(chunk)
+        let sums = &mut chunks[..g.len().div_ceil(CHUNK)];
+        g.par_chunks(CHUNK)
+            .zip(sums.par_iter_mut())
+            .for_each(|(c, s)| *s = chunk(c));
+        sums.iter().fold(start, add)
     } else {
-        g.chunks(CHUNK).all(chunk)
+        g.chunks(CHUNK).map(chunk).fold(start, |a, s| add(a, &s))
     }
 }
 
@@ -484,7 +684,8 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         let g = g + self.decay.l2 * y;
         let d = self.learner.direction(&self.ls, g, ls);
         let d = d + self.decay.at_y * y;
-        self.conversion.update(&self.cs, self.lr, self.decay.shrink, p, cs, d);
+        self.conversion
+            .update(&self.cs, self.lr, self.decay.shrink, p, cs, d);
     }
 
     /// The loop for exactly `N` slots per element: a compile-time chunk width lets the
@@ -526,7 +727,9 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
             return self.serial(p, g, st);
         }
         if self.n_slots == 0 {
-            p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| self.serial(p, g, &mut []));
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(p, g)| self.serial(p, g, &mut []));
         } else {
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))

@@ -1,7 +1,7 @@
 //! Parameters as the optimizer sees them, and parameter groups.
 
 use crate::conversion::AveragingState;
-use crate::error::{check, ConfigError};
+use crate::error::{ConfigError, check};
 
 /// One parameter tensor for a call to `step`, `train`, `eval` or an eval guard: a name that
 /// was registered with `add_param`, its buffer (row-major, any shape with the registered
@@ -20,11 +20,19 @@ pub struct Param<'a, T> {
 impl<'a, T> Param<'a, T> {
     /// A parameter with a gradient.
     pub fn new(name: &'a str, value: &'a mut [T], grad: &'a [T]) -> Self {
-        Param { name, value, grad: Some(grad) }
+        Param {
+            name,
+            value,
+            grad: Some(grad),
+        }
     }
     /// A parameter without a gradient (mode switches, eval guards, frozen parameters).
     pub fn frozen(name: &'a str, value: &'a mut [T]) -> Self {
-        Param { name, value, grad: None }
+        Param {
+            name,
+            value,
+            grad: None,
+        }
     }
 }
 
@@ -43,7 +51,12 @@ impl GroupConfig {
     /// # Errors
     /// [`ConfigError::OutOfRange`] for a negative or non-finite value.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check("lr", self.lr, self.lr >= 0.0 && self.lr.is_finite(), "finite lr >= 0")?;
+        check(
+            "lr",
+            self.lr,
+            self.lr >= 0.0 && self.lr.is_finite(),
+            "finite lr >= 0",
+        )?;
         check(
             "weight_decay",
             self.weight_decay,
@@ -70,6 +83,13 @@ pub struct GroupStepInfo {
     /// Sum of averaging weights.
     #[serde(with = "crate::state::json_float")]
     pub weight_sum: f64,
+    /// `‖g‖₁` of the group's gradients in the step, accumulated in `f64` (refinement input for
+    /// Adam-type learners, ALGORITHMS.md §8.1).
+    #[serde(default, with = "crate::state::json_float")]
+    pub grad_l1: f64,
+    /// `‖g‖₂` of the group's gradients in the step (refinement input for SGD-type learners).
+    #[serde(default, with = "crate::state::json_float")]
+    pub grad_l2: f64,
 }
 
 /// Per-group running state.
@@ -84,7 +104,13 @@ pub(crate) struct Group {
 
 impl Group {
     pub fn new(config: GroupConfig) -> Self {
-        Group { config, k: 0, averaging: AveragingState::default(), train_mode: true, last: GroupStepInfo::default() }
+        Group {
+            config,
+            k: 0,
+            averaging: AveragingState::default(),
+            train_mode: true,
+            last: GroupStepInfo::default(),
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use crate::dynamic::DynOptimizer;
 use crate::element::Element;
 use crate::error::ConfigError;
 use crate::presets::{
-    AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference, RAdamScheduleFree, Sgd,
-    SgdScheduleFree, SgdScheduleFreeReference,
+    AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
+    RAdamScheduleFree, Sgd, SgdScheduleFree, SgdScheduleFreeReference,
 };
 use crate::schedule::ScheduleConfig;
 
@@ -138,8 +138,18 @@ mod tests {
             PresetConfig::AdamWScheduleFreePaper(AdamWScheduleFree::default()),
             PresetConfig::AdamWScheduleFreeReference(AdamWScheduleFreeReference::default()),
             PresetConfig::RAdamScheduleFree(RAdamScheduleFree::default()),
-            PresetConfig::AdamW { config: AdamW::default(), schedule: ScheduleConfig::Constant {} },
-            PresetConfig::Sgd { config: Sgd::default(), schedule: ScheduleConfig::Cosine { warmup: 2, total: 10, end: 0.0 } },
+            PresetConfig::AdamW {
+                config: AdamW::default(),
+                schedule: ScheduleConfig::Constant {},
+            },
+            PresetConfig::Sgd {
+                config: Sgd::default(),
+                schedule: ScheduleConfig::Cosine {
+                    warmup: 2,
+                    total: 10,
+                    end: 0.0,
+                },
+            },
         ];
         for p in all {
             let json = serde_json::to_string(&p).expect("serializable");
@@ -154,14 +164,24 @@ mod tests {
 
     #[test]
     fn invalid_values_and_unknown_keys_are_errors() {
-        let p: PresetConfig = serde_json::from_str(r#"{"method": "adamw_schedule_free", "lr": -1.0}"#).expect("parses");
-        assert!(matches!(p.build_dyn::<f32>(), Err(ConfigError::OutOfRange { .. })));
-        let bad = serde_json::from_str::<PresetConfig>(r#"{"method": "adamw_schedule_free", "lrr": 1.0}"#);
+        let p: PresetConfig =
+            serde_json::from_str(r#"{"method": "adamw_schedule_free", "lr": -1.0}"#)
+                .expect("parses");
+        assert!(matches!(
+            p.build_dyn::<f32>(),
+            Err(ConfigError::OutOfRange { .. })
+        ));
+        let bad = serde_json::from_str::<PresetConfig>(
+            r#"{"method": "adamw_schedule_free", "lrr": 1.0}"#,
+        );
         assert!(bad.is_err());
         let s: PresetConfig = serde_json::from_str(
             r#"{"method": "adamw", "config": {"lr": 0.1}, "schedule": {"kind": "linear", "warmup": 20, "total": 10}}"#,
         )
         .expect("parses");
-        assert!(matches!(s.build_dyn::<f32>(), Err(ConfigError::Schedule(_))));
+        assert!(matches!(
+            s.build_dyn::<f32>(),
+            Err(ConfigError::Schedule(_))
+        ));
     }
 }

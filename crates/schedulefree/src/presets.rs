@@ -30,20 +30,24 @@ use crate::schedule::{Constant, Schedule, Warmup};
 pub type WarmupConstant = Warmup<Constant>;
 
 /// Schedule-Free SGD as built by [`SgdScheduleFree`].
-pub type SgdScheduleFreeOptimizer<T> = Optimizer<T, learner::Sgd, ScheduleFree, DecoupledAtY, WarmupConstant>;
+pub type SgdScheduleFreeOptimizer<T> =
+    Optimizer<T, learner::Sgd, ScheduleFree, DecoupledAtY, WarmupConstant>;
 /// Schedule-Free AdamW as built by [`AdamWScheduleFree`] / [`AdamWScheduleFreePaper`].
-pub type AdamWScheduleFreeOptimizer<T> = Optimizer<T, Adam, ScheduleFree, DecoupledAtY, WarmupConstant>;
+pub type AdamWScheduleFreeOptimizer<T> =
+    Optimizer<T, Adam, ScheduleFree, DecoupledAtY, WarmupConstant>;
 /// Schedule-Free RAdam as built by [`RAdamScheduleFree`].
 pub type RAdamScheduleFreeOptimizer<T> = Optimizer<T, RAdam, ScheduleFree, DecoupledAtY, Constant>;
 /// Reference-form Schedule-Free SGD (x, y, z stored).
 pub type SgdScheduleFreeReferenceOptimizer<T> =
     Optimizer<T, learner::Sgd, ScheduleFreeReference, DecoupledAtY, WarmupConstant>;
 /// Reference-form Schedule-Free AdamW (x, y, z stored).
-pub type AdamWScheduleFreeReferenceOptimizer<T> = Optimizer<T, Adam, ScheduleFreeReference, AnyDecay, WarmupConstant>;
+pub type AdamWScheduleFreeReferenceOptimizer<T> =
+    Optimizer<T, Adam, ScheduleFreeReference, AnyDecay, WarmupConstant>;
 /// A Schedule-Free wrapper around learner `L`.
 pub type ScheduleFreeWrapperOptimizer<T, L> = Optimizer<T, L, ScheduleFree, DecoupledAtY, Constant>;
 /// A reference-form Schedule-Free wrapper around learner `L`.
-pub type ScheduleFreeWrapperReferenceOptimizer<T, L> = Optimizer<T, L, ScheduleFreeReference, DecoupledAtY, Constant>;
+pub type ScheduleFreeWrapperReferenceOptimizer<T, L> =
+    Optimizer<T, L, ScheduleFreeReference, DecoupledAtY, Constant>;
 /// torch-style AdamW driven by schedule `S`.
 pub type AdamWOptimizer<T, S> = Optimizer<T, Adam, LastIterate, Decoupled, S>;
 /// torch-style SGD driven by schedule `S`.
@@ -76,7 +80,14 @@ pub struct SgdScheduleFree {
 
 impl Default for SgdScheduleFree {
     fn default() -> Self {
-        SgdScheduleFree { lr: 1.0, momentum: 0.9, weight_decay: 0.0, warmup_steps: 0, r: 0.0, weight_lr_power: 2.0 }
+        SgdScheduleFree {
+            lr: 1.0,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            warmup_steps: 0,
+            r: 0.0,
+            weight_lr_power: 2.0,
+        }
     }
 }
 
@@ -89,7 +100,13 @@ impl SgdScheduleFree {
     pub fn build<T: Element>(&self) -> Result<SgdScheduleFreeOptimizer<T>, ConfigError> {
         Optimizer::new(
             learner::Sgd::plain(),
-            ScheduleFree { beta: self.momentum, weights: AveragingWeights { r: self.r, weight_lr_power: self.weight_lr_power } },
+            ScheduleFree {
+                beta: self.momentum,
+                weights: AveragingWeights {
+                    r: self.r,
+                    weight_lr_power: self.weight_lr_power,
+                },
+            },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
             group(self.lr, self.weight_decay),
@@ -100,13 +117,18 @@ impl SgdScheduleFree {
     ///
     /// # Errors
     /// As [`SgdScheduleFree::build`].
-    pub fn build_reference<T: Element>(&self) -> Result<SgdScheduleFreeReferenceOptimizer<T>, ConfigError> {
+    pub fn build_reference<T: Element>(
+        &self,
+    ) -> Result<SgdScheduleFreeReferenceOptimizer<T>, ConfigError> {
         ScheduleFree::validate_beta(self.momentum)?;
         Optimizer::new(
             learner::Sgd::plain(),
             ScheduleFreeReference {
                 beta: self.momentum,
-                weights: AveragingWeights { r: self.r, weight_lr_power: self.weight_lr_power },
+                weights: AveragingWeights {
+                    r: self.r,
+                    weight_lr_power: self.weight_lr_power,
+                },
             },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
@@ -209,10 +231,19 @@ impl AdamWScheduleFreeReference {
 impl AdamWScheduleFree {
     fn adam(&self, bias_correction: BiasCorrection) -> Adam {
         // The reference classes count bias corrections with the group's k.
-        Adam { beta1: self.inner_momentum, beta2: self.betas.1, eps: self.eps, bias_correction, count: StepCount::Group }
+        Adam {
+            beta1: self.inner_momentum,
+            beta2: self.betas.1,
+            eps: self.eps,
+            bias_correction,
+            count: StepCount::Group,
+        }
     }
     fn weights(&self) -> AveragingWeights {
-        AveragingWeights { r: self.r, weight_lr_power: self.weight_lr_power }
+        AveragingWeights {
+            r: self.r,
+            weight_lr_power: self.weight_lr_power,
+        }
     }
 
     /// Build `AdamWScheduleFree`.
@@ -232,10 +263,16 @@ impl AdamWScheduleFree {
         self.build_with(BiasCorrection::LearningRate)
     }
 
-    fn build_with<T: Element>(&self, bc: BiasCorrection) -> Result<AdamWScheduleFreeOptimizer<T>, ConfigError> {
+    fn build_with<T: Element>(
+        &self,
+        bc: BiasCorrection,
+    ) -> Result<AdamWScheduleFreeOptimizer<T>, ConfigError> {
         Optimizer::new(
             self.adam(bc),
-            ScheduleFree { beta: self.betas.0, weights: self.weights() },
+            ScheduleFree {
+                beta: self.betas.0,
+                weights: self.weights(),
+            },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
             group(self.lr, self.weight_decay),
@@ -247,12 +284,22 @@ impl AdamWScheduleFree {
     ///
     /// # Errors
     /// As [`AdamWScheduleFree::build`].
-    pub fn build_reference<T: Element>(&self, decay_at_z: bool) -> Result<AdamWScheduleFreeReferenceOptimizer<T>, ConfigError> {
+    pub fn build_reference<T: Element>(
+        &self,
+        decay_at_z: bool,
+    ) -> Result<AdamWScheduleFreeReferenceOptimizer<T>, ConfigError> {
         ScheduleFree::validate_beta(self.betas.0)?;
         Optimizer::new(
             self.adam(BiasCorrection::Denominator),
-            ScheduleFreeReference { beta: self.betas.0, weights: self.weights() },
-            if decay_at_z { AnyDecay::Decoupled } else { AnyDecay::DecoupledAtY },
+            ScheduleFreeReference {
+                beta: self.betas.0,
+                weights: self.weights(),
+            },
+            if decay_at_z {
+                AnyDecay::Decoupled
+            } else {
+                AnyDecay::DecoupledAtY
+            },
             Warmup::new(self.warmup_steps, Constant),
             group(self.lr, self.weight_decay),
         )
@@ -302,8 +349,18 @@ impl RAdamScheduleFree {
     /// As [`AdamWScheduleFree::build`].
     pub fn build<T: Element>(&self) -> Result<RAdamScheduleFreeOptimizer<T>, ConfigError> {
         Optimizer::new(
-            RAdam { beta2: self.betas.1, eps: self.eps, silent_sgd_phase: self.silent_sgd_phase },
-            ScheduleFree { beta: self.betas.0, weights: AveragingWeights { r: self.r, weight_lr_power: self.weight_lr_power } },
+            RAdam {
+                beta2: self.betas.1,
+                eps: self.eps,
+                silent_sgd_phase: self.silent_sgd_phase,
+            },
+            ScheduleFree {
+                beta: self.betas.0,
+                weights: AveragingWeights {
+                    r: self.r,
+                    weight_lr_power: self.weight_lr_power,
+                },
+            },
             DecoupledAtY,
             Constant,
             group(self.lr, self.weight_decay),
@@ -329,7 +386,12 @@ pub struct ScheduleFreeWrapper {
 
 impl Default for ScheduleFreeWrapper {
     fn default() -> Self {
-        ScheduleFreeWrapper { momentum: 0.9, weight_decay_at_y: 0.0, r: 0.0, weight_lr_power: 2.0 }
+        ScheduleFreeWrapper {
+            momentum: 0.9,
+            weight_decay_at_y: 0.0,
+            r: 0.0,
+            weight_lr_power: 2.0,
+        }
     }
 }
 
@@ -349,11 +411,21 @@ impl ScheduleFreeWrapper {
     ///
     /// # Errors
     /// [`ConfigError::Unsupported`] if `base` has momentum; range errors as the presets.
-    pub fn wrap<T: Element, L: Learner>(&self, base: L, lr: f64) -> Result<ScheduleFreeWrapperOptimizer<T, L>, ConfigError> {
+    pub fn wrap<T: Element, L: Learner>(
+        &self,
+        base: L,
+        lr: f64,
+    ) -> Result<ScheduleFreeWrapperOptimizer<T, L>, ConfigError> {
         Self::check_base(&base)?;
         Optimizer::new(
             base,
-            ScheduleFree { beta: self.momentum, weights: AveragingWeights { r: self.r, weight_lr_power: self.weight_lr_power } },
+            ScheduleFree {
+                beta: self.momentum,
+                weights: AveragingWeights {
+                    r: self.r,
+                    weight_lr_power: self.weight_lr_power,
+                },
+            },
             DecoupledAtY,
             Constant,
             group(lr, self.weight_decay_at_y),
@@ -374,7 +446,10 @@ impl ScheduleFreeWrapper {
             base,
             ScheduleFreeReference {
                 beta: self.momentum,
-                weights: AveragingWeights { r: self.r, weight_lr_power: self.weight_lr_power },
+                weights: AveragingWeights {
+                    r: self.r,
+                    weight_lr_power: self.weight_lr_power,
+                },
             },
             DecoupledAtY,
             Constant,
@@ -401,7 +476,12 @@ pub struct AdamW {
 
 impl Default for AdamW {
     fn default() -> Self {
-        AdamW { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.01 }
+        AdamW {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
     }
 }
 
@@ -410,7 +490,10 @@ impl AdamW {
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] for invalid betas, eps, lr or decay.
-    pub fn build<T: Element, S: Schedule>(&self, schedule: S) -> Result<AdamWOptimizer<T, S>, ConfigError> {
+    pub fn build<T: Element, S: Schedule>(
+        &self,
+        schedule: S,
+    ) -> Result<AdamWOptimizer<T, S>, ConfigError> {
         Optimizer::new(
             Adam {
                 beta1: self.betas.0,
@@ -446,7 +529,13 @@ pub struct Sgd {
 
 impl Default for Sgd {
     fn default() -> Self {
-        Sgd { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        Sgd {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
     }
 }
 
@@ -455,9 +544,16 @@ impl Sgd {
     ///
     /// # Errors
     /// [`ConfigError`] for invalid momentum / dampening / Nesterov combination, lr or decay.
-    pub fn build<T: Element, S: Schedule>(&self, schedule: S) -> Result<SgdOptimizer<T, S>, ConfigError> {
+    pub fn build<T: Element, S: Schedule>(
+        &self,
+        schedule: S,
+    ) -> Result<SgdOptimizer<T, S>, ConfigError> {
         Optimizer::new(
-            learner::Sgd { momentum: self.momentum, dampening: self.dampening, nesterov: self.nesterov },
+            learner::Sgd {
+                momentum: self.momentum,
+                dampening: self.dampening,
+                nesterov: self.nesterov,
+            },
             LastIterate,
             L2,
             schedule,

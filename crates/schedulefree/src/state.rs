@@ -14,9 +14,9 @@ use crate::conversion::{AveragingState, Conversion};
 use crate::decay::Decay;
 use crate::element::{Dtype, Element};
 use crate::error::StateError;
-use crate::param::GroupStepInfo;
 use crate::learner::Learner;
 use crate::optimizer::Optimizer;
+use crate::param::GroupStepInfo;
 use crate::schedule::Schedule;
 
 /// Version of the state layout written by this build.
@@ -84,7 +84,10 @@ impl OptimizerState {
     /// # Errors
     /// [`StateError::Io`] if writing fails.
     pub fn save_json(&self, path: &Path) -> Result<(), StateError> {
-        let io = |e: &dyn std::fmt::Display| StateError::Io { path: path.display().to_string(), message: e.to_string() };
+        let io = |e: &dyn std::fmt::Display| StateError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
         let bytes = serde_json::to_vec(self).map_err(|e| io(&e))?;
         write_atomic(path, &bytes).map_err(|e| io(&e))
     }
@@ -94,7 +97,10 @@ impl OptimizerState {
     /// # Errors
     /// [`StateError::Io`] if the file cannot be read or parsed.
     pub fn load_json(path: &Path) -> Result<Self, StateError> {
-        let io = |e: &dyn std::fmt::Display| StateError::Io { path: path.display().to_string(), message: e.to_string() };
+        let io = |e: &dyn std::fmt::Display| StateError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
         let bytes = std::fs::read(path).map_err(|e| io(&e))?;
         serde_json::from_slice(&bytes).map_err(|e| io(&e))
     }
@@ -105,8 +111,14 @@ impl OptimizerState {
 /// # Errors
 /// Any I/O error; the destination is then untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // Unique per call (process id + counter), so that concurrent saves to the same path
     // never write into the same temporary file.
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -137,14 +149,25 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     slots
                         .iter()
                         .enumerate()
-                        .map(|(j, n)| (n.clone(), (0..e.len).map(|i| e.state[i * s + j].f64()).collect()))
+                        .map(|(j, n)| {
+                            (
+                                n.clone(),
+                                (0..e.len).map(|i| e.state[i * s + j].f64()).collect(),
+                            )
+                        })
                         .collect()
                 } else {
                     BTreeMap::new()
                 };
                 (
                     e.name.clone(),
-                    ParamRecord { group: e.group, shape: e.shape.clone(), updates: e.updates, has_state: e.has_state, buffers },
+                    ParamRecord {
+                        group: e.group,
+                        shape: e.shape.clone(),
+                        updates: e.updates,
+                        has_state: e.has_state,
+                        buffers,
+                    },
                 )
             })
             .collect();
@@ -175,10 +198,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// [`StateError`] saying what mismatched; the optimizer is unchanged on error.
     pub fn load_state(&mut self, st: &OptimizerState) -> Result<(), StateError> {
         if st.format_version != STATE_FORMAT_VERSION {
-            return Err(StateError::Version { found: st.format_version, supported: STATE_FORMAT_VERSION });
+            return Err(StateError::Version {
+                found: st.format_version,
+                supported: STATE_FORMAT_VERSION,
+            });
         }
         if st.dtype != T::DTYPE {
-            return Err(StateError::Dtype { found: st.dtype, expected: T::DTYPE });
+            return Err(StateError::Dtype {
+                found: st.dtype,
+                expected: T::DTYPE,
+            });
         }
         let method = self.method_name();
         let slots: Vec<String> = self.slot_names().map(String::from).collect();
@@ -189,35 +218,64 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             });
         }
         if st.groups.len() != self.num_groups() {
-            return Err(StateError::Groups { found: st.groups.len(), expected: self.num_groups() });
+            return Err(StateError::Groups {
+                found: st.groups.len(),
+                expected: self.num_groups(),
+            });
         }
         for (gi, r) in st.groups.iter().enumerate() {
             let bad = |what: String| Err(StateError::Group { group: gi, what });
             if !(r.lr_max.is_finite() && (r.lr_max >= 0.0 || r.lr_max == -1.0)) {
-                return bad(format!("lr_max = {} (expected -1 before the first step, else >= 0)", r.lr_max));
+                return bad(format!(
+                    "lr_max = {} (expected -1 before the first step, else >= 0)",
+                    r.lr_max
+                ));
             }
             if !(r.weight_sum.is_finite() && r.weight_sum >= 0.0) {
-                return bad(format!("weight_sum = {} (expected finite >= 0)", r.weight_sum));
+                return bad(format!(
+                    "weight_sum = {} (expected finite >= 0)",
+                    r.weight_sum
+                ));
             }
         }
-        let missing: Vec<String> =
-            self.entries().iter().filter(|e| !st.params.contains_key(&e.name)).map(|e| e.name.clone()).collect();
-        let unexpected: Vec<String> =
-            st.params.keys().filter(|n| self.entry_index(n).is_none()).cloned().collect();
+        let missing: Vec<String> = self
+            .entries()
+            .iter()
+            .filter(|e| !st.params.contains_key(&e.name))
+            .map(|e| e.name.clone())
+            .collect();
+        let unexpected: Vec<String> = st
+            .params
+            .keys()
+            .filter(|n| self.entry_index(n).is_none())
+            .cloned()
+            .collect();
         if !missing.is_empty() || !unexpected.is_empty() {
-            return Err(StateError::Names { missing, unexpected });
+            return Err(StateError::Names {
+                missing,
+                unexpected,
+            });
         }
         // Validate everything before writing anything.
         let s = slots.len();
         let mut new_states = Vec::with_capacity(self.entries().len());
         for e in self.entries() {
             let r = &st.params[&e.name];
-            let bad = |what: String| StateError::Param { name: e.name.clone(), what };
+            let bad = |what: String| StateError::Param {
+                name: e.name.clone(),
+                what,
+            };
             if r.shape != e.shape {
-                return Err(bad(format!("shape {:?} in state, {:?} registered", r.shape, e.shape)));
+                return Err(bad(format!(
+                    "shape {:?} in state, {:?} registered",
+                    r.shape, e.shape
+                )));
             }
             if r.group != e.group {
-                return Err(bad(format!("group {} in state, {} registered", r.group, e.group)));
+                return Err(bad(format!(
+                    "group {} in state, {} registered",
+                    r.group, e.group
+                )));
             }
             if !r.has_state {
                 if !r.buffers.is_empty() {
@@ -228,20 +286,33 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             }
             let mut state = vec![T::zero(); e.len * s];
             for (j, name) in slots.iter().enumerate() {
-                let b = r.buffers.get(name).ok_or_else(|| bad(format!("buffer `{name}` missing")))?;
+                let b = r
+                    .buffers
+                    .get(name)
+                    .ok_or_else(|| bad(format!("buffer `{name}` missing")))?;
                 if b.len() != e.len {
-                    return Err(bad(format!("buffer `{name}` has {} elements, expected {}", b.len(), e.len)));
+                    return Err(bad(format!(
+                        "buffer `{name}` has {} elements, expected {}",
+                        b.len(),
+                        e.len
+                    )));
                 }
                 for (i, v) in b.iter().enumerate() {
                     let t = T::of(*v);
                     if t.f64().to_bits() != v.to_bits() && !v.is_nan() {
-                        return Err(bad(format!("buffer `{name}` value {v} is not representable as {:?}", T::DTYPE)));
+                        return Err(bad(format!(
+                            "buffer `{name}` value {v} is not representable as {:?}",
+                            T::DTYPE
+                        )));
                     }
                     state[i * s + j] = t;
                 }
             }
             if r.buffers.len() != s {
-                return Err(bad(format!("state has buffers {:?}, expected {slots:?}", r.buffers.keys())));
+                return Err(bad(format!(
+                    "state has buffers {:?}, expected {slots:?}",
+                    r.buffers.keys()
+                )));
             }
             new_states.push(Some(state));
         }
@@ -253,7 +324,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         }
         for (g, r) in self.groups_mut().iter_mut().zip(&st.groups) {
             g.k = r.k;
-            g.averaging = AveragingState { lr_max: r.lr_max, weight_sum: r.weight_sum };
+            g.averaging = AveragingState {
+                lr_max: r.lr_max,
+                weight_sum: r.weight_sum,
+            };
             g.train_mode = r.train_mode;
             g.last = r.last;
         }
@@ -331,15 +405,27 @@ mod buffer_serde {
         }
     }
 
-    pub fn serialize<S: Serializer>(b: &BTreeMap<String, Vec<f64>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        b: &BTreeMap<String, Vec<f64>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let m: BTreeMap<&String, Values<'_>> = b.iter().map(|(k, v)| (k, Values(v))).collect();
         m.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<f64>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Vec<f64>>, D::Error> {
         let m = BTreeMap::<String, Vec<Value>>::deserialize(d)?;
         m.into_iter()
-            .map(|(k, vs)| Ok((k, vs.into_iter().map(Value::get).collect::<Result<Vec<f64>, D::Error>>()?)))
+            .map(|(k, vs)| {
+                Ok((
+                    k,
+                    vs.into_iter()
+                        .map(Value::get)
+                        .collect::<Result<Vec<f64>, D::Error>>()?,
+                ))
+            })
             .collect()
     }
 }

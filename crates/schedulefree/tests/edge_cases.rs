@@ -558,12 +558,22 @@ fn converges_on_parabola_and_rosenbrock() {
 #[test]
 fn late_parameters_use_the_reference_step_counter() {
     let (lr, b2, eps, late) = (0.1, 0.999, 1e-8, 5u64);
-    let mut sf = schedulefree::AdamWScheduleFree { lr, betas: (0.9, b2), eps, ..Default::default() }
-        .build::<f64>()
-        .expect("config");
-    let mut tw = schedulefree::presets::AdamW { lr, betas: (0.0, b2), eps, weight_decay: 0.0 }
-        .build::<f64, _>(schedulefree::schedule::Constant)
-        .expect("config");
+    let mut sf = schedulefree::AdamWScheduleFree {
+        lr,
+        betas: (0.9, b2),
+        eps,
+        ..Default::default()
+    }
+    .build::<f64>()
+    .expect("config");
+    let mut tw = schedulefree::presets::AdamW {
+        lr,
+        betas: (0.0, b2),
+        eps,
+        weight_decay: 0.0,
+    }
+    .build::<f64, _>(schedulefree::schedule::Constant)
+    .expect("config");
     for name in ["a", "b"] {
         sf.add_param(name, &[1]).expect("name");
         tw.add_param(name, &[1]).expect("name");
@@ -571,31 +581,55 @@ fn late_parameters_use_the_reference_step_counter() {
     let (mut a1, mut b1, mut a2, mut b2v) = (vec![1.0], vec![1.0], vec![1.0], vec![1.0]);
     let g = vec![0.5];
     for _ in 0..late {
-        sf.step(&mut [Param::new("a", &mut a1, &g), Param::frozen("b", &mut b1)]).expect("step");
-        tw.step(&mut [Param::new("a", &mut a2, &g), Param::frozen("b", &mut b2v)]).expect("step");
+        sf.step(&mut [Param::new("a", &mut a1, &g), Param::frozen("b", &mut b1)])
+            .expect("step");
+        tw.step(&mut [Param::new("a", &mut a2, &g), Param::frozen("b", &mut b2v)])
+            .expect("step");
     }
-    sf.step(&mut [Param::new("a", &mut a1, &g), Param::new("b", &mut b1, &g)]).expect("step");
-    tw.step(&mut [Param::new("a", &mut a2, &g), Param::new("b", &mut b2v, &g)]).expect("step");
+    sf.step(&mut [Param::new("a", &mut a1, &g), Param::new("b", &mut b1, &g)])
+        .expect("step");
+    tw.step(&mut [Param::new("a", &mut a2, &g), Param::new("b", &mut b2v, &g)])
+        .expect("step");
     let v = (1.0 - b2) * 0.25;
     let step = |t: u64| lr * 0.5 / ((v / (1.0 - b2.powf(t as f64))).sqrt() + eps);
     let z = sf.state_buffer("b", "z").expect("state")[0];
-    assert!((z - (1.0 - step(late + 1))).abs() < 1e-14, "SF z = {z}, expected group-count step");
-    assert!((b2v[0] - (1.0 - step(1))).abs() < 1e-14, "AdamW p = {}, expected per-parameter step", b2v[0]);
+    assert!(
+        (z - (1.0 - step(late + 1))).abs() < 1e-14,
+        "SF z = {z}, expected group-count step"
+    );
+    assert!(
+        (b2v[0] - (1.0 - step(1))).abs() < 1e-14,
+        "AdamW p = {}, expected per-parameter step",
+        b2v[0]
+    );
 }
 
 /// The non-finite check sees a bad value wherever it sits: in the 8-lane body, in the tail,
 /// and in the parallel path for long tensors.
 #[test]
 fn non_finite_values_are_found_anywhere_in_long_gradients() {
-    for &(len, at) in &[(1000usize, 0usize), (1000, 517), (1003, 1002), (200_000, 199_999), (200_000, 70_001)] {
+    for &(len, at) in &[
+        (1000usize, 0usize),
+        (1000, 517),
+        (1003, 1002),
+        (200_000, 199_999),
+        (200_000, 70_001),
+    ] {
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let mut opt = schedulefree::SgdScheduleFree::default().build::<f32>().expect("config");
+            let mut opt = schedulefree::SgdScheduleFree::default()
+                .build::<f32>()
+                .expect("config");
             opt.add_param("w", &[len]).expect("name");
             let mut w = vec![1.0f32; len];
             let mut g = vec![0.5f32; len];
             g[at] = bad;
-            let info = opt.step(&mut [Param::new("w", &mut w, &g)]).expect("skip, not error");
-            assert!(info.skipped.is_some(), "len {len}, {bad} at {at} not detected");
+            let info = opt
+                .step(&mut [Param::new("w", &mut w, &g)])
+                .expect("skip, not error");
+            assert!(
+                info.skipped.is_some(),
+                "len {len}, {bad} at {at} not detected"
+            );
             assert!(w.iter().all(|&v| v == 1.0));
         }
     }

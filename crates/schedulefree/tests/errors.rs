@@ -472,12 +472,22 @@ fn registration_errors_are_typed() {
 #[test]
 fn overflowing_scalars_refuse_the_step_and_change_nothing() {
     // lr_max² overflows f64: c would be inf/inf = NaN.
-    let mut opt = SgdScheduleFree { lr: 1e160, ..Default::default() }.build::<f64>().expect("finite lr is valid");
+    let mut opt = SgdScheduleFree {
+        lr: 1e160,
+        ..Default::default()
+    }
+    .build::<f64>()
+    .expect("finite lr is valid");
     opt.add_param("w", &[1]).expect("name");
     let mut w = vec![1.0];
     let g = vec![1.0];
-    let err = opt.step(&mut [Param::new("w", &mut w, &g)]).expect_err("overflow must be refused");
-    assert!(matches!(err, StepError::NonFiniteScalar { group: 0, .. }), "{err:?}");
+    let err = opt
+        .step(&mut [Param::new("w", &mut w, &g)])
+        .expect_err("overflow must be refused");
+    assert!(
+        matches!(err, StepError::NonFiniteScalar { group: 0, .. }),
+        "{err:?}"
+    );
     assert_eq!(w, vec![1.0]);
     assert_eq!(opt.step_count(), 0);
     assert!(opt.state_buffer("w", "z").is_none());
@@ -488,33 +498,57 @@ fn impossible_group_scalars_in_a_checkpoint_are_refused() {
     let mut opt = SgdScheduleFree::default().build::<f64>().expect("config");
     opt.add_param("w", &[1]).expect("name");
     let mut w = vec![1.0];
-    opt.step(&mut [Param::new("w", &mut w, &[0.5])]).expect("step");
-    for (lr_max, weight_sum) in [(-5.0, 1.0), (1.0, f64::NAN), (1.0, -1.0), (f64::INFINITY, 1.0)] {
+    opt.step(&mut [Param::new("w", &mut w, &[0.5])])
+        .expect("step");
+    for (lr_max, weight_sum) in [
+        (-5.0, 1.0),
+        (1.0, f64::NAN),
+        (1.0, -1.0),
+        (f64::INFINITY, 1.0),
+    ] {
         let mut st = opt.state();
         st.groups[0].lr_max = lr_max;
         st.groups[0].weight_sum = weight_sum;
         let mut fresh = SgdScheduleFree::default().build::<f64>().expect("config");
         fresh.add_param("w", &[1]).expect("name");
         let err = fresh.load_state(&st).expect_err("tampered scalars");
-        assert!(matches!(err, schedulefree::StateError::Group { group: 0, .. }), "{err:?}");
+        assert!(
+            matches!(err, schedulefree::StateError::Group { group: 0, .. }),
+            "{err:?}"
+        );
         assert_eq!(fresh.step_count(), 0);
     }
 }
 
 #[test]
 fn radam_silent_phase_needs_a_rectifiable_beta2() {
-    let err = RAdamScheduleFree { betas: (0.9, 0.5), ..Default::default() }.build::<f64>().expect_err("never rectifies");
-    assert!(matches!(err, ConfigError::OutOfRange { field: "beta2", .. }), "{err:?}");
-    RAdamScheduleFree { betas: (0.9, 0.5), silent_sgd_phase: false, ..Default::default() }
-        .build::<f64>()
-        .expect("without the silent phase it is plain SGD until rectifiable: valid");
+    let err = RAdamScheduleFree {
+        betas: (0.9, 0.5),
+        ..Default::default()
+    }
+    .build::<f64>()
+    .expect_err("never rectifies");
+    assert!(
+        matches!(err, ConfigError::OutOfRange { field: "beta2", .. }),
+        "{err:?}"
+    );
+    RAdamScheduleFree {
+        betas: (0.9, 0.5),
+        silent_sgd_phase: false,
+        ..Default::default()
+    }
+    .build::<f64>()
+    .expect("without the silent phase it is plain SGD until rectifiable: valid");
 }
 
 #[test]
 fn shape_overflow_is_a_typed_error() {
     let mut opt = SgdScheduleFree::default().build::<f32>().expect("config");
     let err = opt.add_param("w", &[usize::MAX, 2]).expect_err("overflow");
-    assert!(matches!(err, schedulefree::ParamError::ShapeOverflow { .. }), "{err:?}");
+    assert!(
+        matches!(err, schedulefree::ParamError::ShapeOverflow { .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -524,9 +558,11 @@ fn eval_is_a_no_op_for_conversions_without_modes() {
         .expect("config");
     opt.add_param("w", &[1]).expect("name");
     let mut w = vec![1.0];
-    opt.step(&mut [Param::new("w", &mut w, &[0.5])]).expect("step");
+    opt.step(&mut [Param::new("w", &mut w, &[0.5])])
+        .expect("step");
     let before = w.clone();
     opt.eval(&mut [Param::frozen("w", &mut w)]).expect("eval");
     assert_eq!(w, before, "the last iterate is the returned point");
-    opt.step(&mut [Param::new("w", &mut w, &[0.5])]).expect("a last-iterate optimizer stays trainable");
+    opt.step(&mut [Param::new("w", &mut w, &[0.5])])
+        .expect("a last-iterate optimizer stays trainable");
 }

@@ -47,30 +47,48 @@ fn steady_state_steps_do_not_allocate() {
     let ga = vec![0.1f32; 1000];
     let gb = vec![-0.2f32; 77];
 
-    let mut sgd = SgdScheduleFree { lr: 0.1, weight_decay: 0.01, warmup_steps: 5, ..Default::default() }
-        .build::<f32>()
-        .expect("config");
-    let g1 = sgd.add_group(GroupConfig { lr: 0.2, weight_decay: 0.0 }).expect("group");
+    let mut sgd = SgdScheduleFree {
+        lr: 0.1,
+        weight_decay: 0.01,
+        warmup_steps: 5,
+        ..Default::default()
+    }
+    .build::<f32>()
+    .expect("config");
+    let g1 = sgd
+        .add_group(GroupConfig {
+            lr: 0.2,
+            weight_decay: 0.0,
+        })
+        .expect("group");
     sgd.add_param("a", &[10, 100]).expect("name");
     sgd.add_param_to(g1, "b", &[77]).expect("name");
     let n = steps_allocate(|_| {
-        sgd.step(&mut [Param::new("a", &mut a, &ga), Param::new("b", &mut b, &gb)]).expect("step");
+        sgd.step(&mut [Param::new("a", &mut a, &ga), Param::new("b", &mut b, &gb)])
+            .expect("step");
     });
     assert_eq!(n, 0, "SgdScheduleFree::step allocated {n} times");
 
-    let mut adam = AdamWScheduleFree { inner_momentum: 0.9, weight_decay: 0.1, ..Default::default() }
-        .build::<f32>()
-        .expect("config");
+    let mut adam = AdamWScheduleFree {
+        inner_momentum: 0.9,
+        weight_decay: 0.1,
+        ..Default::default()
+    }
+    .build::<f32>()
+    .expect("config");
     adam.add_param("a", &[1000]).expect("name");
     let n = steps_allocate(|_| {
-        adam.step(&mut [Param::new("a", &mut a, &ga)]).expect("step");
+        adam.step(&mut [Param::new("a", &mut a, &ga)])
+            .expect("step");
     });
     assert_eq!(n, 0, "AdamWScheduleFree::step allocated {n} times");
 
     let mut radam = RAdamScheduleFree::default().build::<f32>().expect("config");
     radam.add_param("b", &[77]).expect("name");
     let n = steps_allocate(|_| {
-        radam.step(&mut [Param::new("b", &mut b, &gb)]).expect("step");
+        radam
+            .step(&mut [Param::new("b", &mut b, &gb)])
+            .expect("step");
     });
     assert_eq!(n, 0, "RAdamScheduleFree::step allocated {n} times");
 

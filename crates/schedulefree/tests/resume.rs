@@ -617,26 +617,43 @@ fn concurrent_saves_to_one_path_stay_whole() {
 fn non_finite_buffers_round_trip_through_json() {
     // A diverged run (huge finite gradients) leaves ±inf in the state; the checkpoint must
     // still load.
-    let mut opt = schedulefree::SgdScheduleFree { lr: 10.0, ..Default::default() }.build::<f64>().expect("config");
+    let mut opt = schedulefree::SgdScheduleFree {
+        lr: 10.0,
+        ..Default::default()
+    }
+    .build::<f64>()
+    .expect("config");
     opt.add_param("w", &[2]).expect("name");
     let mut w = vec![1.0, -1.0];
     let g = vec![1e308, -1e308];
     opt.step(&mut [Param::new("w", &mut w, &g)]).expect("step");
     let st = opt.state();
-    assert!(st.params["w"].buffers["z"].iter().any(|v| !v.is_finite()), "test needs a non-finite buffer");
+    assert!(
+        st.params["w"].buffers["z"].iter().any(|v| !v.is_finite()),
+        "test needs a non-finite buffer"
+    );
     let json = serde_json::to_string(&st).expect("serialize");
     let back: OptimizerState = serde_json::from_str(&json).expect("non-finite values load back");
-    for (a, b) in st.params["w"].buffers["z"].iter().zip(&back.params["w"].buffers["z"]) {
-        assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+    for (a, b) in st.params["w"].buffers["z"]
+        .iter()
+        .zip(&back.params["w"].buffers["z"])
+    {
+        assert!(
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            "{a} vs {b}"
+        );
     }
 }
 
 #[test]
 fn group_info_and_slotless_state_survive_a_resume() {
     let build = || {
-        let mut o = schedulefree::presets::Sgd { lr: 0.1, ..Default::default() }
-            .build::<f64, _>(schedulefree::schedule::Constant)
-            .expect("config");
+        let mut o = schedulefree::presets::Sgd {
+            lr: 0.1,
+            ..Default::default()
+        }
+        .build::<f64, _>(schedulefree::schedule::Constant)
+        .expect("config");
         o.add_param("w", &[2]).expect("name");
         o
     };
@@ -650,5 +667,7 @@ fn group_info_and_slotless_state_survive_a_resume() {
     assert_eq!(b.group_info(0).expect("group").k, 1);
     // Last-iterate SGD keeps no slots, but the parameter has been trained: a mode switch
     // that omits it must still be refused after the resume.
-    assert!(matches!(b.eval(&mut []), Err(schedulefree::StepError::MissingParameter(n)) if n == "w"));
+    assert!(
+        matches!(b.eval(&mut []), Err(schedulefree::StepError::MissingParameter(n)) if n == "w")
+    );
 }

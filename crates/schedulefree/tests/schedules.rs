@@ -562,6 +562,35 @@ fn schedules_are_send_sync_clone() {
 fn unknown_keys_are_rejected_even_for_constant() {
     let ok: Result<ScheduleConfig, _> = serde_json::from_str(r#"{"kind":"constant"}"#);
     assert!(ok.is_ok(), "{ok:?}");
-    let typo: Result<ScheduleConfig, _> = serde_json::from_str(r#"{"kind":"constant","warmup":100}"#);
-    assert!(typo.is_err(), "a constant schedule with a warmup key must be rejected: {typo:?}");
+    let typo: Result<ScheduleConfig, _> =
+        serde_json::from_str(r#"{"kind":"constant","warmup":100}"#);
+    assert!(
+        typo.is_err(),
+        "a constant schedule with a warmup key must be rejected: {typo:?}"
+    );
+}
+
+#[test]
+fn step_decay_drops_after_each_milestone_and_validates() {
+    use schedulefree::schedule::{Schedule, ScheduleConfig, StepDecay};
+    let s = StepDecay::new(10, vec![50, 80], 0.5).expect("valid");
+    assert_eq!(s.value(0), 0.1);
+    assert_eq!(s.value(9), 1.0);
+    assert_eq!(
+        (
+            s.value(49),
+            s.value(50),
+            s.value(79),
+            s.value(80),
+            s.value(10_000)
+        ),
+        (1.0, 0.5, 0.5, 0.25, 0.25)
+    );
+    assert!(StepDecay::new(0, vec![5, 5], 0.5).is_err());
+    assert!(StepDecay::new(0, vec![5], 1.5).is_err());
+    assert!(StepDecay::new(10, vec![10], 0.5).is_err());
+    let c: ScheduleConfig =
+        serde_json::from_str(r#"{"kind": "step", "milestones": [3], "gamma": 0.1}"#)
+            .expect("parses");
+    assert_eq!(c.build().expect("valid").value(3), 0.1);
 }

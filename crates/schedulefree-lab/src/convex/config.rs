@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use schedulefree::schedule::{RefineNorm, Schedule, ScheduleConfig};
 use serde::Serialize;
 
 use super::run::TrainSettings;
@@ -66,8 +67,21 @@ pub const FULL_SGD_EXPONENTS: (i32, i32) = (-9, 7);
 pub const FULL_ADAM_EXPONENTS: (i32, i32) = (-10, 4);
 /// Default output directory.
 pub const DEFAULT_OUT: &str = "sflab-out/convex";
+/// Default output directory of `--suite schedules`.
+pub const SCHEDULES_OUT: &str = "sflab-out/schedules";
 
-/// An online-to-batch method compared by `sflab convex` (ALGORITHMS.md §1, §9, §13.1).
+/// A named selection of methods with its own output directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Suite {
+    /// The schedule comparison of the linear-decay paper (ALGORITHMS.md §13.4):
+    /// [`Method::SCHEDULES`], output in [`SCHEDULES_OUT`]; the rest of the protocol is the
+    /// default one (or `--full`).
+    Schedules,
+}
+
+/// An online-to-batch method compared by `sflab convex` (ALGORITHMS.md §1, §8, §9, §13.1,
+/// §13.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
@@ -89,10 +103,28 @@ pub enum Method {
     /// Schedule-Free (`β = 0.9`), momentum-free learner.
     #[value(alias = "sf", alias = "schedulefree", alias = "schedule-free")]
     ScheduleFree,
+    /// Last iterate, warmup then `1/√t` (`sqrt(W/(k+1))`), learner with momentum.
+    #[value(alias = "inv_sqrt", alias = "rsqrt", alias = "inverse-sqrt")]
+    InverseSqrt,
+    /// Last iterate, warmup then step decay: ×0.1 after 50 % and ×0.01 after 75 % of the
+    /// updates ([`super::methods::STEP_MILESTONES`]), learner with momentum.
+    Step,
+    /// Last iterate, the schedule refined (ℓ2 norms, `w = ‖g‖⁻²`) from the gradient norms of a
+    /// linear-decay run at its best lr (two-phase, see [`super::refined`]).
+    #[value(alias = "refined", alias = "refined-l2")]
+    RefinedL2,
+    /// Last iterate, the schedule refined from ℓ1 gradient norms (`w = ‖g‖₁⁻¹`, the
+    /// per-coordinate variant) of the same linear-decay run.
+    #[value(alias = "refined-l1")]
+    RefinedL1,
+    /// Last iterate, the user's `--schedule FILE` (a `ScheduleConfig` JSON, e.g. written by
+    /// `sflab refine`), used as is (no warmup added), learner with momentum.
+    Custom,
 }
 
 impl Method {
-    /// Every method, in report order.
+    /// The methods of the default run (Schedule-Free vs schedules and averaging), in report
+    /// order.
     pub const ALL: [Method; 6] = [
         Method::Constant,
         Method::LinearDecay,
@@ -100,6 +132,17 @@ impl Method {
         Method::Polyak,
         Method::Primal,
         Method::ScheduleFree,
+    ];
+
+    /// The methods of `--suite schedules` (ALGORITHMS.md §13.4), in report order.
+    pub const SCHEDULES: [Method; 7] = [
+        Method::Constant,
+        Method::InverseSqrt,
+        Method::Step,
+        Method::Cosine,
+        Method::LinearDecay,
+        Method::RefinedL2,
+        Method::RefinedL1,
     ];
 
     /// Machine name used in CSV files (`schedule_free`, ...).
@@ -111,6 +154,11 @@ impl Method {
             Method::Polyak => "polyak",
             Method::Primal => "primal",
             Method::ScheduleFree => "schedule_free",
+            Method::InverseSqrt => "inverse_sqrt",
+            Method::Step => "step",
+            Method::RefinedL2 => "refined_l2",
+            Method::RefinedL1 => "refined_l1",
+            Method::Custom => "custom",
         }
     }
 
@@ -123,16 +171,33 @@ impl Method {
             Method::Polyak => "PR avg",
             Method::Primal => "Primal avg",
             Method::ScheduleFree => "SF",
+            Method::InverseSqrt => "1/√t",
+            Method::Step => "Step",
+            Method::RefinedL2 => "Refined ℓ2",
+            Method::RefinedL1 => "Refined ℓ1",
+            Method::Custom => "Custom",
         }
     }
 
     /// Whether the method runs its learner with momentum (the last-iterate schedules); the
     /// averaging methods use a momentum-free learner because the averaging provides it.
     pub fn uses_momentum(self) -> bool {
-        matches!(
-            self,
-            Method::Constant | Method::LinearDecay | Method::Cosine
-        )
+        !matches!(self, Method::Polyak | Method::Primal | Method::ScheduleFree)
+    }
+
+    /// The norm a refined method refines from (`None` for the other methods).
+    pub fn refine_norm(self) -> Option<RefineNorm> {
+        match self {
+            Method::RefinedL2 => Some(RefineNorm::L2),
+            Method::RefinedL1 => Some(RefineNorm::L1),
+            _ => None,
+        }
+    }
+
+    /// Whether the method's schedule comes from outside the method itself (a refined
+    /// schedule or the user's file), so that its runs need a schedule override.
+    pub fn needs_schedule(self) -> bool {
+        matches!(self, Method::RefinedL2 | Method::RefinedL1 | Method::Custom)
     }
 }
 
@@ -262,10 +327,23 @@ pub struct ConvexArgs {
     #[arg(long, value_delimiter = ',', value_enum)]
     pub bases: Option<Vec<Base>>,
     /// Methods, comma-separated: constant, linear_decay (ld), cosine, polyak (pr), primal,
-    /// schedule_free (sf). Default: all.
+    /// schedule_free (sf), inverse_sqrt, step, refined_l2, refined_l1, custom. Default:
+    /// constant, linear_decay, cosine, polyak, primal, schedule_free (with --suite schedules:
+    /// constant, inverse_sqrt, step, cosine, linear_decay, refined_l2, refined_l1). Refined
+    /// methods run linear_decay first (added if missing) and refine from its gradient norms.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub methods: Option<Vec<Method>>,
-    /// Output directory (default sflab-out/convex).
+    /// A method suite: `schedules` = constant, 1/√t, step, cosine, linear decay and refined
+    /// (ℓ2, ℓ1) on the same lr grid, output in sflab-out/schedules.
+    #[arg(long, value_enum)]
+    pub suite: Option<Suite>,
+    /// A schedule file (JSON `ScheduleConfig`, e.g. written by `sflab refine`) run as the
+    /// method `custom` (added to the methods), used as is: no warmup is added, and a schedule
+    /// shorter than a run keeps its last value.
+    #[arg(long, value_name = "SCHEDULE.json")]
+    pub schedule: Option<PathBuf>,
+    /// Output directory (default sflab-out/convex; sflab-out/schedules with --suite
+    /// schedules).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads for the sweep (default: all cores).
@@ -293,6 +371,44 @@ pub enum DatasetSource {
     Named(String),
     /// A user's `FILE[,TEST_FILE]` specification.
     User(String),
+}
+
+/// The user's `--schedule` file, parsed and validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomSchedule {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The schedule.
+    pub config: ScheduleConfig,
+    /// Its horizon in updates (`None`: it never stops changing).
+    pub horizon: Option<u64>,
+}
+
+impl CustomSchedule {
+    /// Read, parse and build (to validate) a JSON [`ScheduleConfig`].
+    ///
+    /// # Errors
+    /// An unreadable file, invalid JSON or an invalid schedule, each naming the file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --schedule {}", path.display()))?;
+        let config: ScheduleConfig = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "--schedule {}: not a schedule description (JSON with a \"kind\" field, as \
+                 written by `sflab refine`)",
+                path.display()
+            )
+        })?;
+        let horizon = config
+            .build()
+            .with_context(|| format!("--schedule {}: invalid schedule", path.display()))?
+            .horizon();
+        Ok(CustomSchedule {
+            path: path.to_path_buf(),
+            config,
+            horizon,
+        })
+    }
 }
 
 /// The lr grid of each base.
@@ -335,6 +451,10 @@ pub struct ConvexConfig {
     pub bases: Vec<Base>,
     /// Methods, in report order.
     pub methods: Vec<Method>,
+    /// The selected suite, if any.
+    pub suite: Option<Suite>,
+    /// The `--schedule` file run as [`Method::Custom`].
+    pub schedule: Option<CustomSchedule>,
     /// Output directory.
     pub out: PathBuf,
     /// Worker threads (`None`: rayon's default).
@@ -483,9 +603,31 @@ impl ConvexConfig {
         };
 
         let bases = dedup_in_order(args.bases.as_deref().unwrap_or(&Base::ALL));
-        let methods = dedup_in_order(args.methods.as_deref().unwrap_or(&Method::ALL));
+        let default_methods: &[Method] = match args.suite {
+            Some(Suite::Schedules) => &Method::SCHEDULES,
+            None => &Method::ALL,
+        };
+        let mut methods = dedup_in_order(args.methods.as_deref().unwrap_or(default_methods));
         if bases.is_empty() || methods.is_empty() {
             bail!("--bases and --methods must not be empty");
+        }
+        let schedule = match &args.schedule {
+            Some(path) => {
+                if !methods.contains(&Method::Custom) {
+                    methods.push(Method::Custom);
+                }
+                Some(CustomSchedule::load(path)?)
+            }
+            None if methods.contains(&Method::Custom) => {
+                bail!("method custom needs --schedule FILE")
+            }
+            None => None,
+        };
+        // Refined schedules come from a linear-decay run at its best lr.
+        if let Some(first) = methods.iter().position(|m| m.refine_norm().is_some())
+            && !methods.contains(&Method::LinearDecay)
+        {
+            methods.insert(first, Method::LinearDecay);
         }
         if args.threads == Some(0) {
             bail!("--threads must be positive");
@@ -500,10 +642,14 @@ impl ConvexConfig {
             lrs,
             bases,
             methods,
-            out: args
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)),
+            suite: args.suite,
+            schedule,
+            out: args.out.clone().unwrap_or_else(|| {
+                PathBuf::from(match args.suite {
+                    Some(Suite::Schedules) => SCHEDULES_OUT,
+                    None => DEFAULT_OUT,
+                })
+            }),
             threads: args.threads,
             verbose: !args.quiet,
             plots: !args.no_plots,

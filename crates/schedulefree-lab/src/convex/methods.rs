@@ -8,6 +8,12 @@
 //! | `polyak` | plain SGD / Adam β (0, 0.95) | [`PolyakAverage`] | warmup, then 1 |
 //! | `primal` | same | [`PrimalAverage`] | warmup, then 1 |
 //! | `schedule_free` | same | [`ScheduleFree`] `β = 0.9` | warmup, then 1 |
+//! | `inverse_sqrt` | SGD momentum 0.9 / Adam β (0.9, 0.95) | [`LastIterate`] | warmup, then `sqrt(W/(k+1))` ([`InverseSqrt`]) |
+//! | `step` | same | [`LastIterate`] | warmup, then ×0.1 after 50 % and ×0.01 after 75 % of the updates ([`StepDecay`]) |
+//! | `refined_l2`, `refined_l1`, `custom` | same | [`LastIterate`] | the given table / file as is ([`ScheduleConfig`]) |
+//!
+//! A schedule override (a refined schedule, the user's file) replaces the method's own
+//! schedule, warmup included; the learner and conversion stay those of the method.
 //!
 //! All averages use [`AveragingWeights::default`] (`w_k ∝ lr_max²`, so warmup iterates get
 //! small weight); no weight decay ([`NoDecay`]); Adam `ε = 1e-8`, bias correction in the
@@ -20,7 +26,9 @@ use schedulefree::conversion::{
 };
 use schedulefree::decay::NoDecay;
 use schedulefree::learner::{Adam, BiasCorrection, Learner, Sgd, StepCount};
-use schedulefree::schedule::{Constant, Cosine, Linear, Schedule, Warmup};
+use schedulefree::schedule::{
+    Constant, Cosine, InverseSqrt, Linear, Schedule, ScheduleConfig, StepDecay, Warmup,
+};
 use schedulefree::{DynOptimizer, GroupConfig, NonFinitePolicy, Optimizer};
 
 use super::config::{Base, Method};
@@ -35,6 +43,27 @@ pub const ADAM_BETA2_AVERAGING: f64 = 0.95;
 pub const ADAM_EPS: f64 = 1e-8;
 /// Schedule-Free interpolation `β`.
 pub const SF_BETA: f64 = 0.9;
+
+/// Fractions of the run's updates after which the `step` method's multiplier falls by
+/// [`STEP_GAMMA`] (×0.1 after half the run, ×0.01 after three quarters; the classical
+/// "÷10 at fixed epochs" of ALGORITHMS.md §9).
+pub const STEP_MILESTONES: [f64; 2] = [0.5, 0.75];
+/// Factor per milestone of the `step` method.
+pub const STEP_GAMMA: f64 = 0.1;
+
+/// The `step` method's milestones for a run of `total` updates whose first `warmup` updates
+/// warm up: `round(f·total)` for each of [`STEP_MILESTONES`], dropping those inside the
+/// warmup and duplicates (only very short runs lose one).
+pub fn step_milestones(total: u64, warmup: u64) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    for f in STEP_MILESTONES {
+        let m = (f * total as f64).round() as u64;
+        if m > warmup && out.last().is_none_or(|&last| m > last) {
+            out.push(m);
+        }
+    }
+    out
+}
 
 /// A boxed optimizer over `f32` buffers.
 pub type BoxedOptimizer = Box<dyn DynOptimizer<f32>>;
@@ -74,48 +103,89 @@ pub fn adam_learner(method: Method) -> Adam {
 }
 
 /// Build the optimizer of `method` with `base` and peak lr `lr` for a run of `total` updates
-/// whose first `warmup` updates warm up linearly (`(k+1)/W`).
+/// whose first `warmup` updates warm up linearly (`(k+1)/W`). `schedule`, if given, replaces
+/// the method's schedule (warmup included).
 ///
 /// # Errors
-/// Invalid hyperparameters or schedule lengths (e.g. `total = 0`).
+/// Invalid hyperparameters or schedule lengths (e.g. `total = 0`); a method that needs a
+/// schedule ([`Method::needs_schedule`]) without one.
 pub fn build(
     method: Method,
     base: Base,
     lr: f64,
     total: u64,
     warmup: u64,
+    schedule: Option<&ScheduleConfig>,
 ) -> anyhow::Result<BoxedOptimizer> {
+    let run = Run {
+        method,
+        lr,
+        total,
+        warmup,
+        schedule,
+    };
     match base {
-        Base::Sgd => with_learner(method, sgd_learner(method), lr, total, warmup),
-        Base::Adam => with_learner(method, adam_learner(method), lr, total, warmup),
+        Base::Sgd => with_learner(&run, sgd_learner(method)),
+        Base::Adam => with_learner(&run, adam_learner(method)),
     }
     .with_context(|| format!("building {method} with the {base} base (lr {lr}, {total} updates)"))
 }
 
-fn with_learner<L: Learner + 'static>(
+/// The arguments of [`build`] that do not depend on the base.
+struct Run<'a> {
     method: Method,
-    learner: L,
     lr: f64,
     total: u64,
     warmup: u64,
-) -> anyhow::Result<BoxedOptimizer> {
+    schedule: Option<&'a ScheduleConfig>,
+}
+
+fn with_learner<L: Learner + 'static>(run: &Run<'_>, learner: L) -> anyhow::Result<BoxedOptimizer> {
+    let schedule = schedule_of(run)?;
     let weights = AveragingWeights::default();
-    let flat = Warmup::new(warmup, Constant);
-    Ok(match method {
-        Method::Constant => compose(learner, LastIterate, flat, lr)?,
-        Method::LinearDecay => compose(learner, LastIterate, Linear::new(warmup, total, 0.0)?, lr)?,
-        Method::Cosine => compose(learner, LastIterate, Cosine::new(warmup, total, 0.0)?, lr)?,
-        Method::Polyak => compose(learner, PolyakAverage { weights }, flat, lr)?,
-        Method::Primal => compose(learner, PrimalAverage { weights }, flat, lr)?,
+    match run.method {
+        Method::Polyak => compose(learner, PolyakAverage { weights }, schedule, run.lr),
+        Method::Primal => compose(learner, PrimalAverage { weights }, schedule, run.lr),
         Method::ScheduleFree => compose(
             learner,
             ScheduleFree {
                 beta: SF_BETA,
                 weights,
             },
-            flat,
-            lr,
-        )?,
+            schedule,
+            run.lr,
+        ),
+        _ => compose(learner, LastIterate, schedule, run.lr),
+    }
+}
+
+/// The override if there is one, else the method's own schedule.
+fn schedule_of(run: &Run<'_>) -> anyhow::Result<Box<dyn Schedule>> {
+    let Run {
+        method,
+        total,
+        warmup,
+        schedule,
+        ..
+    } = *run;
+    if let Some(config) = schedule {
+        return config.build().context("building the schedule override");
+    }
+    Ok(match method {
+        Method::Constant | Method::Polyak | Method::Primal | Method::ScheduleFree => {
+            Box::new(Warmup::new(warmup, Constant))
+        }
+        Method::LinearDecay => Box::new(Linear::new(warmup, total, 0.0)?),
+        Method::Cosine => Box::new(Cosine::new(warmup, total, 0.0)?),
+        Method::InverseSqrt => Box::new(InverseSqrt::new(warmup)),
+        Method::Step => Box::new(StepDecay::new(
+            warmup,
+            step_milestones(total, warmup),
+            STEP_GAMMA,
+        )?),
+        Method::RefinedL2 | Method::RefinedL1 | Method::Custom => {
+            anyhow::bail!("{method} needs a schedule (refined, or --schedule FILE)")
+        }
     })
 }
 

@@ -13,7 +13,8 @@
 //!   averaging, primal averaging and Schedule-Free (β = 0.9) around a momentum-free learner
 //!   (plain SGD / Adam β = (0, 0.95)), averaging weights `∝ lr_max²`.
 //! * **Warmup**: every method warms up linearly (`(k+1)/W`) over the same `W = 5 %` of the
-//!   run's updates, so the only difference between methods is the conversion and the decay.
+//!   run's updates, so the only difference between methods is the conversion and the decay
+//!   (refined and `--schedule` schedules are used as is: they carry their own warmup).
 //! * **Sweep**: the same power-of-two lr grid for every method of a base (default SGD
 //!   `2^-8..2^6`, Adam `2^-10..2^3`: [`config::DEFAULT_SGD_EXPONENTS`],
 //!   [`config::DEFAULT_ADAM_EXPONENTS`]), seeds `0..N` driving the per-epoch shuffle (shared by
@@ -31,17 +32,41 @@
 //! (15 points) (hours). The numbers are the constants of [`config`]
 //! ([`config::FULL_SGD_EXPONENTS`], ...); the `--help` text is built from them.
 //!
+//! # Schedule comparison (`--suite schedules`, ALGORITHMS.md §13.4)
+//!
+//! Methods constant, 1/√t, step (×0.1 after 50 % and ×0.01 after 75 % of the updates),
+//! cosine, linear decay and refined (ℓ2 and ℓ1), all last-iterate with the momentum
+//! learners above, on the same protocol and lr grids (output in `sflab-out/schedules`). The
+//! refined methods are two-phase ([`refined`]): after the sweep of every other method, per
+//! (dataset, base) linear decay is re-run at its best lr (seed 0) logging every update's
+//! gradient norms, [`schedulefree::schedule::refine`] turns them into schedules of the same
+//! length (peak 1, no warmup added: it emerges), and those are swept over the same lr grid
+//! and seeds. The markdown adds the loss table by schedule, the check of the expected
+//! ordering refined ≤ LD ≤ cosine and the mean relative difference refined vs LD
+//! ([`schedule_report`]). With the default protocol it is 4872 runs (plus 16 logged runs);
+//! about 1.5 minutes on 2 cores.
+//!
+//! `--schedule FILE` (a JSON `ScheduleConfig`, e.g. from `sflab refine`) adds the method
+//! `custom`, which runs that schedule as is; a horizon different from a dataset's run length
+//! is warned about on stderr (a shorter schedule keeps its last value).
+//!
 //! # Outputs (under `--out`, default `sflab-out/convex`)
 //!
 //! `curves.csv` (every evaluation of every run), `grid.csv` (every lr aggregated over
 //! seeds), `summary.csv` (best lr per dataset × base × method), `summary.md` (the tables),
-//! `config.json` (the resolved protocol) and `plots/<dataset>.png`.
+//! `config.json` (the resolved protocol) and `plots/<dataset>.png`. With refined methods,
+//! also `refined/<dataset>_<base>_norms.csv` (`step, grad_l2, grad_l1` of the logged run,
+//! readable by `sflab refine`), `refined/<dataset>_<base>_{l2,l1}.json` (the schedules,
+//! usable as `--schedule`) and their `.png`.
 
 pub mod config;
 pub mod methods;
+pub mod overrides;
 pub mod plot;
+pub mod refined;
 pub mod report;
 pub mod run;
+pub mod schedule_report;
 pub mod sweep;
 
 use std::path::PathBuf;
@@ -49,7 +74,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-pub use config::{Base, ConvexArgs, ConvexConfig, Method};
+pub use config::{Base, ConvexArgs, ConvexConfig, Method, Suite};
+pub use refined::Refinement;
 pub use report::Report;
 
 /// Paths written by a sweep.
@@ -67,6 +93,8 @@ pub struct OutputFiles {
     pub config: PathBuf,
     /// The PNG plots that were drawn.
     pub plots: Vec<PathBuf>,
+    /// `refined/`, if refined methods ran (schedules, norm logs, their plots).
+    pub refined_dir: Option<PathBuf>,
 }
 
 /// The result of [`run_with`].
@@ -83,13 +111,20 @@ pub struct Outcome {
     /// Why the plots could not be drawn, if they could not (the other outputs are written
     /// first and are complete).
     pub plot_error: Option<String>,
-    /// Number of runs.
+    /// The refined schedules, one entry per (dataset, base), if refined methods ran.
+    pub refined: Vec<Refinement>,
+    /// Warnings (a `--schedule` whose horizon is not the run length). Without `--quiet`
+    /// they are printed on stderr as they arise; with it, [`run()`] prints them at the end
+    /// ([`run_with`] does not).
+    pub warnings: Vec<String>,
+    /// Number of sweep runs (not counting the logged runs of the refinement).
     pub runs: usize,
     /// Wall time of loading, training and reporting.
     pub elapsed: Duration,
 }
 
-/// Run the sweep described by `args` and write every output; prints nothing.
+/// Run the sweep described by `args` and write every output; prints nothing with `--quiet`
+/// (else the progress bar and warnings on stderr).
 ///
 /// # Errors
 /// Bad arguments, data that cannot be loaded, a failed run (not divergence), unwritable
@@ -109,11 +144,37 @@ pub fn run_with(args: &ConvexArgs) -> anyhow::Result<Outcome> {
 fn execute(config: ConvexConfig) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let datasets = sweep::load_datasets(&config)?;
+    let warnings = horizon_warnings(&config, &datasets);
+    if config.verbose {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let out = &config.out;
     let specs = sweep::specs(&config, datasets.len());
-    let results = sweep::run_all(&config, &datasets, &specs)?;
+    // Phase 1: every method whose schedule is known up front; phase 2: the refined methods,
+    // whose schedules come from phase 1's linear-decay sweep.
+    let (later, first): (Vec<usize>, Vec<usize>) =
+        (0..specs.len()).partition(|&i| specs[i].method.refine_norm().is_some());
+    let pick = |idx: &[usize]| idx.iter().map(|&i| specs[i]).collect::<Vec<_>>();
+    let mut overrides =
+        overrides::Overrides::new(config.schedule.as_ref().map(|s| s.config.clone()));
+    let phase1 = sweep::run_all(&config, &datasets, &pick(&first), &overrides)?;
+    let (refined, refined_dir, refine_plot_error) = if refined::wanted(&config) {
+        let dir = out.join("refined");
+        let (r, e) = refined::refine_all(&config, &datasets, &phase1, &dir, &mut overrides)?;
+        (r, Some(dir), e)
+    } else {
+        (Vec::new(), None, None)
+    };
+    let phase2 = sweep::run_all(&config, &datasets, &pick(&later), &overrides)?;
+    let mut slots: Vec<Option<run::RunResult>> = vec![None; specs.len()];
+    for (i, r) in first.iter().zip(phase1).chain(later.iter().zip(phase2)) {
+        slots[*i] = Some(r);
+    }
+    let results: Vec<run::RunResult> = slots.into_iter().flatten().collect();
     let report = Report::build(&config, &datasets, &results);
 
-    let out = &config.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let files = OutputFiles {
         curves: out.join("curves.csv"),
@@ -122,11 +183,16 @@ fn execute(config: ConvexConfig) -> anyhow::Result<Outcome> {
         summary_md: out.join("summary.md"),
         config: out.join("config.json"),
         plots: Vec::new(),
+        refined_dir,
     };
     report::write_curves(&files.curves, &report, &results)?;
     report::write_grid(&files.grid, &report)?;
     report::write_summary(&files.summary_csv, &report)?;
-    let markdown = report::markdown(&config, &report);
+    let mut markdown = report::markdown(&config, &report);
+    if schedule_report::wanted(&config) {
+        markdown.push('\n');
+        markdown.push_str(&schedule_report::markdown(&config, &report, &refined));
+    }
     std::fs::write(&files.summary_md, &markdown)
         .with_context(|| format!("writing {}", files.summary_md.display()))?;
     let json = serde_json::to_string_pretty(&config).context("serialising the configuration")?;
@@ -134,7 +200,7 @@ fn execute(config: ConvexConfig) -> anyhow::Result<Outcome> {
         .with_context(|| format!("writing {}", files.config.display()))?;
 
     let mut files = files;
-    let mut plot_error = None;
+    let mut plot_error = refine_plot_error;
     if config.plots {
         match plot::plot_all(&out.join("plots"), &config, &report) {
             Ok(p) => files.plots = p,
@@ -149,7 +215,39 @@ fn execute(config: ConvexConfig) -> anyhow::Result<Outcome> {
         markdown,
         files,
         plot_error,
+        refined,
+        warnings,
     })
+}
+
+/// A warning per dataset whose run length differs from the `--schedule` file's horizon.
+fn horizon_warnings(config: &ConvexConfig, datasets: &[run::Prepared]) -> Vec<String> {
+    let Some(custom) = &config.schedule else {
+        return Vec::new();
+    };
+    let Some(horizon) = custom.horizon else {
+        return Vec::new();
+    };
+    let settings = config.settings();
+    datasets
+        .iter()
+        .filter_map(|prep| {
+            let total = run::total_steps(prep, &settings);
+            (total != horizon).then(|| {
+                format!(
+                    "--schedule {} has a horizon of {horizon} updates but runs on {} have {total} \
+                     ({}); the schedule is used as is",
+                    custom.path.display(),
+                    prep.data.name,
+                    if horizon < total {
+                        "its last value is kept to the end"
+                    } else {
+                        "the run stops before the schedule ends"
+                    }
+                )
+            })
+        })
+        .collect()
 }
 
 /// `sflab convex`: run the sweep, write the outputs, print the markdown tables to stdout
@@ -161,6 +259,11 @@ pub fn run(args: &ConvexArgs) -> anyhow::Result<()> {
     let o = run_with(args)?;
     if o.config.verbose {
         println!("{}", o.markdown);
+    }
+    if !o.config.verbose {
+        for w in &o.warnings {
+            eprintln!("warning: {w}");
+        }
     }
     if let Some(e) = &o.plot_error {
         eprintln!("warning: plots not drawn: {e}");

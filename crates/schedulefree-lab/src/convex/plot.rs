@@ -18,11 +18,16 @@ fn color(m: Method) -> RGBColor {
         Method::Polyak => RGBColor(44, 160, 44),
         Method::Primal => RGBColor(255, 127, 14),
         Method::ScheduleFree => RGBColor(214, 39, 40),
+        Method::InverseSqrt => RGBColor(188, 189, 34),
+        Method::Step => RGBColor(140, 86, 75),
+        Method::RefinedL2 => RGBColor(23, 190, 207),
+        Method::RefinedL1 => RGBColor(227, 119, 194),
+        Method::Custom => RGBColor(0, 0, 0),
     }
 }
 
 /// A file-name-safe version of `name`.
-fn safe(name: &str) -> String {
+pub(crate) fn safe(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

@@ -7,8 +7,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::config::{Base, ConvexConfig, Method, fmt_lr};
-use super::methods::{ADAM_BETA2_AVERAGING, ADAM_BETAS, ADAM_EPS, SF_BETA, SGD_MOMENTUM};
+use super::config::{Base, ConvexConfig, Method, Suite, fmt_lr};
+use super::methods::{
+    ADAM_BETA2_AVERAGING, ADAM_BETAS, ADAM_EPS, SF_BETA, SGD_MOMENTUM, STEP_GAMMA, STEP_MILESTONES,
+};
 use super::run::{Prepared, RunResult};
 
 /// Mean and standard error of the mean over seeds.
@@ -467,7 +469,9 @@ fn pct(s: Stat) -> String {
     }
 }
 
-fn num(v: f64) -> String {
+/// A loss for the tables: 4 decimals from 0.01 up, else 3 significant digits in scientific
+/// form; `∞` for a non-finite value.
+pub(crate) fn num(v: f64) -> String {
     if !v.is_finite() {
         "∞".into()
     } else if v == 0.0 {
@@ -572,7 +576,7 @@ pub fn protocol(cfg: &ConvexConfig) -> String {
          {warm}% of the updates for every method. {bases}. Last-iterate methods (Const, LD = linear decay \
          to 0, Cosine to 0) use SGD momentum {mom} / Adam β = ({b1}, {b2}); the averaging methods (PR = \
          Polyak–Ruppert, Primal, SF = Schedule-Free β = {sf}) use plain SGD / Adam β = (0, {b2a}), \
-         averaging weights ∝ lr_max²; Adam ε = {eps:e}. The returned point x is evaluated. Best lr per \
+         averaging weights ∝ lr_max²; Adam ε = {eps:e}.{extra} The returned point x is evaluated. Best lr per \
          method = lowest mean final train loss; cells are mean ± standard error over seeds at that lr; \
          bold = best in the row (as displayed); wins count bold cells.",
         batch = cfg.batch,
@@ -586,16 +590,60 @@ pub fn protocol(cfg: &ConvexConfig) -> String {
         sf = SF_BETA,
         b2a = ADAM_BETA2_AVERAGING,
         eps = ADAM_EPS,
+        extra = other_methods(cfg),
     )
+}
+
+/// A sentence on the last-iterate methods outside the default set, if any ran.
+fn other_methods(cfg: &ConvexConfig) -> String {
+    let mut parts = Vec::new();
+    for m in &cfg.methods {
+        match m {
+            Method::InverseSqrt => parts.push("1/√t = warmup then sqrt(W/(k+1))".to_string()),
+            Method::Step => parts.push(format!(
+                "Step = warmup then ×{STEP_GAMMA} after {:.0} % and {:.0} % of the updates",
+                100.0 * STEP_MILESTONES[0],
+                100.0 * STEP_MILESTONES[1]
+            )),
+            Method::RefinedL2 | Method::RefinedL1
+                if !parts.iter().any(|p| p.starts_with("Refined")) =>
+            {
+                parts.push(
+                    "Refined ℓ2 / ℓ1 = schedules refined from the gradient norms of an LD run at \
+                     LD's best lr (seed 0), used as is"
+                        .to_string(),
+                );
+            }
+            Method::Custom => match &cfg.schedule {
+                Some(s) => parts.push(format!("Custom = {} used as is", s.path.display())),
+                None => parts.push("Custom = the --schedule file used as is".to_string()),
+            },
+            _ => {}
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Also last-iterate with the same momentum learners: {}.",
+            parts.join("; ")
+        )
+    }
 }
 
 /// The markdown report: per base, tables of final train accuracy, final train loss, test
 /// accuracy (datasets with a test split) and best lr.
 pub fn markdown(cfg: &ConvexConfig, report: &Report) -> String {
     let mut out = String::new();
-    out.push_str(
-        "# sflab convex: Schedule-Free vs schedules and averaging (ALGORITHMS.md §13.1)\n\n",
-    );
+    out.push_str(match cfg.suite {
+        Some(Suite::Schedules) => {
+            "# sflab convex --suite schedules: learning-rate schedules on logistic regression \
+             (ALGORITHMS.md §13.4)\n\n"
+        }
+        None => {
+            "# sflab convex: Schedule-Free vs schedules and averaging (ALGORITHMS.md §13.1)\n\n"
+        }
+    });
     out.push_str(&protocol(cfg));
     out.push_str("\n\n");
     let all: Vec<usize> = (0..report.datasets.len()).collect();

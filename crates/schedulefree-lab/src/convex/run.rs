@@ -1,6 +1,7 @@
 //! One training run: a method, base, lr and seed on one (standardised) dataset.
 
 use anyhow::Context;
+use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{Param, StepError};
 use serde::Serialize;
 
@@ -107,6 +108,27 @@ impl RunResult {
     }
 }
 
+/// Global gradient norms of one update, as reported by the optimizer
+/// ([`schedulefree::StepInfo`]); the input of schedule refinement (ALGORITHMS.md §8).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepNorms {
+    /// Completed updates before this one (0-based update index).
+    pub step: u64,
+    /// `‖g‖₂` of the minibatch gradient.
+    pub grad_l2: f64,
+    /// `‖g‖₁` of the minibatch gradient.
+    pub grad_l1: f64,
+}
+
+/// Optional extras of [`train_with`].
+#[derive(Debug, Default)]
+pub struct TrainOptions<'a> {
+    /// Replaces the method's schedule (warmup included), see [`methods::build`].
+    pub schedule: Option<&'a ScheduleConfig>,
+    /// Receives the gradient norms of every update, in order (cleared first).
+    pub norms: Option<&'a mut Vec<StepNorms>>,
+}
+
 fn evaluate(prep: &Prepared, x: &[f32], step: u64, epoch: usize) -> anyhow::Result<CurvePoint> {
     let train = prep.model.evaluate(x, &prep.data.train)?;
     let test_acc = match &prep.data.test {
@@ -136,12 +158,43 @@ pub fn train(
     spec: &RunSpec,
     settings: &TrainSettings,
 ) -> anyhow::Result<RunResult> {
+    train_with(prep, spec, settings, TrainOptions::default())
+}
+
+/// Updates of a run on `prep` with `settings`.
+pub fn total_steps(prep: &Prepared, settings: &TrainSettings) -> u64 {
+    settings.steps_per_epoch(prep.data.train.rows()) * settings.epochs as u64
+}
+
+/// [`train`] with a schedule override and/or a log of every update's gradient norms (a
+/// diverged run logs the updates it completed).
+///
+/// # Errors
+/// As [`train`]; also a method that needs a schedule ([`Method::needs_schedule`]) without
+/// `options.schedule`.
+pub fn train_with(
+    prep: &Prepared,
+    spec: &RunSpec,
+    settings: &TrainSettings,
+    options: TrainOptions<'_>,
+) -> anyhow::Result<RunResult> {
     let model = &prep.model;
     let train = &prep.data.train;
-    let steps_per_epoch = settings.steps_per_epoch(train.rows());
-    let total = steps_per_epoch * settings.epochs as u64;
+    let total = total_steps(prep, settings);
     let warmup = settings.warmup_steps(total);
-    let mut opt = methods::build(spec.method, spec.base, spec.lr, total, warmup)?;
+    let mut opt = methods::build(
+        spec.method,
+        spec.base,
+        spec.lr,
+        total,
+        warmup,
+        options.schedule,
+    )?;
+    let mut norms = options.norms;
+    if let Some(log) = norms.as_deref_mut() {
+        log.clear();
+        log.reserve(total as usize);
+    }
     let n_params = model.num_params();
     opt.add_param_to(0, PARAM, &[n_params])?;
     let mut theta: Vec<f32> = model.zeros();
@@ -162,7 +215,15 @@ pub fn train(
                 break 'epochs;
             }
             match opt.step(&mut [Param::new(PARAM, &mut theta, &grad)]) {
-                Ok(_) => {}
+                Ok(info) => {
+                    if let Some(log) = norms.as_deref_mut() {
+                        log.push(StepNorms {
+                            step,
+                            grad_l2: info.grad_l2,
+                            grad_l1: info.grad_l1,
+                        });
+                    }
+                }
                 Err(StepError::NonFiniteGradient(_)) => {
                     diverged = true;
                     break 'epochs;

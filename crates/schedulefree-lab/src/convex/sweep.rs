@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::config::{ConvexConfig, DatasetSource};
-use super::run::{self, Prepared, RunResult, RunSpec};
+use super::overrides::Overrides;
+use super::run::{self, Prepared, RunResult, RunSpec, TrainOptions};
 use crate::data::libsvm::LibsvmOptions;
 use crate::data::registry;
 use crate::data::standardize::Standardizer;
@@ -76,16 +77,22 @@ fn cost(prep: &Prepared) -> usize {
     prep.data.train.rows().max(1) * prep.model.num_params().max(1)
 }
 
-/// Run every spec (in parallel on the current rayon pool) and return the results in the
-/// order of `specs`. Expensive runs are started first so that the pool ends together.
+/// Run every spec (in parallel on the current rayon pool) with its schedule from
+/// `overrides` (if any) and return the results in the order of `specs`. Expensive runs are
+/// started first so that the pool ends together.
 ///
 /// # Errors
-/// The first run that fails (construction or model errors; divergence is not an error).
+/// The first run that fails (construction or model errors, a refined or custom method
+/// without its schedule; divergence is not an error).
 pub fn run_all(
     cfg: &ConvexConfig,
     datasets: &[Prepared],
     specs: &[RunSpec],
+    overrides: &Overrides,
 ) -> anyhow::Result<Vec<RunResult>> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
     let settings = cfg.settings();
     let pb = if cfg.verbose {
         ProgressBar::new(specs.len() as u64)
@@ -113,7 +120,11 @@ pub fn run_all(
         .map(|&i| {
             let spec = &specs[i];
             let prep = &datasets[spec.dataset];
-            let r = run::train(prep, spec, &settings).with_context(|| {
+            let options = TrainOptions {
+                schedule: overrides.get(spec),
+                norms: None,
+            };
+            let r = run::train_with(prep, spec, &settings, options).with_context(|| {
                 format!(
                     "run {} / {} / {} / lr {} / seed {}",
                     prep.data.name, spec.base, spec.method, spec.lr, spec.seed

@@ -112,7 +112,7 @@ impl CharTransformer {
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
         let [batch, t] = tokens.dims();
         let device = tokens.device();
-        let pos = self.position.val().slice([0..t]).unsqueeze::<3>();
+        let pos = self.position.val().narrow(0, 0, t).unsqueeze::<3>();
         let mut x = self.token.forward(tokens) + pos;
         let mask = burn::nn::attention::generate_autoregressive_mask(batch, t, &device);
         for block in &self.blocks {

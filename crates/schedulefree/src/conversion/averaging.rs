@@ -2,8 +2,8 @@
 //! and the exponential moving average (ALGORITHMS.md §1.1, §1.3 with `β = 0`).
 
 use super::{AveragingState, AveragingWeights, Conversion};
-use crate::element::{lerp, Element};
-use crate::error::{check, ConfigError};
+use crate::element::{Element, lerp};
+use crate::error::{ConfigError, check};
 
 /// Polyak–Ruppert averaging: gradients at `z` (the buffer), return the weighted mean
 /// `x ← (1 − c)·x + c·z` with the weights of [`AveragingWeights`] (uniform weights give the
@@ -64,7 +64,15 @@ macro_rules! swap_modes {
             slots[0] = p;
         }
         #[inline(always)]
-        fn update<T: Element>(&self, sc: &AverageScalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T) {
+        fn update<T: Element>(
+            &self,
+            sc: &AverageScalars,
+            lr: T,
+            shrink: T,
+            p: &mut T,
+            slots: &mut [T],
+            d: T,
+        ) {
             average_update(T::of(sc.c), lr, shrink, p, slots, d)
         }
     };
@@ -97,7 +105,12 @@ impl Conversion for Ema {
         &["ema"]
     }
     fn validate(&self) -> Result<(), ConfigError> {
-        check("decay", self.decay, (0.0..1.0).contains(&self.decay), "0 <= decay < 1")
+        check(
+            "decay",
+            self.decay,
+            (0.0..1.0).contains(&self.decay),
+            "0 <= decay < 1",
+        )
     }
     fn scalars(&self, avg: &mut AveragingState, lr: f64, _k: u64) -> (AverageScalars, f64) {
         avg.lr_max = avg.lr_max.max(lr);

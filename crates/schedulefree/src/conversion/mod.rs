@@ -4,6 +4,7 @@
 //! | conversion | parameter buffer holds (train) | returned point | slots |
 //! | --- | --- | --- | --- |
 //! | [`LastIterate`] | `z` | `z` | — |
+//! | [`WeightedLastIterate`] | `x` (`α_t`-scaled steps) | `x` | `z` |
 //! | [`PolyakAverage`] | `z` | weighted mean `x` of the `z`s | `x` |
 //! | [`Ema`] | `z` | exponential moving average of the `z`s | `ema` |
 //! | [`PrimalAverage`] | `x` (gradient at the mean) | `x` | `z` |
@@ -11,7 +12,7 @@
 //! | [`ScheduleFreeReference`] | `y` | `x` | `z, x, y` |
 
 use crate::element::Element;
-use crate::error::{check, ConfigError};
+use crate::error::{ConfigError, check};
 use std::fmt::Debug;
 
 mod averaging;
@@ -19,12 +20,14 @@ mod last_iterate;
 mod primal;
 mod schedule_free;
 mod schedule_free_reference;
+mod weighted_last_iterate;
 
 pub use averaging::{Ema, PolyakAverage};
 pub use last_iterate::LastIterate;
 pub use primal::PrimalAverage;
 pub use schedule_free::ScheduleFree;
 pub use schedule_free_reference::ScheduleFreeReference;
+pub use weighted_last_iterate::{WeightedLastIterate, WeightedLastIterateScalars};
 
 /// Per-group running quantities of weighted averaging (Road Less Scheduled, §2 and
 /// Theorem 2): the running maximum of the scheduled lr and the sum of weights so far.
@@ -38,7 +41,10 @@ pub struct AveragingState {
 
 impl Default for AveragingState {
     fn default() -> Self {
-        AveragingState { lr_max: -1.0, weight_sum: 0.0 }
+        AveragingState {
+            lr_max: -1.0,
+            weight_sum: 0.0,
+        }
     }
 }
 
@@ -55,13 +61,19 @@ pub struct AveragingWeights {
 
 impl Default for AveragingWeights {
     fn default() -> Self {
-        AveragingWeights { r: 0.0, weight_lr_power: 2.0 }
+        AveragingWeights {
+            r: 0.0,
+            weight_lr_power: 2.0,
+        }
     }
 }
 
 impl AveragingWeights {
     /// Uniform weights (`c = 1/(k+1)` whatever the lr).
-    pub const UNIFORM: AveragingWeights = AveragingWeights { r: 0.0, weight_lr_power: 0.0 };
+    pub const UNIFORM: AveragingWeights = AveragingWeights {
+        r: 0.0,
+        weight_lr_power: 0.0,
+    };
 
     /// Largest accepted `r` and `weight_lr_power`: keeps `Σ w` finite in `f64` for any
     /// realistic run (`(10⁶ steps)^16 · (10³ lr)^16 ≈ 10¹⁴⁴`); practice uses 0–2.
@@ -70,7 +82,12 @@ impl AveragingWeights {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let ok = |v: f64| (0.0..=Self::MAX_EXPONENT).contains(&v);
         check("r", self.r, ok(self.r), "0 <= r <= 16")?;
-        check("weight_lr_power", self.weight_lr_power, ok(self.weight_lr_power), "0 <= weight_lr_power <= 16")
+        check(
+            "weight_lr_power",
+            self.weight_lr_power,
+            ok(self.weight_lr_power),
+            "0 <= weight_lr_power <= 16",
+        )
     }
 
     /// Advance `st` by one update with scheduled lr `lr` after `k` completed updates and
@@ -79,7 +96,11 @@ impl AveragingWeights {
         st.lr_max = st.lr_max.max(lr);
         let w = ((k + 1) as f64).powf(self.r) * st.lr_max.powf(self.weight_lr_power);
         st.weight_sum += w;
-        if st.weight_sum == 0.0 { 0.0 } else { w / st.weight_sum }
+        if st.weight_sum == 0.0 {
+            0.0
+        } else {
+            w / st.weight_sum
+        }
     }
 }
 
@@ -108,7 +129,15 @@ pub trait Conversion: Clone + Debug + Send + Sync {
     /// Initialise the slots of one element from the parameter value at its first gradient.
     fn init_slots<T: Element>(&self, p: T, slots: &mut [T]);
     /// One element's update.
-    fn update<T: Element>(&self, sc: &Self::Scalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T);
+    fn update<T: Element>(
+        &self,
+        sc: &Self::Scalars,
+        lr: T,
+        shrink: T,
+        p: &mut T,
+        slots: &mut [T],
+        d: T,
+    );
     /// Whether the returned point differs from the training buffer (needs train/eval modes).
     fn has_modes(&self) -> bool;
     /// Turn a training-mode element into its eval-mode form (buffer holds the returned point).

@@ -2,7 +2,7 @@
 //! gradients are taken at the running average itself.
 
 use super::{AveragingState, AveragingWeights, Conversion};
-use crate::element::{lerp, Element};
+use crate::element::{Element, lerp};
 use crate::error::ConfigError;
 
 /// Primal averaging: the buffer holds `x`; `z ← s·z − γ·d`, `x ← (1 − c)·x + c·z`, and the
@@ -41,7 +41,15 @@ impl Conversion for PrimalAverage {
         slots[0] = p;
     }
     #[inline(always)]
-    fn update<T: Element>(&self, sc: &PrimalScalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T) {
+    fn update<T: Element>(
+        &self,
+        sc: &PrimalScalars,
+        lr: T,
+        shrink: T,
+        p: &mut T,
+        slots: &mut [T],
+        d: T,
+    ) {
         let z = slots[0] * shrink - lr * d;
         slots[0] = z;
         *p = lerp(*p, z, T::of(sc.c));

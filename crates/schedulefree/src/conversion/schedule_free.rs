@@ -3,8 +3,8 @@
 //! `SGDScheduleFree` / `AdamWScheduleFree` (ALGORITHMS.md §2.2, §3.1).
 
 use super::{AveragingState, AveragingWeights, Conversion};
-use crate::element::{lerp, Element};
-use crate::error::{check, ConfigError};
+use crate::element::{Element, lerp};
+use crate::error::{ConfigError, check};
 
 /// Schedule-Free conversion with interpolation `β`:
 /// `y = (1 − β)·z + β·x` (gradient point, held in the buffer), `z ← s·z − γ·d`,
@@ -27,7 +27,10 @@ pub struct ScheduleFree {
 
 impl Default for ScheduleFree {
     fn default() -> Self {
-        ScheduleFree { beta: 0.9, weights: AveragingWeights::default() }
+        ScheduleFree {
+            beta: 0.9,
+            weights: AveragingWeights::default(),
+        }
     }
 }
 
@@ -63,13 +66,28 @@ impl Conversion for ScheduleFree {
     fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (ScheduleFreeScalars, f64) {
         let c = self.weights.advance(avg, lr, k);
         let y_coef = lr * (self.beta * (1.0 - c) - 1.0);
-        (ScheduleFreeScalars { c, y_coef, z_coef: 1.0 - self.beta * (1.0 - c) }, c)
+        (
+            ScheduleFreeScalars {
+                c,
+                y_coef,
+                z_coef: 1.0 - self.beta * (1.0 - c),
+            },
+            c,
+        )
     }
     fn init_slots<T: Element>(&self, p: T, slots: &mut [T]) {
         slots[0] = p;
     }
     #[inline(always)]
-    fn update<T: Element>(&self, sc: &ScheduleFreeScalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T) {
+    fn update<T: Element>(
+        &self,
+        sc: &ScheduleFreeScalars,
+        lr: T,
+        shrink: T,
+        p: &mut T,
+        slots: &mut [T],
+        d: T,
+    ) {
         let z = slots[0];
         let y = lerp(*p, z, T::of(sc.c)) + T::of(sc.y_coef) * d;
         // Exactly +0 unless decay shrinks z (shrink = 1 makes (shrink − 1) = 0).

@@ -4,7 +4,7 @@
 
 use super::{AveragingState, AveragingWeights, Conversion};
 use crate::element::Element;
-use crate::error::{check, ConfigError};
+use crate::error::{ConfigError, check};
 
 /// Reference Schedule-Free: `z ← s·z − γ·d`, `x ← (1 − c)·x + c·z`, `y ← β·x + (1 − β)·z`,
 /// buffer `= y` (train) or `x` (eval). Road Less Scheduled, Algorithm 1 / Theorem 2.
@@ -20,7 +20,10 @@ pub struct ScheduleFreeReference {
 
 impl Default for ScheduleFreeReference {
     fn default() -> Self {
-        ScheduleFreeReference { beta: 0.9, weights: AveragingWeights::default() }
+        ScheduleFreeReference {
+            beta: 0.9,
+            weights: AveragingWeights::default(),
+        }
     }
 }
 
@@ -41,7 +44,12 @@ impl Conversion for ScheduleFreeReference {
         &["z", "x", "y"]
     }
     fn validate(&self) -> Result<(), ConfigError> {
-        check("beta", self.beta, (0.0..=1.0).contains(&self.beta), "0 <= beta <= 1")?;
+        check(
+            "beta",
+            self.beta,
+            (0.0..=1.0).contains(&self.beta),
+            "0 <= beta <= 1",
+        )?;
         self.weights.validate()
     }
     fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (ReferenceScalars, f64) {
@@ -54,7 +62,15 @@ impl Conversion for ScheduleFreeReference {
         slots[2] = p;
     }
     #[inline(always)]
-    fn update<T: Element>(&self, sc: &ReferenceScalars, lr: T, shrink: T, p: &mut T, slots: &mut [T], d: T) {
+    fn update<T: Element>(
+        &self,
+        sc: &ReferenceScalars,
+        lr: T,
+        shrink: T,
+        p: &mut T,
+        slots: &mut [T],
+        d: T,
+    ) {
         let one = T::one();
         let (c, beta) = (T::of(sc.c), T::of(sc.beta));
         let z = slots[0] * shrink - lr * d;

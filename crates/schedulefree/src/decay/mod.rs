@@ -37,7 +37,11 @@ pub struct DecayScalars {
 
 impl DecayScalars {
     /// No decay.
-    pub const NONE: DecayScalars = DecayScalars { l2: 0.0, at_y: 0.0, shrink: 1.0 };
+    pub const NONE: DecayScalars = DecayScalars {
+        l2: 0.0,
+        at_y: 0.0,
+        shrink: 1.0,
+    };
 }
 
 /// A weight-decay policy.
@@ -58,7 +62,11 @@ pub(crate) struct DecayTerms<T> {
 
 impl<T: Element> DecayTerms<T> {
     pub fn of(s: DecayScalars) -> Self {
-        DecayTerms { l2: T::of(s.l2), at_y: T::of(s.at_y), shrink: T::of(s.shrink) }
+        DecayTerms {
+            l2: T::of(s.l2),
+            at_y: T::of(s.at_y),
+            shrink: T::of(s.shrink),
+        }
     }
 }
 
@@ -85,7 +93,10 @@ impl Decay for L2 {
         "l2"
     }
     fn scalars(&self, ctx: DecayContext) -> DecayScalars {
-        DecayScalars { l2: ctx.weight_decay, ..DecayScalars::NONE }
+        DecayScalars {
+            l2: ctx.weight_decay,
+            ..DecayScalars::NONE
+        }
     }
 }
 
@@ -100,7 +111,10 @@ impl Decay for DecoupledAtY {
         "decoupled_at_y"
     }
     fn scalars(&self, ctx: DecayContext) -> DecayScalars {
-        DecayScalars { at_y: ctx.weight_decay, ..DecayScalars::NONE }
+        DecayScalars {
+            at_y: ctx.weight_decay,
+            ..DecayScalars::NONE
+        }
     }
 }
 
@@ -115,7 +129,10 @@ impl Decay for Decoupled {
         "decoupled"
     }
     fn scalars(&self, ctx: DecayContext) -> DecayScalars {
-        DecayScalars { shrink: 1.0 - ctx.lr * ctx.weight_decay, ..DecayScalars::NONE }
+        DecayScalars {
+            shrink: 1.0 - ctx.lr * ctx.weight_decay,
+            ..DecayScalars::NONE
+        }
     }
 }
 

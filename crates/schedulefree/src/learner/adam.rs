@@ -3,7 +3,7 @@
 
 use super::{Learner, StepIndex};
 use crate::element::Element;
-use crate::error::{check, ConfigError};
+use crate::error::{ConfigError, check};
 
 /// Where Adam's second-moment bias correction `1 − β2^t` is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -84,8 +84,18 @@ pub struct AdamScalars {
 }
 
 pub(crate) fn validate_betas(beta1: f64, beta2: f64, eps: f64) -> Result<(), ConfigError> {
-    check("beta1", beta1, (0.0..1.0).contains(&beta1), "0 <= beta1 < 1")?;
-    check("beta2", beta2, (0.0..1.0).contains(&beta2), "0 <= beta2 < 1")?;
+    check(
+        "beta1",
+        beta1,
+        (0.0..1.0).contains(&beta1),
+        "0 <= beta1 < 1",
+    )?;
+    check(
+        "beta2",
+        beta2,
+        (0.0..1.0).contains(&beta2),
+        "0 <= beta2 < 1",
+    )?;
     check("eps", eps, eps > 0.0 && eps.is_finite(), "eps > 0")
 }
 
@@ -100,7 +110,11 @@ impl Learner for Adam {
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
-        if self.beta1 != 0.0 { &["exp_avg", "exp_avg_sq"] } else { &["exp_avg_sq"] }
+        if self.beta1 != 0.0 {
+            &["exp_avg", "exp_avg_sq"]
+        } else {
+            &["exp_avg_sq"]
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -127,7 +141,11 @@ impl Learner for Adam {
             BiasCorrection::Denominator => 1.0 - self.beta2.powf(t),
             BiasCorrection::LearningRate => 1.0,
         };
-        let bc1 = if self.beta1 != 0.0 { 1.0 - self.beta1.powf(t) } else { 1.0 };
+        let bc1 = if self.beta1 != 0.0 {
+            1.0 - self.beta1.powf(t)
+        } else {
+            1.0
+        };
         AdamScalars {
             beta1: self.beta1,
             beta2: self.beta2,

@@ -4,7 +4,7 @@
 use super::adam::validate_betas;
 use super::{Learner, StepIndex};
 use crate::element::Element;
-use crate::error::{check, ConfigError};
+use crate::error::{ConfigError, check};
 
 /// RAdam without first moment (the Schedule-Free form):
 /// `ρ_∞ = 2/(1 − β2) − 1`, `ρ_t = ρ_∞ − 2tβ2^t/(1 − β2^t)`;
@@ -28,7 +28,11 @@ pub struct RAdam {
 impl Default for RAdam {
     /// Reference defaults: `β2 = 0.999, ε = 1e-8`, silent phase on.
     fn default() -> Self {
-        RAdam { beta2: 0.999, eps: 1e-8, silent_sgd_phase: true }
+        RAdam {
+            beta2: 0.999,
+            eps: 1e-8,
+            silent_sgd_phase: true,
+        }
     }
 }
 
@@ -41,7 +45,9 @@ impl RAdam {
         let b2t = b2.powf(t);
         let rho_t = rho_inf - 2.0 * t * b2t / (1.0 - b2t);
         if rho_t > 4.0 {
-            let r = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).sqrt();
+            let r = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                .sqrt();
             (rho_t, Some(r))
         } else {
             (rho_t, None)
@@ -111,6 +117,10 @@ impl Learner for RAdam {
         let b2 = T::of(sc.beta2);
         let v = b2 * slots[0] + T::of(sc.one_minus_beta2) * g * g;
         slots[0] = v;
-        if sc.adaptive { g / ((v / T::of(sc.bc2)).sqrt() + T::of(sc.eps)) } else { g }
+        if sc.adaptive {
+            g / ((v / T::of(sc.bc2)).sqrt() + T::of(sc.eps))
+        } else {
+            g
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{Learner, StepIndex};
 use crate::element::Element;
-use crate::error::{check, ConfigError};
+use crate::error::{ConfigError, check};
 
 /// SGD: `d = g`, or with momentum `μ` and dampening `τ`:
 /// `b ← g` on the parameter's first update, else `b ← μ·b + (1 − τ)·g`;
@@ -24,7 +24,11 @@ pub struct Sgd {
 impl Sgd {
     /// Plain SGD without momentum (the learner inside Schedule-Free SGD).
     pub const fn plain() -> Self {
-        Sgd { momentum: 0.0, dampening: 0.0, nesterov: false }
+        Sgd {
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+        }
     }
 }
 
@@ -44,12 +48,26 @@ impl Learner for Sgd {
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
-        if self.momentum != 0.0 { &["momentum_buffer"] } else { &[] }
+        if self.momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        check("momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "0 <= momentum < 1")?;
-        check("dampening", self.dampening, (0.0..=1.0).contains(&self.dampening), "0 <= dampening <= 1")?;
+        check(
+            "momentum",
+            self.momentum,
+            (0.0..1.0).contains(&self.momentum),
+            "0 <= momentum < 1",
+        )?;
+        check(
+            "dampening",
+            self.dampening,
+            (0.0..=1.0).contains(&self.dampening),
+            "0 <= dampening <= 1",
+        )?;
         if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
             return Err(ConfigError::Unsupported(
                 "nesterov momentum requires momentum > 0 and dampening = 0".into(),
@@ -63,7 +81,11 @@ impl Learner for Sgd {
     }
 
     fn scalars(&self, k: StepIndex) -> SgdScalars {
-        SgdScalars { momentum: self.momentum, one_minus_dampening: 1.0 - self.dampening, first: k.param == 0 }
+        SgdScalars {
+            momentum: self.momentum,
+            one_minus_dampening: 1.0 - self.dampening,
+            first: k.param == 0,
+        }
     }
 
     #[inline(always)]
@@ -73,7 +95,11 @@ impl Learner for Sgd {
         }
         let mu = T::of(sc.momentum);
         // torch initialises the buffer with the first gradient, undamped.
-        let b = if sc.first { g } else { mu * slots[0] + T::of(sc.one_minus_dampening) * g };
+        let b = if sc.first {
+            g
+        } else {
+            mu * slots[0] + T::of(sc.one_minus_dampening) * g
+        };
         slots[0] = b;
         if self.nesterov { g + mu * b } else { b }
     }

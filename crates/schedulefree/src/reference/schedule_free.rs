@@ -80,12 +80,20 @@ impl ScheduleFreeOracle {
         assert_eq!(g.len(), self.y.len(), "gradient length");
         let cfg = self.config;
         let w = cfg.warmup_steps;
-        let sched = if self.k < w { (self.k + 1) as f64 / w as f64 } else { 1.0 };
+        let sched = if self.k < w {
+            (self.k + 1) as f64 / w as f64
+        } else {
+            1.0
+        };
         let lr = cfg.lr * sched;
         self.lr_max = self.lr_max.max(lr);
         let weight = ((self.k + 1) as f64).powf(cfg.r) * self.lr_max.powf(cfg.weight_lr_power);
         self.weight_sum += weight;
-        let c = if self.weight_sum == 0.0 { 0.0 } else { weight / self.weight_sum };
+        let c = if self.weight_sum == 0.0 {
+            0.0
+        } else {
+            weight / self.weight_sum
+        };
         // Direction of the base learner at y.
         let mut d: Vec<f64> = g.to_vec();
         if let OracleLearner::Adam { beta2, eps } = cfg.learner {

@@ -1,8 +1,8 @@
 //! A serde description of any schedule, for config files and the lab CLI.
 
 use super::{
-    Constant, Cooldown, Cosine, InverseSqrt, Linear, Schedule, ScheduleError, Sequence, Tabulated,
-    TorchCosineAnnealing, TorchLinearLr, Warmup, Wsd,
+    Constant, Cooldown, Cosine, InverseSqrt, Linear, Schedule, ScheduleError, Sequence, StepDecay,
+    Tabulated, TorchCosineAnnealing, TorchLinearLr, Warmup, Wsd,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,16 @@ pub enum ScheduleConfig {
         #[serde(default)]
         warmup: u64,
     },
+    /// [`StepDecay`].
+    Step {
+        /// Warmup length in updates.
+        #[serde(default)]
+        warmup: u64,
+        /// Update counts after which the multiplier drops by `gamma` (strictly increasing).
+        milestones: Vec<u64>,
+        /// Factor per milestone, in `[0, 1]`.
+        gamma: f64,
+    },
     /// [`Tabulated`].
     Tabulated {
         /// One multiplier per update.
@@ -119,6 +129,11 @@ impl ScheduleConfig {
                 end,
             } => Box::new(Wsd::new(*warmup, *total, *decay, *shape, *end)?),
             Self::InverseSqrt { warmup } => Box::new(InverseSqrt::new(*warmup)),
+            Self::Step {
+                warmup,
+                milestones,
+                gamma,
+            } => Box::new(StepDecay::new(*warmup, milestones.clone(), *gamma)?),
             Self::Tabulated { values } => Box::new(Tabulated::new(values.clone())?),
             Self::TorchLinearLr {
                 start_factor,

@@ -20,7 +20,9 @@
 //! | [`Linear`], [`Cosine`] | warmup, then decay to `end` at `T` |
 //! | [`Wsd`] | warmup, stable at 1, [`Cooldown`] to `end` at `T` |
 //! | [`InverseSqrt`] | warmup, then `sqrt(W/(k+1))` |
+//! | [`StepDecay`] | warmup, then `×gamma` at each milestone |
 //! | [`Tabulated`] | a table of per-update values |
+//! | [`refine`] | a [`Tabulated`] schedule refined from gradient norms (ALGORITHMS.md §8) |
 //! | [`Sequence`] / [`ScheduleExt::then`] | one schedule, then another restarted at 0 |
 //! | [`TorchLinearLr`], [`TorchCosineAnnealing`] | PyTorch's `LinearLR`, `CosineAnnealingLR` |
 //! | [`ScheduleConfig`] | a serde description of any of the above |
@@ -50,7 +52,9 @@ mod cosine;
 mod error;
 mod inv_sqrt;
 mod linear;
+mod refine;
 mod sequence;
+mod step;
 mod tabulated;
 mod torch;
 mod warmup;
@@ -63,7 +67,9 @@ pub use cosine::Cosine;
 pub use error::ScheduleError;
 pub use inv_sqrt::InverseSqrt;
 pub use linear::Linear;
+pub use refine::{Refine, RefineNorm, refine};
 pub use sequence::{ScheduleExt, Sequence};
+pub use step::StepDecay;
 pub use tabulated::Tabulated;
 pub use torch::{TorchCosineAnnealing, TorchLinearLr};
 pub use warmup::Warmup;
