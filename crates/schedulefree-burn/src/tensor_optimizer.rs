@@ -252,6 +252,8 @@ impl<const D: usize> RecordState for TensorState<D> {
         out.push_scalar(prefix, "last_c", Scalar::from(c.last.c));
         out.push_scalar(prefix, "last_lr_max", Scalar::from(c.last.lr_max));
         out.push_scalar(prefix, "last_weight_sum", Scalar::from(c.last.weight_sum));
+        out.push_scalar(prefix, "last_grad_l1", Scalar::from(c.last.grad_l1));
+        out.push_scalar(prefix, "last_grad_l2", Scalar::from(c.last.grad_l2));
         out.push_scalar(prefix, "slots", Scalar::from(self.slots.len()));
         for (i, t) in self.slots.iter().enumerate() {
             out.push_tensor(prefix, &format!("slot.{i}"), t.to_data());
@@ -270,6 +272,8 @@ impl<const D: usize> RecordState for TensorState<D> {
                 c: scalar(src, prefix, "last_c")?,
                 lr_max: scalar(src, prefix, "last_lr_max")?,
                 weight_sum: scalar(src, prefix, "last_weight_sum")?,
+                grad_l1: scalar(src, prefix, "last_grad_l1")?,
+                grad_l2: scalar(src, prefix, "last_grad_l2")?,
             },
         };
         let n: usize = scalar(src, prefix, "slots")?;
