@@ -50,6 +50,20 @@ fn batch_norm_buffers<M: Module>(module: &M) -> BTreeMap<String, Vec<String>> {
     f.out
 }
 
+/// Whether any float parameter of `module` is on an autodiff device (a training-state module,
+/// as opposed to a `valid()` one).
+fn has_autodiff<M: Module>(module: &M) -> bool {
+    struct Any(bool);
+    impl ModuleVisitor for Any {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 = self.0 || param.val().is_autodiff();
+        }
+    }
+    let mut a = Any(false);
+    module.visit(&mut a);
+    a.0
+}
+
 /// `module` with every named buffer filled with `value`.
 fn fill<M: Module>(module: M, buffers: &HashMap<String, usize>, value: f32) -> M {
     write_params(module, buffers.iter().map(|(p, &n)| (p.clone(), vec![value; n])).collect())
@@ -72,9 +86,11 @@ fn read_buffers<M: Module>(module: &M, buffers: &HashMap<String, usize>) -> Resu
 /// cumulative average). `module` should already hold `x`: pass `optim.eval_module(&model)?`.
 /// The first batch runs twice (see the module docs), so `N + 1` forward passes in all.
 ///
-/// Returns the module in training state (autodiff on, flags as configured) with its own
-/// running-state buffers (not shared with clones of the input); call `.valid()` on it to
-/// evaluate. Momenta are not modified. Layers are found by type (`BatchNorm` fields
+/// `module` may be in training state (autodiff, as `eval_module` returns it) or a `valid()`
+/// module: recalibration switches it to stats-update mode itself and returns it in the state it
+/// came in (call `.valid()` before evaluating a training-state one). The result has its own
+/// running-state buffers: burn shares them between clones, and the training module's
+/// statistics must not change. Momenta are not modified. Layers are found by type (`BatchNorm` fields
 /// `running_mean` / `running_var`); a module without batch norm is returned unchanged.
 ///
 /// ```
@@ -114,6 +130,7 @@ where
     let Some(first) = batches.next() else {
         return Err(BurnAdapterError::BatchNorm("no batches given".into()));
     };
+    let was_training = has_autodiff(&module);
     // Fresh running-state buffers (clones share them), autodiff and configured flags on.
     let module = module.valid().train();
     let shapes: HashMap<String, usize> = read_params(&module)?
@@ -182,5 +199,7 @@ where
             (p, s.into_iter().map(|v| (v * scale) as f32).collect())
         })
         .collect();
-    Ok(write_params(module, mean))
+    let module = write_params(module, mean);
+    // Back to the state it came in: validation modules stay validation modules.
+    Ok(if was_training { module } else { module.valid() })
 }

@@ -1,9 +1,115 @@
 //! # schedulefree-burn
 //!
-//! burn 0.22 adapter for the `schedulefree` optimizers. It owns no optimizer math: it moves
-//! burn tensors to host buffers, calls the core, and moves the results back.
+//! burn 0.22 adapter for the `schedulefree` optimizers. It owns no optimizer math: it copies
+//! burn parameters and gradients to host `f32` buffers, calls the core
+//! ([`schedulefree::DynOptimizer`]), and writes the results back with their ids, devices,
+//! dtypes and autodiff state.
 //!
-//! (Full documentation below is being written.)
+//! Two ways in:
+//!
+//! | | [`ModelOptimizer`] (module level) | [`TensorOptimizer`] (per tensor) |
+//! | --- | --- | --- |
+//! | plugs into | your loop, or [`TrainLoop`] | burn's `ModuleOptimizer`, so burn-train's `Learner` unchanged |
+//! | sees | the whole parameter set at once | one tensor per call |
+//! | eval point `x` | [`ModelOptimizer::eval_module`] (cheap) | [`TensorOptimizer::eval_module`] (serializes the states) |
+//! | state keyed by | module path (`"layers.0.weight"`) | burn's `ParamId` (not restored by burn on load) |
+//! | checkpoints | [`save_checkpoint`] / [`load_checkpoint`]: weights at `x`, bit-exact resume | `ModuleOptimizer::save` (same process / same ids) |
+//! | step cost (784-256-256-10 MLP) | ≈ core + host copies | ≈ core + a one-parameter core rebuilt per tensor |
+//!
+//! plus [`ScheduleLr`] (a burn `LrScheduler` over the core's schedules) and
+//! [`recalibrate_batch_norm`] (batch-norm statistics at `x`).
+//!
+//! ## Schedule-Free in one paragraph
+//!
+//! Schedule-Free (Defazio et al., arXiv 2405.15682) computes gradients at `y`, takes steps `z`,
+//! and returns `x`, a weighted average of the `z`s; `y = (1 − β)z + βx`. Training holds `y` in
+//! the parameters; validation, checkpoints and inference must use `x`. In PyTorch that is the
+//! `optimizer.train()` / `optimizer.eval()` switch; here the module you train always holds `y`
+//! and `x` is a copy you ask for, so forgetting a switch cannot corrupt training.
+//!
+//! ## From PyTorch `schedulefree`
+//!
+//! | PyTorch (`schedulefree` 1.4) | here |
+//! | --- | --- |
+//! | `opt = AdamWScheduleFree(model.parameters(), lr=2.5e-3, warmup_steps=100)` | `let mut opt = ModelOptimizer::new(PresetConfig::AdamWScheduleFree(AdamWScheduleFree { lr: 2.5e-3, warmup_steps: 100, ..Default::default() }))?;` |
+//! | `model.train(); opt.train()` | nothing: the module always holds `y` |
+//! | `loss.backward(); opt.step()` | `let grads = GradientsParams::from_grads(loss.backward(), &model); model = opt.step(model, grads)?.0;` |
+//! | `model.eval(); opt.eval()` then validate | `let valid = opt.eval_module(&model)?.valid();` (or [`TrainLoop`], which does it) |
+//! | BN: `opt.eval()`, `model.train()`, ~50 batches under `no_grad`, `model.eval()` | `let at_x = recalibrate_batch_norm(opt.eval_module(&model)?, batches, \|m, b\| m.forward(b))?.valid();` |
+//! | checkpoint: `opt.eval()`, `torch.save({model, opt})`, `opt.train()` | `save_checkpoint(&model, &opt, dir)?` (weights at `x` + state; `model` and `opt` untouched) |
+//! | resume: load both, `opt.train()` | `model = load_checkpoint(fresh_model, &mut opt, dir)?;` (bit-exact) |
+//! | export for inference: `opt.eval()`, `torch.save(model.state_dict())` | `opt.eval_module(&model)?.save_file(path)` or the checkpoint's [`checkpoint_model_path`] |
+//! | `for g in opt.param_groups: g["lr"] = lr` | `opt.set_lr(lr)?` (e.g. from [`ScheduleLr`]) |
+//! | `opt.state_dict()` / `load_state_dict` | [`ModelOptimizer::state`] / [`ModelOptimizer::load_state`] (keyed by module path) |
+//!
+//! With burn's `ModuleOptimizer` (and so burn-train) the switch from burn's AdamW is one line:
+//!
+//! ```
+//! use burn::optim::ModuleOptimizer;
+//! use schedulefree::{AdamWScheduleFree, PresetConfig};
+//! use schedulefree_burn::TensorOptimizer;
+//!
+//! // let optim: ModuleOptimizer = burn::optim::AdamWConfig::new().init();
+//! let sf = TensorOptimizer::new(PresetConfig::AdamWScheduleFree(AdamWScheduleFree::default()))?;
+//! let optim: ModuleOptimizer = sf.clone().into();
+//! // ... model = optim.step(lr, model, grads);
+//! // validation at x: let valid = sf.eval_module(&optim, &model)?.valid();
+//! # Ok::<(), schedulefree_burn::BurnAdapterError>(())
+//! ```
+//!
+//! burn-train's `Learner` validates the module it trains (`y`) and checkpoints burn's
+//! `ModuleOptimizer` record; it has no hook to validate at `x`. With burn-train, validate at `x`
+//! in your own evaluation (`sf.eval_module(&optim, &model)`), or train with [`ModelOptimizer`].
+//! The per-tensor path's step counter is per tensor (see [`TensorOptimizer`]'s deviations).
+//!
+//! ## A whole training loop
+//!
+//! ```
+//! use burn::nn::{Linear, LinearConfig};
+//! use burn::tensor::{Device, Tensor};
+//! use schedulefree::{AdamWScheduleFree, PresetConfig};
+//! use schedulefree_burn::{ModelOptimizer, TrainLoop};
+//!
+//! let device = Device::default().autodiff();
+//! let model: Linear = LinearConfig::new(2, 1).init(&device);
+//! let mut optim = ModelOptimizer::new(PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+//!     lr: 0.05,
+//!     warmup_steps: 5,
+//!     ..Default::default()
+//! }))?;
+//! let x = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, -1.0]], &device);
+//! let t = Tensor::<2>::from_floats([[1.0], [0.0]], &device);
+//! let xv = x.clone().inner(); // validation data, no autodiff
+//! let (model, reports) = TrainLoop::new(5).run(
+//!     &mut optim,
+//!     model,
+//!     |_epoch| 0..10,                                                     // 10 steps per epoch
+//!     |m: &Linear, _| (m.forward(x.clone()) - t.clone()).powf_scalar(2.0).mean(),
+//!     |m: &Linear| m.forward(xv.clone()).into_data(),                     // runs at x
+//! )?;
+//! assert!(reports.iter().all(|r| r.validated_at_x));
+//! # let _ = model;
+//! # Ok::<(), schedulefree_burn::BurnAdapterError>(())
+//! ```
+//!
+//! See also `examples/train_mlp.rs` (iris, burn AdamW vs Schedule-Free AdamW).
+//!
+//! ## Data parallel
+//!
+//! [`ModelOptimizer::step_multi`] takes burn's `MultiGradientsParams` (one `GradientsParams` per
+//! device, summed per parameter by burn) and `ModuleOptimizer::step_multi` works with
+//! [`TensorOptimizer`] unchanged. `tests/data_parallel.rs` checks that two replicas on their own
+//! threads, each with half the batch, train exactly like one replica on the whole batch (up to
+//! the gradient's summation order). With this build's backend the two replicas share the one
+//! CPU device: burn's flex backend has a single device (`FlexDevice` is a unit struct) and the
+//! workspace enables no other CPU backend; burn's `MultiGradientsParams` and
+//! `ModuleOptimizer::step_multi` are device-agnostic, so the same code runs with two GPUs
+//! (`Device::cuda(0)`, `Device::cuda(1)`) once a GPU backend feature is enabled.
+//!
+//! ## Errors
+//!
+//! Every fallible call returns [`BurnAdapterError`]: the core's typed errors plus path, shape,
+//! file and record errors. Library code does not panic on user input.
 
 mod batch_norm;
 mod checkpoint;

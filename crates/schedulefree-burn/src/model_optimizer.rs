@@ -13,6 +13,11 @@ use schedulefree::{DynOptimizer, GroupConfig, GroupStepInfo, OptimizerState, Par
 use crate::error::BurnAdapterError;
 use crate::module_params::{GradSource, read_params, read_params_with_grads, write_params};
 
+/// A core optimizer behind the object-safe interface.
+pub(crate) type Core = Box<dyn DynOptimizer<f32>>;
+/// Registered module paths and their shapes.
+pub(crate) type Shapes = BTreeMap<String, Vec<usize>>;
+
 /// Version of the file layout [`ModelOptimizer::save`] writes.
 pub const MODEL_OPTIMIZER_FILE_VERSION: u32 = 1;
 
@@ -111,8 +116,9 @@ impl ModelOptimizer {
     /// [`BurnAdapterError::Shape`] if a registered path changed shape,
     /// [`BurnAdapterError::UnmatchedState`] if the optimizer holds paths the module lacks (e.g.
     /// state loaded from another architecture), [`BurnAdapterError::DuplicatePath`],
-    /// [`BurnAdapterError::Tensor`], and the core's [`BurnAdapterError::Step`]. Nothing changes
-    /// on error.
+    /// [`BurnAdapterError::Tensor`], and the core's [`BurnAdapterError::Step`]. No value or
+    /// state changes on error (parameters seen for the first time may stay registered, without
+    /// state, as after a step in which they had no gradient).
     pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> Result<(M, StepInfo), BurnAdapterError> {
         self.step_from(module, GradSource::Single(&mut grads))
     }
@@ -184,6 +190,10 @@ impl ModelOptimizer {
     /// point, `x = y + (1 − 1/β)(z − y)` computed by the core); `module` (at `y`) is untouched.
     /// Use it for validation (`.valid()`), export and checkpoints. An identity copy for presets
     /// without modes; parameters never stepped are copied unchanged.
+    ///
+    /// This is PyTorch's `optimizer.eval()` … `optimizer.train()` swap as a scoped value: burn
+    /// modules are values, so the copy at `x` is used and dropped and the training module never
+    /// leaves `y` (no round trip through `x`, so no rounding drift of `y` either).
     ///
     /// Note: burn's `RunningState` buffers (batch-norm statistics) are shared between a module
     /// and its clones; they are copied as they are (statistics at `y`), see
@@ -268,7 +278,7 @@ impl ModelOptimizer {
     pub(crate) fn core_from_state(
         &self,
         state: &OptimizerState,
-    ) -> Result<(Box<dyn DynOptimizer<f32>>, BTreeMap<String, Vec<usize>>), BurnAdapterError> {
+    ) -> Result<(Core, Shapes), BurnAdapterError> {
         let mut core = self.preset.build_dyn::<f32>()?;
         if let Some(g) = self.core.group_config(0) {
             core.set_group_config(0, g)?;
@@ -283,7 +293,7 @@ impl ModelOptimizer {
     }
 
     /// Replace the core (after a checkpoint load).
-    pub(crate) fn replace_core(&mut self, core: Box<dyn DynOptimizer<f32>>, shapes: BTreeMap<String, Vec<usize>>) {
+    pub(crate) fn replace_core(&mut self, core: Core, shapes: Shapes) {
         self.core = core;
         self.shapes = shapes;
     }

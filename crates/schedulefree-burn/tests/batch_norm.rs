@@ -81,6 +81,12 @@ fn running_stats_are_the_mean_over_batches_at_x() {
         }
         assert_eq!(recal.bn.momentum, momentum, "momentum unchanged");
         assert_eq!(host(net.bn.running_mean.value_sync()), y_mean_before, "the training module's stats are untouched");
+        // A validation module comes back as one, with the same statistics.
+        let from_valid = recalibrate_batch_norm(at_x.valid(), batches.clone(), |m: &Net, b| m.forward(b)).expect("recalibrate");
+        assert!(!from_valid.lin.weight.val().is_autodiff());
+        assert!(recal.lin.weight.val().is_autodiff(), "a training-state module stays one");
+        let again = host(from_valid.bn.running_mean.value());
+        assert!(again.iter().zip(&got_mean).all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs())), "{again:?} vs {got_mean:?}");
         // The recalibrated module validates.
         let out = recal.valid().forward(matrix(2, 4, 7, &Device::default()));
         assert_eq!(out.dims(), [2, 2]);
