@@ -12,8 +12,8 @@
 //!
 //! # Preprocessing
 //!
-//! Pixels become `(p/255 − μ)/σ` with the mean and standard deviation of all training
-//! pixels (train-split statistics only). Text keeps its token ids (see
+//! Pixels are kept as bytes and become `(p/255 − μ)/σ` when batched, with the mean and
+//! standard deviation of all training pixels (train-split statistics only). Text keeps its token ids (see
 //! [`crate::data::text`]).
 
 use std::collections::HashMap;
@@ -28,15 +28,19 @@ use crate::data::idx::{self, ImageSet};
 use crate::data::registry;
 use crate::data::text::{DEFAULT_TRAIN_FRACTION, TextCorpus};
 
-/// Standardised images of one split: `rows × side²` pixels and labels.
+/// Images of one split: `rows × side²` raw pixels and labels, standardised when batched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageSplit {
-    /// Pixels, image after image, standardised.
-    pub pixels: Vec<f32>,
+    /// Raw pixels (0–255), image after image.
+    pub pixels: Vec<u8>,
     /// Class of each image.
     pub labels: Vec<i64>,
     /// Image side.
     pub side: usize,
+    /// Mean of the training pixels (in units of 1/255).
+    pub mean: f32,
+    /// Standard deviation of the training pixels (in units of 1/255).
+    pub std: f32,
 }
 
 impl ImageSplit {
@@ -45,29 +49,32 @@ impl ImageSplit {
         self.labels.len()
     }
 
-    fn from_set(set: &ImageSet, mean: f64, std: f64) -> Self {
-        let pixels = set
-            .pixels
-            .iter()
-            .map(|&p| ((f64::from(p) / 255.0 - mean) / std) as f32)
-            .collect();
+    fn from_set(set: ImageSet, mean: f64, std: f64) -> Self {
         Self {
-            pixels,
             labels: set.labels.iter().map(|&l| i64::from(l)).collect(),
+            pixels: set.pixels,
             side: set.rows,
+            mean: mean as f32,
+            std: std as f32,
         }
     }
 
-    /// Images `rows` (in that order) as `[rows.len(), 1, side, side]` and their labels.
+    /// Images `rows` (in that order) as `[rows.len(), 1, side, side]`, each pixel
+    /// `(p/255 − mean)/std`, and their labels.
     ///
     /// # Panics
     /// If an index is out of range.
     pub fn batch(&self, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         let p = self.side * self.side;
+        let (scale, shift) = (1.0 / (255.0 * self.std), self.mean / self.std);
         let mut x = Vec::with_capacity(rows.len() * p);
         let mut y = Vec::with_capacity(rows.len());
         for &r in rows {
-            x.extend_from_slice(&self.pixels[r * p..(r + 1) * p]);
+            x.extend(
+                self.pixels[r * p..(r + 1) * p]
+                    .iter()
+                    .map(|&v| f32::from(v) * scale - shift),
+            );
             y.push(self.labels[r]);
         }
         let n = rows.len();
@@ -78,7 +85,7 @@ impl ImageSplit {
     }
 }
 
-/// A standardised image data set.
+/// An image data set (raw pixels, standardised with train statistics when batched).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageData {
     /// Training split.
@@ -224,8 +231,8 @@ fn load_images(files: &[PathBuf]) -> anyhow::Result<ImageData> {
         / n;
     let std = var.sqrt().max(1e-6);
     Ok(ImageData {
-        train: ImageSplit::from_set(&train, mean, std),
-        test: ImageSplit::from_set(&test, mean, std),
+        train: ImageSplit::from_set(train, mean, std),
+        test: ImageSplit::from_set(test, mean, std),
         files: files.to_vec(),
     })
 }
