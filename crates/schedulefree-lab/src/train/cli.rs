@@ -36,7 +36,7 @@ pub enum ScheduleKind {
     Cosine,
 }
 
-/// `sflab train`: one run on real data; metrics to CSV/JSONL, result to `<out>/result.json`.
+/// `sflab train`: one run on real data; metrics to CSV/JSONL, result to `result.json` in `--out`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
     /// A JSON TrainConfig to start from (flags given on the command line override it).
@@ -93,7 +93,7 @@ pub struct TrainArgs {
     /// Training batches for BatchNorm recalibration at x (0 disables; default 20).
     #[arg(long)]
     pub bn_recalibration: Option<usize>,
-    /// Per-step metrics file (.csv or .jsonl); default <out>/metrics.csv.
+    /// Per-step metrics file (.csv or .jsonl); default metrics.csv in the --out folder.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
     /// Output folder (config.json, result.json, default metrics).
