@@ -75,10 +75,16 @@ fn hand_made() -> Vec<RunRecord> {
         record(Method::LinearDecay, 100, 0.1, SF_BETA, constant(0.5)),
         record(Method::LinearDecay, 100, 0.2, SF_BETA, constant(0.55)),
         // SF at lr 0.1: 0.7 at step 50, 0.52 at 100; at lr 0.2: 0.88 at 50, 0.45 at 100.
-        record(Method::ScheduleFree, 100, 0.1, SF_BETA, |s| if s <= 50 { 0.7 } else { 0.52 }),
-        record(Method::ScheduleFree, 100, 0.2, SF_BETA, |s| if s <= 50 { 0.88 } else { 0.45 }),
+        record(Method::ScheduleFree, 100, 0.1, SF_BETA, |s| {
+            if s <= 50 { 0.7 } else { 0.52 }
+        }),
+        record(Method::ScheduleFree, 100, 0.2, SF_BETA, |s| {
+            if s <= 50 { 0.88 } else { 0.45 }
+        }),
         // β sweep at lr 0.2: β = 0.5 is better at T/2, worse at T.
-        record(Method::ScheduleFree, 100, 0.2, 0.5, |s| if s <= 50 { 0.8 } else { 0.6 }),
+        record(Method::ScheduleFree, 100, 0.2, 0.5, |s| {
+            if s <= 50 { 0.8 } else { 0.6 }
+        }),
     ]
 }
 
@@ -93,19 +99,34 @@ fn envelope_picks_the_best_lr_per_budget_and_relative_gaps_are_exact() {
     let half = &r.pareto[0];
     assert_eq!(half.budget, 50);
     assert_eq!(half.cosine.map(|c| (c.lr, c.loss.mean)), Some((0.2, 0.8)));
-    assert_eq!(half.linear_decay.map(|c| (c.lr, c.loss.mean)), Some((0.2, 0.85)));
+    assert_eq!(
+        half.linear_decay.map(|c| (c.lr, c.loss.mean)),
+        Some((0.2, 0.85))
+    );
     let (m, best) = half.best_schedule().expect("schedules ran");
     assert_eq!((m, best.loss.mean), (Method::Cosine, 0.8));
-    assert_eq!(half.schedule_free.map(|c| (c.lr, c.loss.mean)), Some((0.2, 0.88)));
-    assert_eq!(half.schedule_free_best.map(|c| (c.lr, c.loss.mean)), Some((0.1, 0.7)));
+    assert_eq!(
+        half.schedule_free.map(|c| (c.lr, c.loss.mean)),
+        Some((0.2, 0.88))
+    );
+    assert_eq!(
+        half.schedule_free_best.map(|c| (c.lr, c.loss.mean)),
+        Some((0.1, 0.7))
+    );
     let rel = half.relative_pct().expect("finite");
     assert!((rel - 100.0 * (0.88 - 0.8) / 0.8).abs() < 1e-9, "{rel}");
     let rel_best = half.relative_best_pct().expect("finite");
-    assert!((rel_best - 100.0 * (0.7 - 0.8) / 0.8).abs() < 1e-9, "{rel_best}");
+    assert!(
+        (rel_best - 100.0 * (0.7 - 0.8) / 0.8).abs() < 1e-9,
+        "{rel_best}"
+    );
 
     let full = &r.pareto[1];
     assert_eq!(full.cosine.map(|c| c.lr), Some(0.1));
-    assert_eq!(full.linear_decay.map(|c| (c.lr, c.loss.mean)), Some((0.1, 0.5)));
+    assert_eq!(
+        full.linear_decay.map(|c| (c.lr, c.loss.mean)),
+        Some((0.1, 0.5))
+    );
     assert_eq!(full.best_schedule().map(|b| b.0), Some(Method::LinearDecay));
     let rel = full.relative_pct().expect("finite");
     assert!((rel - 100.0 * (0.45 - 0.5) / 0.5).abs() < 1e-9, "{rel}");
@@ -114,21 +135,33 @@ fn envelope_picks_the_best_lr_per_budget_and_relative_gaps_are_exact() {
     for b in [50, 100] {
         for m in Method::ALL {
             let s = r.lr_sweep(m, b).expect("sweep");
-            assert_eq!(s.cells.iter().map(|c| c.lr).collect::<Vec<_>>(), vec![0.1, 0.2]);
+            assert_eq!(
+                s.cells.iter().map(|c| c.lr).collect::<Vec<_>>(),
+                vec![0.1, 0.2]
+            );
         }
     }
     // Within 5 % of the best: only 0.1 for cosine at T (0.7 is 17 % above 0.6).
-    assert_eq!(r.lr_sweep(Method::Cosine, 100).map(|s| s.near_optimal()), Some(vec![0.1]));
+    assert_eq!(
+        r.lr_sweep(Method::Cosine, 100).map(|s| s.near_optimal()),
+        Some(vec![0.1])
+    );
 
     // β sweep at SF's lr: β = 0.5 best at T/2, β = 0.9 at T.
     assert_eq!(r.beta_lr, Some(0.2));
-    assert_eq!(r.betas.iter().map(|b| b.best_beta()).collect::<Vec<_>>(), vec![Some(0.5), Some(0.9)]);
+    assert_eq!(
+        r.betas.iter().map(|b| b.best_beta()).collect::<Vec<_>>(),
+        vec![Some(0.5), Some(0.9)]
+    );
     assert_eq!(r.beta_consistent(), Some(false));
     assert_eq!(r.beta_curves.len(), 2);
 
     // Curves: best-lr schedule runs per budget, then SF's.
     assert_eq!(r.curves.len(), 5);
-    assert_eq!(r.curves.last().map(|c| (c.method, c.lr)), Some((Method::ScheduleFree, 0.2)));
+    assert_eq!(
+        r.curves.last().map(|c| (c.method, c.lr)),
+        Some((Method::ScheduleFree, 0.2))
+    );
 }
 
 #[test]
@@ -143,8 +176,14 @@ fn diverged_runs_never_win_and_the_summary_states_the_numbers() {
     runs[i].evals.truncate(1);
     runs[i].diverged = true;
     let r = Report::build(&cfg, &runs);
-    assert_eq!(r.pareto[0].cosine.map(|c| (c.lr, c.loss.mean)), Some((0.1, 1.0)));
-    assert_eq!(r.pareto[0].best_schedule().map(|b| b.0), Some(Method::LinearDecay));
+    assert_eq!(
+        r.pareto[0].cosine.map(|c| (c.lr, c.loss.mean)),
+        Some((0.1, 1.0))
+    );
+    assert_eq!(
+        r.pareto[0].best_schedule().map(|b| b.0),
+        Some(Method::LinearDecay)
+    );
     assert_eq!(r.diverged, 1);
 
     let md = markdown(&cfg, &r, 12.0);
@@ -163,7 +202,9 @@ fn power_law_fit_reads_the_schedule_free_curve() {
     let cfg = small_config();
     // An exact power law on SF's curve at the chosen lr: L = 0.3 + 2·t^(−0.5).
     let runs = vec![
-        record(Method::ScheduleFree, 100, 0.1, SF_BETA, |s| 0.3 + 2.0 * (s as f64).powf(-0.5)),
+        record(Method::ScheduleFree, 100, 0.1, SF_BETA, |s| {
+            0.3 + 2.0 * (s as f64).powf(-0.5)
+        }),
         record(Method::ScheduleFree, 100, 0.2, SF_BETA, constant(5.0)),
     ];
     let r = Report::build(&cfg, &runs);
@@ -189,7 +230,12 @@ fn power_law_fit_reads_the_schedule_free_curve() {
         .map(|k| {
             let t = 10 * k;
             let l = 0.3 + 2.0 * (t as f64).powf(-0.5);
-            EvalPoint { step: t, train_loss: l, eval_loss: l, eval_accuracy: 0.5 }
+            EvalPoint {
+                step: t,
+                train_loss: l,
+                eval_loss: l,
+                eval_accuracy: 0.5,
+            }
         })
         .collect();
     let r = Report::build(&cfg, &[run]);
@@ -201,26 +247,76 @@ fn power_law_fit_reads_the_schedule_free_curve() {
 
 #[test]
 fn protocol_validation() {
-    let bad = |args: ParetoArgs| ParetoConfig::resolve(&ParetoArgs { quiet: true, ..args }).is_err();
-    assert!(bad(ParetoArgs { steps: Some(100), budgets: Some(vec![3]), ..Default::default() }));
-    assert!(bad(ParetoArgs { steps: Some(100), eval_every: Some(30), ..Default::default() }));
-    assert!(bad(ParetoArgs { lrs: Some(vec![0.0]), ..Default::default() }));
-    assert!(bad(ParetoArgs { betas: Some(vec![1.5]), ..Default::default() }));
-    assert!(bad(ParetoArgs { jobs: Some(0), ..Default::default() }));
+    let bad = |args: ParetoArgs| {
+        ParetoConfig::resolve(&ParetoArgs {
+            quiet: true,
+            ..args
+        })
+        .is_err()
+    };
+    assert!(bad(ParetoArgs {
+        steps: Some(100),
+        budgets: Some(vec![3]),
+        ..Default::default()
+    }));
+    assert!(bad(ParetoArgs {
+        steps: Some(100),
+        eval_every: Some(30),
+        ..Default::default()
+    }));
+    assert!(bad(ParetoArgs {
+        lrs: Some(vec![0.0]),
+        ..Default::default()
+    }));
+    assert!(bad(ParetoArgs {
+        betas: Some(vec![1.5]),
+        ..Default::default()
+    }));
+    assert!(bad(ParetoArgs {
+        jobs: Some(0),
+        ..Default::default()
+    }));
     let cfg = ParetoConfig::resolve(&ParetoArgs::default()).expect("defaults are valid");
-    assert_eq!(cfg.budgets, vec![cfg.steps / 8, cfg.steps / 4, cfg.steps / 2, cfg.steps]);
-    assert_eq!(cfg.eval_every, cfg.steps / 32);
-    assert_eq!(cfg.out, PathBuf::from("results/pareto/mnist_mlp"));
+    assert_eq!(
+        cfg.budgets,
+        vec![cfg.steps / 8, cfg.steps / 4, cfg.steps / 2, cfg.steps]
+    );
+    assert_eq!(cfg.task, Task::FashionMlp);
+    assert_eq!(
+        cfg.eval_every,
+        cfg.steps / 32,
+        "four evaluations per smallest budget"
+    );
+    assert_eq!(cfg.out, PathBuf::from("results/pareto/fashion_mlp"));
+    let text = ParetoConfig::resolve(&ParetoArgs {
+        task: Some(Task::TragediesTransformer),
+        ..Default::default()
+    })
+    .expect("valid");
+    assert_eq!(text.eval_every, text.steps / 16);
     // Schedule runs warm up over 5 % of their own length, SF over 5 % of T.
-    let sched = cfg.grid_specs().into_iter().find(|s| s.method == Method::Cosine && s.steps == cfg.steps / 8);
+    let sched = cfg
+        .grid_specs()
+        .into_iter()
+        .find(|s| s.method == Method::Cosine && s.steps == cfg.steps / 8);
     let tc = cfg.train_config(&sched.expect("a T/8 cosine run"));
     match tc.optimizer {
-        schedulefree::PresetConfig::AdamW { schedule: schedulefree::schedule::ScheduleConfig::Cosine { warmup, total, .. }, .. } => {
-            assert_eq!((warmup, total), (cfg.warmup_steps(cfg.steps / 8), cfg.steps / 8));
+        schedulefree::PresetConfig::AdamW {
+            schedule: schedulefree::schedule::ScheduleConfig::Cosine { warmup, total, .. },
+            ..
+        } => {
+            assert_eq!(
+                (warmup, total),
+                (cfg.warmup_steps(cfg.steps / 8), cfg.steps / 8)
+            );
         }
         other => panic!("{other:?}"),
     }
-    let full = ParetoConfig::resolve(&ParetoArgs { full: true, ..Default::default() }).expect("valid");
+    let full = ParetoConfig::resolve(&ParetoArgs {
+        full: true,
+        ..Default::default()
+    })
+    .expect("valid");
     assert!(full.steps > cfg.steps && full.seeds > 1 && full.lrs.len() > cfg.lrs.len());
 }
 
@@ -248,14 +344,29 @@ fn tiny_protocol_end_to_end_writes_every_output() {
     let f = &o.files;
     for p in [&f.runs, &f.curves, &f.summary_md, &f.config] {
         assert!(p.starts_with(&out), "{}", p.display());
-        assert!(std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false), "{} missing", p.display());
+        assert!(
+            std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false),
+            "{} missing",
+            p.display()
+        );
     }
     let names: Vec<String> = f
         .plots
         .iter()
-        .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        .map(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
         .collect();
-    for n in ["pareto.png", "pareto.svg", "lr_sweep.png", "lr_sweep.svg", "beta_sweep.png", "beta_sweep.svg"] {
+    for n in [
+        "pareto.png",
+        "pareto.svg",
+        "lr_sweep.png",
+        "lr_sweep.svg",
+        "beta_sweep.png",
+        "beta_sweep.svg",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} not drawn: {names:?}");
     }
     for p in &f.plots {
@@ -263,7 +374,11 @@ fn tiny_protocol_end_to_end_writes_every_output() {
         if p.extension().is_some_and(|e| e == "png") {
             assert!(bytes.starts_with(b"\x89PNG"), "{}", p.display());
         } else {
-            assert!(String::from_utf8_lossy(&bytes).contains("<svg"), "{}", p.display());
+            assert!(
+                String::from_utf8_lossy(&bytes).contains("<svg"),
+                "{}",
+                p.display()
+            );
         }
     }
     let runs = std::fs::read_to_string(&f.runs).expect("runs.csv");
@@ -283,10 +398,16 @@ fn tiny_protocol_end_to_end_writes_every_output() {
     }
     let md = std::fs::read_to_string(&f.summary_md).expect("summary");
     assert_eq!(md, o.markdown);
-    assert!(md.contains("| T/2 (20) |") && md.contains("| T (40) |"), "{md}");
+    assert!(
+        md.contains("| T/2 (20) |") && md.contains("| T (40) |"),
+        "{md}"
+    );
     for row in &o.report.pareto {
         assert!(row.relative_pct().is_some(), "{row:?}");
-        assert!(md.contains(&format!("{:+.2}%", row.relative_pct().unwrap_or_default())), "{md}");
+        assert!(
+            md.contains(&format!("{:+.2}%", row.relative_pct().unwrap_or_default())),
+            "{md}"
+        );
     }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -6,7 +6,11 @@ use anyhow::Context;
 
 use super::record::RunRecord;
 
-fn write_rows(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> anyhow::Result<()> {
+fn write_rows(
+    path: &Path,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> anyhow::Result<()> {
     let ctx = || format!("writing {}", path.display());
     let mut w = csv::Writer::from_path(path).with_context(ctx)?;
     w.write_record(header).with_context(ctx)?;

@@ -28,18 +28,33 @@ fn signed_pct(v: Option<f64>) -> String {
 pub fn budget_label(cfg: &ParetoConfig, b: u64) -> String {
     if b == cfg.steps {
         format!("T ({b})")
-    } else if cfg.steps % b == 0 {
+    } else if b > 0 && cfg.steps.is_multiple_of(b) {
         format!("T/{} ({b})", cfg.steps / b)
     } else {
         b.to_string()
     }
 }
 
-fn cell_with_lr(c: Option<Cell>) -> String {
+/// `lr` with a dagger when it lies at an end of the grid (the optimum may lie outside it).
+fn lr_label(cfg: &ParetoConfig, lr: f64) -> String {
+    let edge = cfg.lrs.len() > 1 && (cfg.lrs.first() == Some(&lr) || cfg.lrs.last() == Some(&lr));
+    format!("{lr}{}", if edge { "†" } else { "" })
+}
+
+fn cell_with_lr(cfg: &ParetoConfig, c: Option<Cell>) -> String {
     match c {
         Some(c) if c.loss.mean.is_finite() => {
-            let se = if c.loss.n > 1 { format!(" ± {:.4}", c.loss.se) } else { String::new() };
-            format!("{}{se} (lr {}, acc {:.2}%)", loss(c.loss.mean), c.lr, 100.0 * c.accuracy)
+            let se = if c.loss.n > 1 {
+                format!(" ± {:.4}", c.loss.se)
+            } else {
+                String::new()
+            };
+            format!(
+                "{}{se} (lr {}, acc {:.2}%)",
+                loss(c.loss.mean),
+                lr_label(cfg, c.lr),
+                100.0 * c.accuracy
+            )
         }
         Some(c) => format!("diverged (lr {})", c.lr),
         None => "—".into(),
@@ -61,10 +76,9 @@ pub fn protocol(cfg: &ParetoConfig) -> String {
          AdamW (β = ({b1}, {b2})) with cosine and with linear decay to 0 runs once per budget {budgets}. \
          Every method uses the same lr grid {{{lrs}}}, ε = {eps:e}, weight decay {wd}, and a linear warmup \
          over {warm}% of the run's own length (Schedule-Free: of T, since one run serves every budget). \
-         Every run is evaluated every {every} updates on the same fixed held-out subset ({eb} batches of \
-         {batch}), Schedule-Free at x. A schedule's best lr at a budget is the one with the lowest held-out \
-         loss at its end; Schedule-Free's lr is chosen once, by its loss at T. The β sweep ({{{betas}}}) runs \
-         at that lr.",
+         Every run is evaluated every {every} updates on the same held-out set ({eb}), Schedule-Free at \
+         x. A schedule's best lr at a budget is the one with the lowest held-out loss at its end; \
+         Schedule-Free's lr is chosen once, by its loss at T. The β sweep ({{{betas}}}) runs at that lr.",
         task = cfg.task.name(),
         batch = cfg.batch_size,
         seeds = cfg.seeds,
@@ -78,14 +92,21 @@ pub fn protocol(cfg: &ParetoConfig) -> String {
         wd = cfg.weight_decay,
         warm = 100.0 * cfg.warmup_fraction,
         every = cfg.eval_every,
-        eb = cfg.eval_batches,
+        eb = cfg
+            .eval_batches
+            .map_or("the whole test split".into(), |n| format!(
+                "a fixed subset of {n} batches"
+            )),
         betas = betas.join(", "),
     )
 }
 
 fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
     let sf_lr = r.sf_lr.map_or("—".into(), |l| l.to_string());
-    let _ = writeln!(out, "## Pareto table: Schedule-Free vs the best schedule at each budget\n");
+    let _ = writeln!(
+        out,
+        "## Pareto table: Schedule-Free vs the best schedule at each budget\n"
+    );
     let _ = writeln!(
         out,
         "Held-out loss (lower is better), with the lr and held-out accuracy. \"SF\" is the single \
@@ -103,11 +124,14 @@ fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
             budget_label(cfg, row.budget),
-            bold_if(cell_with_lr(row.cosine), best == Some(Method::Cosine)),
-            bold_if(cell_with_lr(row.linear_decay), best == Some(Method::LinearDecay)),
-            cell_with_lr(row.schedule_free),
+            bold_if(cell_with_lr(cfg, row.cosine), best == Some(Method::Cosine)),
+            bold_if(
+                cell_with_lr(cfg, row.linear_decay),
+                best == Some(Method::LinearDecay)
+            ),
+            cell_with_lr(cfg, row.schedule_free),
             signed_pct(row.relative_pct()),
-            cell_with_lr(row.schedule_free_best),
+            cell_with_lr(cfg, row.schedule_free_best),
             signed_pct(row.relative_best_pct()),
         );
     }
@@ -120,7 +144,7 @@ fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
             out,
             "\nThe one Schedule-Free run matches or beats the best schedule that ended there at {wins} of {} \
              budgets; relative to it, Schedule-Free ranges from {best:+.2}% to {worst:+.2}%. Bold: the better \
-             schedule at each budget.\n",
+             schedule at each budget; † marks a best lr at an end of the grid.\n",
             rel.len()
         );
     } else {
@@ -159,7 +183,11 @@ fn lr_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
                 let sweep = r.lr_sweep(m, b);
                 let c = sweep.and_then(|s| s.cells.iter().find(|c| c.lr == lr));
                 let is_best = sweep.and_then(|s| s.best()).map(|c| c.lr) == Some(lr);
-                let _ = write!(out, " {} |", c.map_or("—".into(), |c| bold_if(loss(c.loss.mean), is_best)));
+                let _ = write!(
+                    out,
+                    " {} |",
+                    c.map_or("—".into(), |c| bold_if(loss(c.loss.mean), is_best))
+                );
             }
         }
         out.push('\n');
@@ -174,9 +202,18 @@ fn lr_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
     for &b in &cfg.budgets {
         let _ = write!(out, "| {} |", budget_label(cfg, b));
         for m in Method::ALL {
-            let near = r.lr_sweep(m, b).map(|s| s.near_optimal()).unwrap_or_default();
+            let near = r
+                .lr_sweep(m, b)
+                .map(|s| s.near_optimal())
+                .unwrap_or_default();
             let s: Vec<String> = near.iter().map(|l| l.to_string()).collect();
-            let _ = write!(out, " {} of {}: {} |", near.len(), cfg.lrs.len(), s.join(", "));
+            let _ = write!(
+                out,
+                " {} of {}: {} |",
+                near.len(),
+                cfg.lrs.len(),
+                s.join(", ")
+            );
         }
         out.push('\n');
     }
@@ -208,7 +245,10 @@ fn beta_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
             let _ = write!(
                 out,
                 " {} |",
-                c.map_or("—".into(), |c| bold_if(loss(c.loss.mean), best == Some(beta)))
+                c.map_or("—".into(), |c| bold_if(
+                    loss(c.loss.mean),
+                    best == Some(beta)
+                ))
             );
         }
         let _ = writeln!(out, " {} |", best.map_or("—".into(), |b| b.to_string()));
@@ -216,7 +256,10 @@ fn beta_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
     let verdict = match r.beta_consistent() {
         Some(true) => format!(
             "The best β is the same at every budget (β = {}).",
-            r.betas.first().and_then(|b| b.best_beta()).unwrap_or(f64::NAN)
+            r.betas
+                .first()
+                .and_then(|b| b.best_beta())
+                .unwrap_or(f64::NAN)
         ),
         Some(false) => "The best β differs between budgets.".to_string(),
         None => "No β could be ranked (every run diverged).".to_string(),
@@ -241,7 +284,10 @@ fn fit_row(name: &str, f: &Result<PowerLawFit, String>) -> String {
 
 fn fit_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
     let f = &r.fit;
-    let _ = writeln!(out, "## 1/√T check: power-law fit of Schedule-Free's curve\n");
+    let _ = writeln!(
+        out,
+        "## 1/√T check: power-law fit of Schedule-Free's curve\n"
+    );
     let _ = writeln!(
         out,
         "Fit of `L(t) = L∞ + A·t^(−a)` to the Schedule-Free held-out loss curve (lr {}, β = {SF_BETA}) on \

@@ -63,7 +63,14 @@ impl Method {
     /// The core preset for a run of `steps` updates at peak lr `lr` with `warmup` warmup
     /// updates, Schedule-Free interpolation `beta` (ignored by the schedules) and weight
     /// decay `weight_decay`.
-    pub fn preset(self, lr: f64, beta: f64, steps: u64, warmup: u64, weight_decay: f64) -> PresetConfig {
+    pub fn preset(
+        self,
+        lr: f64,
+        beta: f64,
+        steps: u64,
+        warmup: u64,
+        weight_decay: f64,
+    ) -> PresetConfig {
         let adamw = AdamW {
             lr,
             betas: (ADAM_BETA1, ADAM_BETA2),
@@ -134,14 +141,23 @@ mod tests {
             assert_eq!(p.has_modes(), m == Method::ScheduleFree, "{m}");
             assert!(p.build_dyn::<f32>().is_ok(), "{m}");
             match p {
-                PresetConfig::AdamW { schedule: ScheduleConfig::Cosine { total, warmup, .. }, .. } => {
+                PresetConfig::AdamW {
+                    schedule: ScheduleConfig::Cosine { total, warmup, .. },
+                    ..
+                } => {
                     assert_eq!((m, total, warmup), (Method::Cosine, 80, 4));
                 }
-                PresetConfig::AdamW { schedule: ScheduleConfig::Linear { total, warmup, .. }, .. } => {
+                PresetConfig::AdamW {
+                    schedule: ScheduleConfig::Linear { total, warmup, .. },
+                    ..
+                } => {
                     assert_eq!((m, total, warmup), (Method::LinearDecay, 80, 4));
                 }
                 PresetConfig::AdamWScheduleFree(c) => {
-                    assert_eq!((m, c.betas.0, c.warmup_steps), (Method::ScheduleFree, 0.95, 4));
+                    assert_eq!(
+                        (m, c.betas.0, c.warmup_steps),
+                        (Method::ScheduleFree, 0.95, 4)
+                    );
                 }
                 other => panic!("unexpected preset {other:?}"),
             }

@@ -4,8 +4,8 @@
 //!
 //! # Protocol
 //!
-//! * **Task**: a model/data pair of `sflab train` (`--task`, default `mnist_mlp`), trained by
-//!   [`crate::train::run`] with the task's model, batch size and data.
+//! * **Task**: a model/data pair of `sflab train` (`--task`, default `fashion_mlp`), trained
+//!   by [`crate::train::run`] with the task's model, batch size and data.
 //! * **Budgets**: `T/8, T/4, T/2, T` (`--budgets` divisors). Schedule-Free AdamW (β = 0.9)
 //!   runs **once** for `T` updates; AdamW with cosine decay to 0 and with linear decay to 0
 //!   runs once per budget, each schedule ending exactly at its budget ([`method`]).
@@ -15,8 +15,9 @@
 //!   is reported beside it).
 //! * **Warmup**: linear, over the same fraction (5 %) of each schedule run's own length and of
 //!   `T` for Schedule-Free (whose single run has no other length).
-//! * **Evaluation**: every `T/32` updates (so at every budget) on the same fixed held-out
-//!   subset, Schedule-Free at `x`. One Schedule-Free run is thus read at every budget.
+//! * **Evaluation**: 4 (MLPs) or 2 (CNNs, transformers) times per smallest budget, hence at
+//!   every budget, on the same held-out set, Schedule-Free at `x`. One Schedule-Free run is
+//!   thus read at every budget.
 //! * **β sweep**: Schedule-Free at its best lr with β ∈ {0.5, 0.9, 0.95, 0.98}; per budget,
 //!   which β is best (the paper: the same at every horizon).
 //! * **lr sweep**: the grid's results for every method at every budget (sensitivity curves).
@@ -24,8 +25,8 @@
 //!   `t ≥ T/8` and reports `a`, `L∞` and R².
 //!
 //! Runs are independent; `--jobs` (default 2) run at once, each on one thread ([`sweep`]).
-//! The defaults finish in under 10 minutes on 2 cores; `--full` quadruples `T`, uses 3 seeds and
-//! a 7-point grid.
+//! The defaults ([`config::task_defaults`]) finish in under 10 minutes on 2 cores; `--full`
+//! quadruples `T`, uses 3 seeds and a wider grid.
 //!
 //! # Outputs (under `--out`, default `results/pareto/<task>`)
 //!
@@ -87,16 +88,30 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// What [`write_outputs`] produced.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The report.
+    pub report: Report,
+    /// The markdown summary (also in `summary.md`).
+    pub markdown: String,
+    /// Files written.
+    pub files: OutputFiles,
+    /// Why the plots could not be drawn, if they could not.
+    pub plot_error: Option<String>,
+}
+
 /// Write every output of `records` into `cfg.out` (the CSVs, `config.json`, `summary.md` and,
 /// if enabled, the plots); `seconds` is the wall time stated in the summary.
 ///
 /// # Errors
-/// Unwritable output. A plotting failure is returned in the tuple, not as an error.
+/// Unwritable output. A plotting failure is reported in [`Written::plot_error`], not as an
+/// error.
 pub fn write_outputs(
     cfg: &ParetoConfig,
     records: &[RunRecord],
     seconds: f64,
-) -> anyhow::Result<(Report, String, OutputFiles, Option<String>)> {
+) -> anyhow::Result<Written> {
     let out = &cfg.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let report = Report::build(cfg, records);
@@ -113,7 +128,8 @@ pub fn write_outputs(
     std::fs::write(&files.summary_md, &md)
         .with_context(|| format!("writing {}", files.summary_md.display()))?;
     let json = serde_json::to_string_pretty(cfg).context("serialising the configuration")?;
-    std::fs::write(&files.config, json).with_context(|| format!("writing {}", files.config.display()))?;
+    std::fs::write(&files.config, json)
+        .with_context(|| format!("writing {}", files.config.display()))?;
     let mut plot_error = None;
     if cfg.plots {
         match plot::plot_all(out, cfg, &report) {
@@ -121,7 +137,12 @@ pub fn write_outputs(
             Err(e) => plot_error = Some(format!("{e:#}")),
         }
     }
-    Ok((report, md, files, plot_error))
+    Ok(Written {
+        report,
+        markdown: md,
+        files,
+        plot_error,
+    })
 }
 
 /// Run the protocol described by `args` and write every output; prints nothing (the progress
@@ -135,14 +156,14 @@ pub fn run_with(args: &ParetoArgs) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let records = sweep::run_all(&config)?;
     let elapsed = start.elapsed();
-    let (report, markdown, files, plot_error) = write_outputs(&config, &records, elapsed.as_secs_f64())?;
+    let w = write_outputs(&config, &records, elapsed.as_secs_f64())?;
     Ok(Outcome {
         config,
         records,
-        report,
-        markdown,
-        files,
-        plot_error,
+        report: w.report,
+        markdown: w.markdown,
+        files: w.files,
+        plot_error: w.plot_error,
         elapsed,
     })
 }

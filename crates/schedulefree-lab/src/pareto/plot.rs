@@ -22,6 +22,27 @@ fn color(m: Method) -> RGBColor {
     }
 }
 
+/// Colours of the β sweep's curves and budgets (matplotlib's tab10 order).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn pick(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Extend a log range upwards by `frac` of its span (room for the legend).
+fn headroom((lo, hi): (f64, f64), frac: f64) -> (f64, f64) {
+    (lo, hi + (hi - lo) * frac)
+}
+
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// A figure that can be drawn on any plotters backend.
@@ -38,13 +59,17 @@ fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBu
     let svg = dir.join(format!("{stem}.svg"));
     {
         let root = BitMapBackend::new(&png, F::SIZE).into_drawing_area();
-        fig.draw(&root).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
-        root.present().map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
+        fig.draw(&root)
+            .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+        root.present()
+            .map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
     }
     {
         let root = SVGBackend::new(&svg, F::SIZE).into_drawing_area();
-        fig.draw(&root).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
-        root.present().map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+        fig.draw(&root)
+            .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+        root.present()
+            .map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
     }
     Ok(vec![png, svg])
 }
@@ -64,7 +89,9 @@ pub fn plot_all(dir: &Path, cfg: &ParetoConfig, report: &Report) -> anyhow::Resu
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         return (-1.0, 1.0);
     }
@@ -75,12 +102,20 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// `log10(v)` clamped into `[lo, hi]` (non-finite values go to the top).
 fn clamp_log(v: f64, (lo, hi): (f64, f64)) -> f64 {
-    if v.is_finite() && v > 0.0 { v.log10().clamp(lo, hi) } else { hi }
+    if v.is_finite() && v > 0.0 {
+        v.log10().clamp(lo, hi)
+    } else {
+        hi
+    }
 }
 
 fn loss_label(v: &f64) -> String {
     let y = 10f64.powf(*v);
-    if y >= 0.01 { format!("{y:.3}") } else { format!("{y:.1e}") }
+    if y >= 0.01 {
+        format!("{y:.3}")
+    } else {
+        format!("{y:.1e}")
+    }
 }
 
 struct ParetoFigure<'a> {
@@ -90,7 +125,10 @@ struct ParetoFigure<'a> {
 
 impl ParetoFigure<'_> {
     fn sf(&self) -> Option<&Curve> {
-        self.report.curves.iter().find(|c| c.method == Method::ScheduleFree)
+        self.report
+            .curves
+            .iter()
+            .find(|c| c.method == Method::ScheduleFree)
     }
 }
 
@@ -137,12 +175,17 @@ impl Figure for ParetoFigure<'_> {
             let col = color(m);
             let mut first = true;
             for c in r.curves.iter().filter(|c| c.method == m) {
-                let pts: Vec<(f64, f64)> =
-                    c.points.iter().map(|&(s, l)| (s as f64, clamp_log(l, range))).collect();
+                let pts: Vec<(f64, f64)> = c
+                    .points
+                    .iter()
+                    .map(|&(s, l)| (s as f64, clamp_log(l, range)))
+                    .collect();
                 let s = chart.draw_series(LineSeries::new(pts, col.mix(0.35).stroke_width(2)))?;
                 if first {
                     s.label(format!("{} (best lr per length; • = end)", m.label()))
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                        });
                     first = false;
                 }
                 if let Some(&(s, l)) = c.points.iter().find(|p| p.0 == c.steps) {
@@ -157,7 +200,10 @@ impl Figure for ParetoFigure<'_> {
         let envelope: Vec<(f64, f64)> = r
             .pareto
             .iter()
-            .filter_map(|p| p.best_schedule().map(|(_, c)| (p.budget as f64, c.loss.mean)))
+            .filter_map(|p| {
+                p.best_schedule()
+                    .map(|(_, c)| (p.budget as f64, c.loss.mean))
+            })
             .filter(|p| p.1.is_finite())
             .map(|(s, l)| (s, clamp_log(l, range)))
             .collect();
@@ -167,11 +213,20 @@ impl Figure for ParetoFigure<'_> {
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
         if let Some(c) = self.sf() {
             let col = color(Method::ScheduleFree);
-            let pts: Vec<(f64, f64)> = c.points.iter().map(|&(s, l)| (s as f64, clamp_log(l, range))).collect();
+            let pts: Vec<(f64, f64)> = c
+                .points
+                .iter()
+                .map(|&(s, l)| (s as f64, clamp_log(l, range)))
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts, col.stroke_width(4)))?
-                .label(format!("Schedule-Free, one run (lr {}, β {})", c.lr, c.beta))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(4)));
+                .label(format!(
+                    "Schedule-Free, one run (lr {}, β {})",
+                    c.lr, c.beta
+                ))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(4))
+                });
         }
         chart
             .configure_series_labels()
@@ -202,41 +257,62 @@ impl Figure for LrFigure<'_> {
             ),
             ("sans-serif", 20),
         )?;
-        let (x_lo, x_hi) = (cfg.lrs[0].log2() - 0.3, cfg.lrs[cfg.lrs.len() - 1].log2() + 0.3);
+        // One x position per grid point (the default grids are geometric, so this is a log axis).
+        let n = cfg.lrs.len();
+        let index = |lr: f64| cfg.lrs.iter().position(|&l| l == lr).unwrap_or(0) as f64;
+        let lr_tick = |v: &f64| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                cfg.lrs[i as usize].to_string()
+            } else {
+                String::new()
+            }
+        };
         let panels = root.split_evenly((1, cfg.budgets.len()));
         for (area, &b) in panels.iter().zip(&cfg.budgets) {
-            let sweeps: Vec<_> = Method::ALL.iter().filter_map(|&m| r.lr_sweep(m, b)).collect();
-            let finite = sweeps.iter().flat_map(|s| s.cells.iter().map(|c| c.loss.mean));
+            let sweeps: Vec<_> = Method::ALL
+                .iter()
+                .filter_map(|&m| r.lr_sweep(m, b))
+                .collect();
+            let finite = sweeps
+                .iter()
+                .flat_map(|s| s.cells.iter().map(|c| c.loss.mean));
             let (lo, hi) = log_range(finite);
-            // Keep the axis near the optimum: at most a factor 3 above the best loss.
-            let range = (lo, hi.min(lo + 3f64.log10()));
+            // Keep the axis near the optimum (at most a factor 3 above the best loss), with room
+            // for the legend.
+            let range = headroom((lo, hi.min(lo + 3f64.log10())), 0.3);
             let mut chart = ChartBuilder::on(area)
                 .caption(budget_label(cfg, b), ("sans-serif", 17))
                 .margin(10)
                 .x_label_area_size(40)
                 .y_label_area_size(65)
-                .build_cartesian_2d(x_lo..x_hi, range.0..range.1)?;
+                .build_cartesian_2d(-0.3..(n as f64 - 0.7), range.0..range.1)?;
             chart
                 .configure_mesh()
-                .x_desc("lr (log2 axis)")
-                .y_desc("held-out loss")
+                .x_desc("lr (grid points)")
+                .y_desc("held-out loss (log scale)")
                 .y_label_formatter(&loss_label)
-                .x_label_formatter(&|v| format!("{:.2e}", 2f64.powf(*v)))
-                .x_labels(5)
+                .x_label_formatter(&lr_tick)
+                .x_labels(n + 1)
                 .draw()?;
             for s in sweeps {
                 let col = color(s.method);
-                let pts: Vec<(f64, f64)> =
-                    s.cells.iter().map(|c| (c.lr.log2(), clamp_log(c.loss.mean, range))).collect();
+                let pts: Vec<(f64, f64)> = s
+                    .cells
+                    .iter()
+                    .map(|c| (index(c.lr), clamp_log(c.loss.mean, range)))
+                    .collect();
                 chart
                     .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
                     .label(s.method.label())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                    });
                 chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, col.filled())))?;
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 14))
@@ -267,10 +343,13 @@ impl Figure for BetaFigure<'_> {
         )?;
         let (left, right) = root.split_horizontally(700);
         let from = cfg.budgets[0] / 2;
-        let range = log_range(
-            r.beta_curves
-                .iter()
-                .flat_map(|c| c.points.iter().filter(|p| p.0 >= from).map(|p| p.1)),
+        let range = headroom(
+            log_range(
+                r.beta_curves
+                    .iter()
+                    .flat_map(|c| c.points.iter().filter(|p| p.0 >= from).map(|p| p.1)),
+            ),
+            0.15,
         );
         let mut chart = ChartBuilder::on(&left)
             .caption("held-out loss vs step, one curve per β", ("sans-serif", 17))
@@ -286,7 +365,7 @@ impl Figure for BetaFigure<'_> {
             .x_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
         for (i, c) in r.beta_curves.iter().enumerate() {
-            let col = Palette99::pick(i).to_rgba();
+            let col = pick(i);
             let pts: Vec<(f64, f64)> = c
                 .points
                 .iter()
@@ -296,7 +375,9 @@ impl Figure for BetaFigure<'_> {
             chart
                 .draw_series(LineSeries::new(pts, col.stroke_width(2)))?
                 .label(format!("β = {}", c.beta))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -306,11 +387,20 @@ impl Figure for BetaFigure<'_> {
             .label_font(("sans-serif", 14))
             .draw()?;
 
-        let range = log_range(r.betas.iter().flat_map(|b| b.cells.iter().map(|c| c.loss.mean)));
+        let range = headroom(
+            log_range(
+                r.betas
+                    .iter()
+                    .flat_map(|b| b.cells.iter().map(|c| c.loss.mean)),
+            ),
+            0.3,
+        );
         let (b_lo, b_hi) = cfg
             .betas
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &b| (lo.min(b), hi.max(b)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &b| {
+                (lo.min(b), hi.max(b))
+            });
         let pad = ((b_hi - b_lo) * 0.05).max(0.01);
         let mut chart = ChartBuilder::on(&right)
             .caption("held-out loss at each budget vs β", ("sans-serif", 17))
@@ -325,13 +415,18 @@ impl Figure for BetaFigure<'_> {
             .y_label_formatter(&loss_label)
             .draw()?;
         for (i, row) in r.betas.iter().enumerate() {
-            let col = Palette99::pick(i + 5).to_rgba();
-            let pts: Vec<(f64, f64)> =
-                row.cells.iter().map(|c| (c.beta, clamp_log(c.loss.mean, range))).collect();
+            let col = pick(i + 4);
+            let pts: Vec<(f64, f64)> = row
+                .cells
+                .iter()
+                .map(|c| (c.beta, clamp_log(c.loss.mean, range)))
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
                 .label(budget_label(cfg, row.budget))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                });
             chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, col.filled())))?;
         }
         chart

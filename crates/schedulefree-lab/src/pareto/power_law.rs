@@ -244,7 +244,10 @@ mod tests {
         let good = fit_fixed(&c, 0.5).expect("fits");
         let bad = fit_fixed(&c, 0.0).expect("fits");
         assert!(good.r2 > 1.0 - 1e-12 && bad.r2 < good.r2);
-        assert!(bad.exponent < 0.5, "ignoring the floor flattens the curve: {bad:?}");
+        assert!(
+            bad.exponent < 0.5,
+            "ignoring the floor flattens the curve: {bad:?}"
+        );
     }
 
     #[test]
@@ -265,7 +268,9 @@ mod tests {
     #[test]
     fn a_flat_tail_puts_the_floor_at_the_bound() {
         // Rising losses: no decreasing power law fits; the answer must still be finite.
-        let c: Vec<(f64, f64)> = (1..=10).map(|k| (k as f64, 1.0 + 0.01 * k as f64)).collect();
+        let c: Vec<(f64, f64)> = (1..=10)
+            .map(|k| (k as f64, 1.0 + 0.01 * k as f64))
+            .collect();
         let f = fit(&c).expect("fits");
         assert!(f.exponent.is_finite() && f.l_inf >= 0.0);
     }

@@ -106,7 +106,9 @@ pub struct BetaRow {
 impl BetaRow {
     /// The β with the lowest loss at this budget.
     pub fn best_beta(&self) -> Option<f64> {
-        best(&self.cells).filter(|c| c.loss.mean.is_finite()).map(|c| c.beta)
+        best(&self.cells)
+            .filter(|c| c.loss.mean.is_finite())
+            .map(|c| c.beta)
     }
 }
 
@@ -250,12 +252,20 @@ impl Report {
             });
             for m in Method::SCHEDULES {
                 let q = Query::end(m, b);
-                lr_sweeps.push(LrSweep { method: m, budget: b, cells: cells(records, &q) });
+                lr_sweeps.push(LrSweep {
+                    method: m,
+                    budget: b,
+                    cells: cells(records, &q),
+                });
                 if let Some(c) = best_cell(records, &q) {
                     curves.push(mean_curve(records, &q, c.lr));
                 }
             }
-            lr_sweeps.push(LrSweep { method: Method::ScheduleFree, budget: b, cells: sf_cells });
+            lr_sweeps.push(LrSweep {
+                method: Method::ScheduleFree,
+                budget: b,
+                cells: sf_cells,
+            });
         }
         let sf_curve = sf_lr.map(|lr| mean_curve(records, &sf_query(cfg, t), lr));
         let from = cfg.budgets.first().copied().unwrap_or(t);

@@ -90,15 +90,20 @@ pub fn cells(records: &[RunRecord], q: &Query) -> Vec<Cell> {
         .collect();
     lrs.sort_by(f64::total_cmp);
     lrs.dedup();
-    lrs.into_iter().filter_map(|lr| cell(records, q, lr)).collect()
+    lrs.into_iter()
+        .filter_map(|lr| cell(records, q, lr))
+        .collect()
 }
 
 /// The cell with the lowest mean loss (NaN ranks last; ties go to the smaller lr).
 pub fn best(cells: &[Cell]) -> Option<Cell> {
-    cells.iter().copied().fold(None, |b: Option<Cell>, c| match b {
-        Some(b) if rank_key(b.loss.mean) <= rank_key(c.loss.mean) => Some(b),
-        _ => Some(c),
-    })
+    cells
+        .iter()
+        .copied()
+        .fold(None, |b: Option<Cell>, c| match b {
+            Some(b) if rank_key(b.loss.mean) <= rank_key(c.loss.mean) => Some(b),
+            _ => Some(c),
+        })
 }
 
 /// The best lr of the runs matching `q` (see [`best`]).

@@ -47,7 +47,13 @@ fn describe(s: &RunSpec) -> String {
     } else {
         String::new()
     };
-    format!("{} T={} lr {:e}{beta} seed {}", s.method.label(), s.steps, s.lr, s.seed)
+    format!(
+        "{} T={} lr {:e}{beta} seed {}",
+        s.method.label(),
+        s.steps,
+        s.lr,
+        s.seed
+    )
 }
 
 /// Run the whole protocol and return every finished run (in completion order).
@@ -97,7 +103,8 @@ pub fn run_all(cfg: &ParetoConfig) -> anyhow::Result<Vec<RunRecord>> {
                     Ok(p) => p,
                     Err(e) => {
                         let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                        q.error.get_or_insert(anyhow::Error::new(e).context("building a worker pool"));
+                        q.error
+                            .get_or_insert(anyhow::Error::new(e).context("building a worker pool"));
                         wake.notify_all();
                         return;
                     }
