@@ -9,3 +9,4 @@ pub mod nn;
 pub mod pareto;
 pub mod train;
 pub mod refine_cmd;
+pub mod refine_run;

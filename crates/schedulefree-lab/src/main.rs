@@ -2,7 +2,7 @@
 //! trajectories from the reference implementation and refine schedules from gradient norms.
 
 use clap::{Parser, Subcommand};
-use schedulefree_lab::{convex, golden, pareto, refine_cmd, train};
+use schedulefree_lab::{convex, golden, pareto, refine_cmd, refine_run, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +28,9 @@ enum Command {
     /// Refine a learning-rate schedule from a gradient-norm log (CSV): writes the schedule
     /// (JSON, usable as --schedule) and a PNG of norms and schedule next to it.
     Refine(refine_cmd::RefineArgs),
+    /// Linear-decay run, refine its gradient norms, rerun with the refined schedule; writes
+    /// both schedules, both loss curves and a summary.
+    RefineRun(refine_run::RefineRunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => train::cli::run_cli(a),
         Command::Pareto(a) => pareto::run(a),
         Command::Refine(a) => refine_cmd::run(a),
+        Command::RefineRun(a) => refine_run::run(a),
     }
 }

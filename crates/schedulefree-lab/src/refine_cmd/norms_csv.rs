@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+/// Column naming the kind of a row in `sflab train` metrics (`step` or `eval`).
+pub const EVENT_COLUMN: &str = "event";
 /// Column of the 0-based update index in logs written by the lab.
 pub const STEP_COLUMN: &str = "step";
 /// Column of the global `‖g‖₂` of each update (the input of ℓ2 refinement).
@@ -63,7 +65,9 @@ pub enum NormCsvError {
 }
 
 /// Read column `column` of the CSV file `path` (header row required, cells trimmed) as
-/// `f64`, one value per data row, in file order. Non-finite values (`nan`, `inf`) are
+/// `f64`, one value per data row, in file order. If the header has an [`EVENT_COLUMN`]
+/// (the metrics CSV of `sflab train`), only rows whose event is `step` count: evaluation
+/// rows are skipped. Non-finite values (`nan`, `inf`) are
 /// returned as such: [`schedulefree::schedule::refine`] fills them in.
 ///
 /// # Errors
@@ -92,9 +96,13 @@ pub fn read_column(path: &Path, column: &str) -> Result<Vec<f64>, NormCsvError> 
             available: headers.iter().collect::<Vec<_>>().join(", "),
         });
     };
+    let event = headers.iter().position(|h| h == EVENT_COLUMN);
     let mut values = Vec::new();
     for record in reader.records() {
         let record = record.map_err(csv_err)?;
+        if event.is_some_and(|e| record.get(e).is_some_and(|v| v != "step")) {
+            continue;
+        }
         let line = record.position().map_or(0, csv::Position::line);
         let cell = record.get(index).unwrap_or_default();
         if cell.is_empty() {

@@ -4,7 +4,9 @@
 //! [`TrainConfig::quick_for`] with `--quick`) of `--task`, with the optimizer built from
 //! `--optimizer`, `--lr`, `--warmup` (default 5 % of the steps), `--weight-decay` (default 0)
 //! and, for the last-iterate presets `adamw` / `sgd`, `--schedule` (default linear decay to
-//! 0 at the last step). With `--config FILE` (a JSON [`TrainConfig`]) only the flags given
+//! 0 at the last step; or `--schedule FILE`, a JSON `ScheduleConfig` such as `sflab refine`
+//! writes, which selects `adamw` unless `--optimizer` names the other last-iterate preset,
+//! and replaces the warmup). With `--config FILE` (a JSON [`TrainConfig`]) only the flags given
 //! change it.
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,30 @@ pub enum ScheduleKind {
     Linear,
     /// Cosine decay to 0 at the last step.
     Cosine,
+}
+
+/// `--schedule`: a named shape or a JSON [`ScheduleConfig`] file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleArg {
+    /// A shape ending at the run's last step, with `--warmup`.
+    Kind(ScheduleKind),
+    /// A JSON schedule file (e.g. written by `sflab refine`), used as it is.
+    File(PathBuf),
+}
+
+/// Parses `--schedule`: `constant`, `linear`, `cosine`, or else a path to a JSON file.
+///
+/// # Errors
+/// Never for a non-empty value (any other text is a path, checked when the run resolves).
+pub fn parse_schedule_arg(text: &str) -> Result<ScheduleArg, String> {
+    use clap::ValueEnum;
+    if text.is_empty() {
+        return Err("empty schedule".into());
+    }
+    Ok(match ScheduleKind::from_str(text, false) {
+        Ok(kind) => ScheduleArg::Kind(kind),
+        Err(_) => ScheduleArg::File(PathBuf::from(text)),
+    })
 }
 
 /// `sflab train`: one run on real data; metrics to CSV/JSONL, result to `result.json` in `--out`.
@@ -69,9 +95,11 @@ pub struct TrainArgs {
     /// Weight decay (default 0).
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Schedule of the last-iterate presets adamw / sgd (default linear).
-    #[arg(long, value_enum)]
-    pub schedule: Option<ScheduleKind>,
+    /// Schedule of the last-iterate presets adamw / sgd: constant, linear (default), cosine,
+    /// or a JSON ScheduleConfig file (e.g. from `sflab refine`; implies adamw unless
+    /// --optimizer sgd; a warning if its horizon differs from --steps).
+    #[arg(long, value_name = "KIND|SCHEDULE.json", value_parser = parse_schedule_arg)]
+    pub schedule: Option<ScheduleArg>,
     /// Optimizer steps.
     #[arg(long)]
     pub steps: Option<u64>,
@@ -193,8 +221,24 @@ impl TrainArgs {
         if let Some(json) = &self.optimizer_json {
             return serde_json::from_str(json).context("--optimizer-json is not a PresetConfig");
         }
+        let file = match &self.schedule {
+            Some(ScheduleArg::File(path)) => {
+                if self.warmup.is_some() {
+                    bail!("--warmup does not apply with --schedule FILE (the file holds the whole schedule)");
+                }
+                Some(load_schedule(path, steps)?)
+            }
+            _ => None,
+        };
         let mut p = match &self.optimizer {
             Some(m) if m != base.name() => preset_named(m)?,
+            None if file.is_some() && !is_last_iterate(base) => {
+                // A schedule file means a last-iterate run: AdamW at the task's lr, no decay.
+                let mut p = preset_named("adamw")?;
+                set_lr(&mut p, base.lr());
+                set_weight_decay(&mut p, 0.0);
+                p
+            }
             _ => base.clone(),
         };
         if !from_file || self.optimizer.is_some() {
@@ -214,8 +258,15 @@ impl TrainArgs {
         let rebuild = !from_file || self.optimizer.is_some();
         let warmup = self.warmup.or(rebuild.then_some(steps / 20));
         if is_last_iterate(&p) {
-            if rebuild || self.schedule.is_some() || self.warmup.is_some() {
-                let kind = self.schedule.unwrap_or(ScheduleKind::Linear);
+            if let Some(s) = file {
+                if let PresetConfig::AdamW { schedule, .. } | PresetConfig::Sgd { schedule, .. } = &mut p {
+                    *schedule = s;
+                }
+            } else if rebuild || self.schedule.is_some() || self.warmup.is_some() {
+                let kind = match &self.schedule {
+                    Some(ScheduleArg::Kind(k)) => *k,
+                    _ => ScheduleKind::Linear,
+                };
                 let s = schedule(kind, warmup.unwrap_or(0), steps);
                 match &mut p {
                     PresetConfig::AdamW { schedule, .. } | PresetConfig::Sgd { schedule, .. } => {
@@ -292,6 +343,22 @@ impl TrainArgs {
         c.optimizer = self.optimizer(&c.optimizer, c.steps, from_file)?;
         Ok(c)
     }
+}
+
+/// Reads a JSON [`ScheduleConfig`] for a run of `steps` steps, warning on stderr if its
+/// horizon differs from `steps` (a tabulated schedule holds its last value after its end).
+///
+/// # Errors
+/// An unreadable file, invalid JSON or an invalid schedule.
+pub fn load_schedule(path: &Path, steps: u64) -> anyhow::Result<ScheduleConfig> {
+    let custom = crate::convex::config::CustomSchedule::load(path)?;
+    if let Some(h) = custom.horizon.filter(|&h| h != steps) {
+        eprintln!(
+            "warning: --schedule {} has a horizon of {h} updates, the run has {steps}",
+            path.display()
+        );
+    }
+    Ok(custom.config)
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {

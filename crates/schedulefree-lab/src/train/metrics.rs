@@ -4,14 +4,16 @@
 //!
 //! One header row, then one row per step (`event = step`) and per evaluation
 //! (`event = eval`). Columns: `event, step, train_loss, eval_loss, eval_accuracy, lr, c,
-//! skipped`, then `grad_norm:<param>` and `weight_norm:<param>` for every parameter (names
+//! skipped, grad_l1, grad_l2` (the global gradient norms of the step, as
+//! [`schedulefree::StepInfo`] reports them: the input of `sflab refine --log metrics.csv`,
+//! which skips the evaluation rows), then `grad_norm:<param>` and `weight_norm:<param>` for every parameter (names
 //! from the first step). Cells that do not apply to a row are empty; norms are empty when
 //! the run records none.
 //!
 //! # JSON Lines (`.jsonl`)
 //!
 //! One object per line: `{"event": "step", "step", "train_loss", "lr", "c", "skipped",
-//! "params": [{"name", "weight", "grad"}, ...]}` or `{"event": "eval", "step", "train_loss",
+//! "grad_l1", "grad_l2", "params": [{"name", "weight", "grad"}, ...]}` or `{"event": "eval", "step", "train_loss",
 //! "eval_loss", "eval_accuracy", "lr", "c"}`. Non-finite numbers are written as `null`.
 
 use std::fs::File;
@@ -37,6 +39,10 @@ pub struct StepMetrics {
     pub c: f64,
     /// Whether the optimizer skipped the step (non-finite gradient).
     pub skipped: bool,
+    /// `‖g‖₁` over every gradient of the step (NaN if skipped; the input of ℓ1 refinement).
+    pub grad_l1: f64,
+    /// `‖g‖₂` over every gradient of the step (NaN if skipped; the input of ℓ2 refinement).
+    pub grad_l2: f64,
     /// Weight and gradient norms per parameter, at `y` before the update (empty unless the
     /// run was asked for them).
     pub params: Vec<ParamNorm>,
@@ -104,7 +110,7 @@ pub struct CsvSink<W: Write> {
     params: Option<Vec<String>>,
 }
 
-const CSV_FIXED: [&str; 8] = [
+const CSV_FIXED: [&str; 10] = [
     "event",
     "step",
     "train_loss",
@@ -113,6 +119,8 @@ const CSV_FIXED: [&str; 8] = [
     "lr",
     "c",
     "skipped",
+    "grad_l1",
+    "grad_l2",
 ];
 
 impl<W: Write> CsvSink<W> {
@@ -153,6 +161,8 @@ impl<W: Write> MetricsSink for CsvSink<W> {
             cell(m.lr),
             cell(m.c),
             m.skipped.to_string(),
+            cell(m.grad_l1),
+            cell(m.grad_l2),
         ];
         if m.params.len() == n {
             row.extend(m.params.iter().map(|p| cell(p.grad)));
@@ -182,6 +192,8 @@ impl<W: Write> MetricsSink for CsvSink<W> {
             cell(r.eval_accuracy),
             cell(r.lr),
             cell(r.c),
+            String::new(),
+            String::new(),
             String::new(),
         ];
         row.extend(std::iter::repeat_n(String::new(), 2 * self.width()));

@@ -98,6 +98,8 @@ where
                 lr,
                 c,
                 skipped: info.skipped.is_some(),
+                grad_l1: info.grad_l1,
+                grad_l2: info.grad_l2,
                 params,
             })?;
         }
