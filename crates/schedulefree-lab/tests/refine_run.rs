@@ -177,3 +177,68 @@ fn train_logs_grad_norms_that_refine_reads_and_train_runs_the_result() {
     ]);
     assert!(!ok && stderr.contains("/nonexistent/s.json"), "{stderr}");
 }
+
+#[test]
+fn pareto_runs_a_schedule_file_at_t_over_the_lr_grid() {
+    use schedulefree_lab::pareto::{self, Method, ParetoArgs};
+    let out = dir("pareto");
+    // Linear decay (warmup 2 of 40) written out as a table: the custom runs must reproduce
+    // the linear-decay runs at T exactly.
+    let ld = ScheduleConfig::Linear {
+        warmup: 2,
+        total: 40,
+        end: 0.0,
+    }
+    .build()
+    .expect("schedule");
+    let values: Vec<f64> = (0..40).map(|k| ld.value(k)).collect();
+    let file = out.join("table.json");
+    std::fs::write(
+        &file,
+        serde_json::to_string(&ScheduleConfig::Tabulated { values }).expect("json"),
+    )
+    .expect("write");
+    let args = ParetoArgs {
+        task: Some(Task::MnistMlp),
+        steps: Some(40),
+        budgets: Some(vec![1]),
+        eval_every: Some(20),
+        eval_batches: Some(2),
+        batch_size: Some(16),
+        lrs: Some(vec![1e-3, 4e-3]),
+        betas: Some(vec![0.9]),
+        jobs: Some(2),
+        out: Some(out.join("run")),
+        quiet: true,
+        no_plots: true,
+        schedule: Some(file.clone()),
+        ..Default::default()
+    };
+    let o = pareto::run_with(&args).expect("protocol runs");
+    let of = |m: Method| {
+        let mut v: Vec<(f64, f64)> = o
+            .records
+            .iter()
+            .filter(|r| r.spec.method == m)
+            .map(|r| (r.spec.lr, r.final_loss()))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    let custom = of(Method::Custom);
+    assert_eq!(custom.len(), 2, "{:?}", o.records.len());
+    assert!(o.records.iter().filter(|r| r.spec.method == Method::Custom).all(|r| r.spec.steps == 40));
+    assert_eq!(custom, of(Method::LinearDecay));
+    let md = std::fs::read_to_string(&o.files.summary_md).expect("summary");
+    assert!(md.contains("Custom schedule"), "{md}");
+    assert!(md.contains("(+0.00 %)"), "{md}");
+    let runs = std::fs::read_to_string(&o.files.runs).expect("runs.csv");
+    assert!(runs.contains("custom"), "{runs}");
+    // Without the flag nothing changes.
+    let plain = pareto::ParetoConfig::resolve(&ParetoArgs {
+        schedule: None,
+        ..args.clone()
+    })
+    .expect("config");
+    assert!(plain.grid_specs().iter().all(|s| s.method != Method::Custom));
+}

@@ -311,6 +311,31 @@ fn fit_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
     out.push('\n');
 }
 
+/// The `--schedule` method at `T` against linear decay at `T` (nothing without the flag).
+fn custom_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
+    let Some(s) = &cfg.schedule else { return };
+    let t = cfg.steps;
+    let best = |m| r.lr_sweep(m, t).and_then(|s| s.best()).map(|c| (c.lr, c.loss.mean));
+    let _ = write!(out, "Custom schedule `{}` (AdamW, run at T = {t} over the lr grid): ", s.path.display());
+    match (best(Method::Custom), best(Method::LinearDecay)) {
+        (Some((lr, l)), Some((ld_lr, ld))) => {
+            let _ = writeln!(
+                out,
+                "best held-out loss {} at lr {lr}; linear decay {} at lr {ld_lr} ({:+.2} %).\n",
+                loss(l),
+                loss(ld),
+                100.0 * (l - ld) / ld
+            );
+        }
+        (Some((lr, l)), None) => {
+            let _ = writeln!(out, "best held-out loss {} at lr {lr}.\n", loss(l));
+        }
+        _ => {
+            let _ = writeln!(out, "no finished run.\n");
+        }
+    }
+}
+
 /// The whole `summary.md`; `seconds` is the protocol's wall time.
 pub fn markdown(cfg: &ParetoConfig, r: &Report, seconds: f64) -> String {
     let mut out = String::new();
@@ -322,6 +347,7 @@ pub fn markdown(cfg: &ParetoConfig, r: &Report, seconds: f64) -> String {
     out.push_str(&protocol(cfg));
     out.push_str("\n\n");
     pareto_section(&mut out, cfg, r);
+    custom_section(&mut out, cfg, r);
     lr_section(&mut out, cfg, r);
     beta_section(&mut out, cfg, r);
     fit_section(&mut out, cfg, r);

@@ -6,6 +6,7 @@
 //! | `cosine` | [`AdamW`] β = ([`ADAM_BETA1`], [`ADAM_BETA2`]) | linear warmup, cosine to 0 at the run's end |
 //! | `linear_decay` | same | linear warmup, linear to 0 at the run's end |
 //! | `schedule_free` | [`AdamWScheduleFree`] β = (β, [`ADAM_BETA2`]) | linear warmup, then 1 |
+//! | `custom` | [`AdamW`] as the schedules | the `--schedule FILE` schedule (only with that flag, only at `T`) |
 //!
 //! Adam `ε` = [`ADAM_EPS`]; weight decay is the protocol's (default 0) for every method.
 
@@ -34,6 +35,9 @@ pub enum Method {
     LinearDecay,
     /// Schedule-Free AdamW, evaluated at `x`; one run serves every budget.
     ScheduleFree,
+    /// AdamW with the `--schedule FILE` schedule (e.g. from `sflab refine`), run at `T`
+    /// only; not in [`Method::ALL`] (it runs only when the flag is given).
+    Custom,
 }
 
 impl Method {
@@ -48,6 +52,7 @@ impl Method {
             Method::Cosine => "cosine",
             Method::LinearDecay => "linear_decay",
             Method::ScheduleFree => "schedule_free",
+            Method::Custom => "custom",
         }
     }
 
@@ -57,12 +62,14 @@ impl Method {
             Method::Cosine => "Cosine",
             Method::LinearDecay => "LD",
             Method::ScheduleFree => "SF",
+            Method::Custom => "Custom",
         }
     }
 
     /// The core preset for a run of `steps` updates at peak lr `lr` with `warmup` warmup
     /// updates, Schedule-Free interpolation `beta` (ignored by the schedules) and weight
-    /// decay `weight_decay`.
+    /// decay `weight_decay`. [`Method::Custom`] gets a constant schedule here:
+    /// [`super::ParetoConfig::train_config`] puts the file's schedule in its place.
     pub fn preset(
         self,
         lr: f64,
@@ -93,6 +100,10 @@ impl Method {
                     total: steps,
                     end: 0.0,
                 },
+            },
+            Method::Custom => PresetConfig::AdamW {
+                config: adamw,
+                schedule: ScheduleConfig::Constant {},
             },
             Method::ScheduleFree => PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
                 lr,

@@ -19,6 +19,7 @@ fn color(m: Method) -> RGBColor {
         Method::Cosine => RGBColor(148, 103, 189),
         Method::LinearDecay => RGBColor(31, 119, 180),
         Method::ScheduleFree => RGBColor(214, 39, 40),
+        Method::Custom => RGBColor(44, 160, 44),
     }
 }
 
@@ -171,7 +172,7 @@ impl Figure for ParetoFigure<'_> {
             .y_label_formatter(&loss_label)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
-        for m in Method::SCHEDULES {
+        for m in Method::SCHEDULES.into_iter().chain([Method::Custom]) {
             let col = color(m);
             let mut first = true;
             for c in r.curves.iter().filter(|c| c.method == m) {
@@ -272,6 +273,7 @@ impl Figure for LrFigure<'_> {
         for (area, &b) in panels.iter().zip(&cfg.budgets) {
             let sweeps: Vec<_> = Method::ALL
                 .iter()
+                .chain(&[Method::Custom])
                 .filter_map(|&m| r.lr_sweep(m, b))
                 .collect();
             let finite = sweeps

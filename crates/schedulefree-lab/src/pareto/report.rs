@@ -267,6 +267,18 @@ impl Report {
                 cells: sf_cells,
             });
         }
+        if cfg.schedule.is_some() {
+            // The --schedule method runs at T only.
+            let q = Query::end(Method::Custom, t);
+            lr_sweeps.push(LrSweep {
+                method: Method::Custom,
+                budget: t,
+                cells: cells(records, &q),
+            });
+            if let Some(c) = best_cell(records, &q) {
+                curves.push(mean_curve(records, &q, c.lr));
+            }
+        }
         let sf_curve = sf_lr.map(|lr| mean_curve(records, &sf_query(cfg, t), lr));
         let from = cfg.budgets.first().copied().unwrap_or(t);
         let fit = match &sf_curve {
