@@ -11,7 +11,10 @@ use schedulefree_lab::refine_run::{RefineRunArgs, run_with};
 use schedulefree_lab::train::{Task, TrainConfig};
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sflab-refine-run-test-{}-{name}", std::process::id()));
+    let d = std::env::temp_dir().join(format!(
+        "sflab-refine-run-test-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
@@ -74,17 +77,40 @@ fn a_tiny_refine_run_writes_everything_and_matches_sflab_refine() {
     // Both runs evaluated at 20, 40, 60 with the task's default lr.
     assert_eq!(o.linear_decay.evals.len(), 3);
     assert_eq!(o.refined.evals.len(), 3);
-    assert_eq!(o.summary.lr, TrainConfig::default_for(Task::MnistMlp).optimizer.lr());
+    assert_eq!(
+        o.summary.lr,
+        TrainConfig::default_for(Task::MnistMlp).optimizer.lr()
+    );
     // The rerun used the refined ℓ1 schedule, which is what `sflab refine` makes of the log.
     let l1 = tabulated(&out.join("refined_l1.json"));
     assert_eq!(l1.len(), 60);
     let again = out.join("again_l1.json");
     let log = out.join("linear_decay.csv");
-    let (ok, stderr) = sflab(&["refine", "--log", p(&log), "--norm", "l1", "--steps", "60", "-o", p(&again), "--no-plot"]);
+    let (ok, stderr) = sflab(&[
+        "refine",
+        "--log",
+        p(&log),
+        "--norm",
+        "l1",
+        "--steps",
+        "60",
+        "-o",
+        p(&again),
+        "--no-plot",
+    ]);
     assert!(ok, "{stderr}");
     assert_eq!(tabulated(&again), l1);
     let again2 = out.join("again_l2.json");
-    let (ok, stderr) = sflab(&["refine", "--log", p(&log), "--norm", "l2", "-o", p(&again2), "--no-plot"]);
+    let (ok, stderr) = sflab(&[
+        "refine",
+        "--log",
+        p(&log),
+        "--norm",
+        "l2",
+        "-o",
+        p(&again2),
+        "--no-plot",
+    ]);
     assert!(ok, "{stderr}");
     assert_eq!(tabulated(&again2), tabulated(&out.join("refined_l2.json")));
     match &o.refined.config.optimizer {
@@ -112,15 +138,35 @@ fn train_logs_grad_norms_that_refine_reads_and_train_runs_the_result() {
     let out = dir("train");
     let run1 = out.join("run1");
     let (ok, stderr) = sflab(&[
-        "train", "--task", "mnist_mlp", "--quick", "--steps", "30", "--eval-every", "10",
-        "--optimizer", "adamw", "--quiet", "--out", p(&run1),
+        "train",
+        "--task",
+        "mnist_mlp",
+        "--quick",
+        "--steps",
+        "30",
+        "--eval-every",
+        "10",
+        "--optimizer",
+        "adamw",
+        "--quiet",
+        "--out",
+        p(&run1),
     ]);
     assert!(ok, "{stderr}");
     let csv = std::fs::read_to_string(run1.join("metrics.csv")).expect("metrics");
     let header = csv.lines().next().expect("header");
     assert!(header.contains(",grad_l1,grad_l2"), "{header}");
     let sched = out.join("refined.json");
-    let (ok, stderr) = sflab(&["refine", "--log", p(&run1.join("metrics.csv")), "--norm", "l1", "-o", p(&sched), "--no-plot"]);
+    let (ok, stderr) = sflab(&[
+        "refine",
+        "--log",
+        p(&run1.join("metrics.csv")),
+        "--norm",
+        "l1",
+        "-o",
+        p(&sched),
+        "--no-plot",
+    ]);
     assert!(ok, "{stderr}");
     // One value per step row: the evaluation rows are skipped.
     assert_eq!(tabulated(&sched).len(), 30);
@@ -128,8 +174,19 @@ fn train_logs_grad_norms_that_refine_reads_and_train_runs_the_result() {
     // `--schedule FILE` selects AdamW with that schedule; a horizon mismatch is a warning.
     let run2 = out.join("run2");
     let (ok, stderr) = sflab(&[
-        "train", "--task", "mnist_mlp", "--quick", "--steps", "30", "--eval-every", "0",
-        "--schedule", p(&sched), "--quiet", "--out", p(&run2),
+        "train",
+        "--task",
+        "mnist_mlp",
+        "--quick",
+        "--steps",
+        "30",
+        "--eval-every",
+        "0",
+        "--schedule",
+        p(&sched),
+        "--quiet",
+        "--out",
+        p(&run2),
     ]);
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("horizon"), "{stderr}");
@@ -142,7 +199,10 @@ fn train_logs_grad_norms_that_refine_reads_and_train_runs_the_result() {
             schedule: ScheduleConfig::Tabulated { values },
         } => {
             assert_eq!(values, tabulated(&sched));
-            assert_eq!(adamw.lr, TrainConfig::quick_for(Task::MnistMlp).optimizer.lr());
+            assert_eq!(
+                adamw.lr,
+                TrainConfig::quick_for(Task::MnistMlp).optimizer.lr()
+            );
             assert_eq!(adamw.weight_decay, 0.0);
         }
         other => panic!("{other:?}"),
@@ -160,20 +220,52 @@ fn train_logs_grad_norms_that_refine_reads_and_train_runs_the_result() {
 
     let run3 = out.join("run3");
     let (ok, stderr) = sflab(&[
-        "train", "--task", "mnist_mlp", "--quick", "--steps", "12", "--eval-every", "0",
-        "--schedule", p(&sched), "--quiet", "--out", p(&run3),
+        "train",
+        "--task",
+        "mnist_mlp",
+        "--quick",
+        "--steps",
+        "12",
+        "--eval-every",
+        "0",
+        "--schedule",
+        p(&sched),
+        "--quiet",
+        "--out",
+        p(&run3),
     ]);
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("horizon of 30 updates, the run has 12"), "{stderr}");
+    assert!(
+        stderr.contains("horizon of 30 updates, the run has 12"),
+        "{stderr}"
+    );
     // A Schedule-Free preset takes no schedule; a missing file is an error.
     let (ok, _) = sflab(&[
-        "train", "--task", "mnist_mlp", "--steps", "5", "--optimizer", "adamw_schedule_free",
-        "--schedule", p(&sched), "--quiet", "--out", p(&out.join("run4")),
+        "train",
+        "--task",
+        "mnist_mlp",
+        "--steps",
+        "5",
+        "--optimizer",
+        "adamw_schedule_free",
+        "--schedule",
+        p(&sched),
+        "--quiet",
+        "--out",
+        p(&out.join("run4")),
     ]);
     assert!(!ok);
     let (ok, stderr) = sflab(&[
-        "train", "--task", "mnist_mlp", "--steps", "5", "--schedule", "/nonexistent/s.json",
-        "--quiet", "--out", p(&out.join("run5")),
+        "train",
+        "--task",
+        "mnist_mlp",
+        "--steps",
+        "5",
+        "--schedule",
+        "/nonexistent/s.json",
+        "--quiet",
+        "--out",
+        p(&out.join("run5")),
     ]);
     assert!(!ok && stderr.contains("/nonexistent/s.json"), "{stderr}");
 }
@@ -227,7 +319,12 @@ fn pareto_runs_a_schedule_file_at_t_over_the_lr_grid() {
     };
     let custom = of(Method::Custom);
     assert_eq!(custom.len(), 2, "{:?}", o.records.len());
-    assert!(o.records.iter().filter(|r| r.spec.method == Method::Custom).all(|r| r.spec.steps == 40));
+    assert!(
+        o.records
+            .iter()
+            .filter(|r| r.spec.method == Method::Custom)
+            .all(|r| r.spec.steps == 40)
+    );
     assert_eq!(custom, of(Method::LinearDecay));
     let md = std::fs::read_to_string(&o.files.summary_md).expect("summary");
     assert!(md.contains("Custom schedule"), "{md}");
@@ -240,5 +337,10 @@ fn pareto_runs_a_schedule_file_at_t_over_the_lr_grid() {
         ..args.clone()
     })
     .expect("config");
-    assert!(plain.grid_specs().iter().all(|s| s.method != Method::Custom));
+    assert!(
+        plain
+            .grid_specs()
+            .iter()
+            .all(|s| s.method != Method::Custom)
+    );
 }

@@ -315,8 +315,16 @@ fn fit_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
 fn custom_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
     let Some(s) = &cfg.schedule else { return };
     let t = cfg.steps;
-    let best = |m| r.lr_sweep(m, t).and_then(|s| s.best()).map(|c| (c.lr, c.loss.mean));
-    let _ = write!(out, "Custom schedule `{}` (AdamW, run at T = {t} over the lr grid): ", s.path.display());
+    let best = |m| {
+        r.lr_sweep(m, t)
+            .and_then(|s| s.best())
+            .map(|c| (c.lr, c.loss.mean))
+    };
+    let _ = write!(
+        out,
+        "Custom schedule `{}` (AdamW, run at T = {t} over the lr grid): ",
+        s.path.display()
+    );
     match (best(Method::Custom), best(Method::LinearDecay)) {
         (Some((lr, l)), Some((ld_lr, ld))) => {
             let _ = writeln!(

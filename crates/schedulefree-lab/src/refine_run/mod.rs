@@ -145,8 +145,10 @@ fn train(config: &TrainConfig, log: &Path, label: &str, quiet: bool) -> anyhow::
         ProgressBar::new(config.steps)
     };
     bar.set_style(
-        ProgressStyle::with_template(&format!("{label:>12} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}] {{msg}}"))
-            .context("progress template")?,
+        ProgressStyle::with_template(&format!(
+            "{label:>12} {{bar:30}} {{pos}}/{{len}} [{{elapsed}} < {{eta}}] {{msg}}"
+        ))
+        .context("progress template")?,
     );
     let r = crate::train::run(config, Some(&bar), Some(&mut sink))
         .with_context(|| format!("the {label} run of {}", config.task))?;
@@ -157,7 +159,13 @@ fn train(config: &TrainConfig, log: &Path, label: &str, quiet: bool) -> anyhow::
     Ok(r)
 }
 
-fn refine_log(log: &Path, norm: NormArg, steps: u64, smoothing: f64, out: PathBuf) -> anyhow::Result<RefineOutcome> {
+fn refine_log(
+    log: &Path,
+    norm: NormArg,
+    steps: u64,
+    smoothing: f64,
+    out: PathBuf,
+) -> anyhow::Result<RefineOutcome> {
     let o = refine_with(&RefineArgs {
         log: log.to_path_buf(),
         column: None,
@@ -194,20 +202,37 @@ pub fn run_with(args: &RefineRunArgs) -> anyhow::Result<RefineRunOutcome> {
     let ld_log = out.join("linear_decay.csv");
     let linear_decay = train(&ld_config, &ld_log, "linear decay", args.quiet)?;
 
-    let l1 = refine_log(&ld_log, NormArg::L1, steps, args.smoothing, out.join("refined_l1.json"))?;
-    let l2 = refine_log(&ld_log, NormArg::L2, steps, args.smoothing, out.join("refined_l2.json"))?;
+    let l1 = refine_log(
+        &ld_log,
+        NormArg::L1,
+        steps,
+        args.smoothing,
+        out.join("refined_l1.json"),
+    )?;
+    let l2 = refine_log(
+        &ld_log,
+        NormArg::L2,
+        steps,
+        args.smoothing,
+        out.join("refined_l2.json"),
+    )?;
 
     let mut refined_config = ld_config.clone();
     let PresetConfig::AdamW { config: adamw, .. } = &ld_config.optimizer else {
         anyhow::bail!("the linear-decay run is not AdamW");
     };
     refined_config.optimizer = PresetConfig::AdamW {
-        config: adamw.clone(),
+        config: *adamw,
         schedule: ScheduleConfig::Tabulated {
             values: l1.schedule.values().to_vec(),
         },
     };
-    let refined = train(&refined_config, &out.join("refined_l1.csv"), "refined l1", args.quiet)?;
+    let refined = train(
+        &refined_config,
+        &out.join("refined_l1.csv"),
+        "refined l1",
+        args.quiet,
+    )?;
     write_json(&out.join("linear_decay_config.json"), &ld_config)?;
     write_json(&out.join("refined_l1_config.json"), &refined_config)?;
 
@@ -223,9 +248,17 @@ pub fn run_with(args: &RefineRunArgs) -> anyhow::Result<RefineRunOutcome> {
     std::fs::write(out.join("summary.md"), summary.markdown())
         .with_context(|| format!("writing {}", out.join("summary.md").display()))?;
     write_json(&out.join("summary.json"), &summary)?;
-    let plot_error = plot::figures(&out, &summary, &ld_values, &l1, &l2, &linear_decay, &refined)
-        .err()
-        .map(|e| format!("{e:#}"));
+    let plot_error = plot::figures(
+        &out,
+        &summary,
+        &ld_values,
+        &l1,
+        &l2,
+        &linear_decay,
+        &refined,
+    )
+    .err()
+    .map(|e| format!("{e:#}"));
     Ok(RefineRunOutcome {
         linear_decay,
         refined,

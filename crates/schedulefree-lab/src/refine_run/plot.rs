@@ -45,7 +45,9 @@ type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::Er
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -73,11 +75,17 @@ impl LineFigure {
             .draw()?;
         for s in &self.series {
             let color = s.color;
-            let pts = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
+            let pts = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite());
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -154,7 +162,10 @@ pub fn figures(
         ],
     };
     let curve = |r: &crate::train::RunResult| {
-        r.evals.iter().map(|e| (e.step as f64, e.eval_loss)).collect()
+        r.evals
+            .iter()
+            .map(|e| (e.step as f64, e.eval_loss))
+            .collect()
     };
     let curves = LineFigure {
         title: format!(

@@ -157,15 +157,17 @@ impl RefineRunSummary {
             "AdamW (β = (0.9, 0.999), no weight decay), T = {} steps, batch {}, peak lr {}, seed {}. \
              Linear decay (warmup {} steps) was run, its per-step gradient ℓ1 norms refined into a \
              schedule (ALGORITHMS.md §8), and the same run repeated with that schedule.\n",
-            self.steps,
-            self.batch_size,
-            self.lr,
-            self.seed,
-            self.linear_decay_warmup
+            self.steps, self.batch_size, self.lr, self.seed, self.linear_decay_warmup
         );
-        let _ = writeln!(s, "| run | final eval loss | final eval accuracy | seconds |");
+        let _ = writeln!(
+            s,
+            "| run | final eval loss | final eval accuracy | seconds |"
+        );
         let _ = writeln!(s, "| --- | ---: | ---: | ---: |");
-        for (name, r) in [("linear decay", &self.linear_decay), ("refined ℓ1", &self.refined)] {
+        for (name, r) in [
+            ("linear decay", &self.linear_decay),
+            ("refined ℓ1", &self.refined),
+        ] {
             let _ = writeln!(
                 s,
                 "| {name} | {:.4} | {:.2} % | {:.0} |",
@@ -178,14 +180,21 @@ impl RefineRunSummary {
             s,
             "\nRefined vs linear decay: final eval loss {:+.2} % ({}), accuracy {:+.2} points.\n",
             self.loss_change_percent,
-            if self.loss_change_percent < 0.0 { "lower" } else { "higher" },
+            if self.loss_change_percent < 0.0 {
+                "lower"
+            } else {
+                "higher"
+            },
             self.accuracy_change_points
         );
         let _ = writeln!(
             s,
             "Warmup that emerged (steps until the schedule first reaches its peak): ℓ1 {} steps \
              ({:.1} % of T), ℓ2 {} steps ({:.1} % of T).\n",
-            self.l1.warmup_steps, self.l1.warmup_percent, self.l2.warmup_steps, self.l2.warmup_percent
+            self.l1.warmup_steps,
+            self.l1.warmup_percent,
+            self.l2.warmup_steps,
+            self.l2.warmup_percent
         );
         let _ = write!(s, "| schedule | warmup (steps) | warmup (% of T) |");
         for (f, _) in &self.l1.values_at {
@@ -201,7 +210,11 @@ impl RefineRunSummary {
             ("refined ℓ1 (rerun)", &self.l1),
             ("refined ℓ2", &self.l2),
         ] {
-            let _ = write!(s, "| {name} | {} | {:.1} |", st.warmup_steps, st.warmup_percent);
+            let _ = write!(
+                s,
+                "| {name} | {} | {:.1} |",
+                st.warmup_steps, st.warmup_percent
+            );
             for (_, v) in &st.values_at {
                 let _ = write!(s, " {v:.3} |");
             }
