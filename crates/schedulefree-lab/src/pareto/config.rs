@@ -50,9 +50,9 @@ const TEXT_FULL_LRS: [f64; 6] = [0.002, 0.004, 0.008, 0.016, 0.032, 0.064];
 /// The default protocol of `task`, sized so that it finishes in under 10 minutes on 2 cores
 /// (measured CPU cost per update, single-threaded, evaluations included: MLP ≈ 1.4 ms, CNN
 /// ≈ 16 ms, transformer ≈ 89 ms; the default protocol trains `(4.75·lrs + 3)·T` updates,
-/// spread over 2 jobs). Measured wall time on 2 otherwise idle cores: `fashion_mlp` 81 s;
-/// `tragedies_transformer` ≈ 850 CPU-seconds, about 7 minutes (longer when other processes
-/// compete for the cores).
+/// spread over 2 jobs). Measured: `fashion_mlp` 81 s wall on 2 otherwise idle cores;
+/// `tragedies_transformer` ≈ 850 and `mnist_cnn` ≈ 800 CPU-seconds, about 7 minutes on 2
+/// idle cores (longer when other processes compete for them).
 ///
 /// `fashion_mlp` has 60k training images, so its held-out loss still falls at `T` = 4000
 /// (4.3 epochs; it starts to rise after about 5 epochs at the best lrs); MNIST-10k's 8000
