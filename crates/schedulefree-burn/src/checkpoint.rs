@@ -2,12 +2,11 @@
 //! inference loads) and the optimizer state in eval mode (`z` and the moments, as PyTorch
 //! `schedulefree` checkpoints are written after `optimizer.eval()`), committed atomically.
 //!
-//! Resume is bit-exact: on load the core's `train()` recovers `y` from `x` and `z`, which in
-//! floating point is within a few ulps of the saved `y` but not always equal to it, so the
-//! checkpoint also stores, per parameter, the XOR of the bit patterns of the saved `y` and the
-//! recovered one (all zeros almost everywhere, so a few bytes) and applies it on load.
+//! Resume is bit-exact: recovering `y` from `x` and `z` (the core's `train()`) is within a few
+//! ulps of the saved `y` but not always equal to it, so the checkpoint also keeps the module at
+//! `y` as a second record (as PyTorch users keep the training model) and resumes from it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -24,7 +23,7 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// The file in a checkpoint folder that commits it (written last, atomically).
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 
-/// `checkpoint.json`: the optimizer in eval mode, the weights' file and the `y` corrections.
+/// `checkpoint.json`: the optimizer in eval mode and the names of the two weight records.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct CheckpointFile {
     format_version: u32,
@@ -32,8 +31,8 @@ struct CheckpointFile {
     model_file: String,
     /// Optimizer file; its state is in eval mode.
     optimizer: OptimizerFile,
-    /// Per path: `bits(y) XOR bits(train(x))`, only for parameters where that is not all zero.
-    y_bit_correction: BTreeMap<String, Vec<u32>>,
+    /// File name (in the same folder) of the module record at `y`, the point training resumes.
+    train_file: String,
 }
 
 /// A core with `state` loaded, for a computation that must not touch the live optimizer.
@@ -69,9 +68,10 @@ fn switch(core: &mut dyn DynOptimizer<f32>, params: &mut [HostParam], to_train: 
 /// Save a checkpoint of `module` (at `y`, as training holds it) and `optim` into folder `dir`
 /// (created if needed): the module with its parameters at `x` as a burn record
 /// (`model-<k>-<n>.bpk`, loadable for inference with `Module::load_file`; its path is
-/// [`checkpoint_model_path`]) and [`CHECKPOINT_FILE`] with the optimizer state in eval mode.
-/// The JSON file is written last, atomically, and names the record, so a crash at any point
-/// leaves the previous checkpoint loadable; older records in `dir` are removed after the commit.
+/// [`checkpoint_model_path`]), the module at `y` (`train-<k>-<n>.bpk`, what training resumes
+/// from) and [`CHECKPOINT_FILE`] with the optimizer state in eval mode.
+/// The JSON file is written last, atomically, and names the records, so a crash at any point
+/// leaves the previous checkpoint loadable; older records in `dir` are removed after the commit (records are twice the model size).
 /// Neither `module` nor `optim` changes.
 ///
 /// # Errors
@@ -89,43 +89,49 @@ pub fn save_checkpoint<M: Module>(module: &M, optim: &ModelOptimizer, dir: &Path
     switch(core.as_mut(), &mut x, false)?;
     file.state = core.state();
 
-    // What train() will recover on load, and the bit corrections that make it exact.
-    let mut back = scratch_core(optim, &file.state)?;
-    let mut recovered = x.clone();
-    switch(back.as_mut(), &mut recovered, true)?;
-    let mut y_bit_correction = BTreeMap::new();
-    for (yp, rp) in y.iter().zip(&recovered) {
-        let c: Vec<u32> = yp.value.iter().zip(&rp.value).map(|(a, b)| a.to_bits() ^ b.to_bits()).collect();
-        if c.iter().any(|&b| b != 0) {
-            y_bit_correction.insert(yp.path.clone(), c);
-        }
-    }
-
     let k = optim.group_info().map_or(0, |g| g.k);
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let model_file = format!("model-{k}-{nonce}.bpk");
-    let model_path = dir.join(&model_file);
+    let train_file = format!("train-{k}-{nonce}.bpk");
     let at_x = write_params(module.clone(), x.into_iter().map(|p| (p.path, p.value)).collect::<HashMap<_, _>>());
-    let record_err = |e: &dyn std::fmt::Display| BurnAdapterError::Record {
-        path: model_path.display().to_string(),
-        message: e.to_string(),
-    };
-    let bytes = at_x.into_record().into_bytes().map_err(|e| record_err(&e))?;
-    schedulefree::write_atomic(&model_path, &bytes).map_err(|e| io_err(&model_path, e))?;
+    write_record(at_x, &dir.join(&model_file))?;
+    write_record(module.clone(), &dir.join(&train_file))?;
 
-    let ckpt = CheckpointFile { format_version: CHECKPOINT_VERSION, model_file: model_file.clone(), optimizer: file, y_bit_correction };
+    let ckpt = CheckpointFile {
+        format_version: CHECKPOINT_VERSION,
+        model_file: model_file.clone(),
+        train_file: train_file.clone(),
+        optimizer: file,
+    };
     write_json(&dir.join(CHECKPOINT_FILE), &ckpt)?;
 
     // Commit done: older records are garbage.
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("model-") && name.ends_with(".bpk") && name != model_file {
+            let ours = name.starts_with("model-") || name.starts_with("train-");
+            if ours && name.ends_with(".bpk") && name != model_file && name != train_file {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
     Ok(())
+}
+
+fn record_err(path: &Path, e: &dyn std::fmt::Display) -> BurnAdapterError {
+    BurnAdapterError::Record { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Write `module`'s record to `path` atomically.
+fn write_record<M: Module>(module: M, path: &Path) -> Result<(), BurnAdapterError> {
+    let bytes = module.into_record().into_bytes().map_err(|e| record_err(path, &e))?;
+    schedulefree::write_atomic(path, &bytes).map_err(|e| io_err(path, e))
+}
+
+/// `module` with the record at `path` loaded.
+fn read_record<M: Module>(module: M, path: &Path) -> Result<M, BurnAdapterError> {
+    let record = ModuleRecord::load(path).map_err(|e| record_err(path, &e))?;
+    module.try_load_record(record).map_err(|e| record_err(path, &e))
 }
 
 fn read_checkpoint(dir: &Path) -> Result<CheckpointFile, BurnAdapterError> {
@@ -162,28 +168,17 @@ pub fn checkpoint_model_path(dir: &Path) -> Result<PathBuf, BurnAdapterError> {
 /// `optim` is unchanged on error.
 pub fn load_checkpoint<M: Module>(module: M, optim: &mut ModelOptimizer, dir: &Path) -> Result<M, BurnAdapterError> {
     let ckpt = read_checkpoint(dir)?;
-    let model_path = dir.join(&ckpt.model_file);
-    let record_err = |e: &dyn std::fmt::Display| BurnAdapterError::Record {
-        path: model_path.display().to_string(),
-        message: e.to_string(),
-    };
-    let record = ModuleRecord::load(&model_path).map_err(|e| record_err(&e))?;
-    let at_x = module.try_load_record(record).map_err(|e| record_err(&e))?;
+    let at_x = read_record(module.clone(), &dir.join(&ckpt.model_file))?;
+    let at_y = read_record(module, &dir.join(&ckpt.train_file))?;
 
+    // The state was saved in eval mode: switch a scratch copy of x to put the core back in
+    // train mode (the buffers it computes are discarded: the record at y is exact).
     let state = &ckpt.optimizer.state;
-    let mut y = stated_params(&at_x, state)?;
+    let mut x = stated_params(&at_x, state)?;
+    stated_params(&at_y, state)?;
     let (mut core, shapes) = optim.core_from_state(state)?;
     core.set_group_config(0, ckpt.optimizer.group)?;
-    switch(core.as_mut(), &mut y, true)?;
-    for p in &mut y {
-        let Some(c) = ckpt.y_bit_correction.get(&p.path) else { continue };
-        if c.len() != p.value.len() {
-            return Err(BurnAdapterError::Shape { path: p.path.clone(), found: vec![c.len()], expected: vec![p.value.len()] });
-        }
-        for (v, &b) in p.value.iter_mut().zip(c) {
-            *v = f32::from_bits(v.to_bits() ^ b);
-        }
-    }
+    switch(core.as_mut(), &mut x, true)?;
     optim.replace_core(core, shapes);
-    Ok(write_params(at_x, y.into_iter().map(|p| (p.path, p.value)).collect::<HashMap<_, _>>()))
+    Ok(at_y)
 }
