@@ -7,7 +7,9 @@ use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StateError, StepError};
 use crate::learner::Learner;
 use crate::optimizer::{Optimizer, StepInfo};
-use crate::param::{GroupConfig, GroupStepInfo, Param};
+use crate::diagnostics::ParamDiagnostics;
+use crate::optimizer::StepInputs;
+use crate::param::{GroupConfig, GroupStepInfo, Param, ParamTags};
 use crate::schedule::Schedule;
 use crate::state::OptimizerState;
 
@@ -25,11 +27,61 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     /// As the inherent method.
     fn add_param_to(&mut self, group: usize, name: &str, shape: &[usize])
     -> Result<(), ParamError>;
+    /// [`Optimizer::add_param_tagged`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn add_param_tagged(
+        &mut self,
+        group: usize,
+        name: &str,
+        shape: &[usize],
+        tags: ParamTags,
+    ) -> Result<(), ParamError>;
+    /// [`Optimizer::set_param_tags`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn set_param_tags(&mut self, name: &str, tags: ParamTags) -> Result<(), ParamError>;
+    /// [`Optimizer::param_tags`].
+    fn param_tags(&self, name: &str) -> Option<ParamTags>;
     /// [`Optimizer::step`].
     ///
     /// # Errors
     /// As the inherent method.
     fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError>;
+    /// [`Optimizer::step_with`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn step_with(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        inputs: StepInputs<'_>,
+    ) -> Result<StepInfo, StepError>;
+    /// [`Optimizer::step_with_loss`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn step_with_loss(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        loss: f64,
+    ) -> Result<StepInfo, StepError> {
+        self.step_with(
+            params,
+            StepInputs {
+                loss: Some(loss),
+                all_reduce: None,
+            },
+        )
+    }
+    /// Whether `step` needs the loss ([`crate::learner::Learner::needs_loss`]).
+    fn needs_loss(&self) -> bool;
+    /// [`Optimizer::set_diagnostics`].
+    fn set_diagnostics(&mut self, on: bool);
+    /// [`Optimizer::diagnostics`].
+    fn diagnostics(&self) -> Vec<ParamDiagnostics>;
     /// [`Optimizer::train`].
     ///
     /// # Errors
@@ -83,8 +135,39 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     ) -> Result<(), ParamError> {
         Optimizer::add_param_to(self, group, name, shape)
     }
+    fn add_param_tagged(
+        &mut self,
+        group: usize,
+        name: &str,
+        shape: &[usize],
+        tags: ParamTags,
+    ) -> Result<(), ParamError> {
+        Optimizer::add_param_tagged(self, group, name, shape, tags)
+    }
+    fn set_param_tags(&mut self, name: &str, tags: ParamTags) -> Result<(), ParamError> {
+        Optimizer::set_param_tags(self, name, tags)
+    }
+    fn param_tags(&self, name: &str) -> Option<ParamTags> {
+        Optimizer::param_tags(self, name)
+    }
     fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {
         Optimizer::step(self, params)
+    }
+    fn step_with(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        inputs: StepInputs<'_>,
+    ) -> Result<StepInfo, StepError> {
+        Optimizer::step_with(self, params, inputs)
+    }
+    fn needs_loss(&self) -> bool {
+        self.learner().needs_loss()
+    }
+    fn set_diagnostics(&mut self, on: bool) {
+        Optimizer::set_diagnostics(self, on)
+    }
+    fn diagnostics(&self) -> Vec<ParamDiagnostics> {
+        Optimizer::diagnostics(self)
     }
     fn train(&mut self, params: &mut [Param<'_, T>]) -> Result<(), StepError> {
         Optimizer::train(self, params)

@@ -66,6 +66,22 @@ pub enum ParamError {
         /// Number of groups.
         groups: usize,
     },
+    /// The name was never registered.
+    #[error("unknown parameter `{0}`: register it with add_param first")]
+    Unknown(String),
+    /// The decay policy projects normalized parameters along an axis the shape lacks.
+    #[error(
+        "parameter `{name}`: shape {shape:?} has no axis {axis} for the hypersphere projection \
+         of normalized parameters; set Projection::axis to the axis of output units"
+    )]
+    ProjectionAxis {
+        /// Parameter name.
+        name: String,
+        /// The registered shape.
+        shape: Vec<usize>,
+        /// The projection's axis.
+        axis: usize,
+    },
 }
 
 /// Why a `step`, `train`, `eval` or eval-point call was refused. Nothing was modified.
@@ -122,6 +138,23 @@ pub enum StepError {
          trained parameter so that all switch modes together"
     )]
     MissingParameter(String),
+    /// The learner needs the loss (Polyak step sizes) and `step` got none.
+    #[error(
+        "the {learner} learner needs the loss at the gradient point: call \
+         step_with_loss(params, loss) (or step_with with StepInputs::loss)"
+    )]
+    LossRequired {
+        /// The learner's name.
+        learner: &'static str,
+    },
+    /// The all-reduce hook changed the length of the vector it was given.
+    #[error("the all_reduce hook changed the sums' length from {expected} to {got}")]
+    AllReduceLength {
+        /// The length passed in.
+        expected: usize,
+        /// The length after the hook.
+        got: usize,
+    },
 }
 
 /// Why saved state could not be loaded. The optimizer is left unchanged.

@@ -36,8 +36,10 @@
 //! opt.train(&mut [Param::frozen("w", &mut w)]).expect("back to y");
 //! ```
 
+pub mod composed;
 pub mod conversion;
 pub mod decay;
+mod diagnostics;
 mod dynamic;
 mod element;
 mod error;
@@ -51,15 +53,16 @@ pub mod reference;
 pub mod schedule;
 mod state;
 
+pub use diagnostics::ParamDiagnostics;
 pub use dynamic::DynOptimizer;
 pub use element::{Dtype, Element, lerp};
 pub use error::{ConfigError, ParamError, StateError, StepError};
 pub use eval::EvalGuard;
-pub use optimizer::{NonFinitePolicy, Optimizer, Skipped, StepInfo};
-pub use param::{GroupConfig, GroupStepInfo, Param};
+pub use optimizer::{NonFinitePolicy, Optimizer, Skipped, StepInfo, StepInputs};
+pub use param::{GroupConfig, GroupStepInfo, Param, ParamTags};
 pub use preset_config::PresetConfig;
 pub use presets::{
-    AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
-    RAdamScheduleFree, ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
+    AdamC, AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
+    RAdamScheduleFree, ScheduleFreeWrapper, SgdC, SgdScheduleFree, SgdScheduleFreeReference,
 };
 pub use state::{GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION, write_atomic};

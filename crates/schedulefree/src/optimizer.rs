@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::conversion::{AveragingState, Conversion};
-use crate::decay::{Decay, DecayContext, DecayScalars, DecayTerms};
+use crate::decay::{Decay, DecayContext, DecayScalars, DecayTerms, init_radius, project_rows};
+use crate::diagnostics::EntryDiag;
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StepError};
-use crate::learner::{Learner, StepIndex};
-use crate::param::{Entry, Group, GroupConfig, GroupStepInfo, Param};
+use crate::learner::{GroupState, Learner, MAX_PREPASS, Reductions, StepIndex};
+use crate::param::{Entry, Group, GroupConfig, GroupStepInfo, Param, ParamTags};
 use crate::schedule::Schedule;
 
 /// What to do when a gradient contains NaN or ±inf.
@@ -33,6 +34,33 @@ pub enum Skipped {
         /// Index into the slice passed to `step`.
         index: usize,
     },
+    /// Another shard reported a non-finite gradient through the all-reduce hook.
+    NonFiniteGradientElsewhere,
+    /// The loss passed to the step was NaN or ±inf.
+    NonFiniteLoss,
+}
+
+/// Optional inputs of [`Optimizer::step_with`].
+#[derive(Default)]
+pub struct StepInputs<'a> {
+    /// The loss at the gradient point (required by learners that use it: Polyak). With
+    /// sharded data, pass the loss averaged over shards.
+    pub loss: Option<f64>,
+    /// Sums a vector of partial sums element-wise across shards in place (an all-reduce):
+    /// called once with `[non-finite count, then ‖g‖₁, ‖g‖₂² per group]` before anything is
+    /// decided, and once more with the learner's pre-pass sums (per group) for learners that
+    /// have one (Prodigy). Every shard must call `step_with` with the same parameter groups,
+    /// so that the collective calls match.
+    pub all_reduce: Option<&'a mut (dyn FnMut(&mut [f64]) + Send)>,
+}
+
+impl std::fmt::Debug for StepInputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepInputs")
+            .field("loss", &self.loss)
+            .field("all_reduce", &self.all_reduce.is_some())
+            .finish()
+    }
 }
 
 /// What a step did.
@@ -90,15 +118,37 @@ pub struct Optimizer<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedul
     /// Entry indices sorted by name: group sums are added in this order, so the reported norms
     /// do not depend on the order parameters are registered or passed.
     by_name: Vec<usize>,
+    /// Buffer of the all-reduce hook (sized with the groups).
+    reduce_buf: Vec<f64>,
+    /// Per-group pre-pass sums of the current step.
+    prepass_sums: Vec<[f64; MAX_PREPASS]>,
+    /// Whether per-parameter norms are measured ([`Optimizer::set_diagnostics`]).
+    diagnostics: bool,
+    /// Per-entry norms of the latest step (when `diagnostics`).
+    pub(crate) diag: Vec<EntryDiag>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct GroupScalars<CS> {
     lr: f64,
+    lr_factor: f64,
     conversion: CS,
-    decay: DecayScalars,
+    /// Decay of ordinary and of `normalized` parameters (`no_decay` ones get none).
+    decay: [DecayScalars; 2],
     c: f64,
     averaging: AveragingState,
+    learner_state: GroupState,
+    reductions: Reductions,
+}
+
+impl<CS> GroupScalars<CS> {
+    pub(crate) fn decay_for(&self, tags: ParamTags) -> DecayScalars {
+        if tags.no_decay {
+            DecayScalars::NONE
+        } else {
+            self.decay[tags.normalized as usize]
+        }
+    }
 }
 
 impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
@@ -115,14 +165,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ) -> Result<Self, ConfigError> {
         learner.validate()?;
         conversion.validate()?;
+        decay.validate()?;
         group.validate()?;
+        let mut ls = GroupState::default();
+        learner.init_group_state(&mut ls);
         Ok(Optimizer {
             learner,
             conversion,
             decay,
             schedule,
             non_finite: NonFinitePolicy::default(),
-            groups: vec![Group::new(group)],
+            groups: vec![Group::new(group, ls)],
             entries: Vec::new(),
             index: HashMap::new(),
             stamp: 0,
@@ -132,6 +185,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             group_sums: vec![GradSums::default()],
             entry_sums: Vec::new(),
             by_name: Vec::new(),
+            reduce_buf: vec![0.0; 3],
+            prepass_sums: vec![[0.0; MAX_PREPASS]],
+            diagnostics: false,
+            diag: Vec::new(),
         })
     }
 
@@ -147,11 +204,15 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// [`ConfigError::OutOfRange`] for a negative or non-finite lr or weight decay.
     pub fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError> {
         config.validate()?;
-        let mut g = Group::new(config);
+        let mut ls = GroupState::default();
+        self.learner.init_group_state(&mut ls);
+        let mut g = Group::new(config, ls);
         // New groups join in the optimizer's current mode.
         g.train_mode = self.groups[0].train_mode;
         self.groups.push(g);
         self.group_sums.push(GradSums::default());
+        self.reduce_buf.resize(1 + 2 * self.groups.len(), 0.0);
+        self.prepass_sums.push([0.0; MAX_PREPASS]);
         Ok(self.groups.len() - 1)
     }
 
@@ -174,6 +235,23 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         name: &str,
         shape: &[usize],
     ) -> Result<(), ParamError> {
+        self.add_param_tagged(group, name, shape, ParamTags::default())
+    }
+
+    /// Register parameter `name` with `shape` in group `group`, with decay-policy tags
+    /// (`normalized`: feeds a normalization layer; `no_decay`).
+    ///
+    /// # Errors
+    /// As [`Optimizer::add_param_to`], and [`ParamError::ProjectionAxis`] if the decay policy
+    /// projects normalized parameters along an axis `shape` lacks.
+    pub fn add_param_tagged(
+        &mut self,
+        group: usize,
+        name: &str,
+        shape: &[usize],
+        tags: ParamTags,
+    ) -> Result<(), ParamError> {
+        self.check_projection(name, shape, tags)?;
         if group >= self.groups.len() {
             return Err(ParamError::NoSuchGroup {
                 group,
@@ -204,8 +282,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             updates: 0,
             state: Vec::new(),
             has_state: false,
+            tags,
+            radius: Vec::new(),
+            row_scratch: Vec::new(),
             stamp: 0,
         });
+        self.diag.push(EntryDiag::default());
         self.resolved.reserve(1);
         // Sized here so that `step` never allocates.
         let chunks = len.div_ceil(CHUNK);
@@ -215,6 +297,55 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         Ok(())
     }
 
+    fn check_projection(&self, name: &str, shape: &[usize], tags: ParamTags) -> Result<(), ParamError> {
+        match self.decay.projection() {
+            Some(p) if tags.normalized && p.layout(shape).is_none() => {
+                Err(ParamError::ProjectionAxis {
+                    name: name.to_string(),
+                    shape: shape.to_vec(),
+                    axis: p.axis,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Change the tags of a registered parameter (takes effect at the next step; a parameter
+    /// newly tagged `normalized` under a projection gets its radii from its iterate then).
+    ///
+    /// # Errors
+    /// [`ParamError::Unknown`] for an unregistered name, [`ParamError::ProjectionAxis`].
+    pub fn set_param_tags(&mut self, name: &str, tags: ParamTags) -> Result<(), ParamError> {
+        let idx = self
+            .entry_index(name)
+            .ok_or_else(|| ParamError::Unknown(name.to_string()))?;
+        self.check_projection(name, &self.entries[idx].shape.clone(), tags)?;
+        let e = &mut self.entries[idx];
+        if !tags.normalized {
+            e.radius.clear();
+        }
+        e.tags = tags;
+        Ok(())
+    }
+
+    /// The tags of a registered parameter.
+    pub fn param_tags(&self, name: &str) -> Option<ParamTags> {
+        self.entry_index(name).map(|i| self.entries[i].tags)
+    }
+
+    /// Measure per-parameter norms in every step (off by default): `‖g‖`, the norm of the
+    /// buffer at the gradient point and of the learner's direction, read back with
+    /// [`Optimizer::diagnostics`]. Costs one extra read of each parameter and a few flops
+    /// per element.
+    pub fn set_diagnostics(&mut self, on: bool) {
+        self.diagnostics = on;
+    }
+
+    /// Whether diagnostics are measured.
+    pub fn diagnostics_enabled(&self) -> bool {
+        self.diagnostics
+    }
+
     /// The learner.
     pub fn learner(&self) -> &L {
         &self.learner
@@ -222,6 +353,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// The conversion.
     pub fn conversion(&self) -> &C {
         &self.conversion
+    }
+    /// The weight-decay policy.
+    pub fn decay(&self) -> &D {
+        &self.decay
     }
     /// The schedule.
     pub fn schedule(&self) -> &S {
@@ -360,10 +495,50 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// mode; [`StepError::UnknownParameter`], [`StepError::DuplicateParameter`],
     /// [`StepError::LengthMismatch`]; [`StepError::NonFiniteGradient`] under
     /// [`NonFinitePolicy::Error`]; [`StepError::NonFiniteScalar`] if the scalar phase
-    /// overflows (e.g. an lr so large that `lr_max^weight_lr_power` is infinite).
+    /// overflows (e.g. an lr so large that `lr_max^weight_lr_power` is infinite);
+    /// [`StepError::LossRequired`] for learners that need the loss ([`Optimizer::step_with_loss`]).
     pub fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {
+        self.step_with(params, StepInputs::default())
+    }
+
+    /// [`Optimizer::step`] with the loss at the gradient point (Polyak step sizes use it;
+    /// other learners ignore it).
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`].
+    pub fn step_with_loss(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        loss: f64,
+    ) -> Result<StepInfo, StepError> {
+        self.step_with(
+            params,
+            StepInputs {
+                loss: Some(loss),
+                all_reduce: None,
+            },
+        )
+    }
+
+    /// [`Optimizer::step`] with optional inputs: the loss, and an all-reduce hook that sums
+    /// the step's global reductions (gradient norms, non-finite count, learner pre-pass sums)
+    /// across shards, so that every shard takes the same scalar decisions.
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`], and [`StepError::AllReduceLength`] if the hook resizes its
+    /// vector.
+    pub fn step_with(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        mut inputs: StepInputs<'_>,
+    ) -> Result<StepInfo, StepError> {
         if let Some(g) = self.groups.iter().position(|g| !g.train_mode) {
             return Err(StepError::EvalMode { group: g });
+        }
+        if self.learner.needs_loss() && inputs.loss.is_none() {
+            return Err(StepError::LossRequired {
+                learner: self.learner.name(),
+            });
         }
         self.resolve(params, true)?;
         // Reduction phase: ‖g‖₁ and ‖g‖₂² per group, which also detects non-finite values.
@@ -387,37 +562,76 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             acc.l1 += s.l1;
             acc.l2_sq += s.l2_sq;
         }
-        if let Some(index) = bad {
-            return match self.non_finite {
-                NonFinitePolicy::Skip => Ok(StepInfo {
-                    skipped: Some(Skipped::NonFiniteGradient { index }),
+        let mut elsewhere = false;
+        if let Some(reduce) = inputs.all_reduce.as_mut() {
+            let buf = &mut self.reduce_buf;
+            buf[0] = bad.is_some() as u8 as f64;
+            for (i, s) in self.group_sums.iter().enumerate() {
+                buf[1 + 2 * i] = s.l1;
+                buf[2 + 2 * i] = s.l2_sq;
+            }
+            let expected = buf.len();
+            reduce(buf);
+            if buf.len() != expected {
+                return Err(StepError::AllReduceLength {
+                    expected,
+                    got: buf.len(),
+                });
+            }
+            elsewhere = bad.is_none() && buf[0] != 0.0;
+            for (i, s) in self.group_sums.iter_mut().enumerate() {
+                s.l1 = buf[1 + 2 * i];
+                s.l2_sq = buf[2 + 2 * i];
+            }
+        }
+        let skip = match (bad, elsewhere, inputs.loss) {
+            (Some(index), ..) => Some(Skipped::NonFiniteGradient { index }),
+            (None, true, _) => Some(Skipped::NonFiniteGradientElsewhere),
+            (None, false, Some(l)) if !l.is_finite() => Some(Skipped::NonFiniteLoss),
+            _ => None,
+        };
+        if let Some(why) = skip {
+            return match (self.non_finite, bad) {
+                (NonFinitePolicy::Error, Some(index)) => {
+                    Err(StepError::NonFiniteGradient(params[index].name.to_string()))
+                }
+                _ => Ok(StepInfo {
+                    skipped: Some(why),
                     group: self.groups[0].last,
                     grad_l1: f64::NAN,
                     grad_l2: f64::NAN,
                 }),
-                NonFinitePolicy::Error => {
-                    Err(StepError::NonFiniteGradient(params[index].name.to_string()))
-                }
             };
         }
+        let total_l2_sq = self.group_sums.iter().map(|s| s.l2_sq).sum::<f64>();
 
         // Scalar phase, once per group, into scratch: committed only if every value is finite.
         self.scratch.clear();
         for (gi, g) in self.groups.iter().enumerate() {
             let k = g.k;
-            let lr = g.config.lr * self.schedule.value(k) * self.learner.lr_factor(k);
+            let reductions = Reductions {
+                group_l1: self.group_sums[gi].l1,
+                group_l2_sq: self.group_sums[gi].l2_sq,
+                total_l2_sq,
+                loss: inputs.loss,
+            };
+            let lr_factor = self.learner.lr_factor(k, &g.learner_state, &reductions);
+            let lr = g.config.lr * self.schedule.value(k) * lr_factor;
             let mut averaging = g.averaging;
             let (cs, c) = self.conversion.scalars(&mut averaging, lr, k);
-            let decay = self.decay.scalars(DecayContext {
+            let ctx = |normalized| DecayContext {
                 weight_decay: g.config.weight_decay,
                 lr,
                 lr_max: averaging.lr_max,
-            });
+                normalized,
+            };
+            let decay = [self.decay.scalars(ctx(false)), self.decay.scalars(ctx(true))];
             let checks = [
                 ("lr", lr),
                 ("c", c),
                 ("weight_sum", averaging.weight_sum),
-                ("shrink", decay.shrink),
+                ("shrink", decay[0].shrink),
+                ("shrink", decay[1].shrink),
             ];
             if let Some((what, value)) = checks.into_iter().find(|(_, v)| !v.is_finite()) {
                 return Err(StepError::NonFiniteScalar {
@@ -428,11 +642,85 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             }
             self.scratch.push(GroupScalars {
                 lr,
+                lr_factor,
                 conversion: cs,
                 decay,
                 c,
                 averaging,
+                learner_state: g.learner_state,
+                reductions,
             });
+        }
+
+        // Learner pre-pass (Prodigy): global sums over (g, z, slots) before any update.
+        let n_learner = self.learner.slot_names().len();
+        let n_slots = self.num_slots();
+        let n_pre = self.learner.prepass_len();
+        if n_pre > 0 {
+            self.prepass_sums.fill([0.0; MAX_PREPASS]);
+            for (p, &idx) in params.iter().zip(&self.resolved) {
+                let Some(grad) = p.grad else { continue };
+                let e = &self.entries[idx];
+                let gs = &self.scratch[e.group];
+                let ls = self.learner.scalars(
+                    StepIndex {
+                        group: self.groups[e.group].k,
+                        param: e.updates,
+                    },
+                    gs.lr,
+                    &gs.learner_state,
+                );
+                let acc = &mut self.prepass_sums[e.group];
+                for (i, (v, gv)) in p.value.iter().zip(grad).enumerate() {
+                    if e.has_state {
+                        let st = &e.state[i * n_slots..(i + 1) * n_slots];
+                        let z = self.conversion.iterate(*v, &st[n_learner..]);
+                        self.learner.prepass(&ls, *gv, z, &st[..n_learner], acc);
+                    } else {
+                        // Fresh state: the conversion's iterate is the value, slots are
+                        // initialised from it.
+                        let mut st = [T::zero(); 16];
+                        let st = &mut st[..n_learner.min(16)];
+                        self.learner.init_slots(*v, st);
+                        self.learner.prepass(&ls, *gv, *v, st, acc);
+                    }
+                }
+            }
+            if let Some(reduce) = inputs.all_reduce.as_mut() {
+                let buf = &mut self.reduce_buf;
+                buf.clear();
+                for s in &self.prepass_sums {
+                    buf.extend_from_slice(&s[..n_pre]);
+                }
+                let expected = buf.len();
+                reduce(buf);
+                if buf.len() != expected {
+                    return Err(StepError::AllReduceLength {
+                        expected,
+                        got: buf.len(),
+                    });
+                }
+                for (gi, s) in self.prepass_sums.iter_mut().enumerate() {
+                    s[..n_pre].copy_from_slice(&buf[gi * n_pre..(gi + 1) * n_pre]);
+                }
+                buf.resize(1 + 2 * self.groups.len(), 0.0);
+            }
+        }
+        for (gi, s) in self.scratch.iter_mut().enumerate() {
+            self.learner.update_group_state(
+                self.groups[gi].k,
+                s.lr,
+                &mut s.learner_state,
+                &s.reductions,
+                &self.prepass_sums[gi][..n_pre],
+            );
+            if let Some(&value) = s.learner_state.iter().find(|v| !v.is_finite()) {
+                return Err(StepError::NonFiniteScalar {
+                    group: gi,
+                    what: "learner_state",
+                    value,
+                });
+            }
         }
         for (g, s) in self.groups.iter_mut().zip(&self.scratch) {
             g.averaging = s.averaging;
@@ -442,18 +730,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 c: s.c,
                 lr_max: s.averaging.lr_max,
                 weight_sum: s.averaging.weight_sum,
-                grad_l1: 0.0,
-                grad_l2: 0.0,
+                grad_l1: s.reductions.group_l1,
+                grad_l2: s.reductions.group_l2_sq.sqrt(),
+                lr_factor: s.lr_factor,
             };
-        }
-        for (g, sums) in self.groups.iter_mut().zip(&self.group_sums) {
-            g.last.grad_l1 = sums.l1;
-            g.last.grad_l2 = sums.l2_sq.sqrt();
         }
 
         // Element phase, one fused loop per tensor.
-        let n_learner = self.learner.slot_names().len();
-        let n_slots = self.num_slots();
+        let projection = self.decay.projection();
         for (p, &idx) in params.iter_mut().zip(&self.resolved) {
             let Some(grad) = p.grad else { continue };
             let e = &mut self.entries[idx];
@@ -462,30 +746,81 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 e.state = vec![T::zero(); e.len * n_slots];
                 if n_slots > 0 {
                     for (v, st) in p.value.iter().zip(e.state.chunks_exact_mut(n_slots)) {
-                        self.conversion.init_slots(*v, &mut st[n_learner..]);
+                        let (ls, cs) = st.split_at_mut(n_learner);
+                        self.conversion.init_slots(*v, cs);
+                        self.learner.init_slots(*v, ls);
                     }
                 }
                 e.has_state = true;
             }
-            let ls = self.learner.scalars(StepIndex {
-                group: self.groups[e.group].k,
-                param: e.updates,
-            });
+            let project = projection.filter(|_| e.tags.normalized);
+            if let Some(proj) = project
+                && e.radius.is_empty()
+            {
+                let layout = proj.layout(&e.shape).expect("axis checked at registration");
+                let z: Vec<T> = p
+                    .value
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let st = &e.state[i * n_slots..(i + 1) * n_slots];
+                        self.conversion.iterate(*v, &st[n_learner..])
+                    })
+                    .collect();
+                e.radius = init_radius(&proj, layout, &z);
+                e.row_scratch = vec![0.0; layout.0];
+            }
+            let ls = self.learner.scalars(
+                StepIndex {
+                    group: self.groups[e.group].k,
+                    param: e.updates,
+                },
+                gs.lr,
+                &gs.learner_state,
+            );
+            let decay = gs.decay_for(e.tags);
             let kernel = Kernel {
                 learner: &self.learner,
                 conversion: &self.conversion,
                 ls,
                 cs: gs.conversion,
-                decay: DecayTerms::of(gs.decay),
+                decay: DecayTerms::of(decay),
                 lr: T::of(gs.lr),
                 n_learner,
                 n_slots,
             };
-            kernel.run(p.value, grad, &mut e.state);
+            if self.diagnostics {
+                let weight_sq = p.value.iter().map(|v| v.f64() * v.f64()).sum::<f64>();
+                let update_sq = kernel.run::<true>(p.value, grad, &mut e.state, &mut self.chunk_sums);
+                self.diag[idx] = EntryDiag {
+                    step: self.groups[e.group].k + 1,
+                    grad_sq: self.entry_sums[idx].l2_sq,
+                    weight_sq,
+                    update_sq,
+                    lr: gs.lr,
+                    kappa: decay.kappa(gs.lr),
+                };
+            } else {
+                kernel.run::<false>(p.value, grad, &mut e.state, &mut self.chunk_sums);
+            }
+            if let Some(proj) = project {
+                let layout = proj.layout(&e.shape).expect("axis checked at registration");
+                project_rows(
+                    &self.conversion,
+                    &gs.conversion,
+                    layout,
+                    &e.radius,
+                    p.value,
+                    &mut e.state,
+                    (n_learner, n_slots),
+                    &mut e.row_scratch,
+                );
+            }
             e.updates += 1;
         }
-        for g in &mut self.groups {
+        for (g, s) in self.groups.iter_mut().zip(&self.scratch) {
             g.k += 1;
+            g.learner_state = s.learner_state;
         }
         let total = self
             .group_sums
@@ -677,64 +1012,105 @@ struct Kernel<'a, T, L: Learner, C: Conversion> {
 }
 
 impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
+    /// One element's update; returns the learner's direction (before any decay term).
     #[inline(always)]
-    fn element(&self, p: &mut T, g: T, slots: &mut [T]) {
+    fn element(&self, p: &mut T, g: T, slots: &mut [T]) -> T {
         let (ls, cs) = slots.split_at_mut(self.n_learner);
         let y = *p;
+        let z = self.conversion.iterate(y, cs);
         let g = g + self.decay.l2 * y;
-        let d = self.learner.direction(&self.ls, g, ls);
-        let d = d + self.decay.at_y * y;
+        let u = self.learner.direction(&self.ls, g, z, ls);
+        let d = u + self.decay.at_y * y;
         self.conversion
             .update(&self.cs, self.lr, self.decay.shrink, p, cs, d);
+        u
     }
 
     /// The loop for exactly `N` slots per element: a compile-time chunk width lets the
-    /// compiler drop bounds checks and keep the state of one element in registers.
+    /// compiler drop bounds checks and keep the state of one element in registers. With
+    /// `DIAG` it also returns `Σu²` of the directions (in `f64`), else 0.
     #[inline(always)]
-    fn serial_n<const N: usize>(&self, p: &mut [T], g: &[T], st: &mut [T]) {
+    fn serial_n<const N: usize, const DIAG: bool>(&self, p: &mut [T], g: &[T], st: &mut [T]) -> f64 {
+        let mut acc = 0.0;
+        let mut add = |u: T| {
+            if DIAG {
+                acc += u.f64() * u.f64();
+            }
+        };
         if N == 0 {
             for (p, g) in p.iter_mut().zip(g) {
-                self.element(p, *g, &mut []);
+                add(self.element(p, *g, &mut []));
             }
         } else {
             for ((p, g), s) in p.iter_mut().zip(g).zip(st.chunks_exact_mut(N)) {
-                self.element(p, *g, s);
+                add(self.element(p, *g, s));
             }
         }
+        acc
     }
 
-    fn serial(&self, p: &mut [T], g: &[T], st: &mut [T]) {
+    fn serial<const DIAG: bool>(&self, p: &mut [T], g: &[T], st: &mut [T]) -> f64 {
         match self.n_slots {
-            0 => self.serial_n::<0>(p, g, st),
-            1 => self.serial_n::<1>(p, g, st),
-            2 => self.serial_n::<2>(p, g, st),
-            3 => self.serial_n::<3>(p, g, st),
-            4 => self.serial_n::<4>(p, g, st),
-            5 => self.serial_n::<5>(p, g, st),
+            0 => self.serial_n::<0, DIAG>(p, g, st),
+            1 => self.serial_n::<1, DIAG>(p, g, st),
+            2 => self.serial_n::<2, DIAG>(p, g, st),
+            3 => self.serial_n::<3, DIAG>(p, g, st),
+            4 => self.serial_n::<4, DIAG>(p, g, st),
+            5 => self.serial_n::<5, DIAG>(p, g, st),
+            6 => self.serial_n::<6, DIAG>(p, g, st),
             n => {
+                let mut acc = 0.0;
                 for ((p, g), s) in p.iter_mut().zip(g).zip(st.chunks_exact_mut(n)) {
-                    self.element(p, *g, s);
+                    let u = self.element(p, *g, s);
+                    if DIAG {
+                        acc += u.f64() * u.f64();
+                    }
                 }
+                acc
             }
         }
     }
 
-    fn run(&self, p: &mut [T], g: &[T], st: &mut [T])
+    /// Run over one tensor; returns `Σu²` with `DIAG` (per-chunk sums added in order, so the
+    /// parallel and serial paths agree), else 0. `chunks` holds `len.div_ceil(CHUNK)` entries.
+    fn run<const DIAG: bool>(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        chunks: &mut [(GradSums, bool)],
+    ) -> f64
     where
         Self: Sync,
     {
         if p.len() < PARALLEL_MIN_LEN {
-            return self.serial(p, g, st);
+            if self.n_slots == 0 {
+                return p
+                    .chunks_mut(CHUNK)
+                    .zip(g.chunks(CHUNK))
+                    .map(|(p, g)| self.serial::<DIAG>(p, g, &mut []))
+                    .sum();
+            }
+            return p
+                .chunks_mut(CHUNK)
+                .zip(g.chunks(CHUNK))
+                .zip(st.chunks_mut(CHUNK * self.n_slots))
+                .map(|((p, g), s)| self.serial::<DIAG>(p, g, s))
+                .sum();
         }
+        let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
         if self.n_slots == 0 {
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
-                .for_each(|(p, g)| self.serial(p, g, &mut []));
+                .zip(chunks.par_iter_mut())
+                .for_each(|((p, g), c)| c.0.l2_sq = self.serial::<DIAG>(p, g, &mut []));
         } else {
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(st.par_chunks_mut(CHUNK * self.n_slots))
-                .for_each(|((p, g), s)| self.serial(p, g, s));
+                .zip(chunks.par_iter_mut())
+                .for_each(|(((p, g), s), c)| c.0.l2_sq = self.serial::<DIAG>(p, g, s));
         }
+        chunks.iter().map(|c| c.0.l2_sq).sum()
     }
 }

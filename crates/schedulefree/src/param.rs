@@ -2,6 +2,7 @@
 
 use crate::conversion::AveragingState;
 use crate::error::{ConfigError, check};
+use crate::learner::GroupState;
 
 /// One parameter tensor for a call to `step`, `train`, `eval` or an eval guard: a name that
 /// was registered with `add_param`, its buffer (row-major, any shape with the registered
@@ -34,6 +35,31 @@ impl<'a, T> Param<'a, T> {
             grad: None,
         }
     }
+}
+
+/// Roles of a parameter that decay policies act on (ALGORITHMS.md §10.4–10.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParamTags {
+    /// The parameter's outputs feed a normalization layer (LayerNorm, BatchNorm, RMSNorm),
+    /// so the loss is invariant to its scale: corrected decay and the hypersphere projection
+    /// apply to it.
+    pub normalized: bool,
+    /// No weight decay whatever the policy (norm gains and biases, customarily).
+    pub no_decay: bool,
+}
+
+impl ParamTags {
+    /// Tagged `normalized`.
+    pub const NORMALIZED: ParamTags = ParamTags {
+        normalized: true,
+        no_decay: false,
+    };
+    /// Tagged `no_decay`.
+    pub const NO_DECAY: ParamTags = ParamTags {
+        normalized: false,
+        no_decay: true,
+    };
 }
 
 /// Hyperparameters that may differ between parameter groups.
@@ -90,6 +116,14 @@ pub struct GroupStepInfo {
     /// `‖g‖₂` of the group's gradients in the step (refinement input for SGD-type learners).
     #[serde(default, with = "crate::state::json_float")]
     pub grad_l2: f64,
+    /// The learner's lr factor of the step (`lr` = group lr × schedule × this): `1/b` for
+    /// AdaGrad-Norm, the Polyak step, Prodigy's `d·bc`; 1 for plain SGD/Adam.
+    #[serde(default = "one", with = "crate::state::json_float")]
+    pub lr_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Per-group running state.
@@ -98,16 +132,19 @@ pub(crate) struct Group {
     pub config: GroupConfig,
     pub k: u64,
     pub averaging: AveragingState,
+    /// The learner's scalar state ([`crate::learner::Learner::group_state_names`]).
+    pub learner_state: GroupState,
     pub train_mode: bool,
     pub last: GroupStepInfo,
 }
 
 impl Group {
-    pub fn new(config: GroupConfig) -> Self {
+    pub fn new(config: GroupConfig, learner_state: GroupState) -> Self {
         Group {
             config,
             k: 0,
             averaging: AveragingState::default(),
+            learner_state,
             train_mode: true,
             last: GroupStepInfo::default(),
         }
@@ -125,6 +162,11 @@ pub(crate) struct Entry<T> {
     pub updates: u64,
     pub state: Vec<T>,
     pub has_state: bool,
+    pub tags: ParamTags,
+    /// Hypersphere radii per row (empty until the first projected step).
+    pub radius: Vec<f64>,
+    /// Row norms² of the projection (sized with `radius`, so stepping never allocates).
+    pub row_scratch: Vec<f64>,
     /// Call stamp, to detect a name passed twice in one call without allocating.
     pub stamp: u64,
 }

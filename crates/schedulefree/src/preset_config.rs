@@ -4,8 +4,9 @@
 use crate::dynamic::DynOptimizer;
 use crate::element::Element;
 use crate::error::ConfigError;
+use crate::composed::Composed;
 use crate::presets::{
-    AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
+    AdamC, AdamW, SgdC, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
     RAdamScheduleFree, Sgd, SgdScheduleFree, SgdScheduleFreeReference,
 };
 use crate::schedule::ScheduleConfig;
@@ -61,6 +62,28 @@ pub enum PresetConfig {
         #[serde(default = "constant")]
         schedule: ScheduleConfig,
     },
+    /// [`AdamC`] driven by `schedule`.
+    #[serde(rename = "adamc")]
+    AdamC {
+        /// The optimizer's hyperparameters.
+        #[serde(default)]
+        config: AdamC,
+        /// Multiplier of `lr` per update (default constant).
+        #[serde(default = "constant")]
+        schedule: ScheduleConfig,
+    },
+    /// [`SgdC`] driven by `schedule`.
+    #[serde(rename = "sgdc")]
+    SgdC {
+        /// The optimizer's hyperparameters.
+        #[serde(default)]
+        config: SgdC,
+        /// Multiplier of `lr` per update (default constant).
+        #[serde(default = "constant")]
+        schedule: ScheduleConfig,
+    },
+    /// Any learner × conversion × decay policy ([`Composed`]).
+    Composed(Composed),
 }
 
 fn constant() -> ScheduleConfig {
@@ -85,6 +108,9 @@ impl PresetConfig {
             Self::RAdamScheduleFree(_) => "radam_schedule_free",
             Self::AdamW { .. } => "adamw",
             Self::Sgd { .. } => "sgd",
+            Self::AdamC { .. } => "adamc",
+            Self::SgdC { .. } => "sgdc",
+            Self::Composed(_) => "composed",
         }
     }
 
@@ -97,13 +123,20 @@ impl PresetConfig {
             Self::RAdamScheduleFree(c) => c.lr,
             Self::AdamW { config, .. } => config.lr,
             Self::Sgd { config, .. } => config.lr,
+            Self::AdamC { config, .. } => config.lr,
+            Self::SgdC { config, .. } => config.lr,
+            Self::Composed(c) => c.lr,
         }
     }
 
     /// Whether the preset returns a point other than its training buffer (Schedule-Free:
     /// evaluate and checkpoint at `x`, not at `y`).
     pub fn has_modes(&self) -> bool {
-        !matches!(self, Self::AdamW { .. } | Self::Sgd { .. })
+        match self {
+            Self::AdamW { .. } | Self::Sgd { .. } | Self::AdamC { .. } | Self::SgdC { .. } => false,
+            Self::Composed(c) => c.has_modes(),
+            _ => true,
+        }
     }
 
     /// Build the optimizer behind the object-safe interface, with one group (index 0) holding
@@ -121,6 +154,9 @@ impl PresetConfig {
             Self::RAdamScheduleFree(c) => boxed(c.build::<T>()),
             Self::AdamW { config, schedule } => boxed(config.build::<T, _>(schedule.build()?)),
             Self::Sgd { config, schedule } => boxed(config.build::<T, _>(schedule.build()?)),
+            Self::AdamC { config, schedule } => boxed(config.build::<T, _>(schedule.build()?)),
+            Self::SgdC { config, schedule } => boxed(config.build::<T, _>(schedule.build()?)),
+            Self::Composed(c) => c.build_dyn::<T>(),
         }
     }
 }

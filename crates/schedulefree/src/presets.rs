@@ -17,6 +17,9 @@
 //! the train/eval classes (ALGORITHMS.md §2.5, §12.1 item 2); use the presets above with
 //! `train()`/`eval()` around each step.
 
+mod corrected;
+pub use corrected::{AdamC, AdamCOptimizer, SgdC, SgdCOptimizer};
+
 use crate::conversion::{AveragingWeights, LastIterate, ScheduleFree, ScheduleFreeReference};
 use crate::decay::{AnyDecay, Decoupled, DecoupledAtY, L2};
 use crate::element::Element;
@@ -53,7 +56,7 @@ pub type AdamWOptimizer<T, S> = Optimizer<T, Adam, LastIterate, Decoupled, S>;
 /// torch-style SGD driven by schedule `S`.
 pub type SgdOptimizer<T, S> = Optimizer<T, learner::Sgd, LastIterate, L2, S>;
 
-fn group(lr: f64, weight_decay: f64) -> GroupConfig {
+pub(crate) fn group(lr: f64, weight_decay: f64) -> GroupConfig {
     GroupConfig { lr, weight_decay }
 }
 

@@ -14,9 +14,9 @@ use crate::conversion::{AveragingState, Conversion};
 use crate::decay::Decay;
 use crate::element::{Dtype, Element};
 use crate::error::StateError;
-use crate::learner::Learner;
+use crate::learner::{GroupState, Learner};
 use crate::optimizer::Optimizer;
-use crate::param::GroupStepInfo;
+use crate::param::{GroupStepInfo, ParamTags};
 use crate::schedule::Schedule;
 
 /// Version of the state layout written by this build.
@@ -38,6 +38,9 @@ pub struct GroupRecord {
     /// What the group's latest step reported (restored so `group_info` survives a resume).
     #[serde(default)]
     pub last: GroupStepInfo,
+    /// The learner's scalar state by name (AdaGrad-Norm's `b_sq`, Prodigy's `d`, `r`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub learner_state: BTreeMap<String, f64>,
 }
 
 /// Saved state of one parameter.
@@ -56,6 +59,12 @@ pub struct ParamRecord {
     /// are written as the strings `"NaN"`, `"inf"`, `"-inf"` so that they load back.
     #[serde(with = "buffer_serde")]
     pub buffers: BTreeMap<String, Vec<f64>>,
+    /// Tags the parameter was registered with (must match on load).
+    #[serde(default)]
+    pub tags: ParamTags,
+    /// Hypersphere radii per row, once a projection has set them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius: Option<Vec<f64>>,
 }
 
 /// The whole optimizer state: what `load_state` needs to continue bit-exactly.
@@ -167,6 +176,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                         updates: e.updates,
                         has_state: e.has_state,
                         buffers,
+                        tags: e.tags,
+                        radius: (!e.radius.is_empty()).then(|| e.radius.clone()),
                     },
                 )
             })
@@ -185,6 +196,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     weight_sum: g.averaging.weight_sum,
                     train_mode: g.train_mode,
                     last: g.last,
+                    learner_state: self
+                        .learner()
+                        .group_state_names()
+                        .iter()
+                        .zip(&g.learner_state)
+                        .map(|(n, v)| (n.to_string(), *v))
+                        .collect(),
                 })
                 .collect(),
             params,
@@ -223,8 +241,28 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 expected: self.num_groups(),
             });
         }
+        let names = self.learner().group_state_names();
+        let mut learner_states = Vec::with_capacity(st.groups.len());
         for (gi, r) in st.groups.iter().enumerate() {
             let bad = |what: String| Err(StateError::Group { group: gi, what });
+            let mut ls = GroupState::default();
+            for (j, n) in names.iter().enumerate() {
+                match r.learner_state.get(*n) {
+                    Some(v) if v.is_finite() => ls[j] = *v,
+                    other => {
+                        return bad(format!(
+                            "learner state `{n}` is {other:?} (expected a finite value)"
+                        ));
+                    }
+                }
+            }
+            if r.learner_state.len() != names.len() {
+                return bad(format!(
+                    "learner state {:?}, expected {names:?}",
+                    r.learner_state.keys()
+                ));
+            }
+            learner_states.push(ls);
             if !(r.lr_max.is_finite() && (r.lr_max >= 0.0 || r.lr_max == -1.0)) {
                 return bad(format!(
                     "lr_max = {} (expected -1 before the first step, else >= 0)",
@@ -270,6 +308,27 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     "shape {:?} in state, {:?} registered",
                     r.shape, e.shape
                 )));
+            }
+            if r.tags != e.tags {
+                return Err(bad(format!(
+                    "tags {:?} in state, {:?} registered",
+                    r.tags, e.tags
+                )));
+            }
+            if let Some(radius) = &r.radius {
+                let rows = self
+                    .decay()
+                    .projection()
+                    .filter(|_| e.tags.normalized)
+                    .and_then(|p| p.layout(&e.shape))
+                    .map(|l| l.0);
+                if rows != Some(radius.len()) || radius.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                    return Err(bad(format!(
+                        "{} hypersphere radii in state, {rows:?} rows projected here \
+                         (or a radius is not finite and > 0)",
+                        radius.len()
+                    )));
+                }
             }
             if r.group != e.group {
                 return Err(bad(format!(
@@ -321,6 +380,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             e.updates = r.updates;
             e.has_state = ns.is_some();
             e.state = ns.unwrap_or_default();
+            e.radius = r.radius.clone().unwrap_or_default();
+            e.row_scratch = vec![0.0; e.radius.len()];
         }
         for (g, r) in self.groups_mut().iter_mut().zip(&st.groups) {
             g.k = r.k;
@@ -330,6 +391,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             };
             g.train_mode = r.train_mode;
             g.last = r.last;
+        }
+        for (g, ls) in self.groups_mut().iter_mut().zip(learner_states) {
+            g.learner_state = ls;
         }
         Ok(())
     }

@@ -64,6 +64,21 @@ macro_rules! swap_modes {
             slots[0] = p;
         }
         #[inline(always)]
+        fn iterate<T: Element>(&self, p: T, _slots: &[T]) -> T {
+            p
+        }
+        #[inline(always)]
+        fn set_iterate<T: Element>(
+            &self,
+            sc: &AverageScalars,
+            p: &mut T,
+            slots: &mut [T],
+            z_new: T,
+        ) {
+            slots[0] = slots[0] + T::of(sc.c) * (z_new - *p);
+            *p = z_new;
+        }
+        #[inline(always)]
         fn update<T: Element>(
             &self,
             sc: &AverageScalars,

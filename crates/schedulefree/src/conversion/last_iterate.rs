@@ -31,6 +31,14 @@ impl Conversion for LastIterate {
     fn update<T: Element>(&self, _sc: &(), lr: T, shrink: T, p: &mut T, _slots: &mut [T], d: T) {
         *p = *p * shrink - lr * d;
     }
+    #[inline(always)]
+    fn iterate<T: Element>(&self, p: T, _slots: &[T]) -> T {
+        p
+    }
+    #[inline(always)]
+    fn set_iterate<T: Element>(&self, _sc: &(), p: &mut T, _slots: &mut [T], z_new: T) {
+        *p = z_new;
+    }
     fn has_modes(&self) -> bool {
         false
     }

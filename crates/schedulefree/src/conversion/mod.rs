@@ -138,6 +138,13 @@ pub trait Conversion: Clone + Debug + Send + Sync {
         slots: &mut [T],
         d: T,
     );
+    /// The learner's iterate `z` of one element in train mode (read before the update by
+    /// learners that need it, and by the hypersphere projection after it).
+    fn iterate<T: Element>(&self, p: T, slots: &[T]) -> T;
+    /// Replace the learner's iterate of one element, right after [`Conversion::update`] with
+    /// scalars `sc`, by `z_new`, adjusting the buffer and any average as if the step had
+    /// landed on `z_new` (used by the hypersphere projection, ALGORITHMS.md §10.5).
+    fn set_iterate<T: Element>(&self, sc: &Self::Scalars, p: &mut T, slots: &mut [T], z_new: T);
     /// Whether the returned point differs from the training buffer (needs train/eval modes).
     fn has_modes(&self) -> bool;
     /// Turn a training-mode element into its eval-mode form (buffer holds the returned point).

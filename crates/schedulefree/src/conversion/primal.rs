@@ -54,6 +54,15 @@ impl Conversion for PrimalAverage {
         slots[0] = z;
         *p = lerp(*p, z, T::of(sc.c));
     }
+    #[inline(always)]
+    fn iterate<T: Element>(&self, _p: T, slots: &[T]) -> T {
+        slots[0]
+    }
+    #[inline(always)]
+    fn set_iterate<T: Element>(&self, sc: &PrimalScalars, p: &mut T, slots: &mut [T], z_new: T) {
+        *p = *p + T::of(sc.c) * (z_new - slots[0]);
+        slots[0] = z_new;
+    }
     fn has_modes(&self) -> bool {
         false
     }

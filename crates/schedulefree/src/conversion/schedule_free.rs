@@ -94,6 +94,23 @@ impl Conversion for ScheduleFree {
         *p = y + T::of(sc.z_coef) * ((shrink - T::one()) * z);
         slots[0] = z * shrink - lr * d;
     }
+    #[inline(always)]
+    fn iterate<T: Element>(&self, _p: T, slots: &[T]) -> T {
+        slots[0]
+    }
+    /// `x ← x + c·(z' − z)` makes `x` the average of the replaced iterates, and
+    /// `y = (1 − β)z + βx` then moves by `(1 − β(1 − c))·(z' − z)`.
+    #[inline(always)]
+    fn set_iterate<T: Element>(
+        &self,
+        sc: &ScheduleFreeScalars,
+        p: &mut T,
+        slots: &mut [T],
+        z_new: T,
+    ) {
+        *p = *p + T::of(sc.z_coef) * (z_new - slots[0]);
+        slots[0] = z_new;
+    }
     fn has_modes(&self) -> bool {
         true
     }

@@ -81,6 +81,27 @@ impl Conversion for ScheduleFreeReference {
         slots[2] = y;
         *p = y;
     }
+    #[inline(always)]
+    fn iterate<T: Element>(&self, _p: T, slots: &[T]) -> T {
+        slots[0]
+    }
+    #[inline(always)]
+    fn set_iterate<T: Element>(
+        &self,
+        sc: &ReferenceScalars,
+        p: &mut T,
+        slots: &mut [T],
+        z_new: T,
+    ) {
+        let one = T::one();
+        let (c, beta) = (T::of(sc.c), T::of(sc.beta));
+        let x = slots[1] + c * (z_new - slots[0]);
+        let y = beta * x + (one - beta) * z_new;
+        slots[0] = z_new;
+        slots[1] = x;
+        slots[2] = y;
+        *p = y;
+    }
     fn has_modes(&self) -> bool {
         true
     }

@@ -154,6 +154,21 @@ impl Conversion for WeightedLastIterate {
         slots[0] = slots[0] + delta;
         *p = *p + T::of(sc.alpha) * delta;
     }
+    #[inline(always)]
+    fn iterate<T: Element>(&self, _p: T, slots: &[T]) -> T {
+        slots[0]
+    }
+    #[inline(always)]
+    fn set_iterate<T: Element>(
+        &self,
+        sc: &WeightedLastIterateScalars,
+        p: &mut T,
+        slots: &mut [T],
+        z_new: T,
+    ) {
+        *p = *p + T::of(sc.alpha) * (z_new - slots[0]);
+        slots[0] = z_new;
+    }
     fn has_modes(&self) -> bool {
         false
     }

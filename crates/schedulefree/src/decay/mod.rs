@@ -7,11 +7,25 @@
 //! * `shrink`: decoupled decay of the learner's iterate `z ← (1 − γλ)·z` before its step —
 //!   torch `AdamW`, and "decay at z" for Schedule-Free.
 //!
-//! The seam for AdamC and projection (a later issue) is [`DecayContext`]: the policy sees the
-//! group's `weight_decay`, the scheduled lr and the peak lr.
+//! A policy sees, per group and step, [`DecayContext`]: the group's `weight_decay`, the
+//! effective lr, its running peak and whether the parameter is tagged `normalized`
+//! ([`crate::ParamTags`]); parameters tagged `no_decay` get no decay whatever the policy.
+//! [`Corrected`] (AdamC/SGDC) and [`Projected`] (hypersphere projection) act on the
+//! normalized parameters and defer to a base policy elsewhere (ALGORITHMS.md §10.4–10.5);
+//! [`DecayConfig`] picks any of them at run time.
 
 use crate::element::Element;
+use crate::error::ConfigError;
 use std::fmt::Debug;
+
+mod config;
+mod corrected;
+mod projection;
+
+pub use config::{DecayConfig, NormalizedPolicy};
+pub use corrected::Corrected;
+pub use projection::{Projected, Projection, RadiusInit};
+pub(crate) use projection::{init_radius, project_rows};
 
 /// What a decay policy may depend on, per group and step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +36,8 @@ pub struct DecayContext {
     pub lr: f64,
     /// The running maximum of the scheduled lr, including this update.
     pub lr_max: f64,
+    /// Whether the parameter feeds a normalization layer (tag `normalized`).
+    pub normalized: bool,
 }
 
 /// Per-step decay coefficients (see the module docs).
@@ -50,6 +66,27 @@ pub trait Decay: Clone + Debug + Send + Sync {
     fn name(&self) -> &'static str;
     /// This step's coefficients.
     fn scalars(&self, ctx: DecayContext) -> DecayScalars;
+    /// Validate hyperparameters (checked when the optimizer is built).
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] naming the first invalid field.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+    /// The hypersphere projection applied to parameters tagged `normalized`, if any.
+    fn projection(&self) -> Option<Projection> {
+        None
+    }
+}
+
+impl DecayScalars {
+    /// The per-step decay factor `κ` of the learner's iterate these coefficients amount to
+    /// for a step of size `lr` (`z ← (1 − κ)·z − lr·u`): `1 − shrink + lr·at_y`, plus
+    /// `lr·l2` (exact for SGD; for Adam-type learners coupled L2 is preconditioned and this
+    /// is only indicative).
+    pub fn kappa(&self, lr: f64) -> f64 {
+        1.0 - self.shrink + lr * (self.at_y + self.l2)
+    }
 }
 
 /// Element-wise application, shared by every composed loop.

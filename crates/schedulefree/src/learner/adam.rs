@@ -1,7 +1,7 @@
 //! Adam's diagonal preconditioner (Kingma & Ba 2015, arXiv 1412.6980, Algorithm 1), in the
 //! forms used by PyTorch `AdamW` and by Schedule-Free AdamW (ALGORITHMS.md §3).
 
-use super::{Learner, StepIndex};
+use super::{GroupState, Learner, Reductions, StepIndex};
 use crate::element::Element;
 use crate::error::{ConfigError, check};
 
@@ -17,6 +17,10 @@ pub enum BiasCorrection {
     /// (`AdamWScheduleFreePaper`, Road Less Scheduled Algorithm 1). The folded factor also
     /// enters `lr_max` and so the averaging weights.
     LearningRate,
+    /// pytorch_optimizer's form (its `AdamC`, the reference of the AdamC golden fixtures):
+    /// `d = m̂ / ((sqrt(v + 1e-15) + ε) / sqrt(1 − β2^t))`, i.e. `ε` is added before the bias
+    /// correction and `1e-15` inside the root.
+    EpsBeforeCorrection,
 }
 
 /// Which counter `t` Adam's bias corrections use.
@@ -42,6 +46,7 @@ pub enum StepCount {
 /// The Schedule-Free presets count by group (as their reference classes do); torch-style
 /// Adam counts per parameter.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Adam {
     /// First-moment decay `β1 ∈ [0, 1)`; 0 disables the first moment (no buffer).
     pub beta1: f64,
@@ -81,6 +86,8 @@ pub struct AdamScalars {
     bc1: f64,
     bc2: f64,
     eps: f64,
+    /// [`BiasCorrection::EpsBeforeCorrection`]: `bc2` then holds `sqrt(1 − β2^t)`.
+    eps_first: bool,
 }
 
 pub(crate) fn validate_betas(beta1: f64, beta2: f64, eps: f64) -> Result<(), ConfigError> {
@@ -106,6 +113,7 @@ impl Learner for Adam {
         match self.bias_correction {
             BiasCorrection::Denominator => "adam",
             BiasCorrection::LearningRate => "adam_paper",
+            BiasCorrection::EpsBeforeCorrection => "adam_eps_first",
         }
     }
 
@@ -125,14 +133,14 @@ impl Learner for Adam {
         self.beta1 != 0.0
     }
 
-    fn lr_factor(&self, k: u64) -> f64 {
+    fn lr_factor(&self, k: u64, _state: &GroupState, _red: &Reductions) -> f64 {
         match self.bias_correction {
-            BiasCorrection::Denominator => 1.0,
+            BiasCorrection::Denominator | BiasCorrection::EpsBeforeCorrection => 1.0,
             BiasCorrection::LearningRate => (1.0 - self.beta2.powf((k + 1) as f64)).sqrt(),
         }
     }
 
-    fn scalars(&self, k: StepIndex) -> AdamScalars {
+    fn scalars(&self, k: StepIndex, _lr: f64, _state: &GroupState) -> AdamScalars {
         let t = match self.count {
             StepCount::Parameter => k.param + 1,
             StepCount::Group => k.group + 1,
@@ -140,6 +148,7 @@ impl Learner for Adam {
         let bc2 = match self.bias_correction {
             BiasCorrection::Denominator => 1.0 - self.beta2.powf(t),
             BiasCorrection::LearningRate => 1.0,
+            BiasCorrection::EpsBeforeCorrection => (1.0 - self.beta2.powf(t)).sqrt(),
         };
         let bc1 = if self.beta1 != 0.0 {
             1.0 - self.beta1.powf(t)
@@ -154,11 +163,12 @@ impl Learner for Adam {
             bc1,
             bc2,
             eps: self.eps,
+            eps_first: self.bias_correction == BiasCorrection::EpsBeforeCorrection,
         }
     }
 
     #[inline(always)]
-    fn direction<T: Element>(&self, sc: &AdamScalars, g: T, slots: &mut [T]) -> T {
+    fn direction<T: Element>(&self, sc: &AdamScalars, g: T, _z: T, slots: &mut [T]) -> T {
         let (num, v) = if slots.len() == 2 {
             let b1 = T::of(sc.beta1);
             let m = b1 * slots[0] + T::of(sc.one_minus_beta1) * g;
@@ -171,6 +181,10 @@ impl Learner for Adam {
         let v_new = b2 * *v + T::of(sc.one_minus_beta2) * g * g;
         *v = v_new;
         // Divisions (not reciprocal products) keep the reference's rounding.
-        num / ((v_new / T::of(sc.bc2)).sqrt() + T::of(sc.eps))
+        if sc.eps_first {
+            num / (((v_new + T::of(1e-15)).sqrt() + T::of(sc.eps)) / T::of(sc.bc2))
+        } else {
+            num / ((v_new / T::of(sc.bc2)).sqrt() + T::of(sc.eps))
+        }
     }
 }

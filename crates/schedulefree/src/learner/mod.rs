@@ -7,13 +7,44 @@ use crate::element::Element;
 use crate::error::ConfigError;
 use std::fmt::Debug;
 
+mod adagrad_norm;
 mod adam;
+mod cocob;
+mod polyak;
+mod prodigy;
 mod radam;
 mod sgd;
 
+pub use adagrad_norm::AdaGradNorm;
 pub use adam::{Adam, BiasCorrection, StepCount};
+pub use cocob::Cocob;
+pub use polyak::Polyak;
+pub use prodigy::Prodigy;
 pub use radam::RAdam;
 pub use sgd::Sgd;
+
+/// Most per-group scalar state values a learner may keep (AdaGrad-Norm's `b²`, Prodigy's
+/// `d` and `r`).
+pub const MAX_GROUP_STATE: usize = 4;
+/// Most sums a learner's pre-pass may reduce (Prodigy's `⟨g, z₀ − z⟩` and `‖s‖₁`).
+pub const MAX_PREPASS: usize = 4;
+
+/// A learner's per-group scalar state: `values[..names.len()]` are used, the rest stay 0.
+pub type GroupState = [f64; MAX_GROUP_STATE];
+
+/// Per-step global quantities the driver reduces once per step, before any element is
+/// touched (after the all-reduce hook of [`crate::StepInputs`], so they cover every shard).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reductions {
+    /// `‖g‖₁` over the group's gradients.
+    pub group_l1: f64,
+    /// `‖g‖₂²` over the group's gradients.
+    pub group_l2_sq: f64,
+    /// `‖g‖₂²` over every gradient of the step (all groups).
+    pub total_l2_sq: f64,
+    /// The loss at the gradient point, when the caller passed one.
+    pub loss: Option<f64>,
+}
 
 /// Step counters a learner may use for its per-step scalars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,16 +79,69 @@ pub trait Learner: Clone + Debug + Send + Sync {
     /// averaging already provides momentum).
     fn has_momentum(&self) -> bool;
 
+    /// Names of the learner's per-group scalar state (saved with the group); at most
+    /// [`MAX_GROUP_STATE`].
+    fn group_state_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Initial per-group scalar state.
+    fn init_group_state(&self, _state: &mut GroupState) {}
+
+    /// Whether `step` needs the loss at the gradient point (Polyak step sizes).
+    fn needs_loss(&self) -> bool {
+        false
+    }
+
     /// Multiplier the learner applies to the scheduled lr of the group's update after `k`
-    /// completed updates (RAdam's rectification, the paper-style bias correction of
-    /// `AdamWScheduleFreePaper`). It enters `lr_max` and hence the averaging weights.
-    fn lr_factor(&self, _k: u64) -> f64 {
+    /// completed updates, given the group state before the step and this step's reductions
+    /// (RAdam's rectification, paper-style bias correction, `1/b` of AdaGrad-Norm, the Polyak
+    /// step, Prodigy's `d·bc`). It enters `lr_max` and hence the averaging weights, and is
+    /// what the step info reports as the effective step size.
+    fn lr_factor(&self, _k: u64, _state: &GroupState, _red: &Reductions) -> f64 {
         1.0
     }
 
-    /// Per-step scalars for one parameter tensor.
-    fn scalars(&self, k: StepIndex) -> Self::Scalars;
+    /// Per-step scalars for one parameter tensor; `lr` is the effective step size `γ` of the
+    /// group (lr × schedule × [`Learner::lr_factor`]) and `state` the group state before the
+    /// step.
+    fn scalars(&self, k: StepIndex, lr: f64, state: &GroupState) -> Self::Scalars;
 
-    /// The direction `d` for gradient `g` (already including any L2 term), updating `slots`.
-    fn direction<T: Element>(&self, sc: &Self::Scalars, g: T, slots: &mut [T]) -> T;
+    /// Number of sums of the learner's pre-pass (0: no pre-pass); at most [`MAX_PREPASS`].
+    fn prepass_len(&self) -> usize {
+        0
+    }
+
+    /// One element's contribution to the pre-pass sums, before any element is updated
+    /// (Prodigy's `⟨g, z₀ − z⟩`); `z` is the learner's iterate.
+    #[inline(always)]
+    fn prepass<T: Element>(
+        &self,
+        _sc: &Self::Scalars,
+        _g: T,
+        _z: T,
+        _slots: &[T],
+        _acc: &mut [f64; MAX_PREPASS],
+    ) {
+    }
+
+    /// Advance the group state after the step's reductions and pre-pass sums (called in the
+    /// scalar phase, after [`Learner::scalars`] saw the old state). `lr` as for `scalars`.
+    fn update_group_state(
+        &self,
+        _k: u64,
+        _lr: f64,
+        _state: &mut GroupState,
+        _red: &Reductions,
+        _prepass: &[f64],
+    ) {
+    }
+
+    /// Initialise the learner's slots of one element from its iterate at the first gradient
+    /// (COCOB's `w₁`, Prodigy's `x₀`); slots start at 0 otherwise.
+    fn init_slots<T: Element>(&self, _z: T, _slots: &mut [T]) {}
+
+    /// The direction `d` for gradient `g` (already including any L2 term), updating `slots`;
+    /// `z` is the learner's current iterate (read by COCOB, ignored by gradient methods).
+    fn direction<T: Element>(&self, sc: &Self::Scalars, g: T, z: T, slots: &mut [T]) -> T;
 }

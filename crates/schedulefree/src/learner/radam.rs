@@ -2,7 +2,7 @@
 //! `RAdamScheduleFree` (ALGORITHMS.md §4): rectification replaces warmup.
 
 use super::adam::validate_betas;
-use super::{Learner, StepIndex};
+use super::{GroupState, Learner, Reductions, StepIndex};
 use crate::element::Element;
 use crate::error::{ConfigError, check};
 
@@ -93,7 +93,7 @@ impl Learner for RAdam {
         false
     }
 
-    fn lr_factor(&self, k: u64) -> f64 {
+    fn lr_factor(&self, k: u64, _state: &GroupState, _red: &Reductions) -> f64 {
         match self.rectification(k + 1) {
             (_, Some(r)) => r,
             (_, None) if self.silent_sgd_phase => 0.0,
@@ -101,7 +101,7 @@ impl Learner for RAdam {
         }
     }
 
-    fn scalars(&self, k: StepIndex) -> RAdamScalars {
+    fn scalars(&self, k: StepIndex, _lr: f64, _state: &GroupState) -> RAdamScalars {
         let t = k.group + 1;
         RAdamScalars {
             beta2: self.beta2,
@@ -113,7 +113,7 @@ impl Learner for RAdam {
     }
 
     #[inline(always)]
-    fn direction<T: Element>(&self, sc: &RAdamScalars, g: T, slots: &mut [T]) -> T {
+    fn direction<T: Element>(&self, sc: &RAdamScalars, g: T, _z: T, slots: &mut [T]) -> T {
         let b2 = T::of(sc.beta2);
         let v = b2 * slots[0] + T::of(sc.one_minus_beta2) * g * g;
         slots[0] = v;

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with optional heavy-ball / Nesterov momentum, matching
 //! `torch.optim.SGD` (single-tensor path).
 
-use super::{Learner, StepIndex};
+use super::{GroupState, Learner, StepIndex};
 use crate::element::Element;
 use crate::error::{ConfigError, check};
 
@@ -12,6 +12,7 @@ use crate::error::{ConfigError, check};
 /// Source: PyTorch `torch.optim.SGD` documentation (Sutskever et al. 2013 form).
 /// Slots: `["momentum_buffer"]` when `momentum != 0`, none otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Sgd {
     /// Momentum `μ ∈ [0, 1)`; 0 disables the buffer.
     pub momentum: f64,
@@ -80,7 +81,7 @@ impl Learner for Sgd {
         self.momentum != 0.0
     }
 
-    fn scalars(&self, k: StepIndex) -> SgdScalars {
+    fn scalars(&self, k: StepIndex, _lr: f64, _state: &GroupState) -> SgdScalars {
         SgdScalars {
             momentum: self.momentum,
             one_minus_dampening: 1.0 - self.dampening,
@@ -89,7 +90,7 @@ impl Learner for Sgd {
     }
 
     #[inline(always)]
-    fn direction<T: Element>(&self, sc: &SgdScalars, g: T, slots: &mut [T]) -> T {
+    fn direction<T: Element>(&self, sc: &SgdScalars, g: T, _z: T, slots: &mut [T]) -> T {
         if slots.is_empty() {
             return g;
         }

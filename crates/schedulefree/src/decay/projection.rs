@@ -1,0 +1,169 @@
+//! Projection of normalized weights onto fixed-radius hyperspheres (ALGORITHMS.md §10.5, the
+//! talk's alternative to corrected decay).
+
+use super::{Decay, DecayContext, DecayScalars};
+use crate::conversion::Conversion;
+use crate::element::Element;
+use crate::error::{ConfigError, check};
+
+/// Target radius of each row.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RadiusInit {
+    /// `ρ_i` = the row's norm when the parameter gets its first gradient (its initialisation:
+    /// `≈ 1` for `N(0, 1/fan_in)` rows), floored at `min_radius`.
+    Initial,
+    /// One radius `> 0` for every row.
+    Constant(f64),
+}
+
+/// Per-row hypersphere projection of the parameters tagged `normalized`: after every update
+/// the learner's iterate is rescaled row by row, `z_i ← ρ_i·z_i / max(‖z_i‖₂, tiny)`, so
+/// `‖z_i‖ = ρ_i` always and `‖g_i‖/‖z_i‖` depends on neither `λ` nor the schedule (the angular
+/// step is `≈ γ_t‖g_i‖/ρ_i ∝ γ_t`).
+///
+/// A "row" is the set of elements sharing one index along `axis` of the registered shape:
+/// `axis = 0` for `[out, in]` matrices (PyTorch, candle `Linear`) and `[out, in, kh, kw]`
+/// convolutions; `axis = 1` for burn's `Linear` weight `[in, out]`. Rows of norm 0 are
+/// left at 0 (never NaN: `tiny = f64::MIN_POSITIVE`), and a row whose initial norm is below
+/// `min_radius` gets radius `min_radius`, so it is projected there once a gradient moves it.
+/// The radii are part of the saved state.
+///
+/// With Schedule-Free the learner (`z`) lives on the sphere; `x` is then a weighted average
+/// of sphere points, so `‖x_i‖ ≤ ρ_i` (harmless for scale-invariant rows), and `y` moves with
+/// `z` (see [`Conversion::set_iterate`]). The projection is exact reparametrisation only for
+/// per-row invariance (BatchNorm-type); under a LayerNorm it also fixes relative row scales.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Projection {
+    /// Axis that indexes rows (output units).
+    pub axis: usize,
+    /// How the radii are chosen.
+    pub radius: RadiusInit,
+    /// Floor `> 0` of initial radii.
+    pub min_radius: f64,
+}
+
+impl Default for Projection {
+    /// Rows along axis 0, radius from the initialisation, floor `1e-3`.
+    fn default() -> Self {
+        Projection {
+            axis: 0,
+            radius: RadiusInit::Initial,
+            min_radius: 1e-3,
+        }
+    }
+}
+
+impl Projection {
+    /// Validate `min_radius > 0` and a constant radius `> 0`, both finite.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            "min_radius",
+            self.min_radius,
+            self.min_radius > 0.0 && self.min_radius.is_finite(),
+            "finite min_radius > 0",
+        )?;
+        if let RadiusInit::Constant(r) = self.radius {
+            check("radius", r, r > 0.0 && r.is_finite(), "finite radius > 0")?;
+        }
+        Ok(())
+    }
+
+    /// `(rows, inner)` for `shape`: the number of rows along `axis` and the number of
+    /// contiguous elements per row run; `None` if `axis` is out of range.
+    pub fn layout(&self, shape: &[usize]) -> Option<(usize, usize)> {
+        let rows = *shape.get(self.axis)?;
+        Some((rows, shape[self.axis + 1..].iter().product()))
+    }
+}
+
+/// Decay policy `base` for ordinary parameters, no decay and a [`Projection`] for parameters
+/// tagged `normalized` (decay is radial and would be undone by the projection).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Projected<B> {
+    /// Policy of the parameters not tagged `normalized`.
+    pub base: B,
+    /// The projection of the normalized ones.
+    pub projection: Projection,
+}
+
+impl<B: Decay> Decay for Projected<B> {
+    fn name(&self) -> &'static str {
+        "projected"
+    }
+    fn scalars(&self, ctx: DecayContext) -> DecayScalars {
+        if ctx.normalized {
+            DecayScalars::NONE
+        } else {
+            self.base.scalars(ctx)
+        }
+    }
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.projection.validate()?;
+        self.base.validate()
+    }
+    fn projection(&self) -> Option<Projection> {
+        Some(self.projection)
+    }
+}
+
+/// Row `(i / inner) % rows` of element `i`.
+#[inline(always)]
+fn row_of(i: usize, rows: usize, inner: usize) -> usize {
+    (i / inner) % rows
+}
+
+/// Radii for `values` laid out as `(rows, inner)` ([`Projection::layout`]).
+pub(crate) fn init_radius<T: Element>(
+    p: &Projection,
+    (rows, inner): (usize, usize),
+    values: &[T],
+) -> Vec<f64> {
+    match p.radius {
+        RadiusInit::Constant(r) => vec![r; rows],
+        RadiusInit::Initial => {
+            let mut sq = vec![0.0; rows];
+            for (i, v) in values.iter().enumerate() {
+                sq[row_of(i, rows, inner)] += v.f64() * v.f64();
+            }
+            sq.into_iter()
+                .map(|s| s.sqrt().max(p.min_radius))
+                .collect()
+        }
+    }
+}
+
+/// Project the learner's iterate of every row onto its sphere, right after the update with
+/// conversion scalars `sc`. `scratch` holds `rows` values (row norms²). Two passes over the
+/// tensor.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn project_rows<T: Element, C: Conversion>(
+    conv: &C,
+    sc: &C::Scalars,
+    (rows, inner): (usize, usize),
+    radius: &[f64],
+    p: &mut [T],
+    state: &mut [T],
+    (n_learner, n_slots): (usize, usize),
+    scratch: &mut [f64],
+) {
+    let slots = |i: usize| i * n_slots + n_learner..(i + 1) * n_slots;
+    scratch.fill(0.0);
+    for (i, v) in p.iter().enumerate() {
+        let z = conv.iterate(*v, &state[slots(i)]).f64();
+        scratch[row_of(i, rows, inner)] += z * z;
+    }
+    for (s, r) in scratch.iter_mut().zip(radius) {
+        *s = r / s.sqrt().max(f64::MIN_POSITIVE);
+    }
+    for (i, v) in p.iter_mut().enumerate() {
+        let st = &mut state[slots(i)];
+        let z = conv.iterate(*v, st);
+        let z_new = T::of(z.f64() * scratch[row_of(i, rows, inner)]);
+        conv.set_iterate(sc, v, st, z_new);
+    }
+}
