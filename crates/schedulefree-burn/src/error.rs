@@ -21,6 +21,14 @@ pub enum BurnAdapterError {
     /// The core refused a saved state (version, method, names, shapes, ...).
     #[error(transparent)]
     State(#[from] StateError),
+    /// A tag-selection regex does not compile.
+    #[error("invalid parameter-selection regex `{pattern}`: {message}")]
+    Regex {
+        /// The pattern given.
+        pattern: String,
+        /// The regex crate's explanation.
+        message: String,
+    },
     /// Saved state names module paths that the module does not have. State is keyed by module
     /// path (`"layers.0.weight"`); loading it into a module with other paths would orphan it
     /// silently, so it is refused.

@@ -117,6 +117,7 @@ mod error;
 mod model_optimizer;
 mod module_params;
 mod schedule_lr;
+mod tags;
 mod tensor_optimizer;
 mod train_loop;
 
@@ -125,6 +126,7 @@ pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_VERSION, checkpoint_model_path,
 pub use error::BurnAdapterError;
 pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
 pub use schedule_lr::ScheduleLr;
+pub use tags::{NORM_LAYER_TYPES, Selector, TagRules, select_tags};
 pub use schedulefree::PresetConfig;
 pub use tensor_optimizer::{TensorOptimizer, TensorState};
 pub use train_loop::{EpochReport, TrainLoop};

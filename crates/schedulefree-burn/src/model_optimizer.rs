@@ -8,10 +8,13 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, MultiGradientsParams};
-use schedulefree::{DynOptimizer, GroupConfig, GroupStepInfo, OptimizerState, Param, PresetConfig, StepInfo};
+use schedulefree::{
+    DynOptimizer, GroupConfig, GroupStepInfo, OptimizerState, Param, ParamDiagnostics, PresetConfig, StepInfo, StepInputs,
+};
 
 use crate::error::BurnAdapterError;
 use crate::module_params::{GradSource, read_params, read_params_with_grads, write_params};
+use crate::tags::TagRules;
 
 /// A core optimizer behind the object-safe interface.
 pub(crate) type Core = Box<dyn DynOptimizer<f32>>;
@@ -79,6 +82,10 @@ pub struct ModelOptimizer {
     core: Box<dyn DynOptimizer<f32>>,
     /// Registered paths and shapes (mirror of the core's registry).
     shapes: BTreeMap<String, Vec<usize>>,
+    /// How parameters are tagged when they register.
+    tag_rules: TagRules,
+    /// Whether the core measures norm diagnostics.
+    diagnostics: bool,
 }
 
 impl ModelOptimizer {
@@ -88,7 +95,31 @@ impl ModelOptimizer {
     /// [`BurnAdapterError::Config`] for invalid hyperparameters.
     pub fn new(preset: PresetConfig) -> Result<Self, BurnAdapterError> {
         let core = preset.build_dyn::<f32>()?;
-        Ok(ModelOptimizer { preset, core, shapes: BTreeMap::new() })
+        Ok(ModelOptimizer { preset, core, shapes: BTreeMap::new(), tag_rules: TagRules::new(), diagnostics: false })
+    }
+
+    /// Tag parameters by `rules` when they register (on their first gradient): `normalized`
+    /// ones get the decay policy's corrected decay or projection, `no_decay` ones no decay.
+    /// Set it before the first step; [`select_tags`](crate::select_tags) shows what it selects.
+    pub fn with_tag_rules(mut self, rules: TagRules) -> Self {
+        self.tag_rules = rules;
+        self
+    }
+
+    /// The tag rules.
+    pub fn tag_rules(&self) -> &TagRules {
+        &self.tag_rules
+    }
+
+    /// Measure per-parameter norms in every step ([`schedulefree::Optimizer::set_diagnostics`]).
+    pub fn set_diagnostics(&mut self, on: bool) {
+        self.diagnostics = on;
+        self.core.set_diagnostics(on);
+    }
+
+    /// Norms of the latest step per module path (empty unless diagnostics are on).
+    pub fn diagnostics(&self) -> Vec<ParamDiagnostics> {
+        self.core.diagnostics()
     }
 
     /// The preset this optimizer was built from.
@@ -120,7 +151,21 @@ impl ModelOptimizer {
     /// state changes on error (parameters seen for the first time may stay registered, without
     /// state, as after a step in which they had no gradient).
     pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> Result<(M, StepInfo), BurnAdapterError> {
-        self.step_from(module, GradSource::Single(&mut grads))
+        self.step_from(module, GradSource::Single(&mut grads), None)
+    }
+
+    /// [`step`](Self::step) with the loss at the current parameters (the Polyak learner needs
+    /// it; others ignore it). Pass the loss of the same batch as the gradients.
+    ///
+    /// # Errors
+    /// As [`step`](Self::step).
+    pub fn step_with_loss<M: Module>(
+        &mut self,
+        module: M,
+        mut grads: GradientsParams,
+        loss: f64,
+    ) -> Result<(M, StepInfo), BurnAdapterError> {
+        self.step_from(module, GradSource::Single(&mut grads), Some(loss))
     }
 
     /// [`step`](Self::step) with gradients from several devices (data parallel), summed per
@@ -135,16 +180,22 @@ impl ModelOptimizer {
         module: M,
         mut grads: MultiGradientsParams,
     ) -> Result<(M, StepInfo), BurnAdapterError> {
-        self.step_from(module, GradSource::Multi(&mut grads))
+        self.step_from(module, GradSource::Multi(&mut grads), None)
     }
 
-    fn step_from<M: Module>(&mut self, module: M, mut grads: GradSource<'_>) -> Result<(M, StepInfo), BurnAdapterError> {
+    fn step_from<M: Module>(
+        &mut self,
+        module: M,
+        mut grads: GradSource<'_>,
+        loss: Option<f64>,
+    ) -> Result<(M, StepInfo), BurnAdapterError> {
         let mut params = read_params_with_grads(&module, &mut grads)?;
         self.check_against(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())))?;
         params.retain(|p| p.grad.is_some());
         for p in &params {
             if !self.shapes.contains_key(&p.path) {
-                self.core.add_param_to(0, &p.path, &p.shape)?;
+                let tags = self.tag_rules.tags_for(&p.path, &p.owner);
+                self.core.add_param_tagged(0, &p.path, &p.shape, tags)?;
                 self.shapes.insert(p.path.clone(), p.shape.clone());
             }
         }
@@ -152,7 +203,7 @@ impl ModelOptimizer {
             .iter_mut()
             .filter_map(|p| Some(Param::new(&p.path, &mut p.value, p.grad.as_deref()?)))
             .collect();
-        let info = self.core.step(&mut core_params)?;
+        let info = self.core.step_with(&mut core_params, StepInputs { loss, all_reduce: None })?;
         drop(core_params);
         if info.skipped.is_some() {
             return Ok((module, info));
@@ -285,10 +336,11 @@ impl ModelOptimizer {
         }
         let mut shapes = BTreeMap::new();
         for (name, rec) in &state.params {
-            core.add_param_to(rec.group, name, &rec.shape)?;
+            core.add_param_tagged(rec.group, name, &rec.shape, rec.tags)?;
             shapes.insert(name.clone(), rec.shape.clone());
         }
         core.load_state(state)?;
+        core.set_diagnostics(self.diagnostics);
         Ok((core, shapes))
     }
 

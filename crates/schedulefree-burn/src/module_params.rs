@@ -21,6 +21,9 @@ pub(crate) struct HostParam {
     pub value: Vec<f32>,
     /// Gradient, if one was requested and present.
     pub grad: Option<Vec<f32>>,
+    /// Type of the innermost module owning the parameter (`"Linear"`, `"LayerNorm"`; `""` at
+    /// the top level).
+    pub owner: String,
 }
 
 /// Where gradients come from: one replica, or several whose gradients burn sums.
@@ -49,6 +52,8 @@ fn host_values<const D: usize>(t: Tensor<D>, path: &str) -> Result<Vec<f32>, Bur
 /// Collects every float parameter (and, with a source, its gradient) with its path.
 struct Collect<'g, 'a> {
     stack: Vec<String>,
+    /// Container types along the path (`Struct:` stripped).
+    types: Vec<String>,
     grads: Option<&'g mut GradSource<'a>>,
     /// Read values only for parameters with a gradient (the step needs nothing else).
     values_only_with_grad: bool,
@@ -57,11 +62,14 @@ struct Collect<'g, 'a> {
 }
 
 impl ModuleVisitor for Collect<'_, '_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
         self.stack.push(name.to_string());
+        let t = container_type.strip_prefix("Struct:").unwrap_or(container_type);
+        self.types.push(t.to_string());
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.stack.pop();
+        self.types.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if self.error.is_some() {
@@ -89,7 +97,15 @@ impl ModuleVisitor for Collect<'_, '_> {
         } else {
             Vec::new()
         };
-        self.out.push(HostParam { path, shape, value, grad });
+        // The innermost struct type (skipping `Vec`/`Option`/array containers).
+        let owner = self
+            .types
+            .iter()
+            .rev()
+            .find(|t| !t.is_empty() && !t.starts_with("Vec") && !t.starts_with("Array") && !t.starts_with("Option") && !t.starts_with("Tuple"))
+            .cloned()
+            .unwrap_or_default();
+        self.out.push(HostParam { path, shape, value, grad, owner });
     }
 }
 
@@ -108,7 +124,7 @@ fn check_unique(params: &[HostParam]) -> Result<(), BurnAdapterError> {
 /// # Errors
 /// [`BurnAdapterError::Tensor`] if a read fails, [`BurnAdapterError::DuplicatePath`].
 pub(crate) fn read_params<M: Module>(module: &M) -> Result<Vec<HostParam>, BurnAdapterError> {
-    let mut v = Collect { stack: Vec::new(), grads: None, values_only_with_grad: false, out: Vec::new(), error: None };
+    let mut v = Collect { stack: Vec::new(), types: Vec::new(), grads: None, values_only_with_grad: false, out: Vec::new(), error: None };
     module.visit(&mut v);
     if let Some(e) = v.error {
         return Err(e);
@@ -126,7 +142,7 @@ pub(crate) fn read_params_with_grads<M: Module>(
     module: &M,
     grads: &mut GradSource<'_>,
 ) -> Result<Vec<HostParam>, BurnAdapterError> {
-    let mut v = Collect { stack: Vec::new(), grads: Some(grads), values_only_with_grad: true, out: Vec::new(), error: None };
+    let mut v = Collect { stack: Vec::new(), types: Vec::new(), grads: Some(grads), values_only_with_grad: true, out: Vec::new(), error: None };
     module.visit(&mut v);
     if let Some(e) = v.error {
         return Err(e);

@@ -70,6 +70,13 @@ impl TensorOptimizer {
     /// [`BurnAdapterError::Config`] for invalid hyperparameters.
     pub fn new(preset: PresetConfig) -> Result<Self, BurnAdapterError> {
         let core = preset.build_dyn::<f32>()?;
+        if core.needs_loss() || core.state().groups.iter().any(|g| !g.learner_state.is_empty()) {
+            return Err(BurnAdapterError::Config(schedulefree::ConfigError::Unsupported(
+                "learners with global reductions (AdaGrad-Norm, Polyak, Prodigy) need every tensor of the step \
+                 at once; use ModelOptimizer (burn's per-tensor Optimizer sees one tensor at a time)"
+                    .into(),
+            )));
+        }
         let weight_decay = core.group_config(0).map_or(0.0, |g| g.weight_decay);
         Ok(TensorOptimizer { preset, weight_decay, error: Arc::new(Mutex::new(None)) })
     }
@@ -204,12 +211,27 @@ fn load_host_state(core: &mut dyn DynOptimizer<f32>, shape: &[usize], st: &HostS
         });
     }
     let c = st.scalars;
-    s.groups = vec![GroupRecord { k: c.k, lr_max: c.lr_max, weight_sum: c.weight_sum, train_mode: true, last: c.last }];
+    s.groups = vec![GroupRecord {
+        k: c.k,
+        lr_max: c.lr_max,
+        weight_sum: c.weight_sum,
+        train_mode: true,
+        last: c.last,
+        learner_state: BTreeMap::new(),
+    }];
     let buffers: BTreeMap<String, Vec<f64>> =
         s.slots.iter().zip(&st.slots).map(|(n, b)| (n.clone(), b.iter().map(|&v| f64::from(v)).collect())).collect();
     s.params.insert(
         NAME.to_string(),
-        ParamRecord { group: 0, shape: shape.to_vec(), updates: c.updates, has_state: true, buffers },
+        ParamRecord {
+            group: 0,
+            shape: shape.to_vec(),
+            updates: c.updates,
+            has_state: true,
+            buffers,
+            tags: Default::default(),
+            radius: None,
+        },
     );
     core.load_state(&s)?;
     Ok(())
@@ -254,6 +276,7 @@ impl<const D: usize> RecordState for TensorState<D> {
         out.push_scalar(prefix, "last_weight_sum", Scalar::from(c.last.weight_sum));
         out.push_scalar(prefix, "last_grad_l1", Scalar::from(c.last.grad_l1));
         out.push_scalar(prefix, "last_grad_l2", Scalar::from(c.last.grad_l2));
+        out.push_scalar(prefix, "last_lr_factor", Scalar::from(c.last.lr_factor));
         out.push_scalar(prefix, "slots", Scalar::from(self.slots.len()));
         for (i, t) in self.slots.iter().enumerate() {
             out.push_tensor(prefix, &format!("slot.{i}"), t.to_data());
@@ -274,6 +297,7 @@ impl<const D: usize> RecordState for TensorState<D> {
                 weight_sum: scalar(src, prefix, "last_weight_sum")?,
                 grad_l1: scalar(src, prefix, "last_grad_l1")?,
                 grad_l2: scalar(src, prefix, "last_grad_l2")?,
+                lr_factor: scalar(src, prefix, "last_lr_factor").unwrap_or(1.0),
             },
         };
         let n: usize = scalar(src, prefix, "slots")?;
