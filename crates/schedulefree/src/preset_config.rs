@@ -129,6 +129,36 @@ impl PresetConfig {
         }
     }
 
+    /// Set the peak lr of group 0.
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            Self::SgdScheduleFree(c) | Self::SgdScheduleFreeReference(c) => c.lr = lr,
+            Self::AdamWScheduleFree(c) | Self::AdamWScheduleFreePaper(c) => c.lr = lr,
+            Self::AdamWScheduleFreeReference(c) => c.config.lr = lr,
+            Self::RAdamScheduleFree(c) => c.lr = lr,
+            Self::AdamW { config, .. } => config.lr = lr,
+            Self::Sgd { config, .. } => config.lr = lr,
+            Self::AdamC { config, .. } => config.lr = lr,
+            Self::SgdC { config, .. } => config.lr = lr,
+            Self::Composed(c) => c.lr = lr,
+        }
+    }
+
+    /// Set the weight decay `λ` of group 0.
+    pub fn set_weight_decay(&mut self, wd: f64) {
+        match self {
+            Self::SgdScheduleFree(c) | Self::SgdScheduleFreeReference(c) => c.weight_decay = wd,
+            Self::AdamWScheduleFree(c) | Self::AdamWScheduleFreePaper(c) => c.weight_decay = wd,
+            Self::AdamWScheduleFreeReference(c) => c.config.weight_decay = wd,
+            Self::RAdamScheduleFree(c) => c.weight_decay = wd,
+            Self::AdamW { config, .. } => config.weight_decay = wd,
+            Self::Sgd { config, .. } => config.weight_decay = wd,
+            Self::AdamC { config, .. } => config.weight_decay = wd,
+            Self::SgdC { config, .. } => config.weight_decay = wd,
+            Self::Composed(c) => c.weight_decay = wd,
+        }
+    }
+
     /// Whether the preset returns a point other than its training buffer (Schedule-Free:
     /// evaluate and checkpoint at `x`, not at `y`).
     pub fn has_modes(&self) -> bool {

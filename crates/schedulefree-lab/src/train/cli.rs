@@ -147,30 +147,12 @@ pub fn preset_named(method: &str) -> anyhow::Result<PresetConfig> {
 
 /// Sets the peak lr of `p`.
 pub fn set_lr(p: &mut PresetConfig, lr: f64) {
-    match p {
-        PresetConfig::SgdScheduleFree(c) | PresetConfig::SgdScheduleFreeReference(c) => c.lr = lr,
-        PresetConfig::AdamWScheduleFree(c) | PresetConfig::AdamWScheduleFreePaper(c) => c.lr = lr,
-        PresetConfig::AdamWScheduleFreeReference(c) => c.config.lr = lr,
-        PresetConfig::RAdamScheduleFree(c) => c.lr = lr,
-        PresetConfig::AdamW { config, .. } => config.lr = lr,
-        PresetConfig::Sgd { config, .. } => config.lr = lr,
-    }
+    p.set_lr(lr);
 }
 
 /// Sets the weight decay of `p`.
 pub fn set_weight_decay(p: &mut PresetConfig, wd: f64) {
-    match p {
-        PresetConfig::SgdScheduleFree(c) | PresetConfig::SgdScheduleFreeReference(c) => {
-            c.weight_decay = wd
-        }
-        PresetConfig::AdamWScheduleFree(c) | PresetConfig::AdamWScheduleFreePaper(c) => {
-            c.weight_decay = wd
-        }
-        PresetConfig::AdamWScheduleFreeReference(c) => c.config.weight_decay = wd,
-        PresetConfig::RAdamScheduleFree(c) => c.weight_decay = wd,
-        PresetConfig::AdamW { config, .. } => config.weight_decay = wd,
-        PresetConfig::Sgd { config, .. } => config.weight_decay = wd,
-    }
+    p.set_weight_decay(wd);
 }
 
 /// The schedule `kind` with `warmup` steps, ending at step `total`.
