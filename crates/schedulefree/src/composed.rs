@@ -132,7 +132,9 @@ fn with_conversion<T: Element, L: Learner + 'static>(
         weight_decay: c.weight_decay,
     };
     match c.conversion {
-        ConversionConfig::LastIterate => boxed(Optimizer::new(learner, LastIterate, c.decay, schedule, g)),
+        ConversionConfig::LastIterate => {
+            boxed(Optimizer::new(learner, LastIterate, c.decay, schedule, g))
+        }
         ConversionConfig::ScheduleFree { beta, weights } => boxed(Optimizer::new(
             learner,
             ScheduleFree { beta, weights },

@@ -79,9 +79,8 @@ impl ParamDiagnostics {
     /// are per group). `None` for an empty slice.
     pub fn combine(items: &[ParamDiagnostics]) -> Option<ParamDiagnostics> {
         let first = items.first()?;
-        let rss = |f: fn(&ParamDiagnostics) -> f64| {
-            items.iter().map(|d| f(d) * f(d)).sum::<f64>().sqrt()
-        };
+        let rss =
+            |f: fn(&ParamDiagnostics) -> f64| items.iter().map(|d| f(d) * f(d)).sum::<f64>().sqrt();
         Some(ParamDiagnostics {
             grad_norm: rss(|d| d.grad_norm),
             weight_norm: rss(|d| d.weight_norm),

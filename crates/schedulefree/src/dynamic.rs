@@ -3,12 +3,12 @@
 
 use crate::conversion::Conversion;
 use crate::decay::Decay;
+use crate::diagnostics::ParamDiagnostics;
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StateError, StepError};
 use crate::learner::Learner;
-use crate::optimizer::{Optimizer, StepInfo};
-use crate::diagnostics::ParamDiagnostics;
 use crate::optimizer::StepInputs;
+use crate::optimizer::{Optimizer, StepInfo};
 use crate::param::{GroupConfig, GroupStepInfo, Param, ParamTags};
 use crate::schedule::Schedule;
 use crate::state::OptimizerState;

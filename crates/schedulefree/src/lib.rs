@@ -6,11 +6,19 @@
 //!
 //! ```text
 //! base online learner  --z-steps-->  online-to-batch conversion  --> the point we return
-//!   (Sgd, Adam, RAdam)                 (LastIterate + schedule, PolyakAverage, Ema,
-//!                                       PrimalAverage, ScheduleFree{beta, r, weight_lr_power})
-//!                  + weight-decay policy (NoDecay, L2, DecoupledAtY, Decoupled)
+//!   (Sgd, Adam, RAdam,                (LastIterate + schedule, WeightedLastIterate,
+//!    AdaGradNorm, Cocob,               PolyakAverage, Ema, PrimalAverage,
+//!    Polyak, Prodigy)                  ScheduleFree{beta, r, weight_lr_power})
+//!                  + weight-decay policy (NoDecay, L2, DecoupledAtY, Decoupled, and for
+//!                    parameters tagged `normalized`: Corrected (AdamC/SGDC), Projected)
 //!                  + learning-rate schedule (pure function of the step)
 //! ```
+//!
+//! Global quantities (gradient norms, the loss for Polyak steps, Prodigy's sums) are reduced
+//! once per step by the driver, with an all-reduce hook for sharded parameters
+//! ([`StepInputs`]); per-parameter norm diagnostics ([`ParamDiagnostics`]) show the
+//! weight-decay equilibrium `‖g‖/‖x‖ = sqrt(2λ/γ)` of normalized layers (ALGORITHMS.md §10).
+//! [`composed::Composed`] crosses any learner, conversion and decay policy at run time.
 //!
 //! Schedule-Free learning (Defazio et al., arXiv 2405.15682): `y = (1 − β)z + βx`,
 //! `z ← z − γ∇f(y)`, `x ←` weighted running mean of `z`; the parameter buffer holds `y`

@@ -297,7 +297,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         Ok(())
     }
 
-    fn check_projection(&self, name: &str, shape: &[usize], tags: ParamTags) -> Result<(), ParamError> {
+    fn check_projection(
+        &self,
+        name: &str,
+        shape: &[usize],
+        tags: ParamTags,
+    ) -> Result<(), ParamError> {
         match self.decay.projection() {
             Some(p) if tags.normalized && p.layout(shape).is_none() => {
                 Err(ParamError::ProjectionAxis {
@@ -625,7 +630,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 lr_max: averaging.lr_max,
                 normalized,
             };
-            let decay = [self.decay.scalars(ctx(false)), self.decay.scalars(ctx(true))];
+            let decay = [
+                self.decay.scalars(ctx(false)),
+                self.decay.scalars(ctx(true)),
+            ];
             let checks = [
                 ("lr", lr),
                 ("c", c),
@@ -671,18 +679,21 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     &gs.learner_state,
                 );
                 let acc = &mut self.prepass_sums[e.group];
-                for (i, (v, gv)) in p.value.iter().zip(grad).enumerate() {
-                    if e.has_state {
-                        let st = &e.state[i * n_slots..(i + 1) * n_slots];
+                if e.has_state {
+                    for ((v, gv), st) in p.value.iter().zip(grad).zip(e.state.chunks_exact(n_slots))
+                    {
                         let z = self.conversion.iterate(*v, &st[n_learner..]);
                         self.learner.prepass(&ls, *gv, z, &st[..n_learner], acc);
-                    } else {
-                        // Fresh state: the conversion's iterate is the value, slots are
-                        // initialised from it.
-                        let mut st = [T::zero(); 16];
-                        let st = &mut st[..n_learner.min(16)];
-                        self.learner.init_slots(*v, st);
-                        self.learner.prepass(&ls, *gv, *v, st, acc);
+                    }
+                } else {
+                    // No state yet (it is created only once the step is committed): the
+                    // iterate is the value and the slots are their initial values. Allocates
+                    // once, on the parameter's first step.
+                    let mut st = vec![T::zero(); n_learner];
+                    for (v, gv) in p.value.iter().zip(grad) {
+                        st.fill(T::zero());
+                        self.learner.init_slots(*v, &mut st);
+                        self.learner.prepass(&ls, *gv, *v, &st, acc);
                     }
                 }
             }
@@ -791,7 +802,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             };
             if self.diagnostics {
                 let weight_sq = p.value.iter().map(|v| v.f64() * v.f64()).sum::<f64>();
-                let update_sq = kernel.run::<true>(p.value, grad, &mut e.state, &mut self.chunk_sums);
+                let update_sq =
+                    kernel.run::<true>(p.value, grad, &mut e.state, &mut self.chunk_sums);
                 self.diag[idx] = EntryDiag {
                     step: self.groups[e.group].k + 1,
                     grad_sq: self.entry_sums[idx].l2_sq,
@@ -1030,7 +1042,12 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
     /// compiler drop bounds checks and keep the state of one element in registers. With
     /// `DIAG` it also returns `Σu²` of the directions (in `f64`), else 0.
     #[inline(always)]
-    fn serial_n<const N: usize, const DIAG: bool>(&self, p: &mut [T], g: &[T], st: &mut [T]) -> f64 {
+    fn serial_n<const N: usize, const DIAG: bool>(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+    ) -> f64 {
         let mut acc = 0.0;
         let mut add = |u: T| {
             if DIAG {

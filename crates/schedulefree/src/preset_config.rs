@@ -1,13 +1,13 @@
 //! One serde value naming any preset, for code that picks the method at run time: framework
 //! adapters, config files and the lab. It owns no math; it only calls the presets' builders.
 
+use crate::composed::Composed;
 use crate::dynamic::DynOptimizer;
 use crate::element::Element;
 use crate::error::ConfigError;
-use crate::composed::Composed;
 use crate::presets::{
-    AdamC, AdamW, SgdC, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
-    RAdamScheduleFree, Sgd, SgdScheduleFree, SgdScheduleFreeReference,
+    AdamC, AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
+    RAdamScheduleFree, Sgd, SgdC, SgdScheduleFree, SgdScheduleFreeReference,
 };
 use crate::schedule::ScheduleConfig;
 

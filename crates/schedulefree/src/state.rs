@@ -322,7 +322,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     .filter(|_| e.tags.normalized)
                     .and_then(|p| p.layout(&e.shape))
                     .map(|l| l.0);
-                if rows != Some(radius.len()) || radius.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                if rows != Some(radius.len()) || radius.iter().any(|v| !(v.is_finite() && *v > 0.0))
+                {
                     return Err(bad(format!(
                         "{} hypersphere radii in state, {rows:?} rows projected here \
                          (or a radius is not finite and > 0)",

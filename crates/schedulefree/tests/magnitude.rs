@@ -34,7 +34,9 @@ fn polyak_step_is_one_half_on_the_quadratic() {
     let expected = [0.65625, 0.1640625, 0.041015625, 0.0102539062];
     for e in expected {
         let (f, g) = quad(&w);
-        let info = o.step_with_loss(&mut [Param::new("w", &mut w, &g)], f).expect("step");
+        let info = o
+            .step_with_loss(&mut [Param::new("w", &mut w, &g)], f)
+            .expect("step");
         assert_eq!(info.group.lr_factor, 0.5);
         let (f1, _) = quad(&w);
         assert!((f1 - e).abs() < 1e-9, "{f1} vs {e}");
@@ -52,16 +54,23 @@ fn polyak_step_is_one_half_on_the_quadratic() {
 #[test]
 fn polyak_zero_gradient_gives_zero_step_and_cap_holds() {
     let mut o = last_iterate(
-        LearnerConfig::Polyak(Polyak { max_lr: 0.1, ..Default::default() }),
+        LearnerConfig::Polyak(Polyak {
+            max_lr: 0.1,
+            ..Default::default()
+        }),
         1.0,
     );
     let mut w = A.to_vec();
     let g = vec![0.0; 3];
-    let info = o.step_with_loss(&mut [Param::new("w", &mut w, &g)], 5.0).expect("step");
+    let info = o
+        .step_with_loss(&mut [Param::new("w", &mut w, &g)], 5.0)
+        .expect("step");
     assert_eq!(info.group.lr_factor, 0.0);
     let mut w = vec![0.0; 3];
     let (_, g) = quad(&w);
-    let info = o.step_with_loss(&mut [Param::new("w", &mut w, &g)], 1e6).expect("step");
+    let info = o
+        .step_with_loss(&mut [Param::new("w", &mut w, &g)], 1e6)
+        .expect("step");
     assert_eq!(info.group.lr_factor, 0.1);
 }
 
@@ -92,7 +101,14 @@ fn cocob_golden_iterates() {
     let mut o = last_iterate(LearnerConfig::Cocob(Cocob::default()), 1.0);
     o.add_param_to(0, "v", &[1]).expect("new");
     let mut w = vec![0.0];
-    let expected = [0.01, 0.0202, 0.030906, 0.04244424, 0.055177512, 0.06952366512];
+    let expected = [
+        0.01,
+        0.0202,
+        0.030906,
+        0.04244424,
+        0.055177512,
+        0.06952366512,
+    ];
     let mut wa = vec![0.0; 3];
     for e in expected {
         let g = vec![if w[0] > 1.0 { 1.0 } else { -1.0 }];

@@ -86,13 +86,7 @@ impl Conversion for ScheduleFreeReference {
         slots[0]
     }
     #[inline(always)]
-    fn set_iterate<T: Element>(
-        &self,
-        sc: &ReferenceScalars,
-        p: &mut T,
-        slots: &mut [T],
-        z_new: T,
-    ) {
+    fn set_iterate<T: Element>(&self, sc: &ReferenceScalars, p: &mut T, slots: &mut [T], z_new: T) {
         let one = T::one();
         let (c, beta) = (T::of(sc.c), T::of(sc.beta));
         let x = slots[1] + c * (z_new - slots[0]);

@@ -130,9 +130,7 @@ pub(crate) fn init_radius<T: Element>(
             for (i, v) in values.iter().enumerate() {
                 sq[row_of(i, rows, inner)] += v.f64() * v.f64();
             }
-            sq.into_iter()
-                .map(|s| s.sqrt().max(p.min_radius))
-                .collect()
+            sq.into_iter().map(|s| s.sqrt().max(p.min_radius)).collect()
         }
     }
 }
