@@ -679,16 +679,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     &gs.learner_state,
                 );
                 let acc = &mut self.prepass_sums[e.group];
-                if e.has_state {
+                if e.has_state && n_slots > 0 {
                     for ((v, gv), st) in p.value.iter().zip(grad).zip(e.state.chunks_exact(n_slots))
                     {
                         let z = self.conversion.iterate(*v, &st[n_learner..]);
                         self.learner.prepass(&ls, *gv, z, &st[..n_learner], acc);
                     }
                 } else {
-                    // No state yet (it is created only once the step is committed): the
-                    // iterate is the value and the slots are their initial values. Allocates
-                    // once, on the parameter's first step.
+                    // No state yet (it is created only once the step is committed), or no
+                    // slots at all: the iterate is the value and the slots are their initial
+                    // values. Allocates only when the learner has slots, on the first step.
                     let mut st = vec![T::zero(); n_learner];
                     for (v, gv) in p.value.iter().zip(grad) {
                         st.fill(T::zero());
