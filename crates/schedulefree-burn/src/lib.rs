@@ -106,6 +106,73 @@
 //! `ModuleOptimizer::step_multi` are device-agnostic, so the same code runs with two GPUs
 //! (`Device::cuda(0)`, `Device::cuda(1)`) once a GPU backend feature is enabled.
 //!
+//! ## Parameter tags: AdamC, hypersphere projection, no-decay groups
+//!
+//! Where PyTorch users split `model.named_parameters()` into parameter groups (decay / no
+//! decay, `normalized` for AdamC), here one optimizer tags each parameter when it registers,
+//! by the [`TagRules`] given to [`ModelOptimizer::with_tag_rules`]: selection by module path
+//! (`"blocks.0.fc.weight"`), regex, or burn layer type (the innermost module owning the
+//! parameter: `"Linear"`, `"Conv2d"`, `"LayerNorm"`). [`TagRules::standard`] exempts
+//! normalization gains/shifts and biases from decay; you name the weights that feed a
+//! normalization. [`select_tags`] prints what a rule set selects.
+//!
+//! ```
+//! use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+//! use burn::tensor::Device;
+//! use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy, Projection};
+//! use schedulefree::{AdamC, PresetConfig, composed::*, learner::Adam, schedule::ScheduleConfig};
+//! use schedulefree_burn::{ModelOptimizer, TagRules, select_tags};
+//!
+//! #[derive(burn::module::Module, Debug)]
+//! struct Net { fc: Linear, ln: LayerNorm, head: Linear }
+//! let net = Net {
+//!     fc: LinearConfig::new(4, 8).init(&Device::default()),
+//!     ln: LayerNormConfig::new(8).init(&Device::default()),
+//!     head: LinearConfig::new(8, 2).init(&Device::default()),
+//! };
+//! let rules = TagRules::standard()                 // no decay: LayerNorm gamma/beta, biases
+//!     .normalized_layer_type("Linear", "weight")   // fc feeds the LayerNorm ...
+//!     .exclude_path("head");                       // ... the output layer does not
+//! for p in select_tags(&net, &rules)? {
+//!     println!("{p}"); // fc.weight (Linear) [4, 8]: normalized, fc.bias (Linear) [8]: no_decay, ...
+//! }
+//! // AdamC (pytorch_optimizer.AdamC): decay λ·γ_t²/γ_max on the normalized weights.
+//! let adamc = PresetConfig::AdamC {
+//!     config: AdamC { lr: 1e-3, weight_decay: 0.1, ..Default::default() },
+//!     schedule: ScheduleConfig::Cosine { warmup: 100, total: 10_000, end: 0.0 },
+//! };
+//! let optim = ModelOptimizer::new(adamc)?.with_tag_rules(rules.clone());
+//! // Or Schedule-Free Adam with the normalized weights kept on their initial spheres. burn's
+//! // Linear weight is [d_input, d_output]: output units are columns, so the axis is 1
+//! // (PyTorch and candle store [out, in]: axis 0; burn's Conv2d weight [out, in, kh, kw]: 0).
+//! let projected = PresetConfig::Composed(Composed {
+//!     learner: LearnerConfig::Adam(Adam::default()),
+//!     conversion: ConversionConfig::ScheduleFree { beta: 0.9, weights: Default::default() },
+//!     decay: DecayConfig {
+//!         base: AnyDecay::Decoupled,
+//!         normalized: NormalizedPolicy::Projected(Projection { axis: 1, ..Default::default() }),
+//!     },
+//!     schedule: ScheduleConfig::Constant {},
+//!     lr: 1e-3,
+//!     weight_decay: 0.1,
+//! });
+//! let optim2 = ModelOptimizer::new(projected)?.with_tag_rules(rules);
+//! # let _ = (optim, optim2);
+//! # Ok::<(), schedulefree_burn::BurnAdapterError>(())
+//! ```
+//!
+//! The tags, the projection radii and the learners' group state (AdaGrad-Norm's `b²`,
+//! Prodigy's `d`) are part of the saved state: [`ModelOptimizer::load`],
+//! [`ModelOptimizer::load_state`] and [`load_checkpoint`] restore them, whatever rules the
+//! loading optimizer was built with. The Polyak learner needs the loss:
+//! [`ModelOptimizer::step_with_loss`] (plain `step` returns the core's `LossRequired` error).
+//! [`ModelOptimizer::set_diagnostics`] records per-parameter gradient / weight / update norms
+//! ([`ModelOptimizer::diagnostics`], by module path) to watch the equilibrium
+//! `‖g‖/‖w‖ = sqrt(2λ/γ)` of normalized layers (ALGORITHMS.md §10.2–10.4).
+//!
+//! One projection axis serves the whole optimizer: do not tag burn `Linear` (axis 1) and
+//! `Conv2d` (axis 0) weights normalized under the same projected optimizer.
+//!
 //! ## Errors
 //!
 //! Every fallible call returns [`BurnAdapterError`]: the core's typed errors plus path, shape,
@@ -126,7 +193,7 @@ pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_VERSION, checkpoint_model_path,
 pub use error::BurnAdapterError;
 pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
 pub use schedule_lr::ScheduleLr;
-pub use tags::{NORM_LAYER_TYPES, Selector, TagRules, select_tags};
+pub use tags::{NORM_LAYER_TYPES, SelectedParam, Selector, TagRules, select_tags};
 pub use schedulefree::PresetConfig;
 pub use tensor_optimizer::{TensorOptimizer, TensorState};
 pub use train_loop::{EpochReport, TrainLoop};

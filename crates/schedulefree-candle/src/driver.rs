@@ -4,10 +4,11 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::Var;
-use schedulefree::{DynOptimizer, OptimizerState, Param, PresetConfig, StepInfo};
+use schedulefree::{DynOptimizer, OptimizerState, Param, ParamDiagnostics, PresetConfig, StepInfo, StepInputs};
 
 use crate::error::CandleAdapterError;
 use crate::host::{read_into, to_host, write_from, HostElement};
+use crate::tags::TagRules;
 
 /// One registered var with its reusable host buffers (allocated once, so that a step
 /// allocates nothing per element).
@@ -30,24 +31,57 @@ pub(crate) struct Entry<T> {
 pub(crate) struct Driver<T: HostElement> {
     pub opt: Box<dyn DynOptimizer<T>>,
     pub entries: Vec<Entry<T>>,
+    /// Whether the core records norm diagnostics (kept across state loads, which rebuild it).
+    diagnostics: bool,
 }
 
 impl<T: HostElement> Driver<T> {
-    /// Build the preset and register `vars` (already sorted and checked) in group 0.
-    pub fn new(config: &PresetConfig, vars: Vec<(String, Var)>) -> Result<Self, CandleAdapterError> {
+    /// Build the preset and register `vars` (already sorted and checked) in group 0, tagged
+    /// by `rules`.
+    pub fn new(config: &PresetConfig, vars: Vec<(String, Var)>, rules: &TagRules) -> Result<Self, CandleAdapterError> {
         let mut opt = config.build_dyn::<T>()?;
         let mut entries = Vec::with_capacity(vars.len());
         for (name, var) in vars {
-            opt.add_param_to(0, &name, var.dims())?;
+            opt.add_param_tagged(0, &name, var.dims(), rules.tags_for(&name))?;
             let n = var.elem_count();
             entries.push(Entry { name, var, value: vec![T::zero(); n], grad: vec![T::zero(); n], has_grad: false });
         }
-        Ok(Driver { opt, entries })
+        Ok(Driver { opt, entries, diagnostics: false })
+    }
+
+    /// Replace the core by a fresh one of `config` with `st` loaded: every var registered with
+    /// the tags the state records for it (its current tags if the state has none), group 0's
+    /// configuration and the diagnostics switch kept. Nothing changes on error.
+    pub fn load_state(&mut self, config: &PresetConfig, st: &OptimizerState) -> Result<(), CandleAdapterError> {
+        let mut opt = config.build_dyn::<T>()?;
+        if let Some(g) = self.opt.group_config(0) {
+            opt.set_group_config(0, g)?;
+        }
+        for e in &self.entries {
+            let tags = st.params.get(&e.name).map(|r| r.tags).or_else(|| self.opt.param_tags(&e.name)).unwrap_or_default();
+            opt.add_param_tagged(0, &e.name, e.var.dims(), tags)?;
+        }
+        opt.load_state(st)?;
+        opt.set_diagnostics(self.diagnostics);
+        self.opt = opt;
+        Ok(())
+    }
+
+    /// Switch the core's norm diagnostics on or off.
+    pub fn set_diagnostics(&mut self, on: bool) {
+        self.diagnostics = on;
+        self.opt.set_diagnostics(on);
+    }
+
+    /// The core's diagnostics of the latest step.
+    pub fn diagnostics(&self) -> Vec<ParamDiagnostics> {
+        self.opt.diagnostics()
     }
 
     /// One core step on the vars that have a gradient in `grads`; the others are not moved
-    /// and get no state. Writes the new `y` back unless the core skipped the step.
-    pub fn step(&mut self, grads: &GradStore) -> Result<StepInfo, CandleAdapterError> {
+    /// and get no state. Writes the new `y` back unless the core skipped the step. `loss` is
+    /// the loss at the vars' values (learners that need it: Polyak).
+    pub fn step(&mut self, grads: &GradStore, loss: Option<f64>) -> Result<StepInfo, CandleAdapterError> {
         for e in &mut self.entries {
             e.has_grad = false;
             let Some(g) = grads.get(e.var.as_tensor()) else { continue };
@@ -74,7 +108,7 @@ impl<T: HostElement> Driver<T> {
                 .filter(|e| e.has_grad)
                 .map(|e| Param::new(&e.name, &mut e.value, &e.grad))
                 .collect();
-            self.opt.step(&mut params)?
+            self.opt.step_with(&mut params, StepInputs { loss, all_reduce: None })?
         };
         if info.skipped.is_none() {
             for e in self.entries.iter().filter(|e| e.has_grad) {

@@ -26,6 +26,21 @@ pub enum CandleAdapterError {
     /// Saved state does not fit this optimizer (names, shapes, method, version).
     #[error(transparent)]
     State(#[from] StateError),
+    /// A tag-selection regex does not compile.
+    #[error("invalid var-selection regex `{pattern}`: {message}")]
+    Regex {
+        /// The pattern given.
+        pattern: String,
+        /// The regex crate's explanation.
+        message: String,
+    },
+    /// The loss given to [`ScheduleFreeOptimizer::backward_step_with_loss`](crate::ScheduleFreeOptimizer::backward_step_with_loss)
+    /// is not a single value (it must have exactly one element, e.g. a mean).
+    #[error("the loss must be a tensor with one element; it has shape {shape:?}")]
+    LossShape {
+        /// The loss tensor's shape.
+        shape: Vec<usize>,
+    },
     /// A floating-point `Var` whose dtype the core does not run on (the core runs on `f32`
     /// and `f64`; keep master weights in one of those and cast in the forward pass).
     #[error("var `{name}` has dtype {dtype:?}; the optimizer supports f32 and f64 vars")]

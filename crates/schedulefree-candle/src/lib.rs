@@ -2,8 +2,10 @@
 //!
 //! [candle](https://github.com/huggingface/candle) 0.11.1 adapter for the `schedulefree`
 //! optimizers: [`ScheduleFreeOptimizer`] implements [`candle_nn::Optimizer`] for every core
-//! preset ([`PresetConfig`]: Schedule-Free AdamW / SGD / RAdam and the reference forms, plus
-//! torch-style AdamW / SGD with a schedule). It owns no optimizer math: each step copies the
+//! preset ([`PresetConfig`]: Schedule-Free AdamW / SGD / RAdam and the reference forms,
+//! torch-style AdamW / SGD with a schedule, AdamC / SGDC, and any composed learner ×
+//! conversion × decay policy, e.g. AdaGrad-Norm, COCOB, Polyak or Prodigy with Schedule-Free
+//! averaging and the hypersphere projection). It owns no optimizer math: each step copies the
 //! vars and gradients into host buffers, calls the core, and writes the vars back.
 //!
 //! Switching an existing candle loop is one line — the optimizer:
@@ -55,6 +57,74 @@
 //! | `opt.param_groups[0]["lr"] = lr` | [`candle_nn::Optimizer::set_learning_rate`] (the peak lr; warmup still applies) |
 //! | `opt.state_dict()` | [`ScheduleFreeOptimizer::save`] / [`ScheduleFreeOptimizer::load`] (safetensors: slots `<param>/<slot>`, scalars as JSON metadata), or [`ScheduleFreeOptimizer::state`] |
 //!
+//! ## Parameter tags: AdamC, hypersphere projection, no-decay groups
+//!
+//! Where PyTorch users split `named_parameters()` into parameter groups, one optimizer here
+//! tags each var by its `VarMap` name when it registers
+//! ([`ScheduleFreeOptimizer::from_varmap_tagged`] with [`TagRules`]): exact name, regex, or
+//! the standard convention. candle has no layer types at run time (a LayerNorm gain is
+//! `ln1.weight` just like a Linear matrix `fc1.weight`), so [`TagRules::standard`] goes by
+//! layer names ([`NORM_LAYER_PATTERN`]: `ln1`, `layer_norm`, `bn`, `final_norm`, ...) and var
+//! names ([`NO_DECAY_VAR_NAMES`]: `bias`, `beta`, `running_mean`, `running_var`); swap the
+//! pattern with [`TagRules::standard_with`]. [`select_tags`] shows what a rule set selects.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use candle_nn::{layer_norm, linear, loss, Module, VarBuilder, VarMap};
+//! use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
+//! use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy, Projection};
+//! use schedulefree::{learner::Adam, schedule::ScheduleConfig};
+//! use schedulefree_candle::{select_tags, PresetConfig, ScheduleFreeOptimizer, TagRules};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let varmap = VarMap::new();
+//! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+//! let (fc, ln, head) = (linear(3, 8, vb.pp("fc"))?, layer_norm(8, 1e-5, vb.pp("ln"))?, linear(8, 1, vb.pp("head"))?);
+//! let rules = TagRules::standard()          // no decay: ln.weight, ln.bias, every bias
+//!     .normalized_regex(r"\.weight$")?      // weights feed a normalization ...
+//!     .exclude_path("head");                // ... except the output layer's
+//! for v in select_tags(&varmap, &rules)? {
+//!     println!("{v}"); // fc.weight [8, 3]: normalized, ln.weight [8]: no_decay, ...
+//! }
+//! // Schedule-Free Adam whose normalized weights stay on their initial spheres: candle's
+//! // Linear weight is [out, in], so output units are rows, axis 0 (burn: axis 1).
+//! let config = PresetConfig::Composed(Composed {
+//!     learner: LearnerConfig::Adam(Adam::default()),
+//!     conversion: ConversionConfig::ScheduleFree { beta: 0.9, weights: Default::default() },
+//!     decay: DecayConfig {
+//!         base: AnyDecay::Decoupled,
+//!         normalized: NormalizedPolicy::Projected(Projection { axis: 0, ..Default::default() }),
+//!     },
+//!     schedule: ScheduleConfig::Constant {},
+//!     lr: 1e-2,
+//!     weight_decay: 0.1,
+//! });
+//! let mut opt = ScheduleFreeOptimizer::from_varmap_tagged(&varmap, config, &rules)?;
+//! opt.set_diagnostics(true);
+//! let xs = Tensor::new(&[[1f32, 2., 0.], [3., -1., 1.]], &Device::Cpu)?;
+//! let ys = Tensor::new(&[[1f32], [0.]], &Device::Cpu)?;
+//! for _ in 0..5 {
+//!     // candle_nn's LayerNorm::forward has no backward pass on contiguous inputs: train
+//!     // through the differentiable form.
+//!     let h = candle_nn::ops::layer_norm_slow(&fc.forward(&xs)?, ln.weight(), ln.bias().ok_or("bias")?, 1e-5)?;
+//!     let pred = head.forward(&h.relu()?)?;
+//!     opt.backward_step_with_loss(&loss::mse(&pred, &ys)?)?; // or candle's backward_step
+//! }
+//! for d in opt.diagnostics() {
+//!     println!("{}: |g|/|w| = {:.3}", d.name, d.ratio());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The tags, the projection radii and the learners' group state (AdaGrad-Norm's `b²`,
+//! Prodigy's `d`) are part of the optimizer state: [`ScheduleFreeOptimizer::save`] /
+//! [`ScheduleFreeOptimizer::load`] and the checkpoints carry them, and a load restores the
+//! saved tags whatever rules the loading optimizer was built with. The Polyak learner needs
+//! the loss: [`ScheduleFreeOptimizer::backward_step_with_loss`] (or
+//! [`ScheduleFreeOptimizer::try_step_with_loss`]); without it a step fails with the core's
+//! `StepError::LossRequired`.
+//!
 //! BatchNorm-style running statistics: as in PyTorch, recompute them at `x` (a few training
 //! batches inside the eval guard) before evaluating; the optimizer does not touch them.
 //!
@@ -69,8 +139,10 @@ mod error;
 mod eval_guard;
 mod host;
 mod init;
+mod loss_step;
 mod optimizer;
 mod state_file;
+mod tags;
 mod tensor_file;
 
 pub use checkpoint::{MODEL_FILE, OPTIMIZER_FILE, TRAIN_POINT_FILE};
@@ -80,3 +152,4 @@ pub use init::seeded_init;
 pub use optimizer::ScheduleFreeOptimizer;
 pub use schedulefree::PresetConfig;
 pub use state_file::{OPTIMIZER_FORMAT, OPTIMIZER_FORMAT_VERSION};
+pub use tags::{select_tags, SelectedVar, Selector, TagRules, NORM_LAYER_PATTERN, NO_DECAY_VAR_NAMES};

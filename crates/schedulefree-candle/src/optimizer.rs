@@ -5,12 +5,13 @@ use std::path::Path;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use candle_nn::VarMap;
-use schedulefree::{ConfigError, GroupConfig, OptimizerState, PresetConfig, StepInfo};
+use schedulefree::{ConfigError, GroupConfig, OptimizerState, ParamDiagnostics, ParamTags, PresetConfig, StepInfo};
 
 use crate::driver::Driver;
 use crate::error::CandleAdapterError;
 use crate::eval_guard::EvalGuard;
 use crate::state_file;
+use crate::tags::TagRules;
 
 /// The core optimizer for the vars' element type.
 #[derive(Debug)]
@@ -31,7 +32,10 @@ macro_rules! with_driver {
 pub(crate) use with_driver;
 
 /// A `candle_nn::Optimizer` running any preset of the `schedulefree` core (Schedule-Free
-/// AdamW / SGD / RAdam, or torch-style AdamW / SGD with a schedule) on candle `Var`s.
+/// AdamW / SGD / RAdam, torch-style AdamW / SGD with a schedule, AdamC / SGDC, composed
+/// methods) on candle `Var`s. Vars can be tagged by name for the decay policies
+/// ([`ScheduleFreeOptimizer::from_varmap_tagged`]); learners that need the loss (Polyak)
+/// step with [`ScheduleFreeOptimizer::backward_step_with_loss`].
 ///
 /// Each var is registered in the core under a stable name: `p0000`, `p0001`, ... in the
 /// order given to [`candle_nn::Optimizer::new`], or its `VarMap` key with
@@ -57,7 +61,8 @@ pub struct ScheduleFreeOptimizer {
 }
 
 impl ScheduleFreeOptimizer {
-    /// Build `config`'s optimizer over named vars (any order: they are sorted by name).
+    /// Build `config`'s optimizer over named vars (any order: they are sorted by name), none
+    /// of them tagged (see [`ScheduleFreeOptimizer::from_named_vars_tagged`]).
     ///
     /// # Errors
     /// [`CandleAdapterError::Config`] for invalid hyperparameters,
@@ -67,6 +72,21 @@ impl ScheduleFreeOptimizer {
     pub fn from_named_vars(
         vars: impl IntoIterator<Item = (String, Var)>,
         config: PresetConfig,
+    ) -> Result<Self, CandleAdapterError> {
+        Self::from_named_vars_tagged(vars, config, &TagRules::new())
+    }
+
+    /// [`ScheduleFreeOptimizer::from_named_vars`] with every var tagged by `rules` from its
+    /// name when it registers: `normalized` vars get the decay policy's corrected decay or
+    /// projection, `no_decay` ones no decay ([`crate::select_tags`] previews the selection).
+    ///
+    /// # Errors
+    /// As [`ScheduleFreeOptimizer::from_named_vars`]; [`CandleAdapterError::Param`] if the
+    /// decay policy projects along an axis that a `normalized` var does not have.
+    pub fn from_named_vars_tagged(
+        vars: impl IntoIterator<Item = (String, Var)>,
+        config: PresetConfig,
+        rules: &TagRules,
     ) -> Result<Self, CandleAdapterError> {
         let mut vars: Vec<(String, Var)> = vars.into_iter().filter(|(_, v)| v.dtype().is_float()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -86,8 +106,8 @@ impl ScheduleFreeOptimizer {
             }
         }
         let core = match dtype {
-            Some(DType::F64) => Core::F64(Driver::new(&config, vars)?),
-            _ => Core::F32(Driver::new(&config, vars)?),
+            Some(DType::F64) => Core::F64(Driver::new(&config, vars, rules)?),
+            _ => Core::F32(Driver::new(&config, vars, rules)?),
         };
         Ok(ScheduleFreeOptimizer { config, core, last: None, rejected_lr: None })
     }
@@ -118,21 +138,93 @@ impl ScheduleFreeOptimizer {
         Self::from_named_vars(varmap_vars(varmap)?, config)
     }
 
+    /// [`ScheduleFreeOptimizer::from_varmap`] with every var tagged by `rules` from its
+    /// `VarMap` name, e.g. AdamC with the standard no-decay groups and the hidden Linear
+    /// weights normalized:
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use candle_nn::{layer_norm, linear, VarBuilder, VarMap};
+    /// use schedulefree::{schedule::ScheduleConfig, AdamC};
+    /// use schedulefree_candle::{PresetConfig, ScheduleFreeOptimizer, TagRules};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let varmap = VarMap::new();
+    /// let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    /// let (_fc, _ln, _head) = (linear(4, 8, vb.pp("fc"))?, layer_norm(8, 1e-5, vb.pp("ln"))?, linear(8, 2, vb.pp("head"))?);
+    /// let rules = TagRules::standard().normalized_regex(r"\.weight$")?.exclude_path("head");
+    /// let adamc = PresetConfig::AdamC {
+    ///     config: AdamC { lr: 1e-3, weight_decay: 0.1, ..Default::default() },
+    ///     schedule: ScheduleConfig::Cosine { warmup: 10, total: 1000, end: 0.0 },
+    /// };
+    /// let opt = ScheduleFreeOptimizer::from_varmap_tagged(&varmap, adamc, &rules)?;
+    /// assert!(opt.param_tags("fc.weight").is_some_and(|t| t.normalized));
+    /// assert!(opt.param_tags("ln.weight").is_some_and(|t| t.no_decay && !t.normalized));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ScheduleFreeOptimizer::from_varmap`] and
+    /// [`ScheduleFreeOptimizer::from_named_vars_tagged`].
+    pub fn from_varmap_tagged(varmap: &VarMap, config: PresetConfig, rules: &TagRules) -> Result<Self, CandleAdapterError> {
+        Self::from_named_vars_tagged(varmap_vars(varmap)?, config, rules)
+    }
+
+    /// The tags of the var registered as `name` (`None` for an unknown name).
+    pub fn param_tags(&self, name: &str) -> Option<ParamTags> {
+        with_driver!(&self.core, d => d.opt.param_tags(name))
+    }
+
+    /// Every registered var's name and tags, sorted by name.
+    pub fn tags(&self) -> Vec<(String, ParamTags)> {
+        with_driver!(&self.core, d => d
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), d.opt.param_tags(&e.name).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Measure per-var norms in every step (gradient, weight, update, effective lr, decay
+    /// factor; [`schedulefree::Optimizer::set_diagnostics`]). Costs one extra pass per var.
+    pub fn set_diagnostics(&mut self, on: bool) {
+        with_driver!(&mut self.core, d => d.set_diagnostics(on));
+    }
+
+    /// Norms of the latest step per var name (empty unless diagnostics are on): the ratio
+    /// `‖g‖/‖w‖` of normalized layers and its steady state `sqrt(2λ/γ)` (ALGORITHMS.md §10.2).
+    pub fn diagnostics(&self) -> Vec<ParamDiagnostics> {
+        with_driver!(&self.core, d => d.diagnostics())
+    }
+
+    /// Whether the learner needs the loss (Polyak): step with
+    /// [`ScheduleFreeOptimizer::backward_step_with_loss`] or
+    /// [`ScheduleFreeOptimizer::try_step_with_loss`].
+    pub fn needs_loss(&self) -> bool {
+        with_driver!(&self.core, d => d.opt.needs_loss())
+    }
+
     /// One optimizer step with the gradients in `grads` (from `loss.backward()`); vars
     /// without a gradient are not moved and get no state. Returns what the step did
     /// ([`StepInfo::skipped`] is set when a non-finite gradient made the core skip it).
     ///
     /// # Errors
     /// [`CandleAdapterError::Step`] (e.g. [`schedulefree::StepError::EvalMode`]: call
-    /// [`ScheduleFreeOptimizer::train`] first); [`CandleAdapterError::Config`] if an lr set
+    /// [`ScheduleFreeOptimizer::train`] first, or [`schedulefree::StepError::LossRequired`]
+    /// for the Polyak learner: use [`ScheduleFreeOptimizer::try_step_with_loss`]);
+    /// [`CandleAdapterError::Config`] if an lr set
     /// with [`candle_nn::Optimizer::set_learning_rate`] was invalid (reported once, the
     /// previous lr is kept); [`CandleAdapterError::Gradient`] for a gradient of the wrong
     /// dtype or size. Nothing changes on error.
     pub fn try_step(&mut self, grads: &GradStore) -> Result<StepInfo, CandleAdapterError> {
+        self.step_inner(grads, None)
+    }
+
+    pub(crate) fn step_inner(&mut self, grads: &GradStore, loss: Option<f64>) -> Result<StepInfo, CandleAdapterError> {
         if let Some(e) = self.rejected_lr.take() {
             return Err(e.into());
         }
-        let info = with_driver!(&mut self.core, d => d.step(grads))?;
+        let info = with_driver!(&mut self.core, d => d.step(grads, loss))?;
         self.last = Some(info);
         Ok(info)
     }
@@ -271,12 +363,17 @@ impl ScheduleFreeOptimizer {
         self.load_state(&st)
     }
 
-    /// Restore a core state snapshot ([`ScheduleFreeOptimizer::state`]).
+    /// Restore a core state snapshot ([`ScheduleFreeOptimizer::state`]), including each
+    /// var's tags (the state's tags replace those this optimizer was built with), the
+    /// hypersphere radii and the learner's group state (AdaGrad-Norm's `b²`, Prodigy's `d`).
+    /// The peak lr and weight decay stay as this optimizer has them.
     ///
     /// # Errors
-    /// [`CandleAdapterError::State`]; nothing changes on error.
+    /// [`CandleAdapterError::State`]; [`CandleAdapterError::Param`] if the state's tags do not
+    /// fit a var (a projection axis it lacks); nothing changes on error.
     pub fn load_state(&mut self, st: &OptimizerState) -> Result<(), CandleAdapterError> {
-        with_driver!(&mut self.core, d => d.opt.load_state(st))?;
+        let config = &self.config;
+        with_driver!(&mut self.core, d => d.load_state(config, st))?;
         self.last = match st.groups.first() {
             Some(g) if g.k > 0 => {
                 let group = with_driver!(&self.core, d => d.opt.group_info(0)).unwrap_or(g.last);
