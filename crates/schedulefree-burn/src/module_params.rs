@@ -21,8 +21,8 @@ pub(crate) struct HostParam {
     pub value: Vec<f32>,
     /// Gradient, if one was requested and present.
     pub grad: Option<Vec<f32>>,
-    /// Type of the innermost module owning the parameter (`"Linear"`, `"LayerNorm"`; `""` at
-    /// the top level).
+    /// Type of the innermost module owning the parameter (`"Linear"`, `"LayerNorm"`; the root
+    /// module's type for its own fields).
     pub owner: String,
 }
 
@@ -64,8 +64,13 @@ struct Collect<'g, 'a> {
 impl ModuleVisitor for Collect<'_, '_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.stack.push(name.to_string());
-        let t = container_type.strip_prefix("Struct:").unwrap_or(container_type);
-        self.types.push(t.to_string());
+        // burn passes the type of the struct (or enum) that owns the field, and bare "Vec",
+        // "Array", "Tuple" for collections; collections are not owners.
+        let owner = match container_type {
+            "Vec" | "Array" | "Tuple" => "",
+            t => t.strip_prefix("Struct:").or_else(|| t.strip_prefix("Enum:")).unwrap_or(t),
+        };
+        self.types.push(owner.to_string());
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.stack.pop();
@@ -97,12 +102,12 @@ impl ModuleVisitor for Collect<'_, '_> {
         } else {
             Vec::new()
         };
-        // The innermost struct type (skipping `Vec`/`Option`/array containers).
+        // The innermost struct type (collections were pushed as "").
         let owner = self
             .types
             .iter()
             .rev()
-            .find(|t| !t.is_empty() && !t.starts_with("Vec") && !t.starts_with("Array") && !t.starts_with("Option") && !t.starts_with("Tuple"))
+            .find(|t| !t.is_empty())
             .cloned()
             .unwrap_or_default();
         self.out.push(HostParam { path, shape, value, grad, owner });
