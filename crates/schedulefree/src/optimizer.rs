@@ -122,6 +122,9 @@ pub struct Optimizer<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedul
     reduce_buf: Vec<f64>,
     /// Per-group pre-pass sums of the current step.
     prepass_sums: Vec<[f64; MAX_PREPASS]>,
+    /// Per-entry pre-pass sums of the current step, added into `prepass_sums` in name order
+    /// (like `entry_sums`), so the result does not depend on the order parameters are passed.
+    entry_prepass: Vec<[f64; MAX_PREPASS]>,
     /// Whether per-parameter norms are measured ([`Optimizer::set_diagnostics`]).
     diagnostics: bool,
     /// Per-entry norms of the latest step (when `diagnostics`).
@@ -187,6 +190,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             by_name: Vec::new(),
             reduce_buf: vec![0.0; 3],
             prepass_sums: vec![[0.0; MAX_PREPASS]],
+            entry_prepass: Vec::new(),
             diagnostics: false,
             diag: Vec::new(),
         })
@@ -273,6 +277,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             .partition_point(|&i| self.entries[i].name.as_str() < name);
         self.by_name.insert(at, self.entries.len());
         self.entry_sums.push(GradSums::default());
+        self.entry_prepass.push([0.0; MAX_PREPASS]);
         self.index.insert(name.to_string(), self.entries.len());
         self.entries.push(Entry {
             name: name.to_string(),
@@ -665,7 +670,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let n_slots = self.num_slots();
         let n_pre = self.learner.prepass_len();
         if n_pre > 0 {
-            self.prepass_sums.fill([0.0; MAX_PREPASS]);
+            self.entry_prepass.fill([0.0; MAX_PREPASS]);
             for (p, &idx) in params.iter().zip(&self.resolved) {
                 let Some(grad) = p.grad else { continue };
                 let e = &self.entries[idx];
@@ -678,7 +683,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     gs.lr,
                     &gs.learner_state,
                 );
-                let acc = &mut self.prepass_sums[e.group];
+                let acc = &mut self.entry_prepass[idx];
                 if e.has_state && n_slots > 0 {
                     for ((v, gv), st) in p.value.iter().zip(grad).zip(e.state.chunks_exact(n_slots))
                     {
@@ -695,6 +700,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                         self.learner.init_slots(*v, &mut st);
                         self.learner.prepass(&ls, *gv, *v, &st, acc);
                     }
+                }
+            }
+            self.prepass_sums.fill([0.0; MAX_PREPASS]);
+            for &idx in &self.by_name {
+                let (s, acc) = (
+                    &self.entry_prepass[idx],
+                    &mut self.prepass_sums[self.entries[idx].group],
+                );
+                for (a, v) in acc.iter_mut().zip(s) {
+                    *a += v;
                 }
             }
             if let Some(reduce) = inputs.all_reduce.as_mut() {
