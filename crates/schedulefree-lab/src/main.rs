@@ -2,7 +2,7 @@
 //! trajectories from the reference implementation and refine schedules from gradient norms.
 
 use clap::{Parser, Subcommand};
-use schedulefree_lab::{convex, golden, pareto, refine_cmd, refine_run, train};
+use schedulefree_lab::{convex, golden, norms, pareto, refine_cmd, refine_run, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +31,10 @@ enum Command {
     /// Linear-decay run, refine its gradient norms, rerun with the refined schedule; writes
     /// both schedules, both loss curves and a summary.
     RefineRun(refine_run::RefineRunArgs),
+    /// Weight decay meets normalization on an MLP with LayerNorm (MNIST-10k): steady-state
+    /// norms vs prediction, gradient norms at the end of decaying schedules (AdamW/AdamC/
+    /// projection, SGD/SGDC/projection), magnitude-based learners under decay policies.
+    Norms(Box<norms::NormsArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Pareto(a) => pareto::run(a),
         Command::Refine(a) => refine_cmd::run(a),
         Command::RefineRun(a) => refine_run::run(a),
+        Command::Norms(a) => norms::run(a),
     }
 }

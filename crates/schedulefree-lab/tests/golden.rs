@@ -45,7 +45,9 @@ fn every_supported_fixture_agrees_within_tolerance_open_and_closed_loop() {
 #[test]
 fn every_schedulefree_and_torch_fixture_is_supported() {
     for r in reports() {
-        let must = r.reference.starts_with("schedulefree.") || r.reference.starts_with("torch.optim.");
+        let must = r.reference.starts_with("schedulefree.")
+            || r.reference.starts_with("torch.optim.")
+            || r.reference == "pytorch_optimizer.AdamC";
         if must {
             assert_eq!(r.status, Status::Pass, "{}", describe(r));
         } else if r.status == Status::Skipped {
@@ -53,7 +55,7 @@ fn every_schedulefree_and_torch_fixture_is_supported() {
         }
     }
     // Every family of the README is present and replayed.
-    for prefix in ["sgd_sf_", "adamw_sf_", "radam_sf_", "schedulefreewrapper", "torch_adamw_", "torch_sgd_", "f32_"] {
+    for prefix in ["sgd_sf_", "adamw_sf_", "radam_sf_", "schedulefreewrapper", "torch_adamw_", "torch_sgd_", "f32_", "adamc_"] {
         let n = reports().iter().filter(|r| r.name.starts_with(prefix) && r.status == Status::Pass).count();
         assert!(n >= 2, "family {prefix}: {n} passing replays");
     }
@@ -79,6 +81,29 @@ fn eval_train_round_trip_is_exercised_for_schedule_free_fixtures() {
         }
         assert!(c.quantities.iter().any(|q| q.name.starts_with("state.")), "{}: no state compared", r.name);
         assert!(c.quantities.iter().any(|q| q.name == "group.c (ckp1_derived)"), "{}: c not compared", r.name);
+    }
+}
+
+/// pytorch_optimizer's AdamC (corrected decay `λ·γ_t²/γ_max` on groups flagged `normalized`,
+/// ε before the bias correction) is replayed through `presets::AdamC`, not skipped: both
+/// fixtures, open and closed loop, every recorded quantity compared within 1e-12.
+#[test]
+fn adamc_fixtures_are_replayed_and_pass() {
+    for name in ["adamc_const_normalized", "adamc_warmup5_cosine30_two_groups"] {
+        for mode in [LoopMode::Open, LoopMode::Closed] {
+            let r = reports().iter().find(|r| r.name == name && r.mode == mode).expect("fixture replayed");
+            assert_eq!(r.reference, "pytorch_optimizer.AdamC");
+            assert_eq!(r.status, Status::Pass, "{}", describe(r));
+            let c = r.comparison().expect("compared, not skipped");
+            assert!(c.mapping.starts_with("AdamC("), "{}", c.mapping);
+            for q in ["params", "state.exp_avg", "state.exp_avg_sq", "group.k", "group.lr"] {
+                let found = c.quantities.iter().find(|x| x.name == q);
+                assert!(found.is_some_and(|x| x.count > 0), "{name} [{mode:?}]: {q} not compared");
+            }
+            let groups = if name.ends_with("two_groups") { 2 } else { 1 };
+            let lr = c.quantities.iter().find(|q| q.name == "group.lr").expect("lr compared");
+            assert_eq!(lr.count, groups * c.steps, "{name}: every group's lr compared");
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`DynOptimizer`] so that the replay loop is written once for every method.
 
 use schedulefree::learner::{self, Adam, BiasCorrection, StepCount};
-use schedulefree::{ConfigError, DynOptimizer, Element};
+use schedulefree::{ConfigError, DynOptimizer, Element, ParamTags};
 
 use super::method::{Method, Plan, WrapperBase};
 
@@ -11,7 +11,8 @@ fn boxed<T: Element, O: DynOptimizer<T> + 'static>(o: Result<O, ConfigError>) ->
 }
 
 /// Build the optimizer of `plan` with the public presets (the code path users call), add
-/// groups 1.. and register parameter `p{i}` with `shapes[i]` in its group.
+/// groups 1.. and register parameter `p{i}` with `shapes[i]` in its group (tagged
+/// `normalized` when the plan says so for that group).
 ///
 /// # Errors
 /// Invalid hyperparameters (a [`ConfigError`] from the preset) or group membership.
@@ -49,15 +50,18 @@ pub(crate) fn build<T: Element>(
         },
         Method::TorchAdamW(c) => boxed(c.build::<T, _>(table()?))?,
         Method::TorchSgd(c) => boxed(c.build::<T, _>(table()?))?,
+        Method::AdamC(c) => boxed(c.build::<T, _>(table()?))?,
     };
     for g in plan.groups.iter().skip(1) {
         opt.add_group(*g)?;
     }
     anyhow::ensure!(members.len() == plan.groups.len(), "group membership does not match the groups");
+    anyhow::ensure!(plan.normalized.len() == plan.groups.len(), "normalized flags do not match the groups");
     for (g, m) in members.iter().enumerate() {
+        let tags = if plan.normalized[g] { ParamTags::NORMALIZED } else { ParamTags::default() };
         for &i in m {
             let shape = shapes.get(i).ok_or_else(|| anyhow::anyhow!("group {g} lists unknown parameter {i}"))?;
-            opt.add_param_to(g, &param_name(i), shape)?;
+            opt.add_param_tagged(g, &param_name(i), shape, tags)?;
         }
     }
     Ok(opt)

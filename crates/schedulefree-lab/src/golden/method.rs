@@ -1,6 +1,7 @@
 //! Which of our public presets reproduces a fixture's reference class, with which
 //! hyperparameters and parameter groups. Missing arguments take the reference class's
-//! defaults (our presets' `Default` impls, ALGORITHMS.md §2.1, §3.1, §4, §5; torch's docs).
+//! defaults (our presets' `Default` impls, ALGORITHMS.md §2.1, §3.1, §4, §5, §10.4; torch's
+//! docs; pytorch_optimizer 4.1.0 for `AdamC`).
 
 use schedulefree::presets;
 use schedulefree::schedule::Tabulated;
@@ -60,12 +61,15 @@ pub enum Method {
     TorchAdamW(presets::AdamW),
     /// `presets::Sgd { .. }.build(schedule)`.
     TorchSgd(presets::Sgd),
+    /// `presets::AdamC { .. }.build(schedule)` (`pytorch_optimizer.AdamC`; `peak_lr` = the
+    /// constructor's lr, groups with `normalized: true` registered with `ParamTags::NORMALIZED`).
+    AdamC(presets::AdamC),
 }
 
 impl Method {
     /// Whether the method is a schedule-free one (train point `y` ≠ returned point `x`).
     pub fn is_schedule_free(&self) -> bool {
-        !matches!(self, Method::TorchAdamW(_) | Method::TorchSgd(_))
+        !matches!(self, Method::TorchAdamW(_) | Method::TorchSgd(_) | Method::AdamC(_))
     }
 }
 
@@ -76,6 +80,9 @@ pub struct Plan {
     pub method: Method,
     /// Group configurations (index 0 is the preset's own group).
     pub groups: Vec<GroupConfig>,
+    /// Per group: register its parameters tagged `normalized` (AdamC's per-group
+    /// `normalized` key; `false` for every other class).
+    pub normalized: Vec<bool>,
     /// The lr schedule of torch cases (`None` for the schedule-free presets, whose warmup is
     /// built in; an external scheduler acting on them is replayed by setting the group lr).
     pub table: Option<Tabulated>,
@@ -100,13 +107,7 @@ pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
     fx.validate()?;
     let class = fx.reference.as_str();
     let plan = match class {
-        "pytorch_optimizer.AdamC" => {
-            return Ok(Support::Skipped(
-                "pytorch_optimizer.AdamC: AdamC's corrected decay (lr_t^2/max_lr for normalized groups) and its \
-                 eps placement are not in the core yet (later issue)"
-                    .into(),
-            ));
-        }
+        "pytorch_optimizer.AdamC" => adamc_plan(fx, class)?,
         "pytorch_optimizer.ScheduleFreeRAdam" => {
             return Ok(Support::Skipped(
                 "pytorch_optimizer.ScheduleFreeRAdam is a different algorithm from schedulefree.RAdamScheduleFree \
@@ -136,6 +137,16 @@ pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
 /// Per-group configurations: `default` overridden by each entry of `param_groups`
 /// (`lr`, and the weight decay under the name `wd_key`).
 fn group_configs(fx: &Fixture, default: GroupConfig, wd_key: &str) -> anyhow::Result<Vec<GroupConfig>> {
+    group_configs_with(fx, default, wd_key, &[])
+}
+
+/// [`group_configs`], also accepting the per-group keys `extra` (read elsewhere).
+fn group_configs_with(
+    fx: &Fixture,
+    default: GroupConfig,
+    wd_key: &str,
+    extra: &[&str],
+) -> anyhow::Result<Vec<GroupConfig>> {
     let Some(groups) = &fx.param_groups else {
         return Ok(vec![default; fx.num_groups()]);
     };
@@ -146,6 +157,7 @@ fn group_configs(fx: &Fixture, default: GroupConfig, wd_key: &str) -> anyhow::Re
         .map(|(g, m)| {
             let mut kw = Kwargs::new(format!("{} param_groups[{g}]", fx.reference), m);
             kw.ignore(&["params"]);
+            kw.ignore(extra);
             let c = GroupConfig { lr: kw.f64("lr", default.lr)?, weight_decay: kw.f64(wd_key, default.weight_decay)? };
             kw.finish()?;
             Ok(c)
@@ -244,7 +256,8 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
         _ => anyhow::bail!("{class}: internal mapping error"),
     };
     let groups = group_configs(fx, GroupConfig { lr, weight_decay: wd }, "weight_decay")?;
-    Ok(Plan { method: with_group0(method, groups[0]), groups, table: None })
+    let normalized = vec![false; groups.len()];
+    Ok(Plan { method: with_group0(method, groups[0]), groups, normalized, table: None })
 }
 
 /// Put group 0's (possibly overridden) lr and weight decay into the preset.
@@ -274,6 +287,8 @@ fn with_group0(method: Method, g: GroupConfig) -> Method {
         },
         Method::TorchAdamW(c) => Method::TorchAdamW(presets::AdamW { lr, weight_decay, ..c }),
         Method::TorchSgd(c) => Method::TorchSgd(presets::Sgd { lr, weight_decay, ..c }),
+        // The peak stays the constructor's lr (set by the caller), whatever group 0's lr.
+        Method::AdamC(c) => Method::AdamC(presets::AdamC { lr, weight_decay, ..c }),
     }
 }
 
@@ -311,7 +326,8 @@ fn wrapper_plan(fx: &Fixture, wrapper: ScheduleFreeWrapper, reference: bool) -> 
     let groups =
         group_configs(fx, GroupConfig { lr, weight_decay: wrapper.weight_decay_at_y }, "weight_decay_at_y")?;
     let method = Method::Wrapper { wrapper, reference, base: learner, lr };
-    Ok(Plan { method: with_group0(method, groups[0]), groups, table: None })
+    let normalized = vec![false; groups.len()];
+    Ok(Plan { method: with_group0(method, groups[0]), groups, normalized, table: None })
 }
 
 fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
@@ -356,7 +372,59 @@ fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
     };
     let mut groups = group_configs(fx, GroupConfig { lr, weight_decay: wd }, "weight_decay")?;
     let table = lr_table(fx, &mut groups)?;
-    Ok(Plan { method: with_group0(method, groups[0]), groups, table: Some(table) })
+    let normalized = vec![false; groups.len()];
+    Ok(Plan { method: with_group0(method, groups[0]), groups, normalized, table: Some(table) })
+}
+
+/// `pytorch_optimizer.AdamC` (4.1.0) onto [`presets::AdamC`]: `γ_max` is the constructor's `lr`
+/// (the reference's `max_lr`, fixed at construction whatever the groups or schedulers do), the
+/// per-group key `normalized` tags that group's parameters, torch schedulers become the lr
+/// table as for torch optimizers. Only the default decay mode is mapped (`weight_decouple`,
+/// no `fixed_decay`, no `ams_bound`).
+fn adamc_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
+    let mut kw = Kwargs::new(class, &fx.optimizer_kwargs);
+    kw.ignore(&NO_MATH);
+    kw.require_bool("maximize", false)?;
+    kw.require_bool("weight_decouple", true)?;
+    kw.require_bool("fixed_decay", false)?;
+    kw.require_bool("ams_bound", false)?;
+    let d = presets::AdamC::default();
+    let c = presets::AdamC {
+        lr: kw.f64("lr", d.lr)?,
+        betas: kw.pair("betas", d.betas)?,
+        eps: kw.f64("eps", d.eps)?,
+        weight_decay: kw.f64("weight_decay", d.weight_decay)?,
+        peak_lr: None,
+    };
+    kw.finish()?;
+    let peak = c.lr;
+    let mut groups = group_configs_with(
+        fx,
+        GroupConfig { lr: c.lr, weight_decay: c.weight_decay },
+        "weight_decay",
+        &["normalized"],
+    )?;
+    let normalized = group_flags(fx, "normalized")?;
+    let table = lr_table(fx, &mut groups)?;
+    let method = with_group0(Method::AdamC(presets::AdamC { peak_lr: Some(peak), ..c }), groups[0]);
+    Ok(Plan { method, groups, normalized, table: Some(table) })
+}
+
+/// A boolean per-group key of `param_groups` (absent or `null`: false), one value per group.
+fn group_flags(fx: &Fixture, key: &str) -> anyhow::Result<Vec<bool>> {
+    let Some(groups) = &fx.param_groups else {
+        return Ok(vec![false; fx.num_groups()]);
+    };
+    groups
+        .iter()
+        .enumerate()
+        .map(|(g, m)| match m.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| anyhow::anyhow!("{} param_groups[{g}]: `{key}` = {v} is not a boolean", fx.reference)),
+        })
+        .collect()
 }
 
 /// Base lr of each group for a torch scheduler (its `initial_lr`): the group's `lr` override or

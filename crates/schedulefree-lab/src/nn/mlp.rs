@@ -35,11 +35,24 @@ pub struct MlpConfig {
 impl MlpConfig {
     /// A model with weights drawn from `init`.
     pub fn init(&self, init: &mut Init) -> Mlp {
+        self.init_with(init, true)
+    }
+
+    /// A model with weights drawn from `init`; without `hidden_bias` the hidden affine layers
+    /// have no bias, so each hidden weight matrix is exactly scale-invariant under its
+    /// LayerNorm, `LN(c·W·x) = LN(W·x)` for `c > 0` (ALGORITHMS.md §10.1; up to LayerNorm's
+    /// `ε`). The weights are the same as [`MlpConfig::init`]'s (the biases are still drawn,
+    /// then dropped).
+    pub fn init_with(&self, init: &mut Init, hidden_bias: bool) -> Mlp {
         let mut hidden = Vec::with_capacity(self.depth);
         let mut norms = Vec::with_capacity(self.depth);
         let mut d = self.d_in;
         for _ in 0..self.depth {
-            hidden.push(init.linear(d, self.hidden));
+            let mut layer = init.linear(d, self.hidden);
+            if !hidden_bias {
+                layer.bias = None;
+            }
+            hidden.push(layer);
             norms.push(LayerNormConfig::new(self.hidden).init(init.device()));
             d = self.hidden;
         }

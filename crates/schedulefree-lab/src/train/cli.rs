@@ -17,7 +17,7 @@ use schedulefree::PresetConfig;
 use schedulefree::schedule::ScheduleConfig;
 
 use super::config::{Task, TrainConfig};
-use super::metrics::open_sink;
+use super::metrics::{DiagnosticsLevel, open_sink_with};
 use super::{RunResult, run};
 
 /// Task of a bare `sflab train`.
@@ -124,6 +124,11 @@ pub struct TrainArgs {
     /// Per-step metrics file (.csv or .jsonl); default metrics.csv in the --out folder.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
+    /// Log norm diagnostics in the metrics file at the first step and at every evaluation:
+    /// per parameter ‖g‖, ‖w‖, ‖u‖ (learner direction), ‖g‖/‖w‖, the steady-state ratio that
+    /// weight decay predicts and the effective lr (ALGORITHMS.md §10.2–10.3).
+    #[arg(long)]
+    pub diagnostics: bool,
     /// Output folder (config.json, result.json, default metrics).
     #[arg(long, default_value = DEFAULT_OUT)]
     pub out: PathBuf,
@@ -199,14 +204,21 @@ pub fn set_sf_warmup(p: &mut PresetConfig, warmup: u64) -> anyhow::Result<()> {
 impl TrainArgs {
     /// The optimizer from the flags for a run of `steps` steps, starting from `base`
     /// (`from_file`: only explicit flags change it).
-    fn optimizer(&self, base: &PresetConfig, steps: u64, from_file: bool) -> anyhow::Result<PresetConfig> {
+    fn optimizer(
+        &self,
+        base: &PresetConfig,
+        steps: u64,
+        from_file: bool,
+    ) -> anyhow::Result<PresetConfig> {
         if let Some(json) = &self.optimizer_json {
             return serde_json::from_str(json).context("--optimizer-json is not a PresetConfig");
         }
         let file = match &self.schedule {
             Some(ScheduleArg::File(path)) => {
                 if self.warmup.is_some() {
-                    bail!("--warmup does not apply with --schedule FILE (the file holds the whole schedule)");
+                    bail!(
+                        "--warmup does not apply with --schedule FILE (the file holds the whole schedule)"
+                    );
                 }
                 Some(load_schedule(path, steps)?)
             }
@@ -241,7 +253,9 @@ impl TrainArgs {
         let warmup = self.warmup.or(rebuild.then_some(steps / 20));
         if is_last_iterate(&p) {
             if let Some(s) = file {
-                if let PresetConfig::AdamW { schedule, .. } | PresetConfig::Sgd { schedule, .. } = &mut p {
+                if let PresetConfig::AdamW { schedule, .. } | PresetConfig::Sgd { schedule, .. } =
+                    &mut p
+                {
                     *schedule = s;
                 }
             } else if rebuild || self.schedule.is_some() || self.warmup.is_some() {
@@ -259,7 +273,10 @@ impl TrainArgs {
             }
         } else {
             if self.schedule.is_some() {
-                bail!("--schedule applies to adamw and sgd; {} needs no schedule", p.name());
+                bail!(
+                    "--schedule applies to adamw and sgd; {} needs no schedule",
+                    p.name()
+                );
             }
             if let Some(w) = warmup {
                 if matches!(p, PresetConfig::RAdamScheduleFree(_)) && self.warmup.is_none() {
@@ -378,10 +395,7 @@ pub fn print_result(r: &RunResult) {
     if r.diverged {
         println!("diverged (non-finite training loss)");
     }
-    println!(
-        "{:.1} s, {:.1} steps/s",
-        r.seconds, r.steps_per_second
-    );
+    println!("{:.1} s, {:.1} steps/s", r.seconds, r.steps_per_second);
 }
 
 /// Runs `sflab train`: resolves the config, trains with a progress bar, writes
@@ -398,7 +412,12 @@ pub fn run_cli(args: &TrainArgs) -> anyhow::Result<()> {
         .metrics
         .clone()
         .unwrap_or_else(|| args.out.join("metrics.csv"));
-    let mut sink = open_sink(&metrics_path)?;
+    let level = if args.diagnostics {
+        DiagnosticsLevel::AtEvals
+    } else {
+        DiagnosticsLevel::Off
+    };
+    let mut sink = open_sink_with(&metrics_path, level)?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {

@@ -34,7 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod metrics;
-mod run;
+pub(crate) mod run;
 
 use std::time::Instant;
 

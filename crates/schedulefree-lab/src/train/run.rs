@@ -1,4 +1,5 @@
-//! The training loop, generic over the model: steps at `y`, evaluations at `x`.
+//! The training loop, generic over the model: steps at `y`, evaluations at `x`. Also driven
+//! directly by `sflab norms` ([`train_loop_with`]), with its own model and tag rules.
 
 use std::time::Instant;
 
@@ -6,10 +7,10 @@ use anyhow::Context;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use indicatif::ProgressBar;
-use schedulefree_burn::ModelOptimizer;
+use schedulefree_burn::{ModelOptimizer, TagRules};
 
 use super::batches::{Batch, Batches};
-use super::metrics::{MetricsSink, StepMetrics};
+use super::metrics::{DiagnosticsLevel, LayerDiagnostics, MetricsSink, StepMetrics};
 use super::{EvalRecord, TrainConfig};
 use crate::nn::norms::param_norms;
 use crate::nn::{Net, correct, cross_entropy};
@@ -28,9 +29,8 @@ fn evaluate<M: Net>(model: &M, set: &[Batch<M::Input>]) -> (f64, f64) {
     for (input, targets) in set {
         let n = targets.dims()[0];
         let logits = model.logits(input.clone());
-        loss += f64::from(
-            cross_entropy(logits.clone(), targets.clone()).into_scalar::<f32>(),
-        ) * n as f64;
+        loss += f64::from(cross_entropy(logits.clone(), targets.clone()).into_scalar::<f32>())
+            * n as f64;
         hits += correct(logits, targets.clone()).into_scalar::<i64>();
         rows += n;
     }
@@ -38,15 +38,57 @@ fn evaluate<M: Net>(model: &M, set: &[Batch<M::Input>]) -> (f64, f64) {
     (loss / rows, hits as f64 / rows)
 }
 
-/// Runs `config.steps` steps of `model` on `batches` (training tensors on `train_device`,
-/// evaluation on `eval_device`). `batch_norm`: whether the model has BatchNorm layers whose
-/// statistics must be recomputed at `x`.
+/// What the loop needs beyond the [`TrainConfig`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LoopOptions {
+    /// Whether the model has BatchNorm layers whose statistics must be recomputed at `x`.
+    pub batch_norm: bool,
+    /// How the optimizer tags parameters (`normalized`, `no_decay`); default: no tags.
+    pub tag_rules: TagRules,
+}
+
+/// [`train_loop_with`] without tag rules.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train_loop<M, B>(
-    mut model: M,
+    model: M,
     batches: &mut B,
     config: &TrainConfig,
     batch_norm: bool,
+    train_device: &Device,
+    eval_device: &Device,
+    progress: Option<&ProgressBar>,
+    metrics: Option<&mut dyn MetricsSink>,
+) -> anyhow::Result<LoopOutcome>
+where
+    M: Net,
+    B: Batches<M::Input>,
+{
+    let options = LoopOptions {
+        batch_norm,
+        tag_rules: TagRules::new(),
+    };
+    train_loop_with(
+        model,
+        batches,
+        config,
+        &options,
+        train_device,
+        eval_device,
+        progress,
+        metrics,
+    )
+}
+
+/// Runs `config.steps` steps of `model` on `batches` (training tensors on `train_device`,
+/// evaluation on `eval_device`; `config.task` is not read). The optimizer tags parameters by
+/// `options.tag_rules`, gets the minibatch loss when its learner needs one (Polyak), and
+/// measures norm diagnostics when `metrics` asks for them ([`MetricsSink::diagnostics`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_loop_with<M, B>(
+    mut model: M,
+    batches: &mut B,
+    config: &TrainConfig,
+    options: &LoopOptions,
     train_device: &Device,
     eval_device: &Device,
     progress: Option<&ProgressBar>,
@@ -57,13 +99,23 @@ where
     B: Batches<M::Input>,
 {
     let mut opt = ModelOptimizer::new(config.optimizer.clone())
-        .context("building the optimizer")?;
+        .context("building the optimizer")?
+        .with_tag_rules(options.tag_rules.clone());
+    let level = metrics
+        .as_ref()
+        .map_or(DiagnosticsLevel::Off, |m| m.diagnostics());
+    opt.set_diagnostics(level != DiagnosticsLevel::Off);
+    let needs_loss = opt.core().needs_loss();
+    let batch_norm = options.batch_norm;
     let eval_set = batches.eval_set(
-        config.eval_batches.map(|b| b.saturating_mul(config.batch_size)),
+        config
+            .eval_batches
+            .map(|b| b.saturating_mul(config.batch_size)),
         eval_device,
     );
     let norms = metrics.as_ref().is_some_and(|m| m.wants_param_norms());
-    let recalibrate = batch_norm && config.eval_at_x && opt.has_modes() && config.bn_recalibration > 0;
+    let recalibrate =
+        batch_norm && config.eval_at_x && opt.has_modes() && config.bn_recalibration > 0;
     let mut out = LoopOutcome {
         evals: Vec::new(),
         diverged: false,
@@ -85,34 +137,55 @@ where
         } else {
             Vec::new()
         };
-        let (next, info) = opt.step(model, grads).context("optimizer step")?;
+        let (next, info) = if needs_loss {
+            opt.step_with_loss(model, grads, train_loss)
+        } else {
+            opt.step(model, grads)
+        }
+        .context("optimizer step")?;
         model = next;
         out.steps_done = step;
         let (lr, c) = (info.group.lr, info.group.c);
         loss_sum += train_loss;
         loss_count += 1;
+        let eval_now =
+            step == config.steps || (config.eval_every > 0 && step % config.eval_every == 0);
         if let Some(m) = metrics.as_deref_mut() {
+            let measured = match level {
+                DiagnosticsLevel::Off => false,
+                DiagnosticsLevel::AtEvals => step == 1 || eval_now,
+                DiagnosticsLevel::EveryStep => true,
+            };
+            let diagnostics = if measured {
+                opt.diagnostics()
+                    .iter()
+                    .map(LayerDiagnostics::from)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             m.step(&StepMetrics {
                 step,
                 train_loss,
                 lr,
+                lr_factor: info.group.lr_factor,
                 c,
                 skipped: info.skipped.is_some(),
                 grad_l1: info.grad_l1,
                 grad_l2: info.grad_l2,
                 params,
+                diagnostics,
             })?;
         }
         if let Some(p) = progress {
             p.inc(1);
         }
-        let eval_now = step == config.steps
-            || (config.eval_every > 0 && step % config.eval_every == 0);
         if !eval_now {
             continue;
         }
         let mut at = if config.eval_at_x {
-            opt.eval_module(&model).context("computing the eval point x")?
+            opt.eval_module(&model)
+                .context("computing the eval point x")?
         } else {
             model.clone()
         };
