@@ -31,7 +31,7 @@
 //!    effective step, norms, losses.
 //!
 //! Runs are independent; `--jobs` (default 2) run at once, each on one thread
-//! ([`runner::run_all`]). The default protocol takes about 10 minutes on 2 idle cores;
+//! ([`runner::run_all`]). The default protocol (43 runs) took 373 s on 2 shared cores;
 //! `--quick` a few seconds.
 //!
 //! # Outputs (under `--out`, default `sflab-out/norms`)

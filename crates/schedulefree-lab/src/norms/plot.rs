@@ -218,6 +218,8 @@ pub fn steady(dir: &Path, rows: &[SteadyRow]) -> anyhow::Result<PathBuf> {
             .configure_mesh()
             .x_desc("predicted")
             .y_desc("measured")
+            .x_labels(8)
+            .y_labels(8)
             .x_label_formatter(&|v| format!("{v:.3}"))
             .y_label_formatter(&|v| format!("{v:.3}"))
             .draw()?;
