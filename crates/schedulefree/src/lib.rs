@@ -66,7 +66,7 @@ pub use dynamic::DynOptimizer;
 pub use element::{Dtype, Element, lerp};
 pub use error::{ConfigError, ParamError, StateError, StepError};
 pub use eval::EvalGuard;
-pub use optimizer::{NonFinitePolicy, Optimizer, Skipped, StepInfo, StepInputs};
+pub use optimizer::{AllReduce, NonFinitePolicy, Optimizer, Skipped, StepInfo, StepInputs};
 pub use param::{GroupConfig, GroupStepInfo, Param, ParamTags};
 pub use preset_config::PresetConfig;
 pub use presets::{

@@ -15,8 +15,9 @@ use crate::error::{ConfigError, check};
 ///
 /// `γ_max` is `peak_lr` when given (the schedule's peak, as pytorch_optimizer's and timm's
 /// AdamC take the constructor's lr), else the running maximum of the effective lr including
-/// this step (so during warmup the decay is reduced further); while that maximum is 0 the
-/// decay is 0 (then `γ_t = 0` too). With a constant lr equal to `γ_max` this is the base
+/// this step (during a warmup the lr is its own running maximum, so the decay is plain until
+/// the lr first decreases: only an explicit peak reduces it during warmup); while that maximum
+/// is 0 the decay is 0 (then `γ_t = 0` too). With a constant lr equal to `γ_max` this is the base
 /// policy exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Corrected<B> {
