@@ -41,7 +41,7 @@ pub enum Skipped {
 }
 
 /// An all-reduce over shards: sums a vector of partial sums element-wise in place.
-pub type AllReduce = dyn FnMut(&mut [f64]) + Send;
+pub type AllReduce<'a> = dyn FnMut(&mut [f64]) + Send + 'a;
 
 /// Optional inputs of [`Optimizer::step_with`].
 #[derive(Default)]
@@ -54,7 +54,7 @@ pub struct StepInputs<'a> {
     /// decided, and once more with the learner's pre-pass sums (per group) for learners that
     /// have one (Prodigy). Every shard must call `step_with` with the same parameter groups,
     /// so that the collective calls match.
-    pub all_reduce: Option<&'a mut AllReduce>,
+    pub all_reduce: Option<&'a mut AllReduce<'a>>,
 }
 
 impl std::fmt::Debug for StepInputs<'_> {
