@@ -60,7 +60,7 @@ fn stated_params<M: Module>(module: &M, state: &OptimizerState) -> Result<Vec<Ho
 }
 
 fn switch(core: &mut dyn DynOptimizer<f32>, params: &mut [HostParam], to_train: bool) -> Result<(), BurnAdapterError> {
-    let mut ps: Vec<Param<'_, f32>> = params.iter_mut().map(|p| Param::frozen(&p.path, &mut p.value)).collect();
+    let mut ps: Vec<Param<'_, f32>> = params.iter_mut().map(|p| Param::no_grad(&p.path, &mut p.value)).collect();
     if to_train { core.train(&mut ps)? } else { core.eval(&mut ps)? }
     Ok(())
 }

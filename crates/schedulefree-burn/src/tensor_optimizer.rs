@@ -277,6 +277,7 @@ impl<const D: usize> RecordState for TensorState<D> {
         out.push_scalar(prefix, "last_grad_l1", Scalar::from(c.last.grad_l1));
         out.push_scalar(prefix, "last_grad_l2", Scalar::from(c.last.grad_l2));
         out.push_scalar(prefix, "last_lr_factor", Scalar::from(c.last.lr_factor));
+        out.push_scalar(prefix, "last_skipped_steps", Scalar::from(c.last.skipped_steps));
         out.push_scalar(prefix, "slots", Scalar::from(self.slots.len()));
         for (i, t) in self.slots.iter().enumerate() {
             out.push_tensor(prefix, &format!("slot.{i}"), t.to_data());
@@ -298,6 +299,7 @@ impl<const D: usize> RecordState for TensorState<D> {
                 grad_l1: scalar(src, prefix, "last_grad_l1")?,
                 grad_l2: scalar(src, prefix, "last_grad_l2")?,
                 lr_factor: scalar(src, prefix, "last_lr_factor").unwrap_or(1.0),
+                skipped_steps: scalar(src, prefix, "last_skipped_steps").unwrap_or(0),
             },
         };
         let n: usize = scalar(src, prefix, "slots")?;

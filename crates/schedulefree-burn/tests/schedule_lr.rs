@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use common::{Mlp, grads, values};
 use schedulefree::schedule::{Cooldown, ScheduleConfig};
 use schedulefree::PresetConfig;
-use schedulefree::presets::Sgd;
+use schedulefree::presets::TorchSgd;
 use schedulefree_burn::{BurnAdapterError, ScheduleLr, TensorOptimizer};
 
 fn configs() -> Vec<ScheduleConfig> {

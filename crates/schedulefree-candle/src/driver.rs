@@ -129,7 +129,7 @@ impl<T: HostElement> Driver<T> {
         }
         {
             let mut params: Vec<Param<'_, T>> =
-                self.entries.iter_mut().map(|e| Param::frozen(&e.name, &mut e.value)).collect();
+                self.entries.iter_mut().map(|e| Param::no_grad(&e.name, &mut e.value)).collect();
             if to_train { self.opt.train(&mut params)? } else { self.opt.eval(&mut params)? }
         }
         for e in &self.entries {

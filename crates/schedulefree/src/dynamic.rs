@@ -6,6 +6,7 @@ use crate::decay::Decay;
 use crate::diagnostics::ParamDiagnostics;
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StateError, StepError};
+use crate::inspect::{NextStep, SlotView};
 use crate::learner::Learner;
 use crate::optimizer::StepInputs;
 use crate::optimizer::{Optimizer, StepInfo};
@@ -21,6 +22,13 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     /// # Errors
     /// As the inherent method.
     fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError>;
+    /// [`Optimizer::add_param`]: register `name` with `shape` in group 0.
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn add_param(&mut self, name: &str, shape: &[usize]) -> Result<(), ParamError> {
+        self.add_param_to(0, name, shape)
+    }
     /// [`Optimizer::add_param_to`].
     ///
     /// # Errors
@@ -119,6 +127,27 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     fn load_state(&mut self, st: &OptimizerState) -> Result<(), StateError>;
     /// [`Optimizer::state_buffer`].
     fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>>;
+    /// [`Optimizer::slot`].
+    fn slot(&self, name: &str, slot: &str) -> Option<SlotView<'_, T>>;
+    /// [`Optimizer::x_into`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn x_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError>;
+    /// [`Optimizer::z_into`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn z_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError>;
+    /// [`Optimizer::next_step`].
+    fn next_step(&self, g: usize) -> Option<NextStep>;
+    /// [`Optimizer::step_count`]: completed updates of group 0.
+    fn step_count(&self) -> u64;
+    /// The schedule's multiplier of the peak lr for the update after `k` completed updates
+    /// ([`Schedule::value`] of [`Optimizer::schedule`]).
+    fn schedule_value(&self, k: u64) -> f64;
+    /// The schedule's horizon ([`Schedule::horizon`]): updates after which it stops changing.
+    fn schedule_horizon(&self) -> Option<u64>;
 }
 
 impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<T>
@@ -198,6 +227,27 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     }
     fn load_state(&mut self, st: &OptimizerState) -> Result<(), StateError> {
         Optimizer::load_state(self, st)
+    }
+    fn slot(&self, name: &str, slot: &str) -> Option<SlotView<'_, T>> {
+        Optimizer::slot(self, name, slot)
+    }
+    fn x_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
+        Optimizer::x_into(self, name, value, out)
+    }
+    fn z_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
+        Optimizer::z_into(self, name, value, out)
+    }
+    fn next_step(&self, g: usize) -> Option<NextStep> {
+        Optimizer::next_step(self, g)
+    }
+    fn step_count(&self) -> u64 {
+        Optimizer::step_count(self)
+    }
+    fn schedule_value(&self, k: u64) -> f64 {
+        self.schedule().value(k)
+    }
+    fn schedule_horizon(&self) -> Option<u64> {
+        self.schedule().horizon()
     }
     fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>> {
         Optimizer::state_buffer(self, param, slot)

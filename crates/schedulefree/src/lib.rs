@@ -39,10 +39,44 @@
 //!     for i in 0..3 { g[i] = w[i] - a[i]; }          // gradient at y
 //!     opt.step(&mut [Param::new("w", &mut w, &g)]).expect("train mode");
 //! }
-//! opt.eval(&mut [Param::frozen("w", &mut w)]).expect("all params passed"); // w now holds x
+//! opt.eval(&mut [Param::no_grad("w", &mut w)]).expect("all params passed"); // w now holds x
 //! assert!(w.iter().zip(a).all(|(w, a)| (w - a).abs() < 1e-2));
-//! opt.train(&mut [Param::frozen("w", &mut w)]).expect("back to y");
+//! opt.train(&mut [Param::no_grad("w", &mut w)]).expect("back to y");
 //! ```
+//!
+//! ## Gradient accumulation
+//!
+//! One call to `step` is one optimizer update: it advances the step counter, the schedule
+//! and the averaging weights even when no gradient is passed. To accumulate over
+//! micro-batches, add their gradients into your own buffer and step once per update:
+//!
+//! ```
+//! use schedulefree::{AdamWScheduleFree, Param};
+//!
+//! let mut opt = AdamWScheduleFree::default().build::<f32>().expect("valid hyperparameters");
+//! opt.add_param("w", &[2]).expect("new name");
+//! let mut w = vec![0.0_f32; 2];
+//! let micro_batches: [[f32; 2]; 4] = [[1.0, 2.0], [3.0, -2.0], [-1.0, 0.5], [1.0, 0.5]];
+//! let mut grad = vec![0.0_f32; 2];
+//! for (i, g) in micro_batches.iter().enumerate() {
+//!     for (acc, v) in grad.iter_mut().zip(g) {
+//!         *acc += v / micro_batches.len() as f32; // mean over micro-batches
+//!     }
+//!     if (i + 1) % micro_batches.len() == 0 {
+//!         opt.step(&mut [Param::new("w", &mut w, &grad)]).expect("train mode");
+//!         grad.fill(0.0);
+//!     }
+//! }
+//! assert_eq!(opt.step_count(), 1);
+//! ```
+//!
+//! ## Reading the state
+//!
+//! [`Optimizer::x_into`] and [`Optimizer::z_into`] write the returned point `x` and the
+//! learner's iterate `z` into a caller's buffer; [`Optimizer::slot`] borrows any state slot
+//! (`"z"`, `"exp_avg_sq"`) without copying; [`Optimizer::next_step`] gives the lr and
+//! averaging weight the next step will use; [`GroupStepInfo::skipped_steps`] counts steps
+//! skipped for non-finite gradients.
 
 pub mod composed;
 pub mod conversion;
@@ -52,6 +86,7 @@ mod dynamic;
 mod element;
 mod error;
 mod eval;
+mod inspect;
 pub mod learner;
 mod optimizer;
 mod param;
@@ -66,11 +101,13 @@ pub use dynamic::DynOptimizer;
 pub use element::{Dtype, Element, lerp};
 pub use error::{ConfigError, ParamError, StateError, StepError};
 pub use eval::EvalGuard;
+pub use inspect::{NextStep, SlotView};
 pub use optimizer::{AllReduce, NonFinitePolicy, Optimizer, Skipped, StepInfo, StepInputs};
 pub use param::{GroupConfig, GroupStepInfo, Param, ParamTags};
 pub use preset_config::PresetConfig;
 pub use presets::{
     AdamC, AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
     RAdamScheduleFree, ScheduleFreeWrapper, SgdC, SgdScheduleFree, SgdScheduleFreeReference,
+    TorchSgd,
 };
 pub use state::{GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION, write_atomic};

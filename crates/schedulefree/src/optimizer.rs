@@ -18,8 +18,9 @@ use crate::schedule::Schedule;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NonFinitePolicy {
-    /// Skip the whole step atomically: no buffer, counter, `lr_max` or weight-sum change;
-    /// reported in [`StepInfo::skipped`].
+    /// Skip the whole step atomically: no buffer, step counter, `lr_max` or weight-sum
+    /// change; reported in [`StepInfo::skipped`] and counted in every group's
+    /// [`GroupStepInfo::skipped_steps`].
     #[default]
     Skip,
     /// Refuse the step with [`StepError::NonFiniteGradient`]; nothing changes.
@@ -402,7 +403,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         grp.config = config;
         Ok(())
     }
-    /// Group `g`'s values from the latest step (k, lr, c, lr_max, weight sum).
+    /// Group `g`'s values from the latest step taken (k, lr, c, lr_max, weight sum, skipped
+    /// steps so far): before the first step, zeros. For what the next step will use, see
+    /// [`Optimizer::next_step`].
     pub fn group_info(&self, g: usize) -> Option<GroupStepInfo> {
         self.groups.get(g).map(|x| x.last)
     }
@@ -415,7 +418,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self.groups[0].train_mode
     }
     /// A state buffer (`"z"`, `"exp_avg_sq"`, ...) of a parameter, copied out of the
-    /// interleaved layout; `None` for unknown names or before the first gradient.
+    /// interleaved layout into a new `Vec`; `None` for unknown names or before the first
+    /// gradient. Without allocating: [`Optimizer::slot`], [`Optimizer::z_into`],
+    /// [`Optimizer::x_into`].
     pub fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>> {
         let e = &self.entries[*self.index.get(param)?];
         let j = self.slot_names().position(|s| s == slot)?;
@@ -426,13 +431,6 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         Some((0..e.len).map(|i| e.state[i * s + j]).collect())
     }
 
-    pub(crate) fn slot_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.learner
-            .slot_names()
-            .iter()
-            .chain(self.conversion.slot_names())
-            .copied()
-    }
     pub(crate) fn num_slots(&self) -> usize {
         self.learner.slot_names().len() + self.conversion.slot_names().len()
     }
@@ -502,6 +500,23 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Parameters not passed, or passed without a gradient, are not moved; every group's
     /// counter still advances (as in the reference). The first gradient of a parameter
     /// creates its state (`z = y`, moments 0).
+    ///
+    /// Three consequences worth knowing:
+    /// - **One call is one update.** `step(&mut [])` (or a call where no parameter has a
+    ///   gradient) still advances every group's step counter, the schedule and the averaging
+    ///   weights. With gradient accumulation, sum (or average) the micro-batch gradients in
+    ///   your own buffer and call `step` once per optimizer update, as in the crate-level
+    ///   example.
+    /// - **A zero lr is still a step.** With `lr = 0` (or a schedule at 0, e.g. the first
+    ///   warmup step) the parameters do not move, but Adam's second moment `exp_avg_sq` and
+    ///   the counter are updated with the gradient.
+    /// - **Late first gradients.** A parameter whose first gradient arrives after its group
+    ///   has stepped (unfrozen mid-training) starts from zero moments. Learners whose bias
+    ///   correction counts the group's updates (the Schedule-Free presets, like their
+    ///   reference classes: `StepCount::Group`) then take its first step with an almost
+    ///   vanished correction `1 − β2^(k+1)`, i.e. a step of about `lr/sqrt(1 − β2)` per
+    ///   element (≈ 32 × lr for `β2 = 0.999`). Put such parameters in their own group or use
+    ///   `Adam { count: StepCount::Parameter, .. }` (torch-style, per-parameter count).
     ///
     /// # Errors
     /// Nothing is modified on error. [`StepError::EvalMode`] if the optimizer is in eval
@@ -609,8 +624,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     Err(StepError::NonFiniteGradient(params[index].name.to_string()))
                 }
                 _ => Ok(StepInfo {
+                    group: {
+                        for g in &mut self.groups {
+                            g.last.skipped_steps += 1;
+                        }
+                        self.groups[0].last
+                    },
                     skipped: Some(why),
-                    group: self.groups[0].last,
                     grad_l1: f64::NAN,
                     grad_l2: f64::NAN,
                 }),
@@ -762,6 +782,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 grad_l1: s.reductions.group_l1,
                 grad_l2: s.reductions.group_l2_sq.sqrt(),
                 lr_factor: s.lr_factor,
+                skipped_steps: g.last.skipped_steps,
             };
         }
 

@@ -27,13 +27,19 @@ impl<'a, T> Param<'a, T> {
             grad: Some(grad),
         }
     }
-    /// A parameter without a gradient (mode switches, eval guards, frozen parameters).
-    pub fn frozen(name: &'a str, value: &'a mut [T]) -> Self {
+    /// A parameter without a gradient: what `train`, `eval` and `eval_guard` take, and what
+    /// `step` takes for a parameter that got no gradient this step (it is not moved).
+    pub fn no_grad(name: &'a str, value: &'a mut [T]) -> Self {
         Param {
             name,
             value,
             grad: None,
         }
+    }
+    /// Former name of [`Param::no_grad`].
+    #[deprecated(since = "0.1.0", note = "renamed to `Param::no_grad`")]
+    pub fn frozen(name: &'a str, value: &'a mut [T]) -> Self {
+        Self::no_grad(name, value)
     }
 }
 
@@ -120,6 +126,10 @@ pub struct GroupStepInfo {
     /// AdaGrad-Norm, the Polyak step, Prodigy's `d·bc`; 1 for plain SGD/Adam.
     #[serde(default = "one", with = "crate::state::json_float")]
     pub lr_factor: f64,
+    /// Steps skipped so far for a non-finite gradient or loss ([`crate::NonFinitePolicy::Skip`]);
+    /// counted for every group, since a skip is atomic across groups.
+    #[serde(default)]
+    pub skipped_steps: u64,
 }
 
 fn one() -> f64 {

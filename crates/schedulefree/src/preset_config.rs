@@ -7,7 +7,7 @@ use crate::element::Element;
 use crate::error::ConfigError;
 use crate::presets::{
     AdamC, AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
-    RAdamScheduleFree, Sgd, SgdC, SgdScheduleFree, SgdScheduleFreeReference,
+    RAdamScheduleFree, SgdC, SgdScheduleFree, SgdScheduleFreeReference, TorchSgd,
 };
 use crate::schedule::ScheduleConfig;
 
@@ -53,11 +53,11 @@ pub enum PresetConfig {
         #[serde(default = "constant")]
         schedule: ScheduleConfig,
     },
-    /// [`Sgd`] driven by `schedule`.
+    /// [`TorchSgd`] driven by `schedule`.
     Sgd {
         /// The optimizer's hyperparameters.
         #[serde(default)]
-        config: Sgd,
+        config: TorchSgd,
         /// Multiplier of `lr` per update (default constant).
         #[serde(default = "constant")]
         schedule: ScheduleConfig,
@@ -209,7 +209,7 @@ mod tests {
                 schedule: ScheduleConfig::Constant {},
             },
             PresetConfig::Sgd {
-                config: Sgd::default(),
+                config: TorchSgd::default(),
                 schedule: ScheduleConfig::Cosine {
                     warmup: 2,
                     total: 10,

@@ -11,7 +11,7 @@
 //! | [`AdamWScheduleFreeReference`] | Adam | Schedule-Free (x, y, z stored) | at `y` or `z` | warmup |
 //! | [`ScheduleFreeWrapper`] | any momentum-free learner | Schedule-Free (or reference) | at `y` | — |
 //! | [`AdamW`] | Adam | last iterate | decoupled (× lr) | any |
-//! | [`Sgd`] | SGD (momentum, Nesterov) | last iterate | L2 | any |
+//! | [`TorchSgd`] | SGD (momentum, Nesterov) | last iterate | L2 | any |
 //!
 //! The Schedule-Free closure classes (`*ScheduleFreeClosure`) compute the same iterates as
 //! the train/eval classes (ALGORITHMS.md §2.5, §12.1 item 2); use the presets above with
@@ -514,10 +514,11 @@ impl AdamW {
 }
 
 /// `torch.optim.SGD` (momentum, dampening, Nesterov, coupled L2 `weight_decay`) driven by one
-/// of our schedules. Defaults: `lr 1e-3`, everything else 0 / false.
+/// of our schedules, returning the last iterate. Defaults: `lr 1e-3`, everything else 0 /
+/// false. (The base online learner it wraps is [`learner::Sgd`].)
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Sgd {
+pub struct TorchSgd {
     /// Peak lr.
     pub lr: f64,
     /// Momentum `μ ∈ [0, 1)`.
@@ -530,9 +531,9 @@ pub struct Sgd {
     pub nesterov: bool,
 }
 
-impl Default for Sgd {
+impl Default for TorchSgd {
     fn default() -> Self {
-        Sgd {
+        TorchSgd {
             lr: 1e-3,
             momentum: 0.0,
             dampening: 0.0,
@@ -542,7 +543,7 @@ impl Default for Sgd {
     }
 }
 
-impl Sgd {
+impl TorchSgd {
     /// Build with `schedule` (a multiplier of `lr`).
     ///
     /// # Errors
@@ -564,3 +565,7 @@ impl Sgd {
         )
     }
 }
+
+/// Former name of [`TorchSgd`] (it clashed with the base learner [`learner::Sgd`]).
+#[deprecated(since = "0.1.0", note = "renamed to `TorchSgd`")]
+pub type Sgd = TorchSgd;

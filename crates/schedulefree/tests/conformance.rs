@@ -280,7 +280,7 @@ fn registry() -> Vec<Row> {
             lr: 0.1,
             make: |lr, wd| {
                 Box::new(
-                    presets::Sgd {
+                    presets::TorchSgd {
                         lr,
                         weight_decay: wd,
                         momentum: 0.9,
@@ -488,7 +488,7 @@ fn every_preset_with_lr_zero_is_a_no_op() {
                 row.name
             );
         }
-        let mut params = [Param::frozen("a", &mut a), Param::frozen("b", &mut b)];
+        let mut params = [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)];
         opt.eval(&mut params).expect("all passed");
         assert_eq!((bits(&a), bits(&b)), (a0, b0), "{}: eval()", row.name);
     }
@@ -516,9 +516,9 @@ fn every_preset_ignores_empty_tensors() {
         }
         assert!(e.is_empty());
         let mut params = [
-            Param::frozen("a", &mut a1),
-            Param::frozen("empty", &mut e),
-            Param::frozen("b", &mut b1),
+            Param::no_grad("a", &mut a1),
+            Param::no_grad("empty", &mut e),
+            Param::no_grad("b", &mut b1),
         ];
         with.eval(&mut params).expect("eval");
         with.train(&mut params).expect("train");
@@ -585,7 +585,7 @@ fn every_preset_round_trips_eval_train() {
         let (ya, yb) = (a.clone(), b.clone());
         let st = state_bits(&opt.state());
         for trip in 0..10 {
-            opt.eval(&mut [Param::frozen("b", &mut b), Param::frozen("a", &mut a)])
+            opt.eval(&mut [Param::no_grad("b", &mut b), Param::no_grad("a", &mut a)])
                 .expect("all passed");
             if trip == 0 {
                 assert_eq!(
@@ -594,7 +594,7 @@ fn every_preset_round_trips_eval_train() {
                     "{}: eval buffer = x",
                     row.name
                 );
-                opt.eval(&mut [Param::frozen("b", &mut b), Param::frozen("a", &mut a)])
+                opt.eval(&mut [Param::no_grad("b", &mut b), Param::no_grad("a", &mut a)])
                     .expect("idempotent");
                 assert_eq!(
                     (bits(&a), bits(&b)),
@@ -603,9 +603,9 @@ fn every_preset_round_trips_eval_train() {
                     row.name
                 );
             }
-            opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+            opt.train(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)])
                 .expect("all passed");
-            opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+            opt.train(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)])
                 .expect("idempotent");
         }
         for (got, want) in [(&a, &ya), (&b, &yb)] {
@@ -648,7 +648,7 @@ fn guard_check<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule>(
         let gb: Vec<T> = b.iter().map(|v| *v + T::of(0.5)).collect();
         opt.step(&mut [
             Param::new("a", &mut a, &ga),
-            Param::frozen("frozen", &mut f),
+            Param::no_grad("frozen", &mut f),
             Param::new("b", &mut b, &gb),
         ])
         .expect("train");
@@ -664,9 +664,9 @@ fn guard_check<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule>(
     }
     {
         let mut params = [
-            Param::frozen("a", &mut a),
-            Param::frozen("b", &mut b),
-            Param::frozen("frozen", &mut f),
+            Param::no_grad("a", &mut a),
+            Param::no_grad("b", &mut b),
+            Param::no_grad("frozen", &mut f),
         ];
         let guard = opt.eval_guard(&mut params).expect("valid params");
         assert_eq!(
@@ -786,10 +786,10 @@ fn eval_guard_in_eval_mode_is_a_no_op() {
         let g = a.clone();
         opt.step(&mut [Param::new("a", &mut a, &g)]).expect("train");
     }
-    opt.eval(&mut [Param::frozen("a", &mut a)]).expect("eval");
+    opt.eval(&mut [Param::no_grad("a", &mut a)]).expect("eval");
     let x = bits(&a);
     {
-        let mut params = [Param::frozen("a", &mut a)];
+        let mut params = [Param::no_grad("a", &mut a)];
         let guard = opt.eval_guard(&mut params).expect("ok");
         assert_eq!(bits(guard[0].value), x);
     }

@@ -182,7 +182,7 @@ fn measured_values_and_per_group_combination() {
                 Param::new("w0", w0, &g[0]),
                 Param::new("v0", v0, &g[1]),
                 Param::new("w1", w1, &g[2]),
-                Param::frozen("frozen", fr),
+                Param::no_grad("frozen", fr),
             ])
             .expect("step");
         let d = o.diagnostics();

@@ -201,7 +201,7 @@ fn zero_lr_for_25000_steps() {
             .c;
         assert_eq!(c, 0.0);
     }
-    opt.eval(&mut [Param::frozen("w", &mut y)])
+    opt.eval(&mut [Param::no_grad("w", &mut y)])
         .expect("all passed");
     assert_eq!(bits(&y), bits(&init));
     assert_eq!(opt.step_count(), 25_000);
@@ -252,17 +252,23 @@ fn non_finite_gradient_skips_the_step_atomically() {
                     ])
                     .expect("Skip policy reports, does not fail");
                 assert_eq!(info.skipped, Some(Skipped::NonFiniteGradient { index: 1 }));
+                // Only the skipped-steps counter moves.
+                let mut expected_info = before.1.expect("group 0");
+                expected_info.skipped_steps += 1;
                 assert_eq!(
-                    Some(info.group),
-                    before.1,
+                    info.group, expected_info,
                     "info repeats the previous step's values"
                 );
+                let mut expected_state = before.0.clone();
+                for g in &mut expected_state.groups {
+                    g.last.skipped_steps += 1;
+                }
                 assert_eq!(
                     hit.state(),
-                    before.0,
+                    expected_state,
                     "k, lr_max, weight sum and all buffers unchanged"
                 );
-                assert_eq!(hit.group_info(0), before.1);
+                assert_eq!(hit.group_info(0), Some(expected_info));
                 assert_eq!(
                     (bits(&a2), bits(&b2)),
                     (bits(&before.2), bits(&before.3)),
@@ -275,13 +281,29 @@ fn non_finite_gradient_skips_the_step_atomically() {
             let i2 = hit
                 .step(&mut [Param::new("a", &mut a2, &ga), Param::new("b", &mut b2, &gb)])
                 .expect("train");
-            assert_eq!(i1, i2);
+            let skipped = u64::from(step >= 2);
+            assert_eq!(i2.group.skipped_steps, skipped);
+            assert_eq!(
+                i1,
+                schedulefree::StepInfo {
+                    group: schedulefree::GroupStepInfo {
+                        skipped_steps: 0,
+                        ..i2.group
+                    },
+                    ..i2
+                }
+            );
             assert_eq!(
                 (bits(&a1), bits(&b1)),
                 (bits(&a2), bits(&b2)),
                 "bad = {bad}, step {step}"
             );
-            assert_eq!(clean.state(), hit.state());
+            let mut hit_state = hit.state();
+            for g in &mut hit_state.groups {
+                assert_eq!(g.last.skipped_steps, skipped);
+                g.last.skipped_steps = 0;
+            }
+            assert_eq!(clean.state(), hit_state);
         }
     }
 }
@@ -354,7 +376,7 @@ fn parameters_without_gradient_get_no_state_and_never_move() {
         if step % 2 == 0 {
             opt.step(&mut [
                 Param::new("a", &mut a, &ga),
-                Param::frozen("frozen", &mut frozen),
+                Param::no_grad("frozen", &mut frozen),
                 Param::new("b", &mut b, &gb),
             ])
         } else {
@@ -371,12 +393,12 @@ fn parameters_without_gradient_get_no_state_and_never_move() {
     assert_eq!(bits(&x_of(&opt, "frozen", &frozen)), f0);
     // Without state, a frozen parameter need not be passed to the mode switches; if passed it
     // is not moved.
-    opt.eval(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+    opt.eval(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)])
         .expect("frozen may be omitted");
     opt.train(&mut [
-        Param::frozen("a", &mut a),
-        Param::frozen("frozen", &mut frozen),
-        Param::frozen("b", &mut b),
+        Param::no_grad("a", &mut a),
+        Param::no_grad("frozen", &mut frozen),
+        Param::no_grad("b", &mut b),
     ])
     .expect("train");
     assert_eq!(bits(&frozen), f0);
@@ -384,7 +406,7 @@ fn parameters_without_gradient_get_no_state_and_never_move() {
     let b_before = bits(&b);
     let z_before = opt.state_buffer("b", "z");
     let ga = grad(99, 4, 0.0);
-    opt.step(&mut [Param::new("a", &mut a, &ga), Param::frozen("b", &mut b)])
+    opt.step(&mut [Param::new("a", &mut a, &ga), Param::no_grad("b", &mut b)])
         .expect("train");
     assert_eq!((bits(&b), opt.state_buffer("b", "z")), (b_before, z_before));
 }
@@ -420,17 +442,17 @@ fn empty_tensors_are_no_ops() {
     with.eval_params_into("e", &e, &mut out)
         .expect("empty is fine");
     with.eval(&mut [
-        Param::frozen("a", &mut a1),
-        Param::frozen("b", &mut b1),
-        Param::frozen("e", &mut e),
-        Param::frozen("e2", &mut e2),
+        Param::no_grad("a", &mut a1),
+        Param::no_grad("b", &mut b1),
+        Param::no_grad("e", &mut e),
+        Param::no_grad("e2", &mut e2),
     ])
     .expect("eval");
     with.train(&mut [
-        Param::frozen("a", &mut a1),
-        Param::frozen("b", &mut b1),
-        Param::frozen("e", &mut e),
-        Param::frozen("e2", &mut e2),
+        Param::no_grad("a", &mut a1),
+        Param::no_grad("b", &mut b1),
+        Param::no_grad("e", &mut e),
+        Param::no_grad("e2", &mut e2),
     ])
     .expect("train");
     let st = with.state();
@@ -581,9 +603,9 @@ fn late_parameters_use_the_reference_step_counter() {
     let (mut a1, mut b1, mut a2, mut b2v) = (vec![1.0], vec![1.0], vec![1.0], vec![1.0]);
     let g = vec![0.5];
     for _ in 0..late {
-        sf.step(&mut [Param::new("a", &mut a1, &g), Param::frozen("b", &mut b1)])
+        sf.step(&mut [Param::new("a", &mut a1, &g), Param::no_grad("b", &mut b1)])
             .expect("step");
-        tw.step(&mut [Param::new("a", &mut a2, &g), Param::frozen("b", &mut b2v)])
+        tw.step(&mut [Param::new("a", &mut a2, &g), Param::no_grad("b", &mut b2v)])
             .expect("step");
     }
     sf.step(&mut [Param::new("a", &mut a1, &g), Param::new("b", &mut b1, &g)])

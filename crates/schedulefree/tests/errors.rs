@@ -164,7 +164,7 @@ proptest! {
 
     #[test]
     fn sgd_validates(lr in float(), m in float(), d in float(), wd in float()) {
-        let cfg = presets::Sgd { lr, momentum: m, dampening: d, weight_decay: wd, nesterov: false };
+        let cfg = presets::TorchSgd { lr, momentum: m, dampening: d, weight_decay: wd, nesterov: false };
         let fields = [
             ("lr", nonneg(lr)), ("momentum", decay(m)), ("dampening", (0.0..=1.0).contains(&d)),
             ("weight_decay", nonneg(wd)),
@@ -208,7 +208,7 @@ fn unsupported_combinations_are_typed() {
         .expect_err("momentum");
     assert!(matches!(err, ConfigError::Unsupported(_)));
     // Nesterov without momentum.
-    let err = presets::Sgd {
+    let err = presets::TorchSgd {
         nesterov: true,
         ..Default::default()
     }
@@ -279,7 +279,7 @@ fn snapshot(opt: &AdamWScheduleFreeOptimizer<f64>, a: &[f64], b: &[f64]) -> Snap
 #[test]
 fn step_in_eval_mode_says_to_call_train() {
     let (mut opt, mut a, mut b) = stepped();
-    opt.eval(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+    opt.eval(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)])
         .expect("all passed");
     let before = snapshot(&opt, &a, &b);
     let (ga, gb) = (vec![1.0; 3], vec![1.0; 4]);
@@ -362,14 +362,14 @@ fn bad_calls_are_typed_and_change_nothing() {
     // The same errors from the mode switches.
     assert_eq!(
         opt.eval(&mut [
-            Param::frozen("a", &mut a),
-            Param::frozen("b", &mut b),
-            Param::frozen("x", &mut other)
+            Param::no_grad("a", &mut a),
+            Param::no_grad("b", &mut b),
+            Param::no_grad("x", &mut other)
         ]),
         Err(StepError::UnknownParameter("x".into()))
     );
     assert_eq!(
-        opt.eval(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut short)]),
+        opt.eval(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut short)]),
         Err(StepError::LengthMismatch {
             name: "b".into(),
             what: "value",
@@ -378,7 +378,7 @@ fn bad_calls_are_typed_and_change_nothing() {
         })
     );
     assert_eq!(
-        opt.train(&mut [Param::frozen("b", &mut b), Param::frozen("b", &mut short)]),
+        opt.train(&mut [Param::no_grad("b", &mut b), Param::no_grad("b", &mut short)]),
         Err(StepError::DuplicateParameter("b".into()))
     );
     assert_eq!(snapshot(&opt, &a, &b), before);
@@ -398,12 +398,12 @@ fn bad_calls_are_typed_and_change_nothing() {
         Err(StepError::UnknownParameter("zz".into()))
     );
     assert!(matches!(
-        opt.eval_guard(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut short)])
+        opt.eval_guard(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut short)])
             .map(|_| ()),
         Err(StepError::LengthMismatch { .. })
     ));
     assert!(matches!(
-        opt.eval_guard(&mut [Param::frozen("q", &mut short)])
+        opt.eval_guard(&mut [Param::no_grad("q", &mut short)])
             .map(|_| ()),
         Err(StepError::UnknownParameter(_))
     ));
@@ -423,7 +423,7 @@ fn mode_switch_with_a_stepped_parameter_missing() {
     let (mut opt, mut a, mut b) = stepped();
     let before = snapshot(&opt, &a, &b);
     let err = opt
-        .eval(&mut [Param::frozen("a", &mut a)])
+        .eval(&mut [Param::no_grad("a", &mut a)])
         .expect_err("b is missing");
     assert_eq!(err, StepError::MissingParameter("b".into()));
     assert!(err.to_string().contains("`b`"), "{err}");
@@ -433,11 +433,11 @@ fn mode_switch_with_a_stepped_parameter_missing() {
         "no buffer switched, mode unchanged"
     );
     assert!(opt.is_train_mode());
-    opt.eval(&mut [Param::frozen("b", &mut b), Param::frozen("a", &mut a)])
+    opt.eval(&mut [Param::no_grad("b", &mut b), Param::no_grad("a", &mut a)])
         .expect("all passed");
     let before = snapshot(&opt, &a, &b);
     assert_eq!(
-        opt.train(&mut [Param::frozen("b", &mut b)]),
+        opt.train(&mut [Param::no_grad("b", &mut b)]),
         Err(StepError::MissingParameter("a".into()))
     );
     assert_eq!(snapshot(&opt, &a, &b), before);
@@ -561,7 +561,7 @@ fn eval_is_a_no_op_for_conversions_without_modes() {
     opt.step(&mut [Param::new("w", &mut w, &[0.5])])
         .expect("step");
     let before = w.clone();
-    opt.eval(&mut [Param::frozen("w", &mut w)]).expect("eval");
+    opt.eval(&mut [Param::no_grad("w", &mut w)]).expect("eval");
     assert_eq!(w, before, "the last iterate is the returned point");
     opt.step(&mut [Param::new("w", &mut w, &[0.5])])
         .expect("a last-iterate optimizer stays trainable");

@@ -95,7 +95,7 @@ fn skipped_steps_report_nan_and_frozen_params_count_nothing() {
     let info = opt
         .step(&mut [
             Param::new("a", &mut a, &[1.0, -2.0, 2.0]),
-            Param::frozen("b", &mut b),
+            Param::no_grad("b", &mut b),
         ])
         .expect("step");
     assert_eq!((info.grad_l1, info.grad_l2), (5.0, 3.0));

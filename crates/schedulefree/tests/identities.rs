@@ -116,7 +116,7 @@ proptest! {
             Sgd::plain(), ScheduleFreeReference { beta: 0.0, weights }, DecoupledAtY, sched(), group(lr, wd),
         ).expect("β = 0 is valid for the reference form");
         // torch-style SGD: L2 decay `g + λy` is the same direction as decay at y.
-        let mut sgd = schedulefree::presets::Sgd { lr, weight_decay: wd, ..Default::default() }
+        let mut sgd = schedulefree::presets::TorchSgd { lr, weight_decay: wd, ..Default::default() }
             .build::<f64, _>(sched()).expect("valid");
         let mut pr = Optimizer::<f64, _, _, _, _>::new(
             Sgd::plain(), PolyakAverage { weights }, L2, sched(), group(lr, wd),
@@ -434,7 +434,7 @@ fn round_trip<T: Element>(beta: f64, seed: u64, trips: usize, rel_per_trip: f64)
     let (xa, xb) = (x_of(&opt, "a", &a), x_of(&opt, "b", &b));
     let za = opt.state_buffer("a", "z").expect("z");
     for trip in 1..=trips {
-        opt.eval(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+        opt.eval(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)])
             .expect("all passed");
         assert!(!opt.is_train_mode());
         // In eval mode the buffer is x (as eval_params_into computed it in train mode).
@@ -442,17 +442,17 @@ fn round_trip<T: Element>(beta: f64, seed: u64, trips: usize, rel_per_trip: f64)
             assert_eq!(bits(&a), bits(&xa));
             assert_eq!(bits(&b), bits(&xb));
             // eval() twice changes nothing.
-            opt.eval(&mut [Param::frozen("b", &mut b), Param::frozen("a", &mut a)])
+            opt.eval(&mut [Param::no_grad("b", &mut b), Param::no_grad("a", &mut a)])
                 .expect("idempotent");
             assert_eq!(bits(&a), bits(&xa));
             // In eval mode eval_params_into returns the buffer itself.
             assert_eq!(bits(&x_of(&opt, "a", &a)), bits(&a));
         }
-        opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+        opt.train(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)])
             .expect("all passed");
         if trip == 1 {
             let after = a.clone();
-            opt.train(&mut [Param::frozen("a", &mut a), Param::frozen("b", &mut b)])
+            opt.train(&mut [Param::no_grad("a", &mut a), Param::no_grad("b", &mut b)])
                 .expect("idempotent");
             assert_eq!(bits(&a), bits(&after), "train() twice = once");
         }

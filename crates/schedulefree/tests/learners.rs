@@ -261,12 +261,12 @@ fn new_learners_compose_with_every_conversion() {
             assert!(f_end < f0, "{what}: loss {f0} → {f_end}");
 
             // train → eval: the buffer holds x; eval → train: back to y; twice = once.
-            o.eval(&mut [Param::frozen("w", &mut w)]).expect("eval");
+            o.eval(&mut [Param::no_grad("w", &mut w)]).expect("eval");
             assert_eq!(w, x, "{what}: eval buffer");
-            o.eval(&mut [Param::frozen("w", &mut w)])
+            o.eval(&mut [Param::no_grad("w", &mut w)])
                 .expect("eval twice");
             assert_eq!(w, x, "{what}: eval is idempotent");
-            o.train(&mut [Param::frozen("w", &mut w)]).expect("train");
+            o.train(&mut [Param::no_grad("w", &mut w)]).expect("train");
             for (a, b) in w.iter().zip(&y) {
                 assert!(
                     (a - b).abs() <= 1e-13 * b.abs().max(1.0),

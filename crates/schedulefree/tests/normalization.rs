@@ -141,7 +141,7 @@ fn linear_decay() -> Linear {
 }
 
 fn sgd<S: Schedule + 'static>(lr: f64, wd: f64, s: S) -> Box<dyn DynOptimizer<f64>> {
-    let mut o = presets::Sgd {
+    let mut o = presets::TorchSgd {
         lr,
         weight_decay: wd,
         ..Default::default()

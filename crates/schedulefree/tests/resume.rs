@@ -138,7 +138,7 @@ fn run<T: Element>(
             let (n, v) = slots[idx].take().expect("once");
             let p = match &grads[n] {
                 Some(g) => Param::new(n, v, g),
-                None => Param::frozen(n, v),
+                None => Param::no_grad(n, v),
             };
             params.push(p);
         }
@@ -328,7 +328,7 @@ fn resume_from_eval_mode() {
     let mut bufs = init::<f64>();
     run(&mut *a, &mut bufs, 0..5, &natural);
     let mut frozen: Vec<Param<'_, f64>> =
-        bufs.iter_mut().map(|(n, v)| Param::frozen(n, v)).collect();
+        bufs.iter_mut().map(|(n, v)| Param::no_grad(n, v)).collect();
     a.eval(&mut frozen).expect("all passed");
     drop(frozen);
     let st = a.state();
@@ -344,7 +344,7 @@ fn resume_from_eval_mode() {
             .expect_err("eval mode");
         assert!(matches!(err, schedulefree::StepError::EvalMode { .. }));
         let mut frozen: Vec<Param<'_, f64>> =
-            bs.iter_mut().map(|(n, v)| Param::frozen(n, v)).collect();
+            bs.iter_mut().map(|(n, v)| Param::no_grad(n, v)).collect();
         o.train(&mut frozen).expect("all passed");
     }
     assert_bufs_bits(&bufs, &bufs_b, "after train()");
@@ -648,7 +648,7 @@ fn non_finite_buffers_round_trip_through_json() {
 #[test]
 fn group_info_and_slotless_state_survive_a_resume() {
     let build = || {
-        let mut o = schedulefree::presets::Sgd {
+        let mut o = schedulefree::presets::TorchSgd {
             lr: 0.1,
             ..Default::default()
         }

@@ -149,7 +149,7 @@ impl CoreRun {
 
     pub fn switch(&mut self, to_train: bool) {
         let mut params: Vec<Param<'_, f32>> =
-            self.names.iter().zip(self.bufs.iter_mut()).map(|(n, b)| Param::frozen(n, b)).collect();
+            self.names.iter().zip(self.bufs.iter_mut()).map(|(n, b)| Param::no_grad(n, b)).collect();
         if to_train { self.opt.train(&mut params).unwrap() } else { self.opt.eval(&mut params).unwrap() }
     }
 }

@@ -59,8 +59,8 @@ pub enum Method {
     },
     /// `presets::AdamW { .. }.build(schedule)`.
     TorchAdamW(presets::AdamW),
-    /// `presets::Sgd { .. }.build(schedule)`.
-    TorchSgd(presets::Sgd),
+    /// `presets::TorchSgd { .. }.build(schedule)`.
+    TorchSgd(presets::TorchSgd),
     /// `presets::AdamC { .. }.build(schedule)` (`pytorch_optimizer.AdamC`; `peak_lr` = the
     /// constructor's lr, groups with `normalized: true` registered with `ParamTags::NORMALIZED`).
     AdamC(presets::AdamC),
@@ -286,7 +286,7 @@ fn with_group0(method: Method, g: GroupConfig) -> Method {
             lr,
         },
         Method::TorchAdamW(c) => Method::TorchAdamW(presets::AdamW { lr, weight_decay, ..c }),
-        Method::TorchSgd(c) => Method::TorchSgd(presets::Sgd { lr, weight_decay, ..c }),
+        Method::TorchSgd(c) => Method::TorchSgd(presets::TorchSgd { lr, weight_decay, ..c }),
         // The peak stays the constructor's lr (set by the caller), whatever group 0's lr.
         Method::AdamC(c) => Method::AdamC(presets::AdamC { lr, weight_decay, ..c }),
     }
@@ -353,8 +353,8 @@ fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
             Method::TorchAdamW(c)
         }
         "torch.optim.SGD" | "torch.optim.sgd.SGD" => {
-            let d = presets::Sgd::default();
-            Method::TorchSgd(presets::Sgd {
+            let d = presets::TorchSgd::default();
+            Method::TorchSgd(presets::TorchSgd {
                 lr: kw.f64("lr", d.lr)?,
                 momentum: kw.f64("momentum", d.momentum)?,
                 dampening: kw.f64("dampening", d.dampening)?,

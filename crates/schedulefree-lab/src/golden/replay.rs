@@ -138,7 +138,7 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
                 let saved = y.clone();
                 {
                     let mut params: Vec<Param<'_, T>> =
-                        names.iter().zip(y.iter_mut()).map(|(nm, v)| Param::frozen(nm, v)).collect();
+                        names.iter().zip(y.iter_mut()).map(|(nm, v)| Param::no_grad(nm, v)).collect();
                     opt.eval(&mut params)?;
                 }
                 for i in 0..n {
@@ -146,7 +146,7 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
                 }
                 {
                     let mut params: Vec<Param<'_, T>> =
-                        names.iter().zip(y.iter_mut()).map(|(nm, v)| Param::frozen(nm, v)).collect();
+                        names.iter().zip(y.iter_mut()).map(|(nm, v)| Param::no_grad(nm, v)).collect();
                     opt.train(&mut params)?;
                 }
                 for i in 0..n {

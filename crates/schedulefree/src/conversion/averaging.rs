@@ -60,6 +60,10 @@ macro_rules! swap_modes {
         fn eval_value<T: Element>(&self, _p: T, slots: &[T]) -> T {
             slots[0]
         }
+        /// In eval mode the buffer holds the average and the slot the iterate.
+        fn iterate_eval<T: Element>(&self, _p: T, slots: &[T]) -> T {
+            slots[0]
+        }
         fn init_slots<T: Element>(&self, p: T, slots: &mut [T]) {
             slots[0] = p;
         }

@@ -141,6 +141,11 @@ pub trait Conversion: Clone + Debug + Send + Sync {
     /// The learner's iterate `z` of one element in train mode (read before the update by
     /// learners that need it, and by the hypersphere projection after it).
     fn iterate<T: Element>(&self, p: T, slots: &[T]) -> T;
+    /// The learner's iterate `z` of one element in eval mode (after [`Conversion::to_eval`]);
+    /// the default, [`Conversion::iterate`], fits conversions whose `z` lives in a slot.
+    fn iterate_eval<T: Element>(&self, p: T, slots: &[T]) -> T {
+        self.iterate(p, slots)
+    }
     /// Replace the learner's iterate of one element, right after [`Conversion::update`] with
     /// scalars `sc`, by `z_new`, adjusting the buffer and any average as if the step had
     /// landed on `z_new` (used by the hypersphere projection, ALGORITHMS.md §10.5).

@@ -55,6 +55,9 @@ impl Learner for AdaGradNorm {
     fn init_group_state(&self, state: &mut GroupState) {
         state[0] = self.b0 * self.b0;
     }
+    fn lr_factor_needs_reductions(&self) -> bool {
+        true
+    }
     fn lr_factor(&self, _k: u64, state: &GroupState, red: &Reductions) -> f64 {
         1.0 / (state[0] + red.group_l2_sq).sqrt()
     }

@@ -102,6 +102,13 @@ pub trait Learner: Clone + Debug + Send + Sync {
         1.0
     }
 
+    /// Whether [`Learner::lr_factor`] reads the step's [`Reductions`] (gradient norms, the
+    /// loss): then the next step's lr is known only once its gradient is (AdaGrad-Norm,
+    /// Polyak), and [`crate::Optimizer::next_step`] reports it as unknown.
+    fn lr_factor_needs_reductions(&self) -> bool {
+        false
+    }
+
     /// Per-step scalars for one parameter tensor; `lr` is the effective step size `γ` of the
     /// group (lr × schedule × [`Learner::lr_factor`]) and `state` the group state before the
     /// step.

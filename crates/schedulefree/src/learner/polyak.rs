@@ -66,6 +66,9 @@ impl Learner for Polyak {
     fn needs_loss(&self) -> bool {
         true
     }
+    fn lr_factor_needs_reductions(&self) -> bool {
+        true
+    }
     fn lr_factor(&self, _k: u64, _state: &GroupState, red: &Reductions) -> f64 {
         let denom = red.total_l2_sq + self.eps;
         let gap = (red.loss.unwrap_or(self.f_min) - self.f_min).max(0.0);

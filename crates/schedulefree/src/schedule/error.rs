@@ -20,6 +20,18 @@ pub enum ScheduleError {
         /// The total number of steps it must fit in.
         total: u64,
     },
+    /// A step-decay milestone at or before the end of the warmup (milestones are update
+    /// counts `≥ 1` after which the lr is multiplied by `gamma`, and must come after the
+    /// warmup, which has no multiplier).
+    #[error(
+        "step-decay milestone {milestone} must be after the warmup of {warmup} updates (milestones are update counts > warmup, and >= 1)"
+    )]
+    MilestoneInWarmup {
+        /// The first offending milestone.
+        milestone: u64,
+        /// The warmup length.
+        warmup: u64,
+    },
     /// A value (factor, floor, table entry) is negative, NaN or infinite.
     #[error("schedule field `{field}` = {value} is invalid: expected {expected}")]
     InvalidValue {

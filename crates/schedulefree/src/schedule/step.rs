@@ -28,7 +28,8 @@ impl StepDecay {
     ///
     /// # Errors
     /// [`ScheduleError::InvalidValue`] for `gamma` outside `[0, 1]`, or milestones that are not
-    /// strictly increasing; [`ScheduleError::PhaseTooLong`] for a milestone inside the warmup.
+    /// strictly increasing; [`ScheduleError::MilestoneInWarmup`] for a milestone `≤ warmup`
+    /// (so also for milestone 0).
     pub fn new(warmup: u64, milestones: Vec<u64>, gamma: f64) -> Result<Self, ScheduleError> {
         if !(0.0..=1.0).contains(&gamma) {
             return Err(ScheduleError::InvalidValue {
@@ -45,10 +46,9 @@ impl StepDecay {
             });
         }
         if let Some(&m) = milestones.first().filter(|&&m| m <= warmup) {
-            return Err(ScheduleError::PhaseTooLong {
-                field: "warmup",
-                value: warmup,
-                total: m,
+            return Err(ScheduleError::MilestoneInWarmup {
+                milestone: m,
+                warmup,
             });
         }
         Ok(Self {

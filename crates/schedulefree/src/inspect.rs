@@ -1,0 +1,192 @@
+//! Reading the optimizer without changing it: the returned point `x`, the learner's iterate
+//! `z`, any state slot as a borrowed view, and the scalars the next step will use.
+
+use crate::conversion::Conversion;
+use crate::decay::Decay;
+use crate::element::Element;
+use crate::error::StepError;
+use crate::learner::{Learner, Reductions};
+use crate::optimizer::Optimizer;
+use crate::param::Entry;
+use crate::schedule::Schedule;
+
+/// A borrowed, read-only view of one state slot (`"z"`, `"exp_avg_sq"`, ...) of one
+/// parameter. State is stored interleaved (`state[i·S + j]` is slot `j` of element `i`, so
+/// that one step touches each element's memory once): the view is strided, not a slice.
+/// Element `i` of the view belongs to element `i` of the parameter (row-major, as registered).
+#[derive(Debug, Clone, Copy)]
+pub struct SlotView<'a, T> {
+    state: &'a [T],
+    stride: usize,
+    offset: usize,
+    len: usize,
+}
+
+impl<'a, T: Copy> SlotView<'a, T> {
+    /// Number of elements (the parameter's length).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the parameter has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Element `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<T> {
+        (i < self.len).then(|| self.state[i * self.stride + self.offset])
+    }
+    /// The elements in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = T> + 'a {
+        let (state, stride, offset) = (self.state, self.stride, self.offset);
+        (0..self.len).map(move |i| state[i * stride + offset])
+    }
+    /// Copy the slot into `out` (no allocation).
+    ///
+    /// # Panics
+    /// If `out.len() != self.len()`.
+    pub fn copy_to(&self, out: &mut [T]) {
+        assert_eq!(out.len(), self.len, "SlotView::copy_to: length mismatch");
+        for (o, v) in out.iter_mut().zip(self.iter()) {
+            *o = v;
+        }
+    }
+}
+
+/// The scalars of the group's next step, known before its gradient
+/// ([`Optimizer::next_step`]). Compare [`crate::GroupStepInfo`], which reports the latest
+/// step taken.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct NextStep {
+    /// Completed updates before the step (the schedule is evaluated at this `k`).
+    pub k: u64,
+    /// Group lr × schedule(`k`): the lr before the learner's own factor.
+    pub scheduled_lr: f64,
+    /// The learner's lr factor, when it does not depend on the step's gradient or loss
+    /// (`None` for AdaGrad-Norm and Polyak steps).
+    pub lr_factor: Option<f64>,
+    /// The effective lr `γ_k` = `scheduled_lr × lr_factor` the step will use, when known.
+    pub lr: Option<f64>,
+    /// Averaging weight `c` of the step's iterate, when the lr is known (1 for conversions
+    /// that do not average).
+    pub c: Option<f64>,
+}
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    fn checked_entry(
+        &self,
+        name: &str,
+        buffers: [(&'static str, usize); 2],
+    ) -> Result<&Entry<T>, StepError> {
+        let e = &self.entries()[self
+            .entry_index(name)
+            .ok_or_else(|| StepError::UnknownParameter(name.to_string()))?];
+        for (what, got) in buffers {
+            if got != e.len {
+                return Err(StepError::LengthMismatch {
+                    name: e.name.clone(),
+                    what,
+                    got,
+                    expected: e.len,
+                });
+            }
+        }
+        Ok(e)
+    }
+
+    /// Write the returned point `x` of parameter `name` into `out`, given its current buffer
+    /// `value` (`y` in train mode, `x` in eval mode), without changing anything or
+    /// allocating. Parameters without state (never stepped) return `value`. Same as
+    /// [`Optimizer::eval_params_into`].
+    ///
+    /// # Errors
+    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`].
+    pub fn x_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
+        self.eval_params_into(name, value, out)
+    }
+
+    /// Write the learner's iterate `z` of parameter `name` into `out`, given its current
+    /// buffer `value` (in either mode), without changing anything or allocating. For
+    /// Schedule-Free this is the `z` of `y = (1 − β)z + βx`; for last-iterate methods it is
+    /// the buffer itself. Parameters without state return `value`.
+    ///
+    /// # Errors
+    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`].
+    pub fn z_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
+        let e = self.checked_entry(name, [("value", value.len()), ("out", out.len())])?;
+        if !e.has_state {
+            out.copy_from_slice(value);
+            return Ok(());
+        }
+        let (n_learner, n_slots) = (self.learner().slot_names().len(), self.num_slots());
+        let eval = !self.groups_ref()[e.group].train_mode && self.conversion().has_modes();
+        if n_slots == 0 {
+            out.copy_from_slice(value);
+            return Ok(());
+        }
+        for ((o, v), st) in out.iter_mut().zip(value).zip(e.state.chunks_exact(n_slots)) {
+            let cs = &st[n_learner..];
+            *o = if eval {
+                self.conversion().iterate_eval(*v, cs)
+            } else {
+                self.conversion().iterate(*v, cs)
+            };
+        }
+        Ok(())
+    }
+
+    /// A borrowed view of state slot `slot` (one of [`Optimizer::slot_names`]) of parameter
+    /// `name`; no copy. `None` for an unknown name or slot, or before the parameter's first
+    /// gradient (no state yet).
+    pub fn slot(&self, name: &str, slot: &str) -> Option<SlotView<'_, T>> {
+        let e = &self.entries()[self.entry_index(name)?];
+        let offset = self.slot_names().position(|s| s == slot)?;
+        e.has_state.then_some(SlotView {
+            state: &e.state,
+            stride: self.num_slots(),
+            offset,
+            len: e.len,
+        })
+    }
+
+    /// Names of the per-element state slots: the learner's (e.g. `"exp_avg_sq"`), then the
+    /// conversion's (e.g. `"z"`).
+    pub fn slot_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.learner()
+            .slot_names()
+            .iter()
+            .chain(self.conversion().slot_names())
+            .copied()
+    }
+
+    /// The scalars group `g`'s next step will use, computed now without changing anything:
+    /// the scheduled lr, and the learner's lr factor, effective lr and averaging weight when
+    /// they do not depend on the step's gradient or loss. ([`Optimizer::group_info`]
+    /// reports the latest step taken, so before the first step it holds zeros.) `None` for
+    /// a missing group.
+    pub fn next_step(&self, g: usize) -> Option<NextStep> {
+        let grp = self.groups_ref().get(g)?;
+        let k = grp.k;
+        let scheduled_lr = grp.config.lr * self.schedule().value(k);
+        let lr_factor = (!self.learner().lr_factor_needs_reductions()).then(|| {
+            let none = Reductions {
+                group_l1: 0.0,
+                group_l2_sq: 0.0,
+                total_l2_sq: 0.0,
+                loss: None,
+            };
+            self.learner().lr_factor(k, &grp.learner_state, &none)
+        });
+        let lr = lr_factor.map(|f| scheduled_lr * f);
+        let c = lr.map(|lr| {
+            let mut averaging = grp.averaging;
+            self.conversion().scalars(&mut averaging, lr, k).1
+        });
+        Some(NextStep {
+            k,
+            scheduled_lr,
+            lr_factor,
+            lr,
+            c,
+        })
+    }
+}
