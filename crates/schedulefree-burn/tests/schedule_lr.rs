@@ -69,7 +69,7 @@ fn drives_module_optimizer_like_the_core_schedule() {
     // driven by ScheduleLr.
     let device = Device::default().autodiff();
     let config = ScheduleConfig::Linear { warmup: 2, total: 6, end: 0.0 };
-    let sgd = Sgd { lr: 0.3, ..Default::default() };
+    let sgd = TorchSgd { lr: 0.3, ..Default::default() };
     let inside = PresetConfig::Sgd { config: sgd, schedule: config.clone() };
     let outside = PresetConfig::Sgd { config: sgd, schedule: ScheduleConfig::Constant {} };
     let start = Mlp::new(&device, &[3, 5, 2]);
