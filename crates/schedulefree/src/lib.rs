@@ -78,36 +78,31 @@
 //! averaging weight the next step will use; [`GroupStepInfo::skipped_steps`] counts steps
 //! skipped for non-finite gradients.
 
-pub mod composed;
 pub mod conversion;
 pub mod decay;
-mod diagnostics;
-mod dynamic;
+mod driver;
 mod element;
 mod error;
-mod eval;
-mod inspect;
+mod kernel;
 pub mod learner;
-mod optimizer;
 mod param;
-mod preset_config;
 pub mod presets;
 pub mod reference;
+mod runtime;
 pub mod schedule;
-mod state;
 
-pub use diagnostics::ParamDiagnostics;
-pub use dynamic::DynOptimizer;
+pub use driver::{
+    AllReduce, EvalGuard, GroupRecord, NextStep, NonFinitePolicy, Optimizer, OptimizerState,
+    ParamDiagnostics, ParamRecord, STATE_FORMAT_VERSION, Skipped, SlotView, StepInfo, StepInputs,
+    write_atomic,
+};
 pub use element::{Dtype, Element, lerp};
 pub use error::{ConfigError, ParamError, StateError, StepError};
-pub use eval::EvalGuard;
-pub use inspect::{NextStep, SlotView};
-pub use optimizer::{AllReduce, NonFinitePolicy, Optimizer, Skipped, StepInfo, StepInputs};
 pub use param::{GroupConfig, GroupStepInfo, Param, ParamTags};
-pub use preset_config::PresetConfig;
 pub use presets::{
     AdamC, AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
     RAdamScheduleFree, ScheduleFreeWrapper, SgdC, SgdScheduleFree, SgdScheduleFreeReference,
     TorchSgd,
 };
-pub use state::{GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION, write_atomic};
+pub use runtime::composed;
+pub use runtime::{DynOptimizer, PresetConfig};

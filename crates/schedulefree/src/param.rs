@@ -104,27 +104,27 @@ pub struct GroupStepInfo {
     /// Completed updates after the step (`k` of the reference).
     pub k: u64,
     /// The scheduled lr `γ_k` the step used (lr × schedule × learner factor).
-    #[serde(with = "crate::state::json_float")]
+    #[serde(with = "crate::driver::json_float")]
     pub lr: f64,
     /// Averaging weight `c` of the newest iterate (1 for conversions that do not average).
-    #[serde(with = "crate::state::json_float")]
+    #[serde(with = "crate::driver::json_float")]
     pub c: f64,
     /// Running maximum of the scheduled lr.
-    #[serde(with = "crate::state::json_float")]
+    #[serde(with = "crate::driver::json_float")]
     pub lr_max: f64,
     /// Sum of averaging weights.
-    #[serde(with = "crate::state::json_float")]
+    #[serde(with = "crate::driver::json_float")]
     pub weight_sum: f64,
     /// `‖g‖₁` of the group's gradients in the step, accumulated in `f64` (refinement input for
     /// Adam-type learners, ALGORITHMS.md §8.1).
-    #[serde(default, with = "crate::state::json_float")]
+    #[serde(default, with = "crate::driver::json_float")]
     pub grad_l1: f64,
     /// `‖g‖₂` of the group's gradients in the step (refinement input for SGD-type learners).
-    #[serde(default, with = "crate::state::json_float")]
+    #[serde(default, with = "crate::driver::json_float")]
     pub grad_l2: f64,
     /// The learner's lr factor of the step (`lr` = group lr × schedule × this): `1/b` for
     /// AdaGrad-Norm, the Polyak step, Prodigy's `d·bc`; 1 for plain SGD/Adam.
-    #[serde(default = "one", with = "crate::state::json_float")]
+    #[serde(default = "one", with = "crate::driver::json_float")]
     pub lr_factor: f64,
     /// Steps skipped so far for a non-finite gradient or loss ([`crate::NonFinitePolicy::Skip`]);
     /// counted for every group, since a skip is atomic across groups.

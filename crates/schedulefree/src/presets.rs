@@ -22,10 +22,10 @@ pub use corrected::{AdamC, AdamCOptimizer, SgdC, SgdCOptimizer};
 
 use crate::conversion::{AveragingWeights, LastIterate, ScheduleFree, ScheduleFreeReference};
 use crate::decay::{AnyDecay, Decoupled, DecoupledAtY, L2};
+use crate::driver::Optimizer;
 use crate::element::Element;
 use crate::error::ConfigError;
 use crate::learner::{self, Adam, BiasCorrection, Learner, RAdam, StepCount};
-use crate::optimizer::Optimizer;
 use crate::param::GroupConfig;
 use crate::schedule::{Constant, Schedule, Warmup};
 

@@ -3,10 +3,10 @@
 use super::group;
 use crate::conversion::LastIterate;
 use crate::decay::{Corrected, Decoupled};
+use crate::driver::Optimizer;
 use crate::element::Element;
 use crate::error::ConfigError;
 use crate::learner::{self, Adam, BiasCorrection, StepCount};
-use crate::optimizer::Optimizer;
 use crate::schedule::Schedule;
 
 /// The optimizer [`AdamC`] builds.

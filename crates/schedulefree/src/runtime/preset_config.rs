@@ -1,8 +1,8 @@
 //! One serde value naming any preset, for code that picks the method at run time: framework
 //! adapters, config files and the lab. It owns no math; it only calls the presets' builders.
 
-use crate::composed::Composed;
-use crate::dynamic::DynOptimizer;
+use super::composed::Composed;
+use super::dynamic::DynOptimizer;
 use crate::element::Element;
 use crate::error::ConfigError;
 use crate::presets::{

@@ -3,16 +3,14 @@
 
 use crate::conversion::Conversion;
 use crate::decay::Decay;
-use crate::diagnostics::ParamDiagnostics;
+use crate::driver::{
+    NextStep, Optimizer, OptimizerState, ParamDiagnostics, SlotView, StepInfo, StepInputs,
+};
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StateError, StepError};
-use crate::inspect::{NextStep, SlotView};
 use crate::learner::Learner;
-use crate::optimizer::StepInputs;
-use crate::optimizer::{Optimizer, StepInfo};
 use crate::param::{GroupConfig, GroupStepInfo, Param, ParamTags};
 use crate::schedule::Schedule;
-use crate::state::OptimizerState;
 
 /// The runtime interface of [`Optimizer`]; every method forwards to the inherent one of the
 /// same name (see there for semantics and errors).

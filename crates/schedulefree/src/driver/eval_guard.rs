@@ -2,12 +2,12 @@
 
 use std::ops::{Deref, DerefMut};
 
+use super::Optimizer;
 use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::StepError;
 use crate::learner::Learner;
-use crate::optimizer::Optimizer;
 use crate::param::Param;
 use crate::schedule::Schedule;
 
@@ -59,7 +59,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             let idx = self
                 .entry_index(p.name)
                 .ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
-            let e = &self.entries()[idx];
+            let e = &self.entries[idx];
             if p.value.len() != e.len {
                 return Err(StepError::LengthMismatch {
                     name: e.name.clone(),
@@ -72,10 +72,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         }
         let mut backup = Vec::with_capacity(params.len());
         for (p, e) in params.iter_mut().zip(entries) {
-            if !e.has_state
-                || !self.groups_ref()[e.group].train_mode
-                || !self.conversion().has_modes()
-            {
+            if !e.has_state || !self.groups[e.group].train_mode || !self.conversion().has_modes() {
                 backup.push(None);
                 continue;
             }

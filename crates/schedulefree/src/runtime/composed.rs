@@ -2,13 +2,13 @@
 //! that cross them (the lab's `norms` grid, config files). It owns no math: it only picks
 //! the monomorphised [`Optimizer`] to build.
 
+use super::dynamic::DynOptimizer;
 use crate::conversion::{AveragingWeights, LastIterate, PolyakAverage, ScheduleFree};
 use crate::decay::DecayConfig;
-use crate::dynamic::DynOptimizer;
+use crate::driver::Optimizer;
 use crate::element::Element;
 use crate::error::ConfigError;
 use crate::learner::{AdaGradNorm, Adam, Cocob, Learner, Polyak, Prodigy, Sgd};
-use crate::optimizer::Optimizer;
 use crate::param::GroupConfig;
 use crate::schedule::{Schedule, ScheduleConfig};
 

@@ -2,11 +2,11 @@
 //! parameter and per group, `‖g‖`, `‖w‖`, their ratio and its predicted steady state, and the
 //! effective step size.
 
+use super::Optimizer;
 use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::learner::Learner;
-use crate::optimizer::Optimizer;
 use crate::param::ParamTags;
 use crate::schedule::Schedule;
 
@@ -99,10 +99,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             return Vec::new();
         }
         let mut out: Vec<ParamDiagnostics> = self
-            .entries()
+            .entries
             .iter()
             .zip(&self.diag)
-            .filter(|(e, d)| d.step != 0 && d.step == self.groups_ref()[e.group].k)
+            .filter(|(e, d)| d.step != 0 && d.step == self.groups[e.group].k)
             .map(|(e, d)| ParamDiagnostics {
                 name: e.name.clone(),
                 group: e.group,

@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use super::Optimizer;
 use crate::conversion::{AveragingState, Conversion};
 use crate::decay::Decay;
 use crate::element::{Dtype, Element};
 use crate::error::StateError;
 use crate::learner::{GroupState, Learner};
-use crate::optimizer::Optimizer;
 use crate::param::{GroupStepInfo, ParamTags};
 use crate::schedule::Schedule;
 
@@ -151,7 +151,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let slots: Vec<String> = self.slot_names().map(String::from).collect();
         let s = slots.len();
         let params = self
-            .entries()
+            .entries
             .iter()
             .map(|e| {
                 let buffers = if e.has_state {
@@ -188,7 +188,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             dtype: T::DTYPE,
             slots,
             groups: self
-                .groups_ref()
+                .groups
                 .iter()
                 .map(|g| GroupRecord {
                     k: g.k,
@@ -277,7 +277,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             }
         }
         let missing: Vec<String> = self
-            .entries()
+            .entries
             .iter()
             .filter(|e| !st.params.contains_key(&e.name))
             .map(|e| e.name.clone())
@@ -296,8 +296,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         }
         // Validate everything before writing anything.
         let s = slots.len();
-        let mut new_states = Vec::with_capacity(self.entries().len());
-        for e in self.entries() {
+        let mut new_states = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
             let r = &st.params[&e.name];
             let bad = |what: String| StateError::Param {
                 name: e.name.clone(),
@@ -376,7 +376,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             }
             new_states.push(Some(state));
         }
-        for (e, ns) in self.entries_mut().iter_mut().zip(new_states) {
+        for (e, ns) in self.entries.iter_mut().zip(new_states) {
             let r = &st.params[&e.name];
             e.updates = r.updates;
             e.has_state = ns.is_some();
@@ -384,7 +384,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             e.radius = r.radius.clone().unwrap_or_default();
             e.row_scratch = vec![0.0; e.radius.len()];
         }
-        for (g, r) in self.groups_mut().iter_mut().zip(&st.groups) {
+        for (g, r) in self.groups.iter_mut().zip(&st.groups) {
             g.k = r.k;
             g.averaging = AveragingState {
                 lr_max: r.lr_max,
@@ -393,7 +393,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             g.train_mode = r.train_mode;
             g.last = r.last;
         }
-        for (g, ls) in self.groups_mut().iter_mut().zip(learner_states) {
+        for (g, ls) in self.groups.iter_mut().zip(learner_states) {
             g.learner_state = ls;
         }
         Ok(())

@@ -1,12 +1,12 @@
 //! Reading the optimizer without changing it: the returned point `x`, the learner's iterate
 //! `z`, any state slot as a borrowed view, and the scalars the next step will use.
 
+use super::Optimizer;
 use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::StepError;
 use crate::learner::{Learner, Reductions};
-use crate::optimizer::Optimizer;
 use crate::param::Entry;
 use crate::schedule::Schedule;
 
@@ -77,7 +77,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         name: &str,
         buffers: [(&'static str, usize); 2],
     ) -> Result<&Entry<T>, StepError> {
-        let e = &self.entries()[self
+        let e = &self.entries[self
             .entry_index(name)
             .ok_or_else(|| StepError::UnknownParameter(name.to_string()))?];
         for (what, got) in buffers {
@@ -95,13 +95,34 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
 
     /// Write the returned point `x` of parameter `name` into `out`, given its current buffer
     /// `value` (`y` in train mode, `x` in eval mode), without changing anything or
-    /// allocating. Parameters without state (never stepped) return `value`. Same as
-    /// [`Optimizer::eval_params_into`].
+    /// allocating. Parameters without state (never stepped) return `value`.
     ///
     /// # Errors
     /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`].
     pub fn x_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
-        self.eval_params_into(name, value, out)
+        let e = self.checked_entry(name, [("value", value.len()), ("out", out.len())])?;
+        if !e.has_state || !self.groups[e.group].train_mode || !self.conversion.has_modes() {
+            out.copy_from_slice(value);
+            return Ok(());
+        }
+        let (n_learner, n_slots) = (self.learner.slot_names().len(), self.num_slots());
+        for ((o, v), st) in out.iter_mut().zip(value).zip(e.state.chunks_exact(n_slots)) {
+            *o = self.conversion.eval_value(*v, &st[n_learner..]);
+        }
+        Ok(())
+    }
+
+    /// [`Optimizer::x_into`] under its earlier name (formula: [`Conversion::eval_value`]).
+    ///
+    /// # Errors
+    /// As [`Optimizer::x_into`].
+    pub fn eval_params_into(
+        &self,
+        name: &str,
+        value: &[T],
+        out: &mut [T],
+    ) -> Result<(), StepError> {
+        self.x_into(name, value, out)
     }
 
     /// Write the learner's iterate `z` of parameter `name` into `out`, given its current
@@ -118,7 +139,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             return Ok(());
         }
         let (n_learner, n_slots) = (self.learner().slot_names().len(), self.num_slots());
-        let eval = !self.groups_ref()[e.group].train_mode && self.conversion().has_modes();
+        let eval = !self.groups[e.group].train_mode && self.conversion().has_modes();
         if n_slots == 0 {
             out.copy_from_slice(value);
             return Ok(());
@@ -138,7 +159,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// `name`; no copy. `None` for an unknown name or slot, or before the parameter's first
     /// gradient (no state yet).
     pub fn slot(&self, name: &str, slot: &str) -> Option<SlotView<'_, T>> {
-        let e = &self.entries()[self.entry_index(name)?];
+        let e = &self.entries[self.entry_index(name)?];
         let offset = self.slot_names().position(|s| s == slot)?;
         e.has_state.then_some(SlotView {
             state: &e.state,
@@ -164,19 +185,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// reports the latest step taken, so before the first step it holds zeros.) `None` for
     /// a missing group.
     pub fn next_step(&self, g: usize) -> Option<NextStep> {
-        let grp = self.groups_ref().get(g)?;
+        let grp = self.groups.get(g)?;
         let k = grp.k;
         let scheduled_lr = grp.config.lr * self.schedule().value(k);
-        let lr_factor = (!self.learner().lr_factor_needs_reductions()).then(|| {
-            let none = Reductions {
-                group_l1: 0.0,
-                group_l2_sq: 0.0,
-                total_l2_sq: 0.0,
-                loss: None,
-            };
-            self.learner().lr_factor(k, &grp.learner_state, &none)
-        });
-        let lr = lr_factor.map(|f| scheduled_lr * f);
+        let known = !self.learner.lr_factor_needs_reductions();
+        let none = Reductions {
+            group_l1: 0.0,
+            group_l2_sq: 0.0,
+            total_l2_sq: 0.0,
+            loss: None,
+        };
+        let (lr_factor, lr) = known.then(|| self.group_lr(grp, &none)).unzip();
         let c = lr.map(|lr| {
             let mut averaging = grp.averaging;
             self.conversion().scalars(&mut averaging, lr, k).1

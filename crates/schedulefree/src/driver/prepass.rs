@@ -1,0 +1,83 @@
+//! The learner's optional pre-pass (Prodigy's `⟨g, z₀ − z⟩` and `‖s‖₁`): global sums over
+//! every element before any element is updated, summed per group in name order and
+//! all-reduced across shards.
+
+use super::Optimizer;
+use super::reduce::all_reduce;
+use super::step_io::StepInputs;
+use crate::conversion::Conversion;
+use crate::decay::Decay;
+use crate::element::Element;
+use crate::error::StepError;
+use crate::learner::{Learner, MAX_PREPASS, StepIndex};
+use crate::param::Param;
+use crate::schedule::Schedule;
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    /// Fill `self.prepass_sums` (no-op for learners without a pre-pass).
+    pub(super) fn prepass(
+        &mut self,
+        params: &[Param<'_, T>],
+        inputs: &mut StepInputs<'_>,
+    ) -> Result<(), StepError> {
+        let n_learner = self.learner.slot_names().len();
+        let n_slots = self.num_slots();
+        let n_pre = self.learner.prepass_len();
+        if n_pre == 0 {
+            return Ok(());
+        }
+        self.entry_prepass.fill([0.0; MAX_PREPASS]);
+        for (p, &idx) in params.iter().zip(&self.resolved) {
+            let Some(grad) = p.grad else { continue };
+            let e = &self.entries[idx];
+            let gs = &self.scratch[e.group];
+            let ls = self.learner.scalars(
+                StepIndex {
+                    group: self.groups[e.group].k,
+                    param: e.updates,
+                },
+                gs.lr,
+                &gs.learner_state,
+            );
+            let acc = &mut self.entry_prepass[idx];
+            if e.has_state && n_slots > 0 {
+                for ((v, gv), st) in p.value.iter().zip(grad).zip(e.state.chunks_exact(n_slots)) {
+                    let z = self.conversion.iterate(*v, &st[n_learner..]);
+                    self.learner.prepass(&ls, *gv, z, &st[..n_learner], acc);
+                }
+            } else {
+                // No state yet (it is created only once the step is committed), or no
+                // slots at all: the iterate is the value and the slots are their initial
+                // values. Allocates only when the learner has slots, on the first step.
+                let mut st = vec![T::zero(); n_learner];
+                for (v, gv) in p.value.iter().zip(grad) {
+                    st.fill(T::zero());
+                    self.learner.init_slots(*v, &mut st);
+                    self.learner.prepass(&ls, *gv, *v, &st, acc);
+                }
+            }
+        }
+        self.prepass_sums.fill([0.0; MAX_PREPASS]);
+        for &idx in &self.by_name {
+            let (s, acc) = (
+                &self.entry_prepass[idx],
+                &mut self.prepass_sums[self.entries[idx].group],
+            );
+            for (a, v) in acc.iter_mut().zip(s) {
+                *a += v;
+            }
+        }
+        if let Some(hook) = inputs.all_reduce.as_mut() {
+            let buf = &mut self.reduce_buf;
+            buf.clear();
+            for s in &self.prepass_sums {
+                buf.extend_from_slice(&s[..n_pre]);
+            }
+            all_reduce(hook, buf)?;
+            for (s, v) in self.prepass_sums.iter_mut().zip(buf.chunks_exact(n_pre)) {
+                s[..n_pre].copy_from_slice(v);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! The reduction phase: per-parameter `‖g‖₁`, `‖g‖₂²` and the non-finite check, summed per
+//! group in name order (so the result does not depend on the order parameters are passed),
+//! all-reduced across shards, and the decision to skip the step.
+
+use super::Optimizer;
+use super::step_io::{AllReduce, NonFinitePolicy, Skipped, StepInfo, StepInputs};
+use crate::conversion::Conversion;
+use crate::decay::Decay;
+use crate::element::Element;
+use crate::error::StepError;
+use crate::kernel::{GradSums, grad_sums};
+use crate::learner::Learner;
+use crate::param::Param;
+use crate::schedule::Schedule;
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    /// Fill the entry and group gradient sums; `Some(why)` if the step must be skipped (a
+    /// non-finite gradient here or on another shard, or a non-finite loss).
+    pub(super) fn reduce(
+        &mut self,
+        params: &[Param<'_, T>],
+        inputs: &mut StepInputs<'_>,
+    ) -> Result<Option<Skipped>, StepError> {
+        self.entry_sums.fill(GradSums::default());
+        let mut bad = None;
+        for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {
+            let Some(g) = p.grad else { continue };
+            let (sums, finite) = grad_sums(g, &mut self.chunk_sums);
+            if !finite {
+                bad = Some(index);
+                break;
+            }
+            self.entry_sums[idx] = sums;
+        }
+        self.group_sums.fill(GradSums::default());
+        for &idx in &self.by_name {
+            let (s, acc) = (
+                self.entry_sums[idx],
+                &mut self.group_sums[self.entries[idx].group],
+            );
+            acc.l1 += s.l1;
+            acc.l2_sq += s.l2_sq;
+        }
+        let mut elsewhere = false;
+        if let Some(hook) = inputs.all_reduce.as_mut() {
+            // Layout: [non-finite count, then ‖g‖₁, ‖g‖₂² per group].
+            let buf = &mut self.reduce_buf;
+            buf.clear();
+            buf.push(f64::from(u8::from(bad.is_some())));
+            for s in &self.group_sums {
+                buf.extend_from_slice(&[s.l1, s.l2_sq]);
+            }
+            all_reduce(hook, buf)?;
+            elsewhere = bad.is_none() && buf[0] != 0.0;
+            for (s, v) in self.group_sums.iter_mut().zip(buf[1..].chunks_exact(2)) {
+                (s.l1, s.l2_sq) = (v[0], v[1]);
+            }
+        }
+        Ok(match (bad, elsewhere, inputs.loss) {
+            (Some(index), ..) => Some(Skipped::NonFiniteGradient { index }),
+            (None, true, _) => Some(Skipped::NonFiniteGradientElsewhere),
+            (None, false, Some(l)) if !l.is_finite() => Some(Skipped::NonFiniteLoss),
+            _ => None,
+        })
+    }
+
+    /// Skip the step (or refuse it under [`NonFinitePolicy::Error`] for a local non-finite
+    /// gradient): only the skipped-steps counters change.
+    pub(super) fn skip(
+        &mut self,
+        params: &[Param<'_, T>],
+        why: Skipped,
+    ) -> Result<StepInfo, StepError> {
+        if let (NonFinitePolicy::Error, Skipped::NonFiniteGradient { index }) =
+            (self.non_finite, why)
+        {
+            return Err(StepError::NonFiniteGradient(params[index].name.to_string()));
+        }
+        for g in &mut self.groups {
+            g.last.skipped_steps += 1;
+        }
+        Ok(StepInfo {
+            skipped: Some(why),
+            group: self.groups[0].last,
+            grad_l1: f64::NAN,
+            grad_l2: f64::NAN,
+        })
+    }
+}
+
+/// Run the all-reduce hook over `buf` (every shard sums the same layout).
+///
+/// # Errors
+/// [`StepError::AllReduceLength`] if the hook changed the length.
+pub(super) fn all_reduce(hook: &mut AllReduce<'_>, buf: &mut Vec<f64>) -> Result<(), StepError> {
+    let expected = buf.len();
+    hook(buf);
+    if buf.len() != expected {
+        return Err(StepError::AllReduceLength {
+            expected,
+            got: buf.len(),
+        });
+    }
+    Ok(())
+}

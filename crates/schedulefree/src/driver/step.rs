@@ -1,0 +1,103 @@
+//! One step as a short sequence of phases.
+
+use super::Optimizer;
+use super::step_io::{StepInfo, StepInputs};
+use crate::conversion::Conversion;
+use crate::decay::Decay;
+use crate::element::Element;
+use crate::error::StepError;
+use crate::learner::Learner;
+use crate::param::Param;
+use crate::schedule::Schedule;
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    /// One optimizer step on `params` (each with its gradient, or `None`).
+    ///
+    /// Parameters not passed, or passed without a gradient, are not moved; every group's
+    /// counter still advances (as in the reference). The first gradient of a parameter
+    /// creates its state (`z = y`, moments 0).
+    ///
+    /// Three consequences worth knowing:
+    /// - **One call is one update.** `step(&mut [])` (or a call where no parameter has a
+    ///   gradient) still advances every group's step counter, the schedule and the averaging
+    ///   weights. With gradient accumulation, sum (or average) the micro-batch gradients in
+    ///   your own buffer and call `step` once per optimizer update, as in the crate-level
+    ///   example.
+    /// - **A zero lr is still a step.** With `lr = 0` (or a schedule at 0, e.g. the first
+    ///   warmup step) the parameters do not move, but Adam's second moment `exp_avg_sq` and
+    ///   the counter are updated with the gradient.
+    /// - **Late first gradients.** A parameter whose first gradient arrives after its group
+    ///   has stepped (unfrozen mid-training) starts from zero moments. Learners whose bias
+    ///   correction counts the group's updates (the Schedule-Free presets, like their
+    ///   reference classes: `StepCount::Group`) then take its first step with an almost
+    ///   vanished correction `1 − β2^(k+1)`, i.e. a step of about `lr/sqrt(1 − β2)` per
+    ///   element (≈ 32 × lr for `β2 = 0.999`). Put such parameters in their own group or use
+    ///   `Adam { count: StepCount::Parameter, .. }` (torch-style, per-parameter count).
+    ///
+    /// # Errors
+    /// Nothing is modified on error. [`StepError::EvalMode`] if the optimizer is in eval
+    /// mode; [`StepError::UnknownParameter`], [`StepError::DuplicateParameter`],
+    /// [`StepError::LengthMismatch`]; [`StepError::NonFiniteGradient`] under
+    /// [`NonFinitePolicy::Error`]; [`StepError::NonFiniteScalar`] if the scalar phase
+    /// overflows (e.g. an lr so large that `lr_max^weight_lr_power` is infinite);
+    /// [`StepError::LossRequired`] for learners that need the loss ([`Optimizer::step_with_loss`]).
+    pub fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {
+        self.step_with(params, StepInputs::default())
+    }
+
+    /// [`Optimizer::step`] with the loss at the gradient point (Polyak step sizes use it;
+    /// other learners ignore it).
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`].
+    pub fn step_with_loss(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        loss: f64,
+    ) -> Result<StepInfo, StepError> {
+        self.step_with(
+            params,
+            StepInputs {
+                loss: Some(loss),
+                all_reduce: None,
+            },
+        )
+    }
+
+    /// [`Optimizer::step`] with optional inputs: the loss, and an all-reduce hook that sums
+    /// the step's global reductions (gradient norms, non-finite count, learner pre-pass sums)
+    /// across shards, so that every shard takes the same scalar decisions.
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`], and [`StepError::AllReduceLength`] if the hook resizes its
+    /// vector.
+    ///
+    /// The phases, in order: resolve the names; reduce (gradient norms, non-finite check,
+    /// all-reduce) and decide whether to skip; the scalar phase per group; the learner's
+    /// pre-pass; commit the scalars; the fused update of each parameter; advance the counters.
+    pub fn step_with(
+        &mut self,
+        params: &mut [Param<'_, T>],
+        mut inputs: StepInputs<'_>,
+    ) -> Result<StepInfo, StepError> {
+        if let Some(g) = self.groups.iter().position(|g| !g.train_mode) {
+            return Err(StepError::EvalMode { group: g });
+        }
+        if self.learner.needs_loss() && inputs.loss.is_none() {
+            return Err(StepError::LossRequired {
+                learner: self.learner.name(),
+            });
+        }
+        self.resolve(params, true)?;
+        // Nothing below changes state until `commit_scalars`, which runs only once every
+        // scalar of the step is known to be finite.
+        if let Some(why) = self.reduce(params, &mut inputs)? {
+            return self.skip(params, why);
+        }
+        self.scalar_phase(inputs.loss)?;
+        self.prepass(params, &mut inputs)?;
+        self.commit_scalars()?;
+        self.update(params);
+        Ok(self.finish())
+    }
+}

@@ -1,0 +1,103 @@
+//! The update phase: one fused loop per parameter tensor ([`crate::kernel::Kernel`]),
+//! creating state at a parameter's first gradient, then the hypersphere projection and the
+//! opt-in diagnostics.
+
+use super::Optimizer;
+use super::diagnostics::EntryDiag;
+use crate::conversion::Conversion;
+use crate::decay::{Decay, DecayTerms, init_radius, project_rows};
+use crate::element::Element;
+use crate::kernel::Kernel;
+use crate::learner::{Learner, StepIndex};
+use crate::param::Param;
+use crate::schedule::Schedule;
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    /// Update every passed parameter that has a gradient with the committed scalars.
+    pub(super) fn update(&mut self, params: &mut [Param<'_, T>]) {
+        let n_learner = self.learner.slot_names().len();
+        let n_slots = self.num_slots();
+        let projection = self.decay.projection();
+        for (p, &idx) in params.iter_mut().zip(&self.resolved) {
+            let Some(grad) = p.grad else { continue };
+            let e = &mut self.entries[idx];
+            let gs = &self.scratch[e.group];
+            if !e.has_state {
+                e.state = vec![T::zero(); e.len * n_slots];
+                if n_slots > 0 {
+                    for (v, st) in p.value.iter().zip(e.state.chunks_exact_mut(n_slots)) {
+                        let (ls, cs) = st.split_at_mut(n_learner);
+                        self.conversion.init_slots(*v, cs);
+                        self.learner.init_slots(*v, ls);
+                    }
+                }
+                e.has_state = true;
+            }
+            let project = projection.filter(|_| e.tags.normalized);
+            if let Some(proj) = project
+                && e.radius.is_empty()
+            {
+                let layout = proj.layout(&e.shape).expect("axis checked at registration");
+                let z: Vec<T> = p
+                    .value
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let st = &e.state[i * n_slots..(i + 1) * n_slots];
+                        self.conversion.iterate(*v, &st[n_learner..])
+                    })
+                    .collect();
+                e.radius = init_radius(&proj, layout, &z);
+                e.row_scratch = vec![0.0; layout.0];
+            }
+            let ls = self.learner.scalars(
+                StepIndex {
+                    group: self.groups[e.group].k,
+                    param: e.updates,
+                },
+                gs.lr,
+                &gs.learner_state,
+            );
+            let decay = gs.decay_for(e.tags);
+            let kernel = Kernel {
+                learner: &self.learner,
+                conversion: &self.conversion,
+                ls,
+                cs: gs.conversion,
+                decay: DecayTerms::of(decay),
+                lr: T::of(gs.lr),
+                n_learner,
+                n_slots,
+            };
+            if self.diagnostics {
+                let weight_sq = p.value.iter().map(|v| v.f64() * v.f64()).sum::<f64>();
+                let update_sq =
+                    kernel.run::<true>(p.value, grad, &mut e.state, &mut self.chunk_sums);
+                self.diag[idx] = EntryDiag {
+                    step: self.groups[e.group].k + 1,
+                    grad_sq: self.entry_sums[idx].l2_sq,
+                    weight_sq,
+                    update_sq,
+                    lr: gs.lr,
+                    kappa: decay.kappa(gs.lr),
+                };
+            } else {
+                kernel.run::<false>(p.value, grad, &mut e.state, &mut self.chunk_sums);
+            }
+            if let Some(proj) = project {
+                let layout = proj.layout(&e.shape).expect("axis checked at registration");
+                project_rows(
+                    &self.conversion,
+                    &gs.conversion,
+                    layout,
+                    &e.radius,
+                    p.value,
+                    &mut e.state,
+                    (n_learner, n_slots),
+                    &mut e.row_scratch,
+                );
+            }
+            e.updates += 1;
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The per-element kernels the driver runs over parameter memory: the gradient reduction
+//! (norms and the non-finite check) and the fused update. Both split tensors of at least
+//! [`PARALLEL_MIN_LEN`] elements into [`CHUNK`]s across threads and add per-chunk results in
+//! order, so the parallel and serial paths give the same bits.
+
+mod fused;
+mod reduce;
+
+pub(crate) use fused::Kernel;
+pub(crate) use reduce::{GradSums, grad_sums};
+
+/// Tensors at least this long are split across threads with rayon.
+pub(crate) const PARALLEL_MIN_LEN: usize = 1 << 17;
+/// Elements per parallel chunk.
+pub(crate) const CHUNK: usize = 1 << 14;
