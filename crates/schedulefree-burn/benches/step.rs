@@ -35,15 +35,29 @@ impl Grads {
                 let n: usize = dims.iter().product();
                 let seed = self.1;
                 self.1 += 1;
-                let v: Vec<f32> = (0..n).map(|i| ((i * 31 + seed * 7) as f32 * 0.013).sin() * 1e-2).collect();
+                let v: Vec<f32> = (0..n)
+                    .map(|i| ((i * 31 + seed * 7) as f32 * 0.013).sin() * 1e-2)
+                    .collect();
                 let data = TensorData::new(v, dims);
                 match D {
-                    2 => self.0.weights.push((p.id, Tensor::from_data(data, &Device::default()))),
-                    _ => self.0.biases.push((p.id, Tensor::from_data(data, &Device::default()))),
+                    2 => self
+                        .0
+                        .weights
+                        .push((p.id, Tensor::from_data(data, &Device::default()))),
+                    _ => self
+                        .0
+                        .biases
+                        .push((p.id, Tensor::from_data(data, &Device::default()))),
                 }
             }
         }
-        let mut v = V(Grads { weights: Vec::new(), biases: Vec::new() }, 0);
+        let mut v = V(
+            Grads {
+                weights: Vec::new(),
+                biases: Vec::new(),
+            },
+            0,
+        );
         model.visit(&mut v);
         v.0
     }
@@ -60,11 +74,20 @@ impl Grads {
 }
 
 fn model(device: &Device) -> Mlp {
-    Mlp { layers: [784, 256, 256, 10].windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect() }
+    Mlp {
+        layers: [784, 256, 256, 10]
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect(),
+    }
 }
 
 fn preset() -> PresetConfig {
-    PresetConfig::AdamWScheduleFree(AdamWScheduleFree { lr: 1e-3, warmup_steps: 10, ..Default::default() })
+    PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+        lr: 1e-3,
+        warmup_steps: 10,
+        ..Default::default()
+    })
 }
 
 fn bench(c: &mut Criterion) {
@@ -76,7 +99,10 @@ fn bench(c: &mut Criterion) {
     let mut optim = ModelOptimizer::new(preset()).expect("valid preset");
     group.bench_function("model_optimizer_adamw_sf", |b| {
         b.iter(|| {
-            let next = optim.step(m.take().expect("model"), grads.params()).expect("step").0;
+            let next = optim
+                .step(m.take().expect("model"), grads.params())
+                .expect("step")
+                .0;
             m = Some(black_box(next));
         })
     });
@@ -104,16 +130,29 @@ fn bench(c: &mut Criterion) {
     });
 
     // The core alone on host buffers of the same sizes.
-    let sizes = [("l0.w", 784 * 256), ("l0.b", 256), ("l1.w", 256 * 256), ("l1.b", 256), ("l2.w", 256 * 10), ("l2.b", 10)];
+    let sizes = [
+        ("l0.w", 784 * 256),
+        ("l0.b", 256),
+        ("l1.w", 256 * 256),
+        ("l1.b", 256),
+        ("l2.w", 256 * 10),
+        ("l2.b", 10),
+    ];
     let mut core = preset().build_dyn::<f32>().expect("valid preset");
-    let mut bufs: Vec<(Vec<f32>, Vec<f32>)> = sizes.iter().map(|(_, n)| (vec![0.1; *n], vec![1e-3; *n])).collect();
+    let mut bufs: Vec<(Vec<f32>, Vec<f32>)> = sizes
+        .iter()
+        .map(|(_, n)| (vec![0.1; *n], vec![1e-3; *n]))
+        .collect();
     for (name, n) in sizes {
         core.add_param_to(0, name, &[n]).expect("new name");
     }
     group.bench_function("core_alone_adamw_sf_host_buffers", |b| {
         b.iter(|| {
-            let mut ps: Vec<schedulefree::Param<'_, f32>> =
-                sizes.iter().zip(bufs.iter_mut()).map(|((n, _), (v, g))| schedulefree::Param::new(n, v, g)).collect();
+            let mut ps: Vec<schedulefree::Param<'_, f32>> = sizes
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|((n, _), (v, g))| schedulefree::Param::new(n, v, g))
+                .collect();
             black_box(core.step(&mut ps).expect("step"));
         })
     });

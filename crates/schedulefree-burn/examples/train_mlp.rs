@@ -25,8 +25,14 @@ impl Mlp {
 }
 
 /// `(features, labels)` of the rows whose index satisfies `keep` (LIBSVM: `label i:v ...`).
-fn load(keep: impl Fn(usize) -> bool, device: &Device) -> Result<(Tensor<2>, Tensor<1, Int>), Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/libsvm/iris.libsvm"))?;
+fn load(
+    keep: impl Fn(usize) -> bool,
+    device: &Device,
+) -> Result<(Tensor<2>, Tensor<1, Int>), Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/libsvm/iris.libsvm"
+    ))?;
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for (_, line) in text.lines().enumerate().filter(|(i, _)| keep(*i)) {
         let mut fields = line.split_whitespace();
@@ -39,26 +45,45 @@ fn load(keep: impl Fn(usize) -> bool, device: &Device) -> Result<(Tensor<2>, Ten
         x.extend(row);
     }
     let n = y.len();
-    Ok((Tensor::from_data(TensorData::new(x, [n, 4]), device), Tensor::from_data(TensorData::new(y, [n]), device)))
+    Ok((
+        Tensor::from_data(TensorData::new(x, [n, 4]), device),
+        Tensor::from_data(TensorData::new(y, [n]), device),
+    ))
 }
 
 /// Full-batch training for 300 steps; `at_x` computes the validation model (identity for AdamW).
 type ValidModel = Result<Mlp, BurnAdapterError>;
 
-fn train(mut optim: ModuleOptimizer, at_x: impl Fn(&ModuleOptimizer, &Mlp) -> ValidModel) -> Result<(), Box<dyn std::error::Error>> {
+fn train(
+    mut optim: ModuleOptimizer,
+    at_x: impl Fn(&ModuleOptimizer, &Mlp) -> ValidModel,
+) -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::default().autodiff();
     let (x, y) = load(|i| i % 5 != 0, &device)?; // 120 training rows
     let (vx, vy) = load(|i| i % 5 == 0, &Device::default())?; // 30 validation rows, no autodiff
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let mut model = Mlp { hidden: LinearConfig::new(4, 16).init(&device), out: LinearConfig::new(16, 3).init(&device) };
+    let mut model = Mlp {
+        hidden: LinearConfig::new(4, 16).init(&device),
+        out: LinearConfig::new(16, 3).init(&device),
+    };
     for step in 1..=300 {
         let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
         let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
         model = optim.step(0.01, model, grads);
         if step % 100 == 0 {
             let valid = at_x(&optim, &model)?.valid();
-            let correct: i64 = valid.forward(vx.clone()).argmax(1).reshape([30]).equal(vy.clone()).int().sum().into_scalar();
-            println!("  step {step:3}: train loss {:.4}, validation accuracy {correct}/30", loss.into_scalar::<f32>());
+            let correct: i64 = valid
+                .forward(vx.clone())
+                .argmax(1)
+                .reshape([30])
+                .equal(vy.clone())
+                .int()
+                .sum()
+                .into_scalar();
+            println!(
+                "  step {step:3}: train loss {:.4}, validation accuracy {correct}/30",
+                loss.into_scalar::<f32>()
+            );
         }
     }
     Ok(())
@@ -69,7 +94,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     train(AdamWConfig::new().init(), |_, m| Ok(m.clone()))?;
 
     println!("Schedule-Free AdamW (validated at x):");
-    let sf = TensorOptimizer::new(PresetConfig::AdamWScheduleFree(AdamWScheduleFree { warmup_steps: 20, ..Default::default() }))?;
+    let sf = TensorOptimizer::new(PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+        warmup_steps: 20,
+        ..Default::default()
+    }))?;
     let optim: ModuleOptimizer = sf.clone().into(); // the one-line switch
     train(optim, |o, m| sf.eval_module(o, m))?;
     // Whole-model alternative with cheap eval at x, path-keyed checkpoints and BN recalibration:

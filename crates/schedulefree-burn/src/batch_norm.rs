@@ -29,23 +29,35 @@ fn batch_norm_buffers<M: Module>(module: &M) -> BTreeMap<String, Vec<String>> {
     }
     impl ModuleVisitor for Find {
         fn enter_module(&mut self, name: &str, container_type: &str) {
-            self.stack.push((name.to_string(), container_type.to_string()));
+            self.stack
+                .push((name.to_string(), container_type.to_string()));
         }
         fn exit_module(&mut self, _name: &str, _container_type: &str) {
             self.stack.pop();
         }
         fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
             // The derive enters a field with the type of the struct that holds it.
-            let Some((leaf, holder)) = self.stack.last() else { return };
+            let Some((leaf, holder)) = self.stack.last() else {
+                return;
+            };
             let n = self.stack.len();
             if holder == "Struct:BatchNorm" && (leaf == "running_mean" || leaf == "running_var") {
-                let layer: Vec<&str> = self.stack[..n - 1].iter().map(|(s, _)| s.as_str()).collect();
+                let layer: Vec<&str> = self.stack[..n - 1]
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect();
                 let path: Vec<&str> = self.stack.iter().map(|(s, _)| s.as_str()).collect();
-                self.out.entry(layer.join(".")).or_default().push(path.join("."));
+                self.out
+                    .entry(layer.join("."))
+                    .or_default()
+                    .push(path.join("."));
             }
         }
     }
-    let mut f = Find { stack: Vec::new(), out: BTreeMap::new() };
+    let mut f = Find {
+        stack: Vec::new(),
+        out: BTreeMap::new(),
+    };
     module.visit(&mut f);
     f.out
 }
@@ -66,15 +78,28 @@ fn has_autodiff<M: Module>(module: &M) -> bool {
 
 /// `module` with every named buffer filled with `value`.
 fn fill<M: Module>(module: M, buffers: &HashMap<String, usize>, value: f32) -> M {
-    write_params(module, buffers.iter().map(|(p, &n)| (p.clone(), vec![value; n])).collect())
+    write_params(
+        module,
+        buffers
+            .iter()
+            .map(|(p, &n)| (p.clone(), vec![value; n]))
+            .collect(),
+    )
 }
 
 /// Current values of the named buffers, after folding in pending running-state updates.
-fn read_buffers<M: Module>(module: &M, buffers: &HashMap<String, usize>) -> Result<HashMap<String, Vec<f32>>, BurnAdapterError> {
+fn read_buffers<M: Module>(
+    module: &M,
+    buffers: &HashMap<String, usize>,
+) -> Result<HashMap<String, Vec<f32>>, BurnAdapterError> {
     // `valid()` synchronises every `RunningState` (its pending per-thread update is folded in);
     // the snapshot itself is not needed.
     drop(module.valid());
-    Ok(read_params(module)?.into_iter().filter(|p| buffers.contains_key(&p.path)).map(|p| (p.path, p.value)).collect())
+    Ok(read_params(module)?
+        .into_iter()
+        .filter(|p| buffers.contains_key(&p.path))
+        .map(|p| (p.path, p.value))
+        .collect())
 }
 
 /// Recalibrate burn `BatchNorm` running statistics at the parameters `module` holds.
@@ -115,7 +140,11 @@ fn read_buffers<M: Module>(module: &M, buffers: &HashMap<String, usize>) -> Resu
 /// [`BurnAdapterError::BatchNorm`] if `batches` is empty, a layer's momentum is 0 (it would
 /// never update), or the two passes over the first batch disagree (a non-deterministic forward,
 /// e.g. dropout before a batch norm: disable it for recalibration); [`BurnAdapterError::Tensor`].
-pub fn recalibrate_batch_norm<M, I, F, R>(module: M, batches: I, mut forward: F) -> Result<M, BurnAdapterError>
+pub fn recalibrate_batch_norm<M, I, F, R>(
+    module: M,
+    batches: I,
+    mut forward: F,
+) -> Result<M, BurnAdapterError>
 where
     M: Module,
     I: IntoIterator,
@@ -160,7 +189,10 @@ where
             }
         }
         let mean_keep = keep.iter().sum::<f64>() / keep.len().max(1) as f64;
-        let spread = keep.iter().map(|k| (k - mean_keep).abs()).fold(0.0, f64::max);
+        let spread = keep
+            .iter()
+            .map(|k| (k - mean_keep).abs())
+            .fold(0.0, f64::max);
         let m = 1.0 - mean_keep;
         if spread > MOMENTUM_TOLERANCE * m.abs().max(f64::EPSILON) + 1e-6 {
             return Err(BurnAdapterError::BatchNorm(format!(

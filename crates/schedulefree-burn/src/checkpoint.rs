@@ -36,32 +36,60 @@ struct CheckpointFile {
 }
 
 /// A core with `state` loaded, for a computation that must not touch the live optimizer.
-fn scratch_core(optim: &ModelOptimizer, state: &OptimizerState) -> Result<Box<dyn DynOptimizer<f32>>, BurnAdapterError> {
+fn scratch_core(
+    optim: &ModelOptimizer,
+    state: &OptimizerState,
+) -> Result<Box<dyn DynOptimizer<f32>>, BurnAdapterError> {
     Ok(optim.core_from_state(state)?.0)
 }
 
 /// The module's parameters for every path that has state, checked against the state.
-fn stated_params<M: Module>(module: &M, state: &OptimizerState) -> Result<Vec<HostParam>, BurnAdapterError> {
+fn stated_params<M: Module>(
+    module: &M,
+    state: &OptimizerState,
+) -> Result<Vec<HostParam>, BurnAdapterError> {
     let mut params = read_params(module)?;
     let available: Vec<String> = params.iter().map(|p| p.path.clone()).collect();
-    let unmatched: Vec<String> =
-        state.params.keys().filter(|k| !available.iter().any(|a| a == *k)).cloned().collect();
+    let unmatched: Vec<String> = state
+        .params
+        .keys()
+        .filter(|k| !available.iter().any(|a| a == *k))
+        .cloned()
+        .collect();
     if !unmatched.is_empty() {
-        return Err(BurnAdapterError::UnmatchedState { paths: unmatched, available });
+        return Err(BurnAdapterError::UnmatchedState {
+            paths: unmatched,
+            available,
+        });
     }
     params.retain(|p| state.params.contains_key(&p.path));
     for p in &params {
         let expected = &state.params[&p.path].shape;
         if *expected != p.shape {
-            return Err(BurnAdapterError::Shape { path: p.path.clone(), found: p.shape.clone(), expected: expected.clone() });
+            return Err(BurnAdapterError::Shape {
+                path: p.path.clone(),
+                found: p.shape.clone(),
+                expected: expected.clone(),
+            });
         }
     }
     Ok(params)
 }
 
-fn switch(core: &mut dyn DynOptimizer<f32>, params: &mut [HostParam], to_train: bool) -> Result<(), BurnAdapterError> {
-    let mut ps: Vec<Param<'_, f32>> = params.iter_mut().map(|p| Param::no_grad(&p.path, &mut p.value)).collect();
-    if to_train { core.train(&mut ps)? } else { core.eval(&mut ps)? }
+fn switch(
+    core: &mut dyn DynOptimizer<f32>,
+    params: &mut [HostParam],
+    to_train: bool,
+) -> Result<(), BurnAdapterError> {
+    let mut ps: Vec<Param<'_, f32>> = params
+        .iter_mut()
+        .map(|p| Param::no_grad(&p.path, &mut p.value))
+        .collect();
+    if to_train {
+        core.train(&mut ps)?
+    } else {
+        core.eval(&mut ps)?
+    }
     Ok(())
 }
 
@@ -78,7 +106,11 @@ fn switch(core: &mut dyn DynOptimizer<f32>, params: &mut [HostParam], to_train: 
 /// [`BurnAdapterError::Io`] / [`BurnAdapterError::Record`] for file errors;
 /// [`BurnAdapterError::UnmatchedState`] / [`BurnAdapterError::Shape`] if the optimizer holds
 /// paths the module lacks or shapes that differ; the core's errors.
-pub fn save_checkpoint<M: Module>(module: &M, optim: &ModelOptimizer, dir: &Path) -> Result<(), BurnAdapterError> {
+pub fn save_checkpoint<M: Module>(
+    module: &M,
+    optim: &ModelOptimizer,
+    dir: &Path,
+) -> Result<(), BurnAdapterError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let mut file = optim.to_file()?;
     let y = stated_params(module, &file.state)?;
@@ -90,10 +122,17 @@ pub fn save_checkpoint<M: Module>(module: &M, optim: &ModelOptimizer, dir: &Path
     file.state = core.state();
 
     let k = optim.group_info().map_or(0, |g| g.k);
-    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let model_file = format!("model-{k}-{nonce}.bpk");
     let train_file = format!("train-{k}-{nonce}.bpk");
-    let at_x = write_params(module.clone(), x.into_iter().map(|p| (p.path, p.value)).collect::<HashMap<_, _>>());
+    let at_x = write_params(
+        module.clone(),
+        x.into_iter()
+            .map(|p| (p.path, p.value))
+            .collect::<HashMap<_, _>>(),
+    );
     write_record(at_x, &dir.join(&model_file))?;
     write_record(module.clone(), &dir.join(&train_file))?;
 
@@ -119,29 +158,40 @@ pub fn save_checkpoint<M: Module>(module: &M, optim: &ModelOptimizer, dir: &Path
 }
 
 fn record_err(path: &Path, e: &dyn std::fmt::Display) -> BurnAdapterError {
-    BurnAdapterError::Record { path: path.display().to_string(), message: e.to_string() }
+    BurnAdapterError::Record {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Write `module`'s record to `path` atomically.
 fn write_record<M: Module>(module: M, path: &Path) -> Result<(), BurnAdapterError> {
-    let bytes = module.into_record().into_bytes().map_err(|e| record_err(path, &e))?;
+    let bytes = module
+        .into_record()
+        .into_bytes()
+        .map_err(|e| record_err(path, &e))?;
     schedulefree::write_atomic(path, &bytes).map_err(|e| io_err(path, e))
 }
 
 /// `module` with the record at `path` loaded.
 fn read_record<M: Module>(module: M, path: &Path) -> Result<M, BurnAdapterError> {
     let record = ModuleRecord::load(path).map_err(|e| record_err(path, &e))?;
-    module.try_load_record(record).map_err(|e| record_err(path, &e))
+    module
+        .try_load_record(record)
+        .map_err(|e| record_err(path, &e))
 }
 
 fn read_checkpoint(dir: &Path) -> Result<CheckpointFile, BurnAdapterError> {
     let path = dir.join(CHECKPOINT_FILE);
     let ckpt: CheckpointFile = read_json(&path)?;
     if ckpt.format_version != CHECKPOINT_VERSION {
-        return Err(io_err(&path, format!(
-            "checkpoint format version {} is not supported (this build reads {CHECKPOINT_VERSION})",
-            ckpt.format_version
-        )));
+        return Err(io_err(
+            &path,
+            format!(
+                "checkpoint format version {} is not supported (this build reads {CHECKPOINT_VERSION})",
+                ckpt.format_version
+            ),
+        ));
     }
     Ok(ckpt)
 }
@@ -166,7 +216,11 @@ pub fn checkpoint_model_path(dir: &Path) -> Result<PathBuf, BurnAdapterError> {
 /// [`BurnAdapterError::UnmatchedState`] if the state names paths the module lacks,
 /// [`BurnAdapterError::Shape`]; the core's [`BurnAdapterError::State`] (other method, version).
 /// `optim` is unchanged on error.
-pub fn load_checkpoint<M: Module>(module: M, optim: &mut ModelOptimizer, dir: &Path) -> Result<M, BurnAdapterError> {
+pub fn load_checkpoint<M: Module>(
+    module: M,
+    optim: &mut ModelOptimizer,
+    dir: &Path,
+) -> Result<M, BurnAdapterError> {
     let ckpt = read_checkpoint(dir)?;
     let at_x = read_record(module.clone(), &dir.join(&ckpt.model_file))?;
     let at_y = read_record(module, &dir.join(&ckpt.train_file))?;

@@ -189,11 +189,13 @@ mod tensor_optimizer;
 mod train_loop;
 
 pub use batch_norm::recalibrate_batch_norm;
-pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_VERSION, checkpoint_model_path, load_checkpoint, save_checkpoint};
+pub use checkpoint::{
+    CHECKPOINT_FILE, CHECKPOINT_VERSION, checkpoint_model_path, load_checkpoint, save_checkpoint,
+};
 pub use error::BurnAdapterError;
 pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
 pub use schedule_lr::ScheduleLr;
-pub use tags::{NORM_LAYER_TYPES, SelectedParam, Selector, TagRules, select_tags};
 pub use schedulefree::PresetConfig;
+pub use tags::{NORM_LAYER_TYPES, SelectedParam, Selector, TagRules, select_tags};
 pub use tensor_optimizer::{TensorOptimizer, TensorState};
 pub use train_loop::{EpochReport, TrainLoop};

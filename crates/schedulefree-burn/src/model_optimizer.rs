@@ -9,7 +9,8 @@ use std::path::Path;
 use burn::module::Module;
 use burn::optim::{GradientsParams, MultiGradientsParams};
 use schedulefree::{
-    DynOptimizer, GroupConfig, GroupStepInfo, OptimizerState, Param, ParamDiagnostics, PresetConfig, StepInfo, StepInputs,
+    DynOptimizer, GroupConfig, GroupStepInfo, OptimizerState, Param, ParamDiagnostics,
+    PresetConfig, StepInfo, StepInputs,
 };
 
 use crate::error::BurnAdapterError;
@@ -95,7 +96,13 @@ impl ModelOptimizer {
     /// [`BurnAdapterError::Config`] for invalid hyperparameters.
     pub fn new(preset: PresetConfig) -> Result<Self, BurnAdapterError> {
         let core = preset.build_dyn::<f32>()?;
-        Ok(ModelOptimizer { preset, core, shapes: BTreeMap::new(), tag_rules: TagRules::new(), diagnostics: false })
+        Ok(ModelOptimizer {
+            preset,
+            core,
+            shapes: BTreeMap::new(),
+            tag_rules: TagRules::new(),
+            diagnostics: false,
+        })
     }
 
     /// Tag parameters by `rules` when they register (on their first gradient): `normalized`
@@ -150,7 +157,11 @@ impl ModelOptimizer {
     /// [`BurnAdapterError::Tensor`], and the core's [`BurnAdapterError::Step`]. No value or
     /// state changes on error (parameters seen for the first time may stay registered, without
     /// state, as after a step in which they had no gradient).
-    pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> Result<(M, StepInfo), BurnAdapterError> {
+    pub fn step<M: Module>(
+        &mut self,
+        module: M,
+        mut grads: GradientsParams,
+    ) -> Result<(M, StepInfo), BurnAdapterError> {
         self.step_from(module, GradSource::Single(&mut grads), None)
     }
 
@@ -203,17 +214,27 @@ impl ModelOptimizer {
             .iter_mut()
             .filter_map(|p| Some(Param::new(&p.path, &mut p.value, p.grad.as_deref()?)))
             .collect();
-        let info = self.core.step_with(&mut core_params, StepInputs { loss, all_reduce: None })?;
+        let info = self.core.step_with(
+            &mut core_params,
+            StepInputs {
+                loss,
+                all_reduce: None,
+            },
+        )?;
         drop(core_params);
         if info.skipped.is_some() {
             return Ok((module, info));
         }
-        let values: HashMap<String, Vec<f32>> = params.into_iter().map(|p| (p.path, p.value)).collect();
+        let values: HashMap<String, Vec<f32>> =
+            params.into_iter().map(|p| (p.path, p.value)).collect();
         Ok((write_params(module, values), info))
     }
 
     /// Check that every registered path is a float parameter of the module with the same shape.
-    fn check_against<'p>(&self, module: impl Iterator<Item = (&'p str, &'p [usize])>) -> Result<(), BurnAdapterError> {
+    fn check_against<'p>(
+        &self,
+        module: impl Iterator<Item = (&'p str, &'p [usize])>,
+    ) -> Result<(), BurnAdapterError> {
         let mut seen = HashSet::with_capacity(self.shapes.len());
         let mut available = Vec::new();
         for (path, shape) in module {
@@ -229,11 +250,19 @@ impl ModelOptimizer {
                 seen.insert(path);
             }
         }
-        let unmatched: Vec<String> = self.shapes.keys().filter(|p| !seen.contains(p.as_str())).cloned().collect();
+        let unmatched: Vec<String> = self
+            .shapes
+            .keys()
+            .filter(|p| !seen.contains(p.as_str()))
+            .cloned()
+            .collect();
         if unmatched.is_empty() {
             Ok(())
         } else {
-            Err(BurnAdapterError::UnmatchedState { paths: unmatched, available })
+            Err(BurnAdapterError::UnmatchedState {
+                paths: unmatched,
+                available,
+            })
         }
     }
 
@@ -260,9 +289,15 @@ impl ModelOptimizer {
         let params = read_params(module)?;
         let mut values = HashMap::new();
         for p in params {
-            let Some(expected) = self.shapes.get(&p.path) else { continue };
+            let Some(expected) = self.shapes.get(&p.path) else {
+                continue;
+            };
             if *expected != p.shape {
-                return Err(BurnAdapterError::Shape { path: p.path, found: p.shape, expected: expected.clone() });
+                return Err(BurnAdapterError::Shape {
+                    path: p.path,
+                    found: p.shape,
+                    expected: expected.clone(),
+                });
             }
             let mut x = vec![0.0_f32; p.value.len()];
             self.core.eval_params_into(&p.path, &p.value, &mut x)?;
@@ -295,7 +330,8 @@ impl ModelOptimizer {
     /// [`BurnAdapterError::Config`] for a negative or non-finite lr.
     pub fn set_lr(&mut self, lr: f64) -> Result<(), BurnAdapterError> {
         let weight_decay = self.core.group_config(0).map_or(0.0, |g| g.weight_decay);
-        self.core.set_group_config(0, GroupConfig { lr, weight_decay })?;
+        self.core
+            .set_group_config(0, GroupConfig { lr, weight_decay })?;
         Ok(())
     }
 
@@ -381,10 +417,13 @@ impl ModelOptimizer {
     pub fn load(&mut self, path: &Path) -> Result<(), BurnAdapterError> {
         let file: OptimizerFile = read_json(path)?;
         if file.format_version != MODEL_OPTIMIZER_FILE_VERSION {
-            return Err(io_err(path, format!(
-                "file format version {} is not supported (this build reads {MODEL_OPTIMIZER_FILE_VERSION})",
-                file.format_version
-            )));
+            return Err(io_err(
+                path,
+                format!(
+                    "file format version {} is not supported (this build reads {MODEL_OPTIMIZER_FILE_VERSION})",
+                    file.format_version
+                ),
+            ));
         }
         if file.state.groups.iter().any(|g| !g.train_mode) {
             return Err(BurnAdapterError::EvalModeState);
@@ -398,17 +437,25 @@ impl ModelOptimizer {
 }
 
 pub(crate) fn io_err(path: &Path, message: impl std::fmt::Display) -> BurnAdapterError {
-    BurnAdapterError::Io { path: path.display().to_string(), message: message.to_string() }
+    BurnAdapterError::Io {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
 }
 
 /// Serialize `value` as JSON and write it atomically.
-pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), BurnAdapterError> {
+pub(crate) fn write_json<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), BurnAdapterError> {
     let bytes = serde_json::to_vec(value).map_err(|e| io_err(path, e))?;
     schedulefree::write_atomic(path, &bytes).map_err(|e| io_err(path, e))
 }
 
 /// Read and parse a JSON file.
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BurnAdapterError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<T, BurnAdapterError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| io_err(path, e))
 }

@@ -46,7 +46,10 @@ impl GradSource<'_> {
 fn host_values<const D: usize>(t: Tensor<D>, path: &str) -> Result<Vec<f32>, BurnAdapterError> {
     t.inner()
         .try_into_vec_as::<f32>()
-        .map_err(|e| BurnAdapterError::Tensor { path: path.to_string(), message: e.to_string() })
+        .map_err(|e| BurnAdapterError::Tensor {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Collects every float parameter (and, with a source, its gradient) with its path.
@@ -68,7 +71,10 @@ impl ModuleVisitor for Collect<'_, '_> {
         // "Array", "Tuple" for collections; collections are not owners.
         let owner = match container_type {
             "Vec" | "Array" | "Tuple" => "",
-            t => t.strip_prefix("Struct:").or_else(|| t.strip_prefix("Enum:")).unwrap_or(t),
+            t => t
+                .strip_prefix("Struct:")
+                .or_else(|| t.strip_prefix("Enum:"))
+                .unwrap_or(t),
         };
         self.types.push(owner.to_string());
     }
@@ -110,7 +116,13 @@ impl ModuleVisitor for Collect<'_, '_> {
             .find(|t| !t.is_empty())
             .cloned()
             .unwrap_or_default();
-        self.out.push(HostParam { path, shape, value, grad, owner });
+        self.out.push(HostParam {
+            path,
+            shape,
+            value,
+            grad,
+            owner,
+        });
     }
 }
 
@@ -129,7 +141,14 @@ fn check_unique(params: &[HostParam]) -> Result<(), BurnAdapterError> {
 /// # Errors
 /// [`BurnAdapterError::Tensor`] if a read fails, [`BurnAdapterError::DuplicatePath`].
 pub(crate) fn read_params<M: Module>(module: &M) -> Result<Vec<HostParam>, BurnAdapterError> {
-    let mut v = Collect { stack: Vec::new(), types: Vec::new(), grads: None, values_only_with_grad: false, out: Vec::new(), error: None };
+    let mut v = Collect {
+        stack: Vec::new(),
+        types: Vec::new(),
+        grads: None,
+        values_only_with_grad: false,
+        out: Vec::new(),
+        error: None,
+    };
     module.visit(&mut v);
     if let Some(e) = v.error {
         return Err(e);
@@ -147,7 +166,14 @@ pub(crate) fn read_params_with_grads<M: Module>(
     module: &M,
     grads: &mut GradSource<'_>,
 ) -> Result<Vec<HostParam>, BurnAdapterError> {
-    let mut v = Collect { stack: Vec::new(), types: Vec::new(), grads: Some(grads), values_only_with_grad: true, out: Vec::new(), error: None };
+    let mut v = Collect {
+        stack: Vec::new(),
+        types: Vec::new(),
+        grads: Some(grads),
+        values_only_with_grad: true,
+        out: Vec::new(),
+        error: None,
+    };
     module.visit(&mut v);
     if let Some(e) = v.error {
         return Err(e);
@@ -199,7 +225,10 @@ impl ModuleMapper for WriteBack<'_> {
 
 /// `param` holding `values` (row-major, its number of elements) instead, with its id, device,
 /// dtype and autodiff state.
-pub(crate) fn replace_value<const D: usize>(param: Param<Tensor<D>>, values: Vec<f32>) -> Param<Tensor<D>> {
+pub(crate) fn replace_value<const D: usize>(
+    param: Param<Tensor<D>>,
+    values: Vec<f32>,
+) -> Param<Tensor<D>> {
     let (id, old, mapper) = param.consume();
     let dims = old.dims();
     let dtype = old.dtype();
@@ -215,6 +244,9 @@ pub(crate) fn replace_value<const D: usize>(param: Param<Tensor<D>>, values: Vec
 /// `module` with the parameters named in `values` replaced (see [`WriteBack`]). Lengths must
 /// have been checked against the shapes by the caller.
 pub(crate) fn write_params<M: Module>(module: M, mut values: HashMap<String, Vec<f32>>) -> M {
-    let mut m = WriteBack { stack: Vec::new(), values: &mut values };
+    let mut m = WriteBack {
+        stack: Vec::new(),
+        values: &mut values,
+    };
     module.map(&mut m)
 }

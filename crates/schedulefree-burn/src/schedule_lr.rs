@@ -47,10 +47,20 @@ impl ScheduleLr {
     /// validation error.
     pub fn new(peak_lr: f64, schedule: ScheduleConfig) -> Result<Self, BurnAdapterError> {
         if !(peak_lr.is_finite() && peak_lr >= 0.0) {
-            return Err(ConfigError::OutOfRange { field: "lr", value: peak_lr, expected: "finite lr >= 0" }.into());
+            return Err(ConfigError::OutOfRange {
+                field: "lr",
+                value: peak_lr,
+                expected: "finite lr >= 0",
+            }
+            .into());
         }
         let built: Arc<dyn Schedule> = Arc::from(schedule.build().map_err(ConfigError::from)?);
-        Ok(ScheduleLr { peak_lr, config: schedule, schedule: built, k: 0 })
+        Ok(ScheduleLr {
+            peak_lr,
+            config: schedule,
+            schedule: built,
+            k: 0,
+        })
     }
 
     /// The lr of the update after `k` completed updates, without advancing.

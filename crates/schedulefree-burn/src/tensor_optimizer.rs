@@ -14,7 +14,9 @@ use burn::module::{Module, ModuleMapper, Param as BurnParam};
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
 use burn::tensor::{DType, Device, Tensor, TensorCreationOptions, TensorData};
 use burn_pack::Scalar;
-use schedulefree::{DynOptimizer, GroupConfig, GroupRecord, GroupStepInfo, Param, ParamRecord, PresetConfig};
+use schedulefree::{
+    DynOptimizer, GroupConfig, GroupRecord, GroupStepInfo, Param, ParamRecord, PresetConfig,
+};
 
 use crate::error::BurnAdapterError;
 use crate::module_params::replace_value;
@@ -70,7 +72,13 @@ impl TensorOptimizer {
     /// [`BurnAdapterError::Config`] for invalid hyperparameters.
     pub fn new(preset: PresetConfig) -> Result<Self, BurnAdapterError> {
         let core = preset.build_dyn::<f32>()?;
-        if core.needs_loss() || core.state().groups.iter().any(|g| !g.learner_state.is_empty()) {
+        if core.needs_loss()
+            || core
+                .state()
+                .groups
+                .iter()
+                .any(|g| !g.learner_state.is_empty())
+        {
             return Err(BurnAdapterError::Config(schedulefree::ConfigError::Unsupported(
                 "learners with global reductions (AdaGrad-Norm, Polyak, Prodigy) need every tensor of the step \
                  at once; use ModelOptimizer (burn's per-tensor Optimizer sees one tensor at a time)"
@@ -78,7 +86,11 @@ impl TensorOptimizer {
             )));
         }
         let weight_decay = core.group_config(0).map_or(0.0, |g| g.weight_decay);
-        Ok(TensorOptimizer { preset, weight_decay, error: Arc::new(Mutex::new(None)) })
+        Ok(TensorOptimizer {
+            preset,
+            weight_decay,
+            error: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// The preset.
@@ -112,11 +124,18 @@ impl TensorOptimizer {
     /// # Errors
     /// [`BurnAdapterError::Record`] if burn cannot serialize the states, [`BurnAdapterError::Tensor`],
     /// the core's errors.
-    pub fn eval_module<M: Module>(&self, optim: &ModuleOptimizer, module: &M) -> Result<M, BurnAdapterError> {
+    pub fn eval_module<M: Module>(
+        &self,
+        optim: &ModuleOptimizer,
+        module: &M,
+    ) -> Result<M, BurnAdapterError> {
         if !self.preset.has_modes() {
             return Ok(module.clone());
         }
-        let record_err = |e: &dyn std::fmt::Display| BurnAdapterError::Record { path: "ModuleOptimizer".into(), message: e.to_string() };
+        let record_err = |e: &dyn std::fmt::Display| BurnAdapterError::Record {
+            path: "ModuleOptimizer".into(),
+            message: e.to_string(),
+        };
         let bytes = optim.into_bytes().map_err(|e| record_err(&e))?;
         let reader = burn_pack::Reader::from_bytes(bytes).map_err(|e| record_err(&e))?;
         let mut source = StateSource::new(reader.scalars().clone());
@@ -124,7 +143,11 @@ impl TensorOptimizer {
             let (name, dtype, shape, _id, bytes) = t.into_parts().map_err(|e| record_err(&e))?;
             source.insert_tensor(name, TensorData::from_bytes(bytes, shape, dtype));
         }
-        let mut mapper = EvalMapper { optim: self, source, error: None };
+        let mut mapper = EvalMapper {
+            optim: self,
+            source,
+            error: None,
+        };
         let out = module.clone().map(&mut mapper);
         match mapper.error {
             Some(e) => Err(e),
@@ -133,7 +156,12 @@ impl TensorOptimizer {
     }
 
     /// `x` for one tensor at `y` = `value` with `state`, by the core.
-    fn eval_host(&self, shape: &[usize], value: &[f32], state: &HostState) -> Result<Vec<f32>, BurnAdapterError> {
+    fn eval_host(
+        &self,
+        shape: &[usize],
+        value: &[f32],
+        state: &HostState,
+    ) -> Result<Vec<f32>, BurnAdapterError> {
         let mut core = self.preset.build_dyn::<f32>()?;
         core.add_param_to(0, NAME, shape)?;
         load_host_state(core.as_mut(), shape, state)?;
@@ -157,7 +185,13 @@ impl TensorOptimizer {
         if let Some(st) = state {
             load_host_state(core.as_mut(), shape, st)?;
         }
-        core.set_group_config(0, GroupConfig { lr, weight_decay: self.weight_decay })?;
+        core.set_group_config(
+            0,
+            GroupConfig {
+                lr,
+                weight_decay: self.weight_decay,
+            },
+        )?;
         let info = core.step(&mut [Param::new(NAME, value, grad)])?;
         if info.skipped.is_some() {
             return Ok(None);
@@ -185,29 +219,52 @@ struct Scalars {
 
 fn host_state(core: &dyn DynOptimizer<f32>) -> Result<HostState, BurnAdapterError> {
     let st = core.state();
-    let missing = |what: &str| BurnAdapterError::Tensor { path: NAME.into(), message: format!("core state lacks {what}") };
+    let missing = |what: &str| BurnAdapterError::Tensor {
+        path: NAME.into(),
+        message: format!("core state lacks {what}"),
+    };
     let g = st.groups.first().ok_or_else(|| missing("group 0"))?;
-    let p = st.params.get(NAME).ok_or_else(|| missing("the parameter"))?;
+    let p = st
+        .params
+        .get(NAME)
+        .ok_or_else(|| missing("the parameter"))?;
     let slots = st
         .slots
         .iter()
         .map(|s| {
             // Buffers are f64 copies of f32 values: the cast back is exact.
-            p.buffers.get(s).map(|b| b.iter().map(|&v| v as f32).collect()).ok_or_else(|| missing(s))
+            p.buffers
+                .get(s)
+                .map(|b| b.iter().map(|&v| v as f32).collect())
+                .ok_or_else(|| missing(s))
         })
         .collect::<Result<Vec<Vec<f32>>, _>>()?;
     Ok(HostState {
-        scalars: Scalars { k: g.k, updates: p.updates, lr_max: g.lr_max, weight_sum: g.weight_sum, last: g.last },
+        scalars: Scalars {
+            k: g.k,
+            updates: p.updates,
+            lr_max: g.lr_max,
+            weight_sum: g.weight_sum,
+            last: g.last,
+        },
         slots,
     })
 }
 
-fn load_host_state(core: &mut dyn DynOptimizer<f32>, shape: &[usize], st: &HostState) -> Result<(), BurnAdapterError> {
+fn load_host_state(
+    core: &mut dyn DynOptimizer<f32>,
+    shape: &[usize],
+    st: &HostState,
+) -> Result<(), BurnAdapterError> {
     let mut s = core.state();
     if s.slots.len() != st.slots.len() {
         return Err(BurnAdapterError::Tensor {
             path: NAME.into(),
-            message: format!("state has {} slot buffers, the preset has {:?}", st.slots.len(), s.slots),
+            message: format!(
+                "state has {} slot buffers, the preset has {:?}",
+                st.slots.len(),
+                s.slots
+            ),
         });
     }
     let c = st.scalars;
@@ -219,8 +276,12 @@ fn load_host_state(core: &mut dyn DynOptimizer<f32>, shape: &[usize], st: &HostS
         last: c.last,
         learner_state: BTreeMap::new(),
     }];
-    let buffers: BTreeMap<String, Vec<f64>> =
-        s.slots.iter().zip(&st.slots).map(|(n, b)| (n.clone(), b.iter().map(|&v| f64::from(v)).collect())).collect();
+    let buffers: BTreeMap<String, Vec<f64>> = s
+        .slots
+        .iter()
+        .zip(&st.slots)
+        .map(|(n, b)| (n.clone(), b.iter().map(|&v| f64::from(v)).collect()))
+        .collect();
     s.params.insert(
         NAME.to_string(),
         ParamRecord {
@@ -277,7 +338,11 @@ impl<const D: usize> RecordState for TensorState<D> {
         out.push_scalar(prefix, "last_grad_l1", Scalar::from(c.last.grad_l1));
         out.push_scalar(prefix, "last_grad_l2", Scalar::from(c.last.grad_l2));
         out.push_scalar(prefix, "last_lr_factor", Scalar::from(c.last.lr_factor));
-        out.push_scalar(prefix, "last_skipped_steps", Scalar::from(c.last.skipped_steps));
+        out.push_scalar(
+            prefix,
+            "last_skipped_steps",
+            Scalar::from(c.last.skipped_steps),
+        );
         out.push_scalar(prefix, "slots", Scalar::from(self.slots.len()));
         for (i, t) in self.slots.iter().enumerate() {
             out.push_tensor(prefix, &format!("slot.{i}"), t.to_data());
@@ -304,25 +369,43 @@ impl<const D: usize> RecordState for TensorState<D> {
         };
         let n: usize = scalar(src, prefix, "slots")?;
         let slots = (0..n)
-            .map(|i| src.take_tensor(prefix, &format!("slot.{i}")).map(|d| Tensor::from_data(d, device)))
+            .map(|i| {
+                src.take_tensor(prefix, &format!("slot.{i}"))
+                    .map(|d| Tensor::from_data(d, device))
+            })
             .collect::<Option<Vec<_>>>()?;
         Some(TensorState { scalars, slots })
     }
 }
 
 fn host<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, BurnAdapterError> {
-    t.try_into_vec_as::<f32>().map_err(|e| BurnAdapterError::Tensor { path: what.into(), message: e.to_string() })
+    t.try_into_vec_as::<f32>()
+        .map_err(|e| BurnAdapterError::Tensor {
+            path: what.into(),
+            message: e.to_string(),
+        })
 }
 
 /// A tensor of `like`'s shape, device and dtype holding `values`.
-fn device_tensor<const D: usize>(values: Vec<f32>, dims: [usize; D], like: &Tensor<D>) -> Tensor<D> {
+fn device_tensor<const D: usize>(
+    values: Vec<f32>,
+    dims: [usize; D],
+    like: &Tensor<D>,
+) -> Tensor<D> {
     let t = slot_tensor(values, dims, &like.device());
-    if t.dtype() == like.dtype() { t } else { t.cast(like.dtype()) }
+    if t.dtype() == like.dtype() {
+        t
+    } else {
+        t.cast(like.dtype())
+    }
 }
 
 /// An `f32` tensor (slot buffers stay `f32` whatever the parameter's dtype).
 fn slot_tensor<const D: usize>(values: Vec<f32>, dims: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::<D>::from_data(TensorData::new(values, dims), TensorCreationOptions::new(device.clone()).with_dtype(DType::F32))
+    Tensor::<D>::from_data(
+        TensorData::new(values, dims),
+        TensorCreationOptions::new(device.clone()).with_dtype(DType::F32),
+    )
 }
 
 impl Optimizer for TensorOptimizer {
@@ -342,15 +425,29 @@ impl Optimizer for TensorOptimizer {
             let prev = match &state {
                 Some(s) => Some(HostState {
                     scalars: s.scalars,
-                    slots: s.slots.iter().map(|t| host(t.clone(), "state slot")).collect::<Result<_, _>>()?,
+                    slots: s
+                        .slots
+                        .iter()
+                        .map(|t| host(t.clone(), "state slot"))
+                        .collect::<Result<_, _>>()?,
                 }),
                 None => None,
             };
             let Some(next) = self.step_host(lr, &dims, &mut value, &g, prev.as_ref())? else {
                 return Ok(None);
             };
-            let slots = next.slots.into_iter().map(|b| slot_tensor(b, dims, &tensor.device())).collect();
-            Ok(Some((device_tensor(value, dims, &tensor), TensorState { scalars: next.scalars, slots })))
+            let slots = next
+                .slots
+                .into_iter()
+                .map(|b| slot_tensor(b, dims, &tensor.device()))
+                .collect();
+            Ok(Some((
+                device_tensor(value, dims, &tensor),
+                TensorState {
+                    scalars: next.scalars,
+                    slots,
+                },
+            )))
         };
         match attempt() {
             Ok(Some((t, s))) => (t, Some(s)),
@@ -363,7 +460,14 @@ impl Optimizer for TensorOptimizer {
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        TensorState { scalars: state.scalars, slots: state.slots.into_iter().map(|t| t.to_device(device)).collect() }
+        TensorState {
+            scalars: state.scalars,
+            slots: state
+                .slots
+                .into_iter()
+                .map(|t| t.to_device(device))
+                .collect(),
+        }
     }
 }
 
@@ -380,14 +484,27 @@ impl ModuleMapper for EvalMapper<'_> {
             return param;
         }
         let prefix = param.id.val().to_string();
-        let Some(state) = TensorState::<D>::state_unflatten(&prefix, &mut self.source, &Device::default()) else {
+        let Some(state) =
+            TensorState::<D>::state_unflatten(&prefix, &mut self.source, &Device::default())
+        else {
             return param;
         };
         let attempt = || -> Result<Vec<f32>, BurnAdapterError> {
             let value = host(param.val(), "parameter")?;
-            let slots = state.slots.iter().map(|t| host(t.clone(), "state slot")).collect::<Result<_, _>>()?;
+            let slots = state
+                .slots
+                .iter()
+                .map(|t| host(t.clone(), "state slot"))
+                .collect::<Result<_, _>>()?;
             let dims = param.lazy_shape().to_vec();
-            self.optim.eval_host(&dims, &value, &HostState { scalars: state.scalars, slots })
+            self.optim.eval_host(
+                &dims,
+                &value,
+                &HostState {
+                    scalars: state.scalars,
+                    slots,
+                },
+            )
         };
         match attempt() {
             Ok(x) => replace_value(param, x),

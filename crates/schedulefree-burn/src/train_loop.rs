@@ -37,7 +37,10 @@ pub struct TrainLoop {
 impl TrainLoop {
     /// `epochs` epochs, validating at `x`.
     pub fn new(epochs: usize) -> Self {
-        TrainLoop { epochs, validate_at_x: true }
+        TrainLoop {
+            epochs,
+            validate_at_x: true,
+        }
     }
 
     /// Turn validation at `x` on or off.
@@ -83,10 +86,18 @@ impl TrainLoop {
                 steps += 1;
             }
             let at_x = self.validate_at_x && optim.has_modes();
-            let valid = if at_x { optim.eval_module(&module)?.valid() } else { module.valid() };
+            let valid = if at_x {
+                optim.eval_module(&module)?.valid()
+            } else {
+                module.valid()
+            };
             reports.push(EpochReport {
                 epoch,
-                train_loss: if steps == 0 { f64::NAN } else { total / steps as f64 },
+                train_loss: if steps == 0 {
+                    f64::NAN
+                } else {
+                    total / steps as f64
+                },
                 steps,
                 validated_at_x: at_x,
                 validation: validate(&valid),

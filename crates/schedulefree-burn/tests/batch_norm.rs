@@ -32,15 +32,26 @@ impl Net {
 }
 
 fn host(t: Tensor<1>) -> Vec<f64> {
-    t.inner().try_into_vec_as::<f32>().expect("readable").into_iter().map(f64::from).collect()
+    t.inner()
+        .try_into_vec_as::<f32>()
+        .expect("readable")
+        .into_iter()
+        .map(f64::from)
+        .collect()
 }
 
 fn trained(device: &Device, momentum: f64) -> (Net, ModelOptimizer) {
     let mut net = Net::new(device, momentum);
-    let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree { lr: 0.05, warmup_steps: 2, ..Default::default() });
+    let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+        lr: 0.05,
+        warmup_steps: 2,
+        ..Default::default()
+    });
     let mut optim = ModelOptimizer::new(preset).expect("valid");
     for step in 0..6 {
-        let loss = (net.forward(matrix(8, 4, step, device)) - matrix(8, 2, step + 50, device)).powf_scalar(2.0).mean();
+        let loss = (net.forward(matrix(8, 4, step, device)) - matrix(8, 2, step + 50, device))
+            .powf_scalar(2.0)
+            .mean();
         let g = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(net, g).expect("step").0;
     }
@@ -52,13 +63,18 @@ fn running_stats_are_the_mean_over_batches_at_x() {
     let device = Device::default().autodiff();
     for momentum in [0.1, 0.35] {
         let (net, optim) = trained(&device, momentum);
-        assert!(optim.param_shapes().keys().all(|p| !p.contains("running")), "running stats are not optimized");
+        assert!(
+            optim.param_shapes().keys().all(|p| !p.contains("running")),
+            "running stats are not optimized"
+        );
         assert!(optim.param_shapes().contains_key("bn.gamma"));
         let y_mean_before = host(net.bn.running_mean.value_sync());
 
         let at_x = optim.eval_module(&net).expect("x");
         let batches: Vec<Tensor<2>> = (0..5).map(|i| matrix(8, 4, 100 + i, &device)).collect();
-        let recal = recalibrate_batch_norm(at_x.clone(), batches.clone(), |m: &Net, b| m.forward(b)).expect("recalibrate");
+        let recal =
+            recalibrate_batch_norm(at_x.clone(), batches.clone(), |m: &Net, b| m.forward(b))
+                .expect("recalibrate");
 
         // Expected: per-batch statistics of the BN input at x, averaged.
         let (mut mean, mut var) = (vec![0.0; 3], vec![0.0; 3]);
@@ -76,17 +92,38 @@ fn running_stats_are_the_mean_over_batches_at_x() {
         let got_mean = host(recal.bn.running_mean.value());
         let got_var = host(recal.bn.running_var.value());
         for i in 0..3 {
-            assert!((got_mean[i] - mean[i]).abs() <= 1e-5 * (1.0 + mean[i].abs()), "momentum {momentum}: mean {got_mean:?} vs {mean:?}");
-            assert!((got_var[i] - var[i]).abs() <= 1e-5 * (1.0 + var[i].abs()), "momentum {momentum}: var {got_var:?} vs {var:?}");
+            assert!(
+                (got_mean[i] - mean[i]).abs() <= 1e-5 * (1.0 + mean[i].abs()),
+                "momentum {momentum}: mean {got_mean:?} vs {mean:?}"
+            );
+            assert!(
+                (got_var[i] - var[i]).abs() <= 1e-5 * (1.0 + var[i].abs()),
+                "momentum {momentum}: var {got_var:?} vs {var:?}"
+            );
         }
         assert_eq!(recal.bn.momentum, momentum, "momentum unchanged");
-        assert_eq!(host(net.bn.running_mean.value_sync()), y_mean_before, "the training module's stats are untouched");
+        assert_eq!(
+            host(net.bn.running_mean.value_sync()),
+            y_mean_before,
+            "the training module's stats are untouched"
+        );
         // A validation module comes back as one, with the same statistics.
-        let from_valid = recalibrate_batch_norm(at_x.valid(), batches.clone(), |m: &Net, b| m.forward(b)).expect("recalibrate");
+        let from_valid =
+            recalibrate_batch_norm(at_x.valid(), batches.clone(), |m: &Net, b| m.forward(b))
+                .expect("recalibrate");
         assert!(!from_valid.lin.weight.val().is_autodiff());
-        assert!(recal.lin.weight.val().is_autodiff(), "a training-state module stays one");
+        assert!(
+            recal.lin.weight.val().is_autodiff(),
+            "a training-state module stays one"
+        );
         let again = host(from_valid.bn.running_mean.value());
-        assert!(again.iter().zip(&got_mean).all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs())), "{again:?} vs {got_mean:?}");
+        assert!(
+            again
+                .iter()
+                .zip(&got_mean)
+                .all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs())),
+            "{again:?} vs {got_mean:?}"
+        );
         // The recalibrated module validates.
         let out = recal.valid().forward(matrix(2, 4, 7, &Device::default()));
         assert_eq!(out.dims(), [2, 2]);
@@ -104,15 +141,34 @@ fn refusals_are_errors() {
     let device = Device::default().autodiff();
     let net = Net::new(&device, 0.1);
     let none: Vec<Tensor<2>> = Vec::new();
-    assert!(matches!(recalibrate_batch_norm(net, none, |m: &Net, b| m.forward(b)), Err(BurnAdapterError::BatchNorm(_))));
+    assert!(matches!(
+        recalibrate_batch_norm(net, none, |m: &Net, b| m.forward(b)),
+        Err(BurnAdapterError::BatchNorm(_))
+    ));
 
-    let noisy = Noisy { drop: DropoutConfig::new(0.5).init(), bn: BatchNormConfig::new(3).init(&device) };
+    let noisy = Noisy {
+        drop: DropoutConfig::new(0.5).init(),
+        bn: BatchNormConfig::new(3).init(&device),
+    };
     let batches = vec![matrix(64, 3, 1, &device)];
-    let r = recalibrate_batch_norm(noisy, batches, |m: &Noisy, b| m.bn.forward(m.drop.forward(b)));
-    assert!(matches!(r, Err(BurnAdapterError::BatchNorm(ref s)) if s.contains("deterministic")), "{r:?}");
+    let r = recalibrate_batch_norm(noisy, batches, |m: &Noisy, b| {
+        m.bn.forward(m.drop.forward(b))
+    });
+    assert!(
+        matches!(r, Err(BurnAdapterError::BatchNorm(ref s)) if s.contains("deterministic")),
+        "{r:?}"
+    );
 
     // No batch norm: returned unchanged.
     let plain = LinearConfig::new(2, 2).init(&device);
-    let same = recalibrate_batch_norm(plain.clone(), vec![matrix(2, 2, 0, &device)], |m: &Linear, b| m.forward(b)).expect("ok");
-    assert_eq!(same.weight.val().into_data(), plain.weight.val().into_data());
+    let same = recalibrate_batch_norm(
+        plain.clone(),
+        vec![matrix(2, 2, 0, &device)],
+        |m: &Linear, b| m.forward(b),
+    )
+    .expect("ok");
+    assert_eq!(
+        same.weight.val().into_data(),
+        plain.weight.val().into_data()
+    );
 }

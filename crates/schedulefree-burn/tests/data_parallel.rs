@@ -20,10 +20,18 @@ const DOUT: usize = 3;
 
 /// Sum of squared errors on rows `range` of batch `step`, divided by the whole batch's element
 /// count, so that the replicas' gradients sum to the gradient of the whole batch's mean.
-fn partial_loss(model: &Mlp, step: usize, rows: std::ops::Range<usize>, device: &Device) -> Tensor<1> {
+fn partial_loss(
+    model: &Mlp,
+    step: usize,
+    rows: std::ops::Range<usize>,
+    device: &Device,
+) -> Tensor<1> {
     let x = matrix(ROWS, 4, step, device).slice([rows.clone(), 0..4]);
     let t = matrix(ROWS, DOUT, step + 1000, device).slice([rows, 0..DOUT]);
-    (model.forward(x) - t).powf_scalar(2.0).sum().div_scalar((ROWS * DOUT) as f64)
+    (model.forward(x) - t)
+        .powf_scalar(2.0)
+        .sum()
+        .div_scalar((ROWS * DOUT) as f64)
 }
 
 fn replica_grads(model: &Mlp, step: usize, device: &Device) -> MultiGradientsParams {
@@ -36,12 +44,18 @@ fn replica_grads(model: &Mlp, step: usize, device: &Device) -> MultiGradientsPar
                 let device = device.clone();
                 let rows = rows.clone();
                 s.spawn(move || {
-                    let g = GradientsParams::from_grads(partial_loss(&replica, step, rows, &device).backward(), &replica);
+                    let g = GradientsParams::from_grads(
+                        partial_loss(&replica, step, rows, &device).backward(),
+                        &replica,
+                    );
                     (g, device)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("replica thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("replica thread"))
+            .collect()
     });
     MultiGradientsParams { grads }
 }
@@ -52,8 +66,16 @@ fn full_grads(model: &Mlp, step: usize, device: &Device) -> GradientsParams {
 
 fn presets() -> Vec<PresetConfig> {
     vec![
-        PresetConfig::SgdScheduleFree(SgdScheduleFree { lr: 0.5, warmup_steps: 2, ..Default::default() }),
-        PresetConfig::AdamWScheduleFree(AdamWScheduleFree { lr: 0.01, warmup_steps: 2, ..Default::default() }),
+        PresetConfig::SgdScheduleFree(SgdScheduleFree {
+            lr: 0.5,
+            warmup_steps: 2,
+            ..Default::default()
+        }),
+        PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+            lr: 0.01,
+            warmup_steps: 2,
+            ..Default::default()
+        }),
     ]
 }
 
@@ -72,18 +94,50 @@ fn two_replicas_equal_one_device_on_the_combined_batch() {
         let mut t1: ModuleOptimizer = TensorOptimizer::new(preset.clone()).expect("valid").into();
         let mut t2: ModuleOptimizer = TensorOptimizer::new(preset.clone()).expect("valid").into();
         for step in 0..6 {
-            single = o1.step(single.clone(), full_grads(&single, step, &device)).expect("step").0;
-            multi = o2.step_multi(multi.clone(), replica_grads(&multi, step, &device)).expect("step").0;
-            single_t = t1.step(preset.lr(), single_t.clone(), full_grads(&single_t, step, &device));
-            multi_t = t2.step_multi(preset.lr(), multi_t.clone(), replica_grads(&multi_t, step, &device));
+            single = o1
+                .step(single.clone(), full_grads(&single, step, &device))
+                .expect("step")
+                .0;
+            multi = o2
+                .step_multi(multi.clone(), replica_grads(&multi, step, &device))
+                .expect("step")
+                .0;
+            single_t = t1.step(
+                preset.lr(),
+                single_t.clone(),
+                full_grads(&single_t, step, &device),
+            );
+            multi_t = t2.step_multi(
+                preset.lr(),
+                multi_t.clone(),
+                replica_grads(&multi_t, step, &device),
+            );
             // Only the summation order of the gradient differs.
             let d = max_rel_diff(&values(&multi), &values(&single));
-            assert!(d < 1e-4, "{} step {step}: module-level differs by {d:e}", preset.name());
+            assert!(
+                d < 1e-4,
+                "{} step {step}: module-level differs by {d:e}",
+                preset.name()
+            );
             let d = max_rel_diff(&values(&multi_t), &values(&single_t));
-            assert!(d < 1e-4, "{} step {step}: per-tensor differs by {d:e}", preset.name());
-            let dx = max_rel_diff(&values(&o2.eval_module(&multi).expect("x")), &values(&o1.eval_module(&single).expect("x")));
-            assert!(dx < 1e-4, "{} step {step}: x differs by {dx:e}", preset.name());
+            assert!(
+                d < 1e-4,
+                "{} step {step}: per-tensor differs by {d:e}",
+                preset.name()
+            );
+            let dx = max_rel_diff(
+                &values(&o2.eval_module(&multi).expect("x")),
+                &values(&o1.eval_module(&single).expect("x")),
+            );
+            assert!(
+                dx < 1e-4,
+                "{} step {step}: x differs by {dx:e}",
+                preset.name()
+            );
         }
-        assert!(max_rel_diff(&values(&single), &initial) > 1e-3, "training moved the parameters");
+        assert!(
+            max_rel_diff(&values(&single), &initial) > 1e-3,
+            "training moved the parameters"
+        );
     }
 }

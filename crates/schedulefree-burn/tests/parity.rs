@@ -23,7 +23,11 @@ struct Core {
 }
 
 impl Core {
-    fn new(preset: &PresetConfig, y: BTreeMap<String, Vec<f32>>, shapes: &BTreeMap<String, Vec<usize>>) -> Self {
+    fn new(
+        preset: &PresetConfig,
+        y: BTreeMap<String, Vec<f32>>,
+        shapes: &BTreeMap<String, Vec<usize>>,
+    ) -> Self {
         let mut opt = preset.build_dyn::<f32>().expect("valid preset");
         for (name, shape) in shapes {
             opt.add_param_to(0, name, shape).expect("new name");
@@ -31,7 +35,11 @@ impl Core {
         Core { opt, y }
     }
     fn step(&mut self, g: &BTreeMap<String, Vec<f32>>) {
-        let mut ps: Vec<Param<'_, f32>> = self.y.iter_mut().map(|(n, v)| Param::new(n, v, &g[n])).collect();
+        let mut ps: Vec<Param<'_, f32>> = self
+            .y
+            .iter_mut()
+            .map(|(n, v)| Param::new(n, v, &g[n]))
+            .collect();
         self.opt.step(&mut ps).expect("train mode");
     }
     fn x(&self) -> BTreeMap<String, Vec<f32>> {
@@ -39,7 +47,9 @@ impl Core {
             .iter()
             .map(|(n, v)| {
                 let mut out = vec![0.0; v.len()];
-                self.opt.eval_params_into(n, v, &mut out).expect("registered");
+                self.opt
+                    .eval_params_into(n, v, &mut out)
+                    .expect("registered");
                 (n.clone(), out)
             })
             .collect()
@@ -57,7 +67,13 @@ fn shapes(m: &Mlp) -> BTreeMap<String, Vec<usize>> {
     s
 }
 
-fn assert_equal(what: &str, preset: &PresetConfig, step: usize, got: &BTreeMap<String, Vec<f32>>, want: &BTreeMap<String, Vec<f32>>) {
+fn assert_equal(
+    what: &str,
+    preset: &PresetConfig,
+    step: usize,
+    got: &BTreeMap<String, Vec<f32>>,
+    want: &BTreeMap<String, Vec<f32>>,
+) {
     // Same inputs through the same core code: equal to the last bit (the brief's bound is f32
     // rounding; equality is stronger and holds).
     assert!(
@@ -92,12 +108,23 @@ fn model_optimizer_matches_core_for_y_and_x_across_save_load() {
             assert_equal("y", &preset, step, &values(&model), &core.y);
             let x = optim.eval_module(&model).expect("eval point");
             assert_equal("x", &preset, step, &values(&x), &core.x());
-            assert!(model.layers[0].weight.val().is_require_grad(), "the stepped module stays trainable");
+            assert!(
+                model.layers[0].weight.val().is_require_grad(),
+                "the stepped module stays trainable"
+            );
             // The eval copy validates without autodiff.
-            let _ = x.valid().forward(common::matrix(2, 4, 99, &Device::default()));
+            let _ = x
+                .valid()
+                .forward(common::matrix(2, 4, 99, &Device::default()));
         }
         if preset.has_modes() {
-            assert!(max_rel_diff(&values(&optim.eval_module(&model).expect("x")), &values(&model)) > 0.0, "x differs from y");
+            assert!(
+                max_rel_diff(
+                    &values(&optim.eval_module(&model).expect("x")),
+                    &values(&model)
+                ) > 0.0,
+                "x differs from y"
+            );
         }
     }
 }
@@ -114,7 +141,8 @@ fn tensor_optimizer_matches_core_for_y_and_x_across_save_load() {
             if step == SAVE_AT {
                 // Through burn's own record format (burnpack bytes) into a fresh ModuleOptimizer.
                 let bytes = optim.into_bytes().expect("record");
-                let fresh: ModuleOptimizer = TensorOptimizer::new(preset.clone()).expect("valid").into();
+                let fresh: ModuleOptimizer =
+                    TensorOptimizer::new(preset.clone()).expect("valid").into();
                 optim = fresh.from_bytes(bytes).expect("load record");
             }
             let g = grads(&model, step, &device);
@@ -123,9 +151,14 @@ fn tensor_optimizer_matches_core_for_y_and_x_across_save_load() {
             core.step(&host_g);
             assert!(tensor_optim.take_error().is_none());
             assert_equal("y", &preset, step, &values(&model), &core.y);
-            let x = tensor_optim.eval_module(&optim, &model).expect("eval point");
+            let x = tensor_optim
+                .eval_module(&optim, &model)
+                .expect("eval point");
             assert_equal("x", &preset, step, &values(&x), &core.x());
-            assert!(model.layers[1].weight.val().is_require_grad(), "the stepped module stays trainable");
+            assert!(
+                model.layers[1].weight.val().is_require_grad(),
+                "the stepped module stays trainable"
+            );
         }
     }
 }

@@ -25,18 +25,40 @@ fn validation_runs_at_x_unless_turned_off() {
                 |epoch| (0..4).map(move |i| epoch * 4 + i),
                 |m: &Mlp, seed| mse(m, seed, &device),
                 |m: &Mlp| {
-                    assert!(!m.layers[0].weight.val().is_autodiff(), "validation module has no autodiff");
+                    assert!(
+                        !m.layers[0].weight.val().is_autodiff(),
+                        "validation module has no autodiff"
+                    );
                     values(m)
                 },
             )
             .expect("training");
         assert_eq!(reports.len(), 3);
-        assert!(reports.iter().all(|r| r.steps == 4 && r.train_loss.is_finite() && r.validated_at_x == at_x));
+        assert!(
+            reports
+                .iter()
+                .all(|r| r.steps == 4 && r.train_loss.is_finite() && r.validated_at_x == at_x)
+        );
         let last: &BTreeMap<String, Vec<f32>> = &reports[2].validation;
-        let want = if at_x { values(&optim.eval_module(&model).expect("x")) } else { values(&model) };
-        assert!(same_bits(last, &want), "validated at the wrong point (at_x = {at_x})");
-        assert!(max_rel_diff(&values(&optim.eval_module(&model).expect("x")), &values(&model)) > 0.0);
-        assert!(reports[2].train_loss < reports[0].train_loss, "loss goes down: {reports:?}");
+        let want = if at_x {
+            values(&optim.eval_module(&model).expect("x"))
+        } else {
+            values(&model)
+        };
+        assert!(
+            same_bits(last, &want),
+            "validated at the wrong point (at_x = {at_x})"
+        );
+        assert!(
+            max_rel_diff(
+                &values(&optim.eval_module(&model).expect("x")),
+                &values(&model)
+            ) > 0.0
+        );
+        assert!(
+            reports[2].train_loss < reports[0].train_loss,
+            "loss goes down: {reports:?}"
+        );
     }
 }
 
@@ -48,7 +70,10 @@ fn tensor_optimizer_records_refused_steps() {
     let model = Mlp::new(&device, &[4, 8, 3]);
     let before = values(&model);
     let model = optim.step(-1.0, model.clone(), grads(&model, 0, &device));
-    assert!(same_bits(&values(&model), &before), "a refused step leaves the tensors unchanged");
+    assert!(
+        same_bits(&values(&model), &before),
+        "a refused step leaves the tensors unchanged"
+    );
     let err = topt.take_error().expect("the refusal is recorded");
     assert!(err.to_string().contains("lr"), "{err}");
     assert!(topt.take_error().is_none(), "taken once");

@@ -6,7 +6,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use schedulefree::{AdamWScheduleFree, PresetConfig, SgdScheduleFree};
 use schedulefree_candle::ScheduleFreeOptimizer;
 
@@ -20,8 +20,12 @@ fn vars_and_grads() -> (Vec<Var>, GradStore) {
         .enumerate()
         .map(|(i, s)| {
             let n: usize = s.iter().product();
-            let w: Vec<f32> = (0..n).map(|j| ((i * 7919 + j) as f32 * 0.618).sin() * 0.05).collect();
-            let g: Vec<f32> = (0..n).map(|j| ((i * 104_729 + j) as f32 * 0.377).cos() * 1e-3).collect();
+            let w: Vec<f32> = (0..n)
+                .map(|j| ((i * 7919 + j) as f32 * 0.618).sin() * 0.05)
+                .collect();
+            let g: Vec<f32> = (0..n)
+                .map(|j| ((i * 104_729 + j) as f32 * 0.377).cos() * 1e-3)
+                .collect();
             let var = Var::from_tensor(&Tensor::from_vec(w, *s, &dev).unwrap()).unwrap();
             grads.insert(var.as_tensor(), Tensor::from_vec(g, *s, &dev).unwrap());
             var
@@ -35,15 +39,38 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("mlp_784_256_256_10_step");
     {
         let (vars, grads) = vars_and_grads();
-        let mut opt = AdamW::new(vars, ParamsAdamW { lr: 1e-3, weight_decay: 0.01, ..Default::default() }).unwrap();
+        let mut opt = AdamW::new(
+            vars,
+            ParamsAdamW {
+                lr: 1e-3,
+                weight_decay: 0.01,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         group.bench_function("candle_nn::AdamW", |b| b.iter(|| opt.step(&grads).unwrap()));
     }
     let ours = [
-        ("ours: AdamWScheduleFree", PresetConfig::AdamWScheduleFree(AdamWScheduleFree { weight_decay: 0.01, ..Default::default() })),
-        ("ours: SgdScheduleFree", PresetConfig::SgdScheduleFree(SgdScheduleFree { lr: 0.1, ..Default::default() })),
+        (
+            "ours: AdamWScheduleFree",
+            PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+                weight_decay: 0.01,
+                ..Default::default()
+            }),
+        ),
+        (
+            "ours: SgdScheduleFree",
+            PresetConfig::SgdScheduleFree(SgdScheduleFree {
+                lr: 0.1,
+                ..Default::default()
+            }),
+        ),
         (
             "ours: AdamW (last iterate)",
-            serde_json::from_str(r#"{"method": "adamw", "config": {"lr": 0.001, "weight_decay": 0.01}}"#).unwrap(),
+            serde_json::from_str(
+                r#"{"method": "adamw", "config": {"lr": 0.001, "weight_decay": 0.01}}"#,
+            )
+            .unwrap(),
         ),
     ];
     for (name, config) in ours {

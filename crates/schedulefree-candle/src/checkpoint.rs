@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use candle_core::Var;
 use candle_nn::VarMap;
 
-use crate::error::CandleAdapterError;
-use crate::host::{to_host, HostElement};
 use crate::driver::Driver;
-use crate::optimizer::{varmap_vars, with_driver, Core, ScheduleFreeOptimizer};
+use crate::error::CandleAdapterError;
+use crate::host::{HostElement, to_host};
+use crate::optimizer::{Core, ScheduleFreeOptimizer, varmap_vars, with_driver};
 use crate::state_file;
-use crate::tensor_file::{self, meta, HostTensor, NamedTensors};
+use crate::tensor_file::{self, HostTensor, NamedTensors, meta};
 
 /// The model at `x`, by `VarMap` name.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -40,7 +40,9 @@ const POINT_FORMAT: &str = "schedulefree-candle/point";
 
 /// A fresh id shared by the files of one save.
 fn checkpoint_id(k: u64) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     format!("k{k}-{nanos}-{}", std::process::id())
 }
 
@@ -56,11 +58,17 @@ impl ScheduleFreeOptimizer {
     pub fn save_checkpoint(&self, varmap: &VarMap, dir: &Path) -> Result<(), CandleAdapterError> {
         let vars = varmap_vars(varmap)?;
         let names = self.varmap_names(&vars)?;
-        std::fs::create_dir_all(dir).map_err(|source| CandleAdapterError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| CandleAdapterError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let st = self.state();
         let id = checkpoint_id(st.groups.first().map_or(0, |g| g.k));
         let point_meta = || {
-            HashMap::from([("format".to_string(), POINT_FORMAT.to_string()), ("checkpoint".to_string(), id.clone())])
+            HashMap::from([
+                ("format".to_string(), POINT_FORMAT.to_string()),
+                ("checkpoint".to_string(), id.clone()),
+            ])
         };
         let (model, train_point) = with_driver!(&self.core, d => points(d, &vars))?;
         let tp_path = dir.join(TRAIN_POINT_FILE);
@@ -68,15 +76,19 @@ impl ScheduleFreeOptimizer {
             Some(y) => tensor_file::write(&tp_path, y, point_meta())?,
             None => match std::fs::remove_file(&tp_path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(CandleAdapterError::Io { path: tp_path, source: e });
+                    return Err(CandleAdapterError::Io {
+                        path: tp_path,
+                        source: e,
+                    });
                 }
                 _ => {}
             },
         }
-        let names_json = serde_json::to_string(&names).map_err(|e| CandleAdapterError::Safetensors {
-            path: dir.join(OPTIMIZER_FILE),
-            message: e.to_string(),
-        })?;
+        let names_json =
+            serde_json::to_string(&names).map_err(|e| CandleAdapterError::Safetensors {
+                path: dir.join(OPTIMIZER_FILE),
+                message: e.to_string(),
+            })?;
         let extra = [("checkpoint", id.clone()), (VARMAP_NAMES, names_json)];
         state_file::save(&dir.join(OPTIMIZER_FILE), &st, &self.config, &extra)?;
         tensor_file::write(&dir.join(MODEL_FILE), &model, point_meta())
@@ -98,20 +110,29 @@ impl ScheduleFreeOptimizer {
     /// [`CandleAdapterError::VarNotInVarMap`], [`CandleAdapterError::Io`],
     /// [`CandleAdapterError::Safetensors`], [`CandleAdapterError::Metadata`];
     /// [`CandleAdapterError::Candle`] if writing a var fails (then some vars may be set).
-    pub fn load_checkpoint(&mut self, varmap: &VarMap, dir: &Path) -> Result<(), CandleAdapterError> {
+    pub fn load_checkpoint(
+        &mut self,
+        varmap: &VarMap,
+        dir: &Path,
+    ) -> Result<(), CandleAdapterError> {
         let vars = varmap_vars(varmap)?;
         let names = self.varmap_names(&vars)?;
         let opt_path = dir.join(OPTIMIZER_FILE);
         let (mut st, opt_meta) = state_file::load(&opt_path)?;
         let id = meta(&opt_path, &opt_meta, "checkpoint")?;
-        let saved_names: BTreeMap<String, String> = serde_json::from_str(meta(&opt_path, &opt_meta, VARMAP_NAMES)?)
-            .map_err(|e| CandleAdapterError::Metadata {
-                path: opt_path.clone(),
-                key: VARMAP_NAMES.into(),
-                message: e.to_string(),
+        let saved_names: BTreeMap<String, String> =
+            serde_json::from_str(meta(&opt_path, &opt_meta, VARMAP_NAMES)?).map_err(|e| {
+                CandleAdapterError::Metadata {
+                    path: opt_path.clone(),
+                    key: VARMAP_NAMES.into(),
+                    message: e.to_string(),
+                }
             })?;
         // Re-key the saved state from the saving optimizer's names to ours, via VarMap names.
-        let ours: HashMap<&str, &str> = names.iter().map(|(o, v)| (v.as_str(), o.as_str())).collect();
+        let ours: HashMap<&str, &str> = names
+            .iter()
+            .map(|(o, v)| (v.as_str(), o.as_str()))
+            .collect();
         st.params = std::mem::take(&mut st.params)
             .into_iter()
             .map(|(saved, rec)| {
@@ -128,25 +149,38 @@ impl ScheduleFreeOptimizer {
         let mut model = read_point(&model_path, id, dir)?;
         let saved_train_mode = st.groups.first().is_none_or(|g| g.train_mode);
         let tp_path = dir.join(TRAIN_POINT_FILE);
-        let train_point = if self.has_modes() && saved_train_mode { Some(read_point(&tp_path, id, dir)?) } else { None };
+        let train_point = if self.has_modes() && saved_train_mode {
+            Some(read_point(&tp_path, id, dir)?)
+        } else {
+            None
+        };
         let mut values: Vec<(&Var, HostTensor)> = Vec::with_capacity(vars.len());
         for (name, var) in &vars {
             let t = take_matching(&mut model, &model_path, name, var)?;
             values.push((var, t));
         }
         if let Some(name) = model.keys().min() {
-            return Err(CandleAdapterError::UnexpectedTensor { path: model_path, name: name.clone() });
+            return Err(CandleAdapterError::UnexpectedTensor {
+                path: model_path,
+                name: name.clone(),
+            });
         }
         if let Some(mut tp) = train_point {
             for (var, value) in &mut values {
-                if let Some(vm) = vars.iter().find(|(_, v)| v.id() == var.id()).map(|(n, _)| n)
+                if let Some(vm) = vars
+                    .iter()
+                    .find(|(_, v)| v.id() == var.id())
+                    .map(|(n, _)| n)
                     && names.values().any(|n| n == vm)
                 {
                     *value = take_matching(&mut tp, &tp_path, vm, var)?;
                 }
             }
             if let Some(name) = tp.keys().min() {
-                return Err(CandleAdapterError::UnexpectedTensor { path: tp_path, name: name.clone() });
+                return Err(CandleAdapterError::UnexpectedTensor {
+                    path: tp_path,
+                    name: name.clone(),
+                });
             }
         }
         self.load_state(&st)?;
@@ -157,13 +191,20 @@ impl ScheduleFreeOptimizer {
     }
 
     /// Optimizer name → `VarMap` name of every optimized var.
-    fn varmap_names(&self, vars: &[(String, Var)]) -> Result<BTreeMap<String, String>, CandleAdapterError> {
+    fn varmap_names(
+        &self,
+        vars: &[(String, Var)],
+    ) -> Result<BTreeMap<String, String>, CandleAdapterError> {
         self.vars()
             .into_iter()
-            .map(|(name, var)| match vars.iter().find(|(_, v)| v.id() == var.id()) {
-                Some((vm, _)) => Ok((name.to_string(), vm.clone())),
-                None => Err(CandleAdapterError::VarNotInVarMap { name: name.to_string() }),
-            })
+            .map(
+                |(name, var)| match vars.iter().find(|(_, v)| v.id() == var.id()) {
+                    Some((vm, _)) => Ok((name.to_string(), vm.clone())),
+                    None => Err(CandleAdapterError::VarNotInVarMap {
+                        name: name.to_string(),
+                    }),
+                },
+            )
             .collect()
     }
 }
@@ -180,9 +221,15 @@ fn points<T: HostElement>(
     for (name, var) in vars {
         match d.entries.iter().position(|e| e.var.id() == var.id()) {
             Some(i) => {
-                model.push((name.clone(), HostTensor::from_values(var.dims(), d.eval_point(i)?)));
+                model.push((
+                    name.clone(),
+                    HostTensor::from_values(var.dims(), d.eval_point(i)?),
+                ));
                 if keep_y {
-                    y.push((name.clone(), HostTensor::from_values(var.dims(), to_host::<T>(var.as_tensor())?)));
+                    y.push((
+                        name.clone(),
+                        HostTensor::from_values(var.dims(), to_host::<T>(var.as_tensor())?),
+                    ));
                 }
             }
             None => model.push((name.clone(), HostTensor::from_tensor(var.as_tensor())?)),
@@ -192,7 +239,11 @@ fn points<T: HostElement>(
 }
 
 /// Read a model or train-point file and check it belongs to checkpoint `id`.
-fn read_point(path: &Path, id: &str, dir: &Path) -> Result<HashMap<String, HostTensor>, CandleAdapterError> {
+fn read_point(
+    path: &Path,
+    id: &str,
+    dir: &Path,
+) -> Result<HashMap<String, HostTensor>, CandleAdapterError> {
     let (tensors, metadata) = tensor_file::read(path)?;
     let format = meta(path, &metadata, "format")?;
     if format != POINT_FORMAT {
@@ -206,14 +257,20 @@ fn read_point(path: &Path, id: &str, dir: &Path) -> Result<HashMap<String, HostT
     if found != id {
         return Err(CandleAdapterError::CheckpointMismatch {
             dir: dir.to_path_buf(),
-            what: format!("{} has `{found}`, {OPTIMIZER_FILE} has `{id}`", file_name(path)),
+            what: format!(
+                "{} has `{found}`, {OPTIMIZER_FILE} has `{id}`",
+                file_name(path)
+            ),
         });
     }
     Ok(tensors)
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Remove tensor `name` from `tensors`, checking it has `var`'s shape and dtype.
@@ -226,13 +283,22 @@ fn take_matching(
     let path: PathBuf = path.to_path_buf();
     let t = tensors
         .remove(name)
-        .ok_or_else(|| CandleAdapterError::MissingTensor { path: path.clone(), name: name.to_string() })?;
+        .ok_or_else(|| CandleAdapterError::MissingTensor {
+            path: path.clone(),
+            name: name.to_string(),
+        })?;
     let expected: safetensors::Dtype = var.dtype().into();
     if t.dtype != expected || t.shape != var.dims() {
         return Err(CandleAdapterError::TensorMismatch {
             path,
             name: name.to_string(),
-            what: format!("{:?} {:?} in the file, the var is {:?} {:?}", t.dtype, t.shape, expected, var.dims()),
+            what: format!(
+                "{:?} {:?} in the file, the var is {:?} {:?}",
+                t.dtype,
+                t.shape,
+                expected,
+                var.dims()
+            ),
         });
     }
     Ok(t)

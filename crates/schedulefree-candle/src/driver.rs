@@ -2,12 +2,14 @@
 //! copies the vars (and gradients) into host buffers, calls the core, and writes back what
 //! the core changed. No optimizer math lives here.
 
-use candle_core::backprop::GradStore;
 use candle_core::Var;
-use schedulefree::{DynOptimizer, OptimizerState, Param, ParamDiagnostics, PresetConfig, StepInfo, StepInputs};
+use candle_core::backprop::GradStore;
+use schedulefree::{
+    DynOptimizer, OptimizerState, Param, ParamDiagnostics, PresetConfig, StepInfo, StepInputs,
+};
 
 use crate::error::CandleAdapterError;
-use crate::host::{read_into, to_host, write_from, HostElement};
+use crate::host::{HostElement, read_into, to_host, write_from};
 use crate::tags::TagRules;
 
 /// One registered var with its reusable host buffers (allocated once, so that a step
@@ -38,27 +40,50 @@ pub(crate) struct Driver<T: HostElement> {
 impl<T: HostElement> Driver<T> {
     /// Build the preset and register `vars` (already sorted and checked) in group 0, tagged
     /// by `rules`.
-    pub fn new(config: &PresetConfig, vars: Vec<(String, Var)>, rules: &TagRules) -> Result<Self, CandleAdapterError> {
+    pub fn new(
+        config: &PresetConfig,
+        vars: Vec<(String, Var)>,
+        rules: &TagRules,
+    ) -> Result<Self, CandleAdapterError> {
         let mut opt = config.build_dyn::<T>()?;
         let mut entries = Vec::with_capacity(vars.len());
         for (name, var) in vars {
             opt.add_param_tagged(0, &name, var.dims(), rules.tags_for(&name))?;
             let n = var.elem_count();
-            entries.push(Entry { name, var, value: vec![T::zero(); n], grad: vec![T::zero(); n], has_grad: false });
+            entries.push(Entry {
+                name,
+                var,
+                value: vec![T::zero(); n],
+                grad: vec![T::zero(); n],
+                has_grad: false,
+            });
         }
-        Ok(Driver { opt, entries, diagnostics: false })
+        Ok(Driver {
+            opt,
+            entries,
+            diagnostics: false,
+        })
     }
 
     /// Replace the core by a fresh one of `config` with `st` loaded: every var registered with
     /// the tags the state records for it (its current tags if the state has none), group 0's
     /// configuration and the diagnostics switch kept. Nothing changes on error.
-    pub fn load_state(&mut self, config: &PresetConfig, st: &OptimizerState) -> Result<(), CandleAdapterError> {
+    pub fn load_state(
+        &mut self,
+        config: &PresetConfig,
+        st: &OptimizerState,
+    ) -> Result<(), CandleAdapterError> {
         let mut opt = config.build_dyn::<T>()?;
         if let Some(g) = self.opt.group_config(0) {
             opt.set_group_config(0, g)?;
         }
         for e in &self.entries {
-            let tags = st.params.get(&e.name).map(|r| r.tags).or_else(|| self.opt.param_tags(&e.name)).unwrap_or_default();
+            let tags = st
+                .params
+                .get(&e.name)
+                .map(|r| r.tags)
+                .or_else(|| self.opt.param_tags(&e.name))
+                .unwrap_or_default();
             opt.add_param_tagged(0, &e.name, e.var.dims(), tags)?;
         }
         opt.load_state(st)?;
@@ -81,10 +106,16 @@ impl<T: HostElement> Driver<T> {
     /// One core step on the vars that have a gradient in `grads`; the others are not moved
     /// and get no state. Writes the new `y` back unless the core skipped the step. `loss` is
     /// the loss at the vars' values (learners that need it: Polyak).
-    pub fn step(&mut self, grads: &GradStore, loss: Option<f64>) -> Result<StepInfo, CandleAdapterError> {
+    pub fn step(
+        &mut self,
+        grads: &GradStore,
+        loss: Option<f64>,
+    ) -> Result<StepInfo, CandleAdapterError> {
         for e in &mut self.entries {
             e.has_grad = false;
-            let Some(g) = grads.get(e.var.as_tensor()) else { continue };
+            let Some(g) = grads.get(e.var.as_tensor()) else {
+                continue;
+            };
             if g.dtype() != T::CANDLE_DTYPE || g.elem_count() != e.grad.len() {
                 return Err(CandleAdapterError::Gradient {
                     name: e.name.clone(),
@@ -108,7 +139,13 @@ impl<T: HostElement> Driver<T> {
                 .filter(|e| e.has_grad)
                 .map(|e| Param::new(&e.name, &mut e.value, &e.grad))
                 .collect();
-            self.opt.step_with(&mut params, StepInputs { loss, all_reduce: None })?
+            self.opt.step_with(
+                &mut params,
+                StepInputs {
+                    loss,
+                    all_reduce: None,
+                },
+            )?
         };
         if info.skipped.is_none() {
             for e in self.entries.iter().filter(|e| e.has_grad) {
@@ -128,9 +165,16 @@ impl<T: HostElement> Driver<T> {
             read_into(e.var.as_tensor(), &mut e.value)?;
         }
         {
-            let mut params: Vec<Param<'_, T>> =
-                self.entries.iter_mut().map(|e| Param::no_grad(&e.name, &mut e.value)).collect();
-            if to_train { self.opt.train(&mut params)? } else { self.opt.eval(&mut params)? }
+            let mut params: Vec<Param<'_, T>> = self
+                .entries
+                .iter_mut()
+                .map(|e| Param::no_grad(&e.name, &mut e.value))
+                .collect();
+            if to_train {
+                self.opt.train(&mut params)?
+            } else {
+                self.opt.eval(&mut params)?
+            }
         }
         for e in &self.entries {
             write_from(&e.var, &e.value)?;
@@ -149,7 +193,11 @@ impl<T: HostElement> Driver<T> {
         for (i, e) in self.entries.iter_mut().enumerate() {
             read_into(e.var.as_tensor(), &mut e.value)?;
             self.opt.eval_params_into(&e.name, &e.value, &mut e.grad)?;
-            if e.value.iter().zip(&e.grad).any(|(y, x)| y.f64().to_bits() != x.f64().to_bits()) {
+            if e.value
+                .iter()
+                .zip(&e.grad)
+                .any(|(y, x)| y.f64().to_bits() != x.f64().to_bits())
+            {
                 if let Err(err) = write_from(&e.var, &e.grad) {
                     // Leave no var at x behind on failure.
                     let _ = self.restore(&written);

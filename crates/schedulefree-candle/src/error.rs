@@ -51,7 +51,9 @@ pub enum CandleAdapterError {
         dtype: DType,
     },
     /// The vars mix `f32` and `f64`; one optimizer runs on one element type.
-    #[error("var `{name}` has dtype {dtype:?} but earlier vars are {expected:?}; use one optimizer per dtype")]
+    #[error(
+        "var `{name}` has dtype {dtype:?} but earlier vars are {expected:?}; use one optimizer per dtype"
+    )]
     MixedDtypes {
         /// The first var of the other dtype.
         name: String,
@@ -80,7 +82,9 @@ pub enum CandleAdapterError {
     #[error("the VarMap's lock is poisoned (another thread panicked while holding it)")]
     VarMapPoisoned,
     /// An optimized var is not in the `VarMap` given to a checkpoint call.
-    #[error("optimized var `{name}` is not in the VarMap; a checkpoint must cover every optimized var")]
+    #[error(
+        "optimized var `{name}` is not in the VarMap; a checkpoint must cover every optimized var"
+    )]
     VarNotInVarMap {
         /// The var's name in the optimizer.
         name: String,

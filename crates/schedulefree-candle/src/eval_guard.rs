@@ -1,7 +1,7 @@
 //! Scoped evaluation at the returned point `x` over candle vars (DESIGN.md §4).
 
 use crate::error::CandleAdapterError;
-use crate::optimizer::{with_driver, Core, ScheduleFreeOptimizer};
+use crate::optimizer::{Core, ScheduleFreeOptimizer, with_driver};
 
 /// While alive, the optimizer's vars hold the evaluation point `x` (so the model computes
 /// validation losses and predictions at `x`); dropping it writes the training point `y`
@@ -19,7 +19,10 @@ pub struct EvalGuard<'o> {
 
 impl<'o> EvalGuard<'o> {
     pub(crate) fn new(opt: &'o mut ScheduleFreeOptimizer, written: Vec<usize>) -> Self {
-        EvalGuard { opt, written: Some(written) }
+        EvalGuard {
+            opt,
+            written: Some(written),
+        }
     }
 
     /// The optimizer (read-only while the vars hold `x`).

@@ -71,7 +71,10 @@ impl HostElement for f64 {
 /// # Errors
 /// A candle error for a dtype other than `T`, an element count other than `out.len()`, or a
 /// failed device transfer (callers check gradients first and report them with names).
-pub(crate) fn read_into<T: HostElement>(t: &Tensor, out: &mut [T]) -> Result<(), CandleAdapterError> {
+pub(crate) fn read_into<T: HostElement>(
+    t: &Tensor,
+    out: &mut [T],
+) -> Result<(), CandleAdapterError> {
     if t.elem_count() != out.len() || t.dtype() != T::CANDLE_DTYPE {
         return Err(candle_core::Error::Msg(format!(
             "cannot read a {:?} tensor of {} elements into {} {:?} elements",
@@ -149,7 +152,11 @@ impl<T: HostElement> InplaceOp1 for CopyIn<'_, T> {
                 dst.copy_from_slice(self.0);
                 Ok(())
             }
-            _ => candle_core::bail!("cannot write {} {:?} elements into this storage", self.0.len(), T::CANDLE_DTYPE),
+            _ => candle_core::bail!(
+                "cannot write {} {:?} elements into this storage",
+                self.0.len(),
+                T::CANDLE_DTYPE
+            ),
         }
     }
 }

@@ -41,15 +41,21 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<(), CandleAdapterError>
         }
         let fan = fan_in(var.dims()).or_else(|| {
             let weight = format!("{}weight", name.strip_suffix("bias")?);
-            vars.iter().find(|(n, _)| *n == weight).and_then(|(_, w)| fan_in(w.dims()))
+            vars.iter()
+                .find(|(n, _)| *n == weight)
+                .and_then(|(_, w)| fan_in(w.dims()))
         });
         let bound = match (fan, var.rank() >= 2) {
             (Some(f), true) if f > 0 => (6.0 / f as f64).sqrt(),
             (Some(f), false) if f > 0 => 1.0 / (f as f64).sqrt(),
             _ => continue,
         };
-        let values: Vec<f64> = (0..var.elem_count()).map(|_| bound * (2.0 * rng.random::<f64>() - 1.0)).collect();
-        let t = Tensor::from_vec(values, var.shape(), &Device::Cpu)?.to_dtype(var.dtype())?.to_device(var.device())?;
+        let values: Vec<f64> = (0..var.elem_count())
+            .map(|_| bound * (2.0 * rng.random::<f64>() - 1.0))
+            .collect();
+        let t = Tensor::from_vec(values, var.shape(), &Device::Cpu)?
+            .to_dtype(var.dtype())?
+            .to_device(var.device())?;
         var.set(&t)?;
     }
     Ok(())

@@ -152,4 +152,6 @@ pub use init::seeded_init;
 pub use optimizer::ScheduleFreeOptimizer;
 pub use schedulefree::PresetConfig;
 pub use state_file::{OPTIMIZER_FORMAT, OPTIMIZER_FORMAT_VERSION};
-pub use tags::{select_tags, SelectedVar, Selector, TagRules, NORM_LAYER_PATTERN, NO_DECAY_VAR_NAMES};
+pub use tags::{
+    NO_DECAY_VAR_NAMES, NORM_LAYER_PATTERN, SelectedVar, Selector, TagRules, select_tags,
+};

@@ -5,7 +5,9 @@ use std::path::Path;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use candle_nn::VarMap;
-use schedulefree::{ConfigError, GroupConfig, OptimizerState, ParamDiagnostics, ParamTags, PresetConfig, StepInfo};
+use schedulefree::{
+    ConfigError, GroupConfig, OptimizerState, ParamDiagnostics, ParamTags, PresetConfig, StepInfo,
+};
 
 use crate::driver::Driver;
 use crate::error::CandleAdapterError;
@@ -88,28 +90,48 @@ impl ScheduleFreeOptimizer {
         config: PresetConfig,
         rules: &TagRules,
     ) -> Result<Self, CandleAdapterError> {
-        let mut vars: Vec<(String, Var)> = vars.into_iter().filter(|(_, v)| v.dtype().is_float()).collect();
+        let mut vars: Vec<(String, Var)> = vars
+            .into_iter()
+            .filter(|(_, v)| v.dtype().is_float())
+            .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let mut seen = std::collections::HashMap::new();
         let mut dtype: Option<DType> = None;
         for (name, var) in &vars {
             if let Some(first) = seen.insert(var.id(), name) {
-                return Err(CandleAdapterError::DuplicateVar { name: name.clone(), first: first.clone() });
+                return Err(CandleAdapterError::DuplicateVar {
+                    name: name.clone(),
+                    first: first.clone(),
+                });
             }
             match (var.dtype(), dtype) {
                 (DType::F32 | DType::F64, None) => dtype = Some(var.dtype()),
                 (d, Some(expected)) if d == expected => {}
                 (d @ (DType::F32 | DType::F64), Some(expected)) => {
-                    return Err(CandleAdapterError::MixedDtypes { name: name.clone(), dtype: d, expected });
+                    return Err(CandleAdapterError::MixedDtypes {
+                        name: name.clone(),
+                        dtype: d,
+                        expected,
+                    });
                 }
-                (d, _) => return Err(CandleAdapterError::UnsupportedDtype { name: name.clone(), dtype: d }),
+                (d, _) => {
+                    return Err(CandleAdapterError::UnsupportedDtype {
+                        name: name.clone(),
+                        dtype: d,
+                    });
+                }
             }
         }
         let core = match dtype {
             Some(DType::F64) => Core::F64(Driver::new(&config, vars, rules)?),
             _ => Core::F32(Driver::new(&config, vars, rules)?),
         };
-        Ok(ScheduleFreeOptimizer { config, core, last: None, rejected_lr: None })
+        Ok(ScheduleFreeOptimizer {
+            config,
+            core,
+            last: None,
+            rejected_lr: None,
+        })
     }
 
     /// Build over `vars` named `p0000`, `p0001`, ... in the given order (the names sort in
@@ -125,7 +147,12 @@ impl ScheduleFreeOptimizer {
     /// As [`ScheduleFreeOptimizer::from_named_vars`].
     pub fn from_vars(vars: Vec<Var>, config: PresetConfig) -> Result<Self, CandleAdapterError> {
         let width = vars.len().saturating_sub(1).to_string().len().max(4);
-        Self::from_named_vars(vars.into_iter().enumerate().map(|(i, v)| (format!("p{i:0width$}"), v)), config)
+        Self::from_named_vars(
+            vars.into_iter()
+                .enumerate()
+                .map(|(i, v)| (format!("p{i:0width$}"), v)),
+            config,
+        )
     }
 
     /// Build over every var of `varmap`, named by their `VarMap` keys (so checkpoints and
@@ -167,7 +194,11 @@ impl ScheduleFreeOptimizer {
     /// # Errors
     /// As [`ScheduleFreeOptimizer::from_varmap`] and
     /// [`ScheduleFreeOptimizer::from_named_vars_tagged`].
-    pub fn from_varmap_tagged(varmap: &VarMap, config: PresetConfig, rules: &TagRules) -> Result<Self, CandleAdapterError> {
+    pub fn from_varmap_tagged(
+        varmap: &VarMap,
+        config: PresetConfig,
+        rules: &TagRules,
+    ) -> Result<Self, CandleAdapterError> {
         Self::from_named_vars_tagged(varmap_vars(varmap)?, config, rules)
     }
 
@@ -220,7 +251,11 @@ impl ScheduleFreeOptimizer {
         self.step_inner(grads, None)
     }
 
-    pub(crate) fn step_inner(&mut self, grads: &GradStore, loss: Option<f64>) -> Result<StepInfo, CandleAdapterError> {
+    pub(crate) fn step_inner(
+        &mut self,
+        grads: &GradStore,
+        loss: Option<f64>,
+    ) -> Result<StepInfo, CandleAdapterError> {
         if let Some(e) = self.rejected_lr.take() {
             return Err(e.into());
         }
@@ -378,7 +413,12 @@ impl ScheduleFreeOptimizer {
             Some(g) if g.k > 0 => {
                 let group = with_driver!(&self.core, d => d.opt.group_info(0)).unwrap_or(g.last);
                 // One group: the global norms are the group's.
-                Some(StepInfo { skipped: None, group, grad_l1: group.grad_l1, grad_l2: group.grad_l2 })
+                Some(StepInfo {
+                    skipped: None,
+                    group,
+                    grad_l1: group.grad_l1,
+                    grad_l2: group.grad_l2,
+                })
             }
             _ => None,
         };
@@ -397,7 +437,9 @@ impl candle_nn::Optimizer for ScheduleFreeOptimizer {
 
     /// [`ScheduleFreeOptimizer::try_step`]; errors are wrapped into `candle_core::Error`.
     fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        self.try_step(grads).map(|_| ()).map_err(CandleAdapterError::into_candle)
+        self.try_step(grads)
+            .map(|_| ())
+            .map_err(CandleAdapterError::into_candle)
     }
 
     /// The peak lr of the parameter group (the last step's scheduled lr is in
@@ -417,7 +459,10 @@ impl candle_nn::Optimizer for ScheduleFreeOptimizer {
 
 /// The vars of `varmap` with their names, sorted by name.
 pub(crate) fn varmap_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>, CandleAdapterError> {
-    let data = varmap.data().lock().map_err(|_| CandleAdapterError::VarMapPoisoned)?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| CandleAdapterError::VarMapPoisoned)?;
     let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(vars)

@@ -10,7 +10,7 @@ use safetensors::Dtype as StDtype;
 use schedulefree::{Dtype, OptimizerState, PresetConfig};
 
 use crate::error::CandleAdapterError;
-use crate::tensor_file::{self, meta, HostTensor, NamedTensors};
+use crate::tensor_file::{self, HostTensor, NamedTensors, meta};
 
 /// Metadata `format` value of optimizer files.
 pub const OPTIMIZER_FORMAT: &str = "schedulefree-candle/optimizer";
@@ -36,7 +36,10 @@ pub(crate) fn encode(
     preset: &PresetConfig,
     extra: &[(&str, String)],
 ) -> Result<(NamedTensors, HashMap<String, String>), CandleAdapterError> {
-    let json = |e: serde_json::Error| CandleAdapterError::Safetensors { path: path.to_path_buf(), message: e.to_string() };
+    let json = |e: serde_json::Error| CandleAdapterError::Safetensors {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let mut tensors = Vec::new();
     let mut scalars = st.clone();
     for (name, rec) in &mut scalars.params {
@@ -51,9 +54,18 @@ pub(crate) fn encode(
     }
     let mut metadata = HashMap::from([
         ("format".to_string(), OPTIMIZER_FORMAT.to_string()),
-        ("format_version".to_string(), OPTIMIZER_FORMAT_VERSION.to_string()),
-        ("state".to_string(), serde_json::to_string(&scalars).map_err(json)?),
-        ("preset".to_string(), serde_json::to_string(preset).map_err(json)?),
+        (
+            "format_version".to_string(),
+            OPTIMIZER_FORMAT_VERSION.to_string(),
+        ),
+        (
+            "state".to_string(),
+            serde_json::to_string(&scalars).map_err(json)?,
+        ),
+        (
+            "preset".to_string(),
+            serde_json::to_string(preset).map_err(json)?,
+        ),
     ]);
     metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     Ok((tensors, metadata))
@@ -74,7 +86,9 @@ pub(crate) fn save(
 /// metadata), checking that its tensors are exactly the slots the state lists, with the
 /// recorded shapes and dtype. Whether the state fits a given optimizer is the core's check
 /// (`load_state`).
-pub(crate) fn load(path: &Path) -> Result<(OptimizerState, HashMap<String, String>), CandleAdapterError> {
+pub(crate) fn load(
+    path: &Path,
+) -> Result<(OptimizerState, HashMap<String, String>), CandleAdapterError> {
     let (mut tensors, metadata) = tensor_file::read(path)?;
     let bad_meta = |key: &str, message: String| CandleAdapterError::Metadata {
         path: path.to_path_buf(),
@@ -83,18 +97,27 @@ pub(crate) fn load(path: &Path) -> Result<(OptimizerState, HashMap<String, Strin
     };
     let format = meta(path, &metadata, "format")?;
     if format != OPTIMIZER_FORMAT {
-        return Err(bad_meta("format", format!("`{format}`, expected `{OPTIMIZER_FORMAT}`")));
+        return Err(bad_meta(
+            "format",
+            format!("`{format}`, expected `{OPTIMIZER_FORMAT}`"),
+        ));
     }
     let version = meta(path, &metadata, "format_version")?;
     if version != OPTIMIZER_FORMAT_VERSION.to_string() {
-        return Err(bad_meta("format_version", format!("{version} is not supported (this build reads {OPTIMIZER_FORMAT_VERSION})")));
+        return Err(bad_meta(
+            "format_version",
+            format!("{version} is not supported (this build reads {OPTIMIZER_FORMAT_VERSION})"),
+        ));
     }
-    let mut st: OptimizerState =
-        serde_json::from_str(meta(path, &metadata, "state")?).map_err(|e| bad_meta("state", e.to_string()))?;
+    let mut st: OptimizerState = serde_json::from_str(meta(path, &metadata, "state")?)
+        .map_err(|e| bad_meta("state", e.to_string()))?;
     let dtype = st_dtype(st.dtype);
     for (name, rec) in &mut st.params {
         if !rec.buffers.is_empty() {
-            return Err(bad_meta("state", format!("parameter `{name}` has inline buffers")));
+            return Err(bad_meta(
+                "state",
+                format!("parameter `{name}` has inline buffers"),
+            ));
         }
         if !rec.has_state {
             continue;
@@ -104,21 +127,39 @@ pub(crate) fn load(path: &Path) -> Result<(OptimizerState, HashMap<String, Strin
             let tname = tensor_name(name, slot);
             let t = tensors
                 .remove(&tname)
-                .ok_or_else(|| CandleAdapterError::MissingTensor { path: path.to_path_buf(), name: tname.clone() })?;
-            let mismatch = |what: String| CandleAdapterError::TensorMismatch { path: path.to_path_buf(), name: tname.clone(), what };
+                .ok_or_else(|| CandleAdapterError::MissingTensor {
+                    path: path.to_path_buf(),
+                    name: tname.clone(),
+                })?;
+            let mismatch = |what: String| CandleAdapterError::TensorMismatch {
+                path: path.to_path_buf(),
+                name: tname.clone(),
+                what,
+            };
             if t.dtype != dtype {
-                return Err(mismatch(format!("dtype {:?}, the state is {:?}", t.dtype, st.dtype)));
+                return Err(mismatch(format!(
+                    "dtype {:?}, the state is {:?}",
+                    t.dtype, st.dtype
+                )));
             }
             if t.shape != rec.shape {
-                return Err(mismatch(format!("shape {:?}, the parameter's is {:?}", t.shape, rec.shape)));
+                return Err(mismatch(format!(
+                    "shape {:?}, the parameter's is {:?}",
+                    t.shape, rec.shape
+                )));
             }
-            let values = t.to_f64().ok_or_else(|| mismatch(format!("dtype {:?}", t.dtype)))?;
+            let values = t
+                .to_f64()
+                .ok_or_else(|| mismatch(format!("dtype {:?}", t.dtype)))?;
             buffers.insert(slot.clone(), values);
         }
         rec.buffers = buffers;
     }
     if let Some(name) = tensors.keys().min() {
-        return Err(CandleAdapterError::UnexpectedTensor { path: path.to_path_buf(), name: name.clone() });
+        return Err(CandleAdapterError::UnexpectedTensor {
+            path: path.to_path_buf(),
+            name: name.clone(),
+        });
     }
     Ok((st, metadata))
 }

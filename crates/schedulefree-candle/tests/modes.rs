@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_bits_eq, f32s, sf_adamw, Mlp};
+use common::{Mlp, assert_bits_eq, f32s, sf_adamw};
 use schedulefree::StepError;
 use schedulefree_candle::{CandleAdapterError, ScheduleFreeOptimizer};
 
@@ -20,7 +20,12 @@ fn trained() -> (Mlp, ScheduleFreeOptimizer) {
 fn guard_evaluates_at_x_and_restores_y_bit_for_bit() {
     let (mlp, mut opt) = trained();
     let y = mlp.values();
-    let x: Vec<Vec<f32>> = opt.eval_point().unwrap().iter().map(|(_, t)| f32s(t)).collect();
+    let x: Vec<Vec<f32>> = opt
+        .eval_point()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| f32s(t))
+        .collect();
     assert_ne!(x, y);
     let loss_y = mlp.loss(0).to_scalar::<f32>().unwrap();
     let loss_x = {
@@ -50,21 +55,34 @@ fn before_any_step_the_guard_changes_nothing() {
 #[test]
 fn eval_and_train_are_idempotent_and_step_in_eval_mode_is_refused() {
     let (mlp, mut opt) = trained();
-    let x: Vec<Vec<f32>> = opt.eval_point().unwrap().iter().map(|(_, t)| f32s(t)).collect();
+    let x: Vec<Vec<f32>> = opt
+        .eval_point()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| f32s(t))
+        .collect();
     opt.eval().unwrap();
     opt.eval().unwrap();
     assert!(!opt.is_train_mode());
     assert_bits_eq(&mlp.values(), &x, "vars at x in eval mode");
     let before = mlp.values();
     let err = opt.try_step(&mlp.grads(0)).unwrap_err();
-    assert!(matches!(err, CandleAdapterError::Step(StepError::EvalMode { .. })), "{err}");
+    assert!(
+        matches!(err, CandleAdapterError::Step(StepError::EvalMode { .. })),
+        "{err}"
+    );
     assert_bits_eq(&mlp.values(), &before, "a refused step changes nothing");
     // In eval mode the guard and eval_point leave the vars (already at x) alone.
     {
         let _g = opt.eval_guard().unwrap();
         assert_bits_eq(&mlp.values(), &x, "guard in eval mode");
     }
-    let ex: Vec<Vec<f32>> = opt.eval_point().unwrap().iter().map(|(_, t)| f32s(t)).collect();
+    let ex: Vec<Vec<f32>> = opt
+        .eval_point()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| f32s(t))
+        .collect();
     assert_bits_eq(&ex, &x, "eval_point in eval mode");
     opt.train().unwrap();
     let y = mlp.values();

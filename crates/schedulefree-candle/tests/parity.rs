@@ -7,7 +7,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
-use common::{assert_bits_eq, f32s, f64s, sf_adamw, temp_dir, CoreRun, Mlp};
+use common::{CoreRun, Mlp, assert_bits_eq, f32s, f64s, sf_adamw, temp_dir};
 use schedulefree::{AdamWScheduleFree, Param, PresetConfig, SgdScheduleFree};
 use schedulefree_candle::ScheduleFreeOptimizer;
 
@@ -22,7 +22,12 @@ fn check_parity(config: PresetConfig, test: &str) {
         let theirs = core.step(&mlp, &grads);
         assert_eq!(ours, theirs, "step info at step {b}");
         assert_bits_eq(&mlp.values(), &core.bufs, &format!("y after step {b}"));
-        let x: Vec<Vec<f32>> = opt.eval_point().unwrap().iter().map(|(_, t)| f32s(t)).collect();
+        let x: Vec<Vec<f32>> = opt
+            .eval_point()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| f32s(t))
+            .collect();
         assert_bits_eq(&x, &core.eval_point(), &format!("x after step {b}"));
         if b == 5 {
             // Save, then continue with a fresh optimizer over the same vars.
@@ -34,7 +39,11 @@ fn check_parity(config: PresetConfig, test: &str) {
     }
     if opt.has_modes() {
         let y0 = mlp.values();
-        assert_ne!(y0, core.eval_point(), "x and y coincide: the test would not see a swap");
+        assert_ne!(
+            y0,
+            core.eval_point(),
+            "x and y coincide: the test would not see a swap"
+        );
         {
             let _g = opt.eval_guard().unwrap();
             assert_bits_eq(&mlp.values(), &core.eval_point(), "x inside the guard");
@@ -61,11 +70,26 @@ fn adamw_schedule_free_matches_the_core() {
 
 #[test]
 fn sgd_schedule_free_and_reference_forms_match_the_core() {
-    let sgd = SgdScheduleFree { lr: 0.2, warmup_steps: 2, weight_decay: 1e-3, ..Default::default() };
+    let sgd = SgdScheduleFree {
+        lr: 0.2,
+        warmup_steps: 2,
+        weight_decay: 1e-3,
+        ..Default::default()
+    };
     check_parity(PresetConfig::SgdScheduleFree(sgd), "parity-sf-sgd");
-    check_parity(PresetConfig::SgdScheduleFreeReference(sgd), "parity-sf-sgd-ref");
-    let adam = AdamWScheduleFree { lr: 0.03, inner_momentum: 0.9, ..Default::default() };
-    check_parity(PresetConfig::AdamWScheduleFreePaper(adam), "parity-sf-adamw-paper");
+    check_parity(
+        PresetConfig::SgdScheduleFreeReference(sgd),
+        "parity-sf-sgd-ref",
+    );
+    let adam = AdamWScheduleFree {
+        lr: 0.03,
+        inner_momentum: 0.9,
+        ..Default::default()
+    };
+    check_parity(
+        PresetConfig::AdamWScheduleFreePaper(adam),
+        "parity-sf-adamw-paper",
+    );
 }
 
 #[test]
@@ -84,7 +108,10 @@ fn adamw_last_iterate_preset_matches_the_core() {
 #[test]
 fn vars_without_a_gradient_are_not_moved_and_get_no_state() {
     let mlp = Mlp::new(3);
-    let unused = mlp.varmap.get(4, "unused", candle_nn::init::ONE, DType::F32, &Device::Cpu).unwrap();
+    let unused = mlp
+        .varmap
+        .get(4, "unused", candle_nn::init::ONE, DType::F32, &Device::Cpu)
+        .unwrap();
     let mut opt = ScheduleFreeOptimizer::from_varmap(&mlp.varmap, sf_adamw()).unwrap();
     for b in 0..3 {
         opt.try_step(&mlp.grads(b)).unwrap();
@@ -130,7 +157,14 @@ fn f64_vars_run_on_the_f64_core() {
     core.add_param_to(0, "p0000", &[3]).unwrap();
     let mut y = f64s(&w);
     for _ in 0..10 {
-        let loss = w.as_tensor().sub(&target).unwrap().sqr().unwrap().sum_all().unwrap();
+        let loss = w
+            .as_tensor()
+            .sub(&target)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let grads = loss.backward().unwrap();
         let g = f64s(grads.get(&w).unwrap());
         opt.try_step(&grads).unwrap();

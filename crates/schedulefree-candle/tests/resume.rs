@@ -5,9 +5,11 @@
 mod common;
 
 use candle_core::{DType, Device};
-use common::{assert_bits_eq, f32s, sf_adamw, temp_dir, Mlp};
+use common::{Mlp, assert_bits_eq, f32s, sf_adamw, temp_dir};
 use schedulefree::PresetConfig;
-use schedulefree_candle::{CandleAdapterError, ScheduleFreeOptimizer, MODEL_FILE, OPTIMIZER_FILE, TRAIN_POINT_FILE};
+use schedulefree_candle::{
+    CandleAdapterError, MODEL_FILE, OPTIMIZER_FILE, ScheduleFreeOptimizer, TRAIN_POINT_FILE,
+};
 
 const N: usize = 16;
 
@@ -36,7 +38,11 @@ fn second_half(mlp: &Mlp, opt: &mut ScheduleFreeOptimizer) {
     }
 }
 
-fn assert_same_run(a: (&Mlp, &ScheduleFreeOptimizer), b: (&Mlp, &ScheduleFreeOptimizer), what: &str) {
+fn assert_same_run(
+    a: (&Mlp, &ScheduleFreeOptimizer),
+    b: (&Mlp, &ScheduleFreeOptimizer),
+    what: &str,
+) {
     assert_bits_eq(&a.0.values(), &b.0.values(), what);
     assert_eq!(a.1.state(), b.1.state(), "{what}: optimizer state");
     assert_eq!(a.1.step_info(), b.1.step_info(), "{what}: step info");
@@ -56,7 +62,11 @@ fn optimizer_file_resume_is_bit_exact() {
     let mut opt2 = ScheduleFreeOptimizer::from_varmap(&mlp2.varmap, config).unwrap();
     opt2.load(&path).unwrap();
     second_half(&mlp2, &mut opt2);
-    assert_same_run((&ref_mlp, &ref_opt), (&mlp2, &opt2), "resumed from the optimizer file");
+    assert_same_run(
+        (&ref_mlp, &ref_opt),
+        (&mlp2, &opt2),
+        "resumed from the optimizer file",
+    );
 }
 
 #[test]
@@ -65,7 +75,12 @@ fn train_mode_checkpoint_resume_is_bit_exact_and_exports_x() {
     let (ref_mlp, ref_opt) = straight(&config);
     let (mlp, opt) = first_half(&config);
     let dir = temp_dir("resume-train");
-    let x: Vec<Vec<f32>> = opt.eval_point().unwrap().iter().map(|(_, t)| f32s(t)).collect();
+    let x: Vec<Vec<f32>> = opt
+        .eval_point()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| f32s(t))
+        .collect();
     opt.save_checkpoint(&mlp.varmap, &dir).unwrap();
     assert!(dir.join(TRAIN_POINT_FILE).exists());
     // The model file is a plain VarMap file at x.
@@ -78,7 +93,11 @@ fn train_mode_checkpoint_resume_is_bit_exact_and_exports_x() {
     opt2.load_checkpoint(&mlp2.varmap, &dir).unwrap();
     assert_bits_eq(&mlp2.values(), &mlp.values(), "vars at y after load");
     second_half(&mlp2, &mut opt2);
-    assert_same_run((&ref_mlp, &ref_opt), (&mlp2, &opt2), "resumed from a train-mode checkpoint");
+    assert_same_run(
+        (&ref_mlp, &ref_opt),
+        (&mlp2, &opt2),
+        "resumed from a train-mode checkpoint",
+    );
 }
 
 #[test]
@@ -104,11 +123,17 @@ fn eval_mode_checkpoint_resumes_like_pytorch_eval_then_train() {
     assert!(!opt2.is_train_mode());
     assert!(matches!(
         opt2.try_step(&mlp2.grads(0)),
-        Err(CandleAdapterError::Step(schedulefree::StepError::EvalMode { .. }))
+        Err(CandleAdapterError::Step(
+            schedulefree::StepError::EvalMode { .. }
+        ))
     ));
     opt2.train().unwrap();
     second_half(&mlp2, &mut opt2);
-    assert_same_run((&ref_mlp, &ref_opt), (&mlp2, &opt2), "resumed from an eval-mode checkpoint");
+    assert_same_run(
+        (&ref_mlp, &ref_opt),
+        (&mlp2, &opt2),
+        "resumed from an eval-mode checkpoint",
+    );
 }
 
 #[test]
@@ -124,7 +149,10 @@ fn checkpoint_files_of_different_saves_are_refused() {
     let mut opt2 = ScheduleFreeOptimizer::from_varmap(&mlp2.varmap, config).unwrap();
     let before = mlp2.values();
     let err = opt2.load_checkpoint(&mlp2.varmap, &a).unwrap_err();
-    assert!(matches!(err, CandleAdapterError::CheckpointMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, CandleAdapterError::CheckpointMismatch { .. }),
+        "{err}"
+    );
     assert_bits_eq(&mlp2.values(), &before, "vars untouched by a refused load");
     assert!(opt2.step_info().is_none());
     assert!(b.join(OPTIMIZER_FILE).exists());
@@ -139,13 +167,29 @@ fn checkpoint_of_another_model_is_refused() {
     // Same optimizer vars, plus one var the checkpoint does not have.
     let mlp2 = Mlp::new(1);
     let mut opt2 = ScheduleFreeOptimizer::from_varmap(&mlp2.varmap, config.clone()).unwrap();
-    mlp2.varmap.get(2, "head.scale", candle_nn::init::ONE, DType::F32, &Device::Cpu).unwrap();
+    mlp2.varmap
+        .get(
+            2,
+            "head.scale",
+            candle_nn::init::ONE,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
     let err = opt2.load_checkpoint(&mlp2.varmap, &dir).unwrap_err();
-    assert!(matches!(&err, CandleAdapterError::MissingTensor { name, .. } if name == "head.scale"), "{err}");
+    assert!(
+        matches!(&err, CandleAdapterError::MissingTensor { name, .. } if name == "head.scale"),
+        "{err}"
+    );
     // An optimized var missing from the VarMap cannot be checkpointed.
     let other = Mlp::new(2);
-    let err = opt2.save_checkpoint(&other.varmap, &temp_dir("resume-not-in-map")).unwrap_err();
-    assert!(matches!(err, CandleAdapterError::VarNotInVarMap { .. }), "{err}");
+    let err = opt2
+        .save_checkpoint(&other.varmap, &temp_dir("resume-not-in-map"))
+        .unwrap_err();
+    assert!(
+        matches!(err, CandleAdapterError::VarNotInVarMap { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,9 +231,27 @@ fn checkpoint_resume_matches_state_by_varmap_name_whatever_the_var_order() {
     let mut opt2 = ScheduleFreeOptimizer::new(vars2, config).unwrap();
     opt2.load_checkpoint(&mlp2.varmap, &dir).unwrap();
     second_half(&mlp2, &mut opt2);
-    assert_bits_eq(&ref_mlp.values(), &mlp2.values(), "vars after a reordered resume");
-    let x_ref: Vec<Vec<f32>> = ref_opt.eval_point().unwrap().iter().map(|(_, t)| f32s(t)).collect();
-    let mut x2: Vec<(String, Vec<f32>)> = opt2.eval_point().unwrap().iter().map(|(n, t)| (n.clone(), f32s(t))).collect();
+    assert_bits_eq(
+        &ref_mlp.values(),
+        &mlp2.values(),
+        "vars after a reordered resume",
+    );
+    let x_ref: Vec<Vec<f32>> = ref_opt
+        .eval_point()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| f32s(t))
+        .collect();
+    let mut x2: Vec<(String, Vec<f32>)> = opt2
+        .eval_point()
+        .unwrap()
+        .iter()
+        .map(|(n, t)| (n.clone(), f32s(t)))
+        .collect();
     x2.reverse(); // p0003..p0000 = name order of the VarMap
-    assert_bits_eq(&x_ref, &x2.into_iter().map(|(_, x)| x).collect::<Vec<_>>(), "x after a reordered resume");
+    assert_bits_eq(
+        &x_ref,
+        &x2.into_iter().map(|(_, x)| x).collect::<Vec<_>>(),
+        "x after a reordered resume",
+    );
 }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use common::{sf_adamw, temp_dir, Mlp};
+use common::{Mlp, sf_adamw, temp_dir};
 use safetensors::SafeTensors;
 use schedulefree::{PresetConfig, SgdScheduleFree, StateError};
-use schedulefree_candle::{CandleAdapterError, ScheduleFreeOptimizer, OPTIMIZER_FORMAT};
+use schedulefree_candle::{CandleAdapterError, OPTIMIZER_FORMAT, ScheduleFreeOptimizer};
 
 /// A trained optimizer and the file it saved.
 fn saved(test: &str) -> (Mlp, ScheduleFreeOptimizer, std::path::PathBuf) {
@@ -32,12 +32,26 @@ fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<Entry>, &mut HashMap<String, 
     let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
     let mut meta = header.metadata().clone().unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<Entry> =
-        st.iter().map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    let mut tensors: Vec<Entry> = st
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                v.dtype(),
+                v.shape().to_vec(),
+                v.data().to_vec(),
+            )
+        })
+        .collect();
     edit(&mut tensors, &mut meta);
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
-        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     std::fs::write(path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
@@ -56,8 +70,14 @@ fn file_holds_slot_tensors_and_scalar_metadata() {
     assert_eq!(
         names,
         [
-            "l1.bias/exp_avg_sq", "l1.bias/z", "l1.weight/exp_avg_sq", "l1.weight/z",
-            "l2.bias/exp_avg_sq", "l2.bias/z", "l2.weight/exp_avg_sq", "l2.weight/z"
+            "l1.bias/exp_avg_sq",
+            "l1.bias/z",
+            "l1.weight/exp_avg_sq",
+            "l1.weight/z",
+            "l2.bias/exp_avg_sq",
+            "l2.bias/z",
+            "l2.weight/exp_avg_sq",
+            "l2.weight/z"
         ]
     );
     let z = st.tensor("l1.weight/z").unwrap();
@@ -88,24 +108,44 @@ fn missing_tensor_is_a_typed_error() {
     let (mlp, _, path) = saved("state-missing");
     rewrite(&path, |t, _| t.retain(|e| e.0 != "l2.bias/z"));
     let err = fresh(&mlp).load(&path).unwrap_err();
-    assert!(matches!(&err, CandleAdapterError::MissingTensor { name, .. } if name == "l2.bias/z"), "{err}");
+    assert!(
+        matches!(&err, CandleAdapterError::MissingTensor { name, .. } if name == "l2.bias/z"),
+        "{err}"
+    );
 }
 
 #[test]
 fn extra_tensor_is_a_typed_error() {
     let (mlp, _, path) = saved("state-extra");
-    rewrite(&path, |t, _| t.push(("l2.bias/momentum".into(), safetensors::Dtype::F32, vec![2], vec![0; 8])));
+    rewrite(&path, |t, _| {
+        t.push((
+            "l2.bias/momentum".into(),
+            safetensors::Dtype::F32,
+            vec![2],
+            vec![0; 8],
+        ))
+    });
     let err = fresh(&mlp).load(&path).unwrap_err();
-    assert!(matches!(&err, CandleAdapterError::UnexpectedTensor { name, .. } if name == "l2.bias/momentum"), "{err}");
+    assert!(
+        matches!(&err, CandleAdapterError::UnexpectedTensor { name, .. } if name == "l2.bias/momentum"),
+        "{err}"
+    );
 }
 
 #[test]
 fn mis_shaped_tensor_is_a_typed_error() {
     let (mlp, _, path) = saved("state-shape");
     // Same element count, transposed shape.
-    rewrite(&path, |t, _| t.iter_mut().filter(|e| e.0 == "l1.weight/z").for_each(|e| e.2 = vec![3, 5]));
+    rewrite(&path, |t, _| {
+        t.iter_mut()
+            .filter(|e| e.0 == "l1.weight/z")
+            .for_each(|e| e.2 = vec![3, 5])
+    });
     let err = fresh(&mlp).load(&path).unwrap_err();
-    assert!(matches!(&err, CandleAdapterError::TensorMismatch { name, .. } if name == "l1.weight/z"), "{err}");
+    assert!(
+        matches!(&err, CandleAdapterError::TensorMismatch { name, .. } if name == "l1.weight/z"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,7 +158,10 @@ fn wrong_dtype_tensor_is_a_typed_error() {
         }
     });
     let err = fresh(&mlp).load(&path).unwrap_err();
-    assert!(matches!(&err, CandleAdapterError::TensorMismatch { name, .. } if name == "l2.bias/z"), "{err}");
+    assert!(
+        matches!(&err, CandleAdapterError::TensorMismatch { name, .. } if name == "l2.bias/z"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -126,7 +169,9 @@ fn state_of_other_parameters_is_a_core_error_and_changes_nothing() {
     let (_, _, path) = saved("state-names");
     // A model with an extra parameter: the file lacks it.
     let mlp = Mlp::new(2);
-    mlp.varmap.get(3, "extra", candle_nn::init::ZERO, DType::F32, &Device::Cpu).unwrap();
+    mlp.varmap
+        .get(3, "extra", candle_nn::init::ZERO, DType::F32, &Device::Cpu)
+        .unwrap();
     let mut opt = fresh(&mlp);
     opt.try_step(&mlp.grads(0)).unwrap();
     let before = opt.state();
@@ -147,7 +192,10 @@ fn state_of_another_method_is_a_core_error() {
     )
     .unwrap();
     let err = sgd.load(&path).unwrap_err();
-    assert!(matches!(err, CandleAdapterError::State(StateError::Method { .. })), "{err}");
+    assert!(
+        matches!(err, CandleAdapterError::State(StateError::Method { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -155,7 +203,10 @@ fn f32_state_does_not_load_into_an_f64_optimizer() {
     let (_, _, path) = saved("state-f64");
     let mlp = Mlp::with_dtype(11, DType::F64);
     let err = fresh(&mlp).load(&path).unwrap_err();
-    assert!(matches!(err, CandleAdapterError::State(StateError::Dtype { .. })), "{err}");
+    assert!(
+        matches!(err, CandleAdapterError::State(StateError::Dtype { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -165,9 +216,18 @@ fn broken_metadata_and_files_are_typed_errors() {
         m.remove("state");
     });
     let err = fresh(&mlp).load(&path).unwrap_err();
-    assert!(matches!(&err, CandleAdapterError::Metadata { key, .. } if key == "state"), "{err}");
+    assert!(
+        matches!(&err, CandleAdapterError::Metadata { key, .. } if key == "state"),
+        "{err}"
+    );
     std::fs::write(&path, b"not a safetensors file").unwrap();
-    assert!(matches!(fresh(&mlp).load(&path), Err(CandleAdapterError::Safetensors { .. })));
+    assert!(matches!(
+        fresh(&mlp).load(&path),
+        Err(CandleAdapterError::Safetensors { .. })
+    ));
     let gone = path.with_file_name("nothing-here.safetensors");
-    assert!(matches!(fresh(&mlp).load(&gone), Err(CandleAdapterError::Io { .. })));
+    assert!(matches!(
+        fresh(&mlp).load(&gone),
+        Err(CandleAdapterError::Io { .. })
+    ));
 }

@@ -46,11 +46,26 @@ fn manifest() -> Vec<std::collections::HashMap<String, String>> {
         .collect();
     assert_eq!(
         header,
-        ["dataset", "split", "file", "kind", "shape", "class_counts", "bytes", "sha256"]
+        [
+            "dataset",
+            "split",
+            "file",
+            "kind",
+            "shape",
+            "class_counts",
+            "bytes",
+            "sha256"
+        ]
     );
     lines
         .filter(|l| !l.trim().is_empty())
-        .map(|l| header.iter().cloned().zip(l.split('\t').map(String::from)).collect())
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split('\t').map(String::from))
+                .collect()
+        })
         .collect()
 }
 
@@ -125,32 +140,56 @@ fn idx_rejects_bad_magic_and_truncation() {
     // Wrong dimension count, wrong type code, garbage in the zero bytes.
     assert!(matches!(
         idx::parse_idx(&good, 1),
-        Err(IdxError::BadMagic { found: 0x0803, expected: 0x0801 })
+        Err(IdxError::BadMagic {
+            found: 0x0803,
+            expected: 0x0801
+        })
     ));
     let mut float_type = good.clone();
     float_type[2] = 0x0D;
-    assert!(matches!(idx::parse_idx(&float_type, 3), Err(IdxError::BadMagic { .. })));
+    assert!(matches!(
+        idx::parse_idx(&float_type, 3),
+        Err(IdxError::BadMagic { .. })
+    ));
     let mut text = good.clone();
     text[0] = b'P';
-    assert!(matches!(idx::parse_idx(&text, 3), Err(IdxError::BadMagic { .. })));
+    assert!(matches!(
+        idx::parse_idx(&text, 3),
+        Err(IdxError::BadMagic { .. })
+    ));
 
     // Truncated inside the magic, inside the sizes, and inside the data.
-    assert!(matches!(idx::parse_idx(&good[..3], 3), Err(IdxError::Truncated { .. })));
+    assert!(matches!(
+        idx::parse_idx(&good[..3], 3),
+        Err(IdxError::Truncated { .. })
+    ));
     assert!(matches!(
         idx::parse_idx(&good[..9], 3),
-        Err(IdxError::Truncated { expected: 16, found: 9 })
+        Err(IdxError::Truncated {
+            expected: 16,
+            found: 9
+        })
     ));
     assert!(matches!(
         idx::parse_idx(&good[..20], 3),
-        Err(IdxError::Truncated { expected: 24, found: 20 })
+        Err(IdxError::Truncated {
+            expected: 24,
+            found: 20
+        })
     ));
     // Extra bytes.
     let mut long = good.clone();
     long.push(0);
-    assert!(matches!(idx::parse_idx(&long, 3), Err(IdxError::TrailingBytes { extra: 1 })));
+    assert!(matches!(
+        idx::parse_idx(&long, 3),
+        Err(IdxError::TrailingBytes { extra: 1 })
+    ));
     // Absurd sizes are refused before allocating.
     let huge = idx_bytes(&[u32::MAX, u32::MAX, 28], &[]);
-    assert!(matches!(idx::parse_idx(&huge, 3), Err(IdxError::TooLarge { .. })));
+    assert!(matches!(
+        idx::parse_idx(&huge, 3),
+        Err(IdxError::TooLarge { .. })
+    ));
 
     // Through files: plain and gzip read the same; errors name the file.
     let plain = tmp_file("ok-idx3", &good);
@@ -165,7 +204,10 @@ fn idx_rejects_bad_magic_and_truncation() {
     // A gzip stream cut short is an I/O error.
     let gz_bytes = gzip(&good);
     let broken = tmp_file("broken.gz", &gz_bytes[..gz_bytes.len() / 2]);
-    assert!(matches!(idx::read_idx(&broken, 3), Err(IdxError::Io { .. })));
+    assert!(matches!(
+        idx::read_idx(&broken, 3),
+        Err(IdxError::Io { .. })
+    ));
     assert!(matches!(
         idx::read_idx(Path::new("/nonexistent/file"), 3),
         Err(IdxError::Io { .. })
@@ -179,13 +221,20 @@ fn image_set_checks_counts_and_labels() {
     let err = idx::read_image_set(&images, &three, 10).expect_err("3 labels for 2 images");
     assert!(matches!(
         err.innermost(),
-        IdxError::CountMismatch { images: 2, labels: 3 }
+        IdxError::CountMismatch {
+            images: 2,
+            labels: 3
+        }
     ));
     let bad = tmp_file("set-labels-bad", &idx_bytes(&[2], &[1, 10]));
     let err = idx::read_image_set(&images, &bad, 10).expect_err("label 10 of 10 classes");
     assert!(matches!(
         err.innermost(),
-        IdxError::LabelOutOfRange { index: 1, label: 10, classes: 10 }
+        IdxError::LabelOutOfRange {
+            index: 1,
+            label: 10,
+            classes: 10
+        }
     ));
     let ok = tmp_file("set-labels-ok", &idx_bytes(&[2], &[1, 9]));
     let set = idx::read_image_set(&images, &ok, 10).expect("valid set");
@@ -197,7 +246,12 @@ fn image_set_checks_counts_and_labels() {
 fn vocab_and_split_are_deterministic() {
     let text = "to be, or not to be: that is the question.\n";
     let v = Vocab::from_text(text);
-    assert_eq!(v.chars(), &['\n', ' ', ',', '.', ':', 'a', 'b', 'e', 'h', 'i', 'n', 'o', 'q', 'r', 's', 't', 'u']);
+    assert_eq!(
+        v.chars(),
+        &[
+            '\n', ' ', ',', '.', ':', 'a', 'b', 'e', 'h', 'i', 'n', 'o', 'q', 'r', 's', 't', 'u'
+        ]
+    );
     assert_eq!(v.id('\n'), Some(0));
     assert_eq!(v.id('u'), Some(16));
     assert_eq!(v.id('z'), None);

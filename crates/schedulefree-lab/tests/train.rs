@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use schedulefree::PresetConfig;
+use schedulefree_lab::train::config::{adamw_linear_decay, sf_adamw};
 use schedulefree_lab::train::{
     self, MemorySink, MetricsSink, RunResult, Task, TrainArgs, TrainConfig, open_sink,
 };
-use schedulefree_lab::train::config::{adamw_linear_decay, sf_adamw};
 
 /// A short run of `task`: `steps` steps of batch `batch`, evaluations every `steps / 2`, a
 /// small evaluation set.
@@ -56,9 +56,25 @@ fn learns_and_reproduces(config: &TrainConfig) {
     assert!(r.evals[1].eval_loss < r.evals[0].eval_loss + 0.5);
     assert!((0.0..=1.0).contains(&r.evals[1].eval_accuracy));
     // Norms of every parameter, including the normalisation layers.
-    let names: Vec<&str> = sink.steps[0].params.iter().map(|p| p.name.as_str()).collect();
-    assert!(names.iter().any(|n| n.contains("norms") || n.contains("ln_")), "{names:?}");
-    assert!(sink.steps[0].params.iter().all(|p| p.grad.is_finite() && p.weight > 0.0 || p.name.ends_with("beta") || p.name.ends_with("bias")));
+    let names: Vec<&str> = sink.steps[0]
+        .params
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("norms") || n.contains("ln_")),
+        "{names:?}"
+    );
+    assert!(
+        sink.steps[0]
+            .params
+            .iter()
+            .all(|p| p.grad.is_finite() && p.weight > 0.0
+                || p.name.ends_with("beta")
+                || p.name.ends_with("bias"))
+    );
 
     let again = run(config);
     assert_eq!(again.evals, r.evals, "{}: same seed, same run", config.task);
@@ -90,7 +106,10 @@ fn eval_point_x_versus_y() {
         // Schedule-Free: x (the average) and y (the gradient point) differ.
         let sf = short(task, 30, 32, sf_adamw(4e-3, 3));
         let at_x = run(&sf);
-        let at_y = run(&TrainConfig { eval_at_x: false, ..sf.clone() });
+        let at_y = run(&TrainConfig {
+            eval_at_x: false,
+            ..sf.clone()
+        });
         assert_eq!(
             at_x.evals.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
             at_y.evals.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
@@ -100,7 +119,10 @@ fn eval_point_x_versus_y() {
         // AdamW returns its last iterate: both evaluations are the same point.
         let adamw = short(task, 30, 32, adamw_linear_decay(2e-3, 3, 30));
         let at_x = run(&adamw);
-        let at_y = run(&TrainConfig { eval_at_x: false, ..adamw.clone() });
+        let at_y = run(&TrainConfig {
+            eval_at_x: false,
+            ..adamw.clone()
+        });
         assert_eq!(at_x.evals, at_y.evals, "{task}");
     }
 }
@@ -109,7 +131,10 @@ fn eval_point_x_versus_y() {
 fn batch_norm_recalibration_changes_the_evaluation_only() {
     let sf = short(Task::MnistCnn, 30, 32, sf_adamw(4e-3, 3));
     let recal = run(&sf);
-    let plain = run(&TrainConfig { bn_recalibration: 0, ..sf.clone() });
+    let plain = run(&TrainConfig {
+        bn_recalibration: 0,
+        ..sf.clone()
+    });
     for (a, b) in recal.evals.iter().zip(&plain.evals) {
         assert_eq!(a.train_loss, b.train_loss);
         assert_ne!(a.eval_loss, b.eval_loss);
@@ -119,8 +144,8 @@ fn batch_norm_recalibration_changes_the_evaluation_only() {
 #[test]
 fn divergence_ends_the_run_without_error() {
     let mut c = short(Task::MnistMlp, 50, 32, sf_adamw(1e-3, 0));
-    c.optimizer = serde_json::from_str(r#"{"method": "sgd", "config": {"lr": 1e30}}"#)
-        .expect("sgd preset");
+    c.optimizer =
+        serde_json::from_str(r#"{"method": "sgd", "config": {"lr": 1e30}}"#).expect("sgd preset");
     let r = run(&c);
     assert!(r.diverged);
     assert!(r.evals.len() < 2);
@@ -144,10 +169,19 @@ fn metrics_files_are_written_and_parse() {
     let mut reader = csv::Reader::from_path(&csv_path).expect("csv");
     let header = reader.headers().expect("header").clone();
     assert_eq!(&header[0], "event");
-    let grads: Vec<&str> = header.iter().filter(|h| h.starts_with("grad_norm:")).collect();
+    let grads: Vec<&str> = header
+        .iter()
+        .filter(|h| h.starts_with("grad_norm:"))
+        .collect();
     assert!(grads.contains(&"grad_norm:norms.0.gamma"), "{header:?}");
     assert!(grads.contains(&"grad_norm:convs.1.weight"), "{header:?}");
-    assert_eq!(grads.len(), header.iter().filter(|h| h.starts_with("weight_norm:")).count());
+    assert_eq!(
+        grads.len(),
+        header
+            .iter()
+            .filter(|h| h.starts_with("weight_norm:"))
+            .count()
+    );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
     assert_eq!(rows.len(), 10 + r.evals.len());
     let steps: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[0] == "step").collect();
@@ -160,7 +194,10 @@ fn metrics_files_are_written_and_parse() {
     }
     let evals: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[0] == "eval").collect();
     assert_eq!(evals.len(), r.evals.len());
-    assert_eq!(evals[0][3].parse::<f64>().expect("eval loss"), r.evals[0].eval_loss);
+    assert_eq!(
+        evals[0][3].parse::<f64>().expect("eval loss"),
+        r.evals[0].eval_loss
+    );
 
     let jsonl_path = dir.join("m.jsonl");
     let mut sink = open_sink(&jsonl_path).expect("jsonl sink");
@@ -177,7 +214,10 @@ fn metrics_files_are_written_and_parse() {
     assert!(lines[0]["params"].as_array().expect("params").len() >= 8);
     let last = lines.last().expect("eval line");
     assert_eq!(last["event"], "eval");
-    assert_eq!(last["eval_loss"].as_f64(), Some(r.evals.last().expect("eval").eval_loss));
+    assert_eq!(
+        last["eval_loss"].as_f64(),
+        Some(r.evals.last().expect("eval").eval_loss)
+    );
 
     assert!(open_sink(&dir.join("m.txt")).is_err());
 }
@@ -199,13 +239,21 @@ fn config_json_and_defaults() {
     .expect("minimal config");
     assert!(minimal.eval_at_x);
     assert_eq!(minimal.bn_recalibration, 20);
-    assert_eq!((minimal.data_dir.clone(), minimal.eval_batches), (None, None));
-    assert!(serde_json::from_str::<TrainConfig>(
-        r#"{"task": "mnist_cnn", "optimizer": {"method": "adamw"}, "steps": 1,
+    assert_eq!(
+        (minimal.data_dir.clone(), minimal.eval_batches),
+        (None, None)
+    );
+    assert!(
+        serde_json::from_str::<TrainConfig>(
+            r#"{"task": "mnist_cnn", "optimizer": {"method": "adamw"}, "steps": 1,
             "batch_size": 1, "seed": 0, "eval_every": 0, "lr": 1}"#
-    )
-    .is_err());
-    let zero = TrainConfig { steps: 0, ..minimal.clone() };
+        )
+        .is_err()
+    );
+    let zero = TrainConfig {
+        steps: 0,
+        ..minimal.clone()
+    };
     assert!(train::run(&zero, None, None).is_err());
     let missing = TrainConfig {
         task: Task::FashionMlp,
@@ -230,14 +278,40 @@ fn resolve(flags: &[&str]) -> TrainConfig {
 
 #[test]
 fn command_line_flags() {
-    let c = resolve(&["--task", "mnist_mlp", "--steps", "400", "--lr", "0.01", "--eval-at-y"]);
+    let c = resolve(&[
+        "--task",
+        "mnist_mlp",
+        "--steps",
+        "400",
+        "--lr",
+        "0.01",
+        "--eval-at-y",
+    ]);
     assert_eq!(c.steps, 400);
     assert!(!c.eval_at_x);
     assert_eq!(c.optimizer, sf_adamw(0.01, 20));
 
-    let c = resolve(&["--task", "mnist_cnn", "--optimizer", "adamw", "--lr", "0.001", "--steps", "100"]);
+    let c = resolve(&[
+        "--task",
+        "mnist_cnn",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.001",
+        "--steps",
+        "100",
+    ]);
     assert_eq!(c.optimizer, adamw_linear_decay(0.001, 5, 100));
-    let c = resolve(&["--optimizer", "sgd", "--schedule", "cosine", "--warmup", "0", "--steps", "10"]);
+    let c = resolve(&[
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "0",
+        "--steps",
+        "10",
+    ]);
     let json = serde_json::to_value(&c.optimizer).expect("json");
     assert_eq!(json["schedule"]["kind"], "cosine");
     assert_eq!(json["schedule"]["total"], 10);
@@ -252,12 +326,23 @@ fn command_line_flags() {
     assert_eq!(c.seed, 7);
     assert_eq!(c.optimizer, adamw_linear_decay(0.5, 3, 30));
     assert!(
-        Cli::parse_from(["x", "--optimizer", "adamw_schedule_free", "--schedule", "linear"])
+        Cli::parse_from([
+            "x",
+            "--optimizer",
+            "adamw_schedule_free",
+            "--schedule",
+            "linear"
+        ])
+        .args
+        .resolve()
+        .is_err()
+    );
+    assert!(
+        Cli::parse_from(["x", "--optimizer", "nope"])
             .args
             .resolve()
             .is_err()
     );
-    assert!(Cli::parse_from(["x", "--optimizer", "nope"]).args.resolve().is_err());
 }
 
 /// Prints the wall time and steps/s of every task's quick run (no metrics sink, as in sweeps).

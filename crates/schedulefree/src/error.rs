@@ -147,7 +147,9 @@ pub enum StepError {
         /// The learner's name.
         learner: &'static str,
     },
-    /// The all-reduce hook changed the length of the vector it was given.
+    /// The all-reduce hook changed the length of the vector it was given. Not returned by
+    /// this version: the hook receives a fixed-length slice ([`crate::AllReduce`]); kept so
+    /// that code matching on it still compiles.
     #[error("the all_reduce hook changed the sums' length from {expected} to {got}")]
     AllReduceLength {
         /// The length passed in.

@@ -10,7 +10,10 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use schedulefree::schedule::ScheduleConfig;
-use schedulefree::{AdamW, AdamWScheduleFree, AdamWScheduleFreeReference, PresetConfig, RAdamScheduleFree, SgdScheduleFree};
+use schedulefree::{
+    AdamW, AdamWScheduleFree, AdamWScheduleFreeReference, PresetConfig, RAdamScheduleFree,
+    SgdScheduleFree,
+};
 
 /// Linear layers with ReLU between them.
 #[derive(Module, Debug)]
@@ -20,7 +23,12 @@ pub struct Mlp {
 
 impl Mlp {
     pub fn new(device: &Device, dims: &[usize]) -> Self {
-        Mlp { layers: dims.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect() }
+        Mlp {
+            layers: dims
+                .windows(2)
+                .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+                .collect(),
+        }
     }
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         let n = self.layers.len();
@@ -84,14 +92,22 @@ impl ModuleVisitor for Collect<'_> {
 
 /// Every float parameter's values, by path.
 pub fn values<M: Module>(m: &M) -> BTreeMap<String, Vec<f32>> {
-    let mut c = Collect { stack: Vec::new(), grads: None, out: BTreeMap::new() };
+    let mut c = Collect {
+        stack: Vec::new(),
+        grads: None,
+        out: BTreeMap::new(),
+    };
     m.visit(&mut c);
     c.out
 }
 
 /// Every gradient in `g` of a parameter of `m`, by path.
 pub fn grad_values<M: Module>(m: &M, g: &GradientsParams) -> BTreeMap<String, Vec<f32>> {
-    let mut c = Collect { stack: Vec::new(), grads: Some(g), out: BTreeMap::new() };
+    let mut c = Collect {
+        stack: Vec::new(),
+        grads: Some(g),
+        out: BTreeMap::new(),
+    };
     m.visit(&mut c);
     c.out
 }
@@ -100,7 +116,11 @@ pub fn grad_values<M: Module>(m: &M, g: &GradientsParams) -> BTreeMap<String, Ve
 pub fn max_rel_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> f64 {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     a.iter()
-        .flat_map(|(k, va)| va.iter().zip(&b[k]).map(|(x, y)| f64::from((x - y).abs()) / (1.0 + f64::from(y.abs()))))
+        .flat_map(|(k, va)| {
+            va.iter()
+                .zip(&b[k])
+                .map(|(x, y)| f64::from((x - y).abs()) / (1.0 + f64::from(y.abs())))
+        })
         .fold(0.0, f64::max)
 }
 
@@ -108,24 +128,55 @@ pub fn max_rel_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32
 pub fn same_bits(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> bool {
     a.len() == b.len()
         && a.iter().all(|(k, va)| {
-            b.get(k).is_some_and(|vb| va.len() == vb.len() && va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits()))
+            b.get(k).is_some_and(|vb| {
+                va.len() == vb.len() && va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits())
+            })
         })
 }
 
 /// The elementwise presets, with warmup and weight decay so that every code path matters.
 pub fn presets() -> Vec<PresetConfig> {
     vec![
-        PresetConfig::AdamWScheduleFree(AdamWScheduleFree { lr: 0.02, warmup_steps: 3, weight_decay: 0.01, ..Default::default() }),
-        PresetConfig::AdamWScheduleFreePaper(AdamWScheduleFree { lr: 0.02, warmup_steps: 3, ..Default::default() }),
+        PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+            lr: 0.02,
+            warmup_steps: 3,
+            weight_decay: 0.01,
+            ..Default::default()
+        }),
+        PresetConfig::AdamWScheduleFreePaper(AdamWScheduleFree {
+            lr: 0.02,
+            warmup_steps: 3,
+            ..Default::default()
+        }),
         PresetConfig::AdamWScheduleFreeReference(AdamWScheduleFreeReference {
-            config: AdamWScheduleFree { lr: 0.02, warmup_steps: 2, weight_decay: 0.01, ..Default::default() },
+            config: AdamWScheduleFree {
+                lr: 0.02,
+                warmup_steps: 2,
+                weight_decay: 0.01,
+                ..Default::default()
+            },
             decay_at_z: true,
         }),
-        PresetConfig::SgdScheduleFree(SgdScheduleFree { lr: 0.5, warmup_steps: 2, weight_decay: 0.001, ..Default::default() }),
-        PresetConfig::RAdamScheduleFree(RAdamScheduleFree { lr: 0.02, ..Default::default() }),
+        PresetConfig::SgdScheduleFree(SgdScheduleFree {
+            lr: 0.5,
+            warmup_steps: 2,
+            weight_decay: 0.001,
+            ..Default::default()
+        }),
+        PresetConfig::RAdamScheduleFree(RAdamScheduleFree {
+            lr: 0.02,
+            ..Default::default()
+        }),
         PresetConfig::AdamW {
-            config: AdamW { lr: 0.01, ..Default::default() },
-            schedule: ScheduleConfig::Cosine { warmup: 2, total: 12, end: 0.0 },
+            config: AdamW {
+                lr: 0.01,
+                ..Default::default()
+            },
+            schedule: ScheduleConfig::Cosine {
+                warmup: 2,
+                total: 12,
+                end: 0.0,
+            },
         },
     ]
 }

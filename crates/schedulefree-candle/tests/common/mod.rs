@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{linear, Linear, Module, VarBuilder, VarMap};
+use candle_nn::{Linear, Module, VarBuilder, VarMap, linear};
 use schedulefree::{DynOptimizer, Param, PresetConfig, StepInfo};
 use schedulefree_candle::seeded_init;
 
@@ -31,7 +31,9 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.l2.forward(&self.l1.forward(x).unwrap().relu().unwrap()).unwrap()
+        self.l2
+            .forward(&self.l1.forward(x).unwrap().relu().unwrap())
+            .unwrap()
     }
 
     /// Mean squared error on batch `b` of the fixed data (batches differ, so gradients vary).
@@ -49,15 +51,24 @@ impl Mlp {
 
     /// (name, var) sorted by name.
     pub fn vars(&self) -> Vec<(String, Var)> {
-        let mut v: Vec<(String, Var)> =
-            self.varmap.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut v: Vec<(String, Var)> = self
+            .varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
     /// Every var's values, sorted by name.
     pub fn values(&self) -> Vec<Vec<f32>> {
-        self.vars().iter().map(|(_, v)| f32s(v.as_tensor())).collect()
+        self.vars()
+            .iter()
+            .map(|(_, v)| f32s(v.as_tensor()))
+            .collect()
     }
 
     /// Copy every var's values from `other` (same architecture).
@@ -74,15 +85,27 @@ pub fn batch(b: usize) -> (Tensor, Tensor) {
     let mut ys = Vec::new();
     for i in 0..8 {
         let t = (b * 8 + i) as f32;
-        let x = [(t * 0.37).sin(), (t * 0.91).cos(), ((t * 0.13).sin() * 2.0).tanh()];
+        let x = [
+            (t * 0.37).sin(),
+            (t * 0.91).cos(),
+            ((t * 0.13).sin() * 2.0).tanh(),
+        ];
         ys.extend([x[0] * x[1] + 0.5 * x[2], (x[0] - x[2]).abs() - 0.3]);
         xs.extend(x);
     }
-    (Tensor::from_vec(xs, (8, 3), &Device::Cpu).unwrap(), Tensor::from_vec(ys, (8, 2), &Device::Cpu).unwrap())
+    (
+        Tensor::from_vec(xs, (8, 3), &Device::Cpu).unwrap(),
+        Tensor::from_vec(ys, (8, 2), &Device::Cpu).unwrap(),
+    )
 }
 
 pub fn f32s(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap()
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
 }
 
 pub fn f64s(t: &Tensor) -> Vec<f64> {
@@ -95,7 +118,11 @@ pub fn assert_bits_eq(a: &[Vec<f32>], b: &[Vec<f32>], what: &str) {
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         assert_eq!(x.len(), y.len(), "{what}: buffer {i} length");
         for (j, (p, q)) in x.iter().zip(y).enumerate() {
-            assert_eq!(p.to_bits(), q.to_bits(), "{what}: buffer {i} element {j}: {p} vs {q}");
+            assert_eq!(
+                p.to_bits(),
+                q.to_bits(),
+                "{what}: buffer {i} element {j}: {p} vs {q}"
+            );
         }
     }
 }
@@ -122,8 +149,11 @@ impl CoreRun {
 
     /// One core step with the gradients candle computed for `mlp`'s vars.
     pub fn step(&mut self, mlp: &Mlp, grads: &GradStore) -> StepInfo {
-        let gs: Vec<Option<Vec<f32>>> =
-            mlp.vars().iter().map(|(_, v)| grads.get(v.as_tensor()).map(f32s)).collect();
+        let gs: Vec<Option<Vec<f32>>> = mlp
+            .vars()
+            .iter()
+            .map(|(_, v)| grads.get(v.as_tensor()).map(f32s))
+            .collect();
         let mut params: Vec<Param<'_, f32>> = self
             .names
             .iter()
@@ -148,9 +178,17 @@ impl CoreRun {
     }
 
     pub fn switch(&mut self, to_train: bool) {
-        let mut params: Vec<Param<'_, f32>> =
-            self.names.iter().zip(self.bufs.iter_mut()).map(|(n, b)| Param::no_grad(n, b)).collect();
-        if to_train { self.opt.train(&mut params).unwrap() } else { self.opt.eval(&mut params).unwrap() }
+        let mut params: Vec<Param<'_, f32>> = self
+            .names
+            .iter()
+            .zip(self.bufs.iter_mut())
+            .map(|(n, b)| Param::no_grad(n, b))
+            .collect();
+        if to_train {
+            self.opt.train(&mut params).unwrap()
+        } else {
+            self.opt.eval(&mut params).unwrap()
+        }
     }
 }
 

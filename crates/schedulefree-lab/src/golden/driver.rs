@@ -6,7 +6,9 @@ use schedulefree::{ConfigError, DynOptimizer, Element, ParamTags};
 
 use super::method::{Method, Plan, WrapperBase};
 
-fn boxed<T: Element, O: DynOptimizer<T> + 'static>(o: Result<O, ConfigError>) -> anyhow::Result<Box<dyn DynOptimizer<T>>> {
+fn boxed<T: Element, O: DynOptimizer<T> + 'static>(
+    o: Result<O, ConfigError>,
+) -> anyhow::Result<Box<dyn DynOptimizer<T>>> {
     Ok(Box::new(o?))
 }
 
@@ -21,7 +23,11 @@ pub(crate) fn build<T: Element>(
     members: &[Vec<usize>],
     shapes: &[Vec<usize>],
 ) -> anyhow::Result<Box<dyn DynOptimizer<T>>> {
-    let table = || plan.table.clone().ok_or_else(|| anyhow::anyhow!("torch case without an lr table"));
+    let table = || {
+        plan.table
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("torch case without an lr table"))
+    };
     let mut opt: Box<dyn DynOptimizer<T>> = match &plan.method {
         Method::SgdScheduleFree(c) => boxed(c.build::<T>())?,
         Method::SgdScheduleFreeReference(c) => boxed(c.build::<T>())?,
@@ -29,9 +35,16 @@ pub(crate) fn build<T: Element>(
         Method::AdamWScheduleFreePaper(c) => boxed(c.build::<T>())?,
         Method::AdamWScheduleFreeReference(c) => boxed(c.build::<T>())?,
         Method::RAdamScheduleFree(c) => boxed(c.build::<T>())?,
-        Method::Wrapper { wrapper, reference, base, lr } => match (base, reference) {
+        Method::Wrapper {
+            wrapper,
+            reference,
+            base,
+            lr,
+        } => match (base, reference) {
             (WrapperBase::Sgd, false) => boxed(wrapper.wrap::<T, _>(learner::Sgd::plain(), *lr))?,
-            (WrapperBase::Sgd, true) => boxed(wrapper.wrap_reference::<T, _>(learner::Sgd::plain(), *lr))?,
+            (WrapperBase::Sgd, true) => {
+                boxed(wrapper.wrap_reference::<T, _>(learner::Sgd::plain(), *lr))?
+            }
             (WrapperBase::Adam { beta2, eps }, reference) => {
                 // torch Adam counts bias corrections per parameter (`state["step"]`).
                 let adam = Adam {
@@ -55,12 +68,24 @@ pub(crate) fn build<T: Element>(
     for g in plan.groups.iter().skip(1) {
         opt.add_group(*g)?;
     }
-    anyhow::ensure!(members.len() == plan.groups.len(), "group membership does not match the groups");
-    anyhow::ensure!(plan.normalized.len() == plan.groups.len(), "normalized flags do not match the groups");
+    anyhow::ensure!(
+        members.len() == plan.groups.len(),
+        "group membership does not match the groups"
+    );
+    anyhow::ensure!(
+        plan.normalized.len() == plan.groups.len(),
+        "normalized flags do not match the groups"
+    );
     for (g, m) in members.iter().enumerate() {
-        let tags = if plan.normalized[g] { ParamTags::NORMALIZED } else { ParamTags::default() };
+        let tags = if plan.normalized[g] {
+            ParamTags::NORMALIZED
+        } else {
+            ParamTags::default()
+        };
         for &i in m {
-            let shape = shapes.get(i).ok_or_else(|| anyhow::anyhow!("group {g} lists unknown parameter {i}"))?;
+            let shape = shapes
+                .get(i)
+                .ok_or_else(|| anyhow::anyhow!("group {g} lists unknown parameter {i}"))?;
             opt.add_param_tagged(g, &param_name(i), shape, tags)?;
         }
     }

@@ -205,7 +205,12 @@ impl Fixture {
                 .map(|g| {
                     g.get("params")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_u64).map(|i| i as usize).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_u64)
+                                .map(|i| i as usize)
+                                .collect()
+                        })
                         .unwrap_or_default()
                 })
                 .collect(),
@@ -227,7 +232,12 @@ impl Fixture {
     pub fn validate(&self) -> anyhow::Result<()> {
         let n = self.params.len();
         for (i, p) in self.params.iter().enumerate() {
-            anyhow::ensure!(p.init.len() == p.len(), "params[{i}]: init has {} values, shape {:?}", p.init.len(), p.shape);
+            anyhow::ensure!(
+                p.init.len() == p.len(),
+                "params[{i}]: init has {} values, shape {:?}",
+                p.init.len(),
+                p.shape
+            );
         }
         let mut seen = vec![false; n];
         for (g, m) in self.members().iter().enumerate() {
@@ -237,18 +247,27 @@ impl Fixture {
                 seen[i] = true;
             }
         }
-        anyhow::ensure!(self.num_steps >= 1, "num_steps is {}, a trajectory needs at least one step", self.num_steps);
+        anyhow::ensure!(
+            self.num_steps >= 1,
+            "num_steps is {}, a trajectory needs at least one step",
+            self.num_steps
+        );
         anyhow::ensure!(
             self.steps.len() == self.num_steps,
             "steps has {} records, num_steps is {}",
             self.steps.len(),
             self.num_steps
         );
-        anyhow::ensure!(self.gradient.a.len() == n && self.gradient.b.len() == n, "gradient model has the wrong number of tensors");
+        anyhow::ensure!(
+            self.gradient.a.len() == n && self.gradient.b.len() == n,
+            "gradient model has the wrong number of tensors"
+        );
         for (i, p) in self.params.iter().enumerate() {
             let (a, b) = (&self.gradient.a[i], &self.gradient.b[i]);
             anyhow::ensure!(
-                a.len() == p.len() && a.iter().all(|row| row.len() == p.len()) && b.len() == p.len(),
+                a.len() == p.len()
+                    && a.iter().all(|row| row.len() == p.len())
+                    && b.len() == p.len(),
                 "gradient model of params[{i}] does not match its length {}",
                 p.len()
             );
@@ -263,7 +282,11 @@ impl Fixture {
                 self.num_groups()
             );
             check_tensors(&format!("steps[{s}].grad"), Some(&rec.grad), &lens)?;
-            check_tensors(&format!("gradient.noise[{s}]"), self.gradient.noise.get(s), &lens)?;
+            check_tensors(
+                &format!("gradient.noise[{s}]"),
+                self.gradient.noise.get(s),
+                &lens,
+            )?;
             if sf {
                 check_tensors(&format!("steps[{s}].y"), rec.y.as_ref(), &lens)?;
                 check_tensors(&format!("steps[{s}].x"), rec.x.as_ref(), &lens)?;
@@ -279,9 +302,18 @@ impl Fixture {
 /// per parameter `i`.
 fn check_tensors(what: &str, v: Option<&Vec<Vec<f64>>>, lens: &[usize]) -> anyhow::Result<()> {
     let v = v.ok_or_else(|| anyhow::anyhow!("{what} is missing"))?;
-    anyhow::ensure!(v.len() == lens.len(), "{what} has {} tensors, expected {}", v.len(), lens.len());
+    anyhow::ensure!(
+        v.len() == lens.len(),
+        "{what} has {} tensors, expected {}",
+        v.len(),
+        lens.len()
+    );
     for (i, (t, &len)) in v.iter().zip(lens).enumerate() {
-        anyhow::ensure!(t.len() == len, "{what}[{i}] has {} values, expected {len}", t.len());
+        anyhow::ensure!(
+            t.len() == len,
+            "{what}[{i}] has {} values, expected {len}",
+            t.len()
+        );
     }
     Ok(())
 }
@@ -298,8 +330,13 @@ pub fn collect_fixture_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> 
             let mut files = Vec::new();
             for entry in std::fs::read_dir(p).with_context(|| format!("listing {}", p.display()))? {
                 let path = entry?.path();
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                if path.extension().is_some_and(|e| e == "json") && !NON_FIXTURE_FILES.contains(&name) {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if path.extension().is_some_and(|e| e == "json")
+                    && !NON_FIXTURE_FILES.contains(&name)
+                {
                     files.push(path);
                 }
             }

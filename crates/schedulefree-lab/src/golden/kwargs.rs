@@ -17,7 +17,11 @@ pub(crate) struct Kwargs<'a> {
 impl<'a> Kwargs<'a> {
     /// Wrap `map`; `what` names it in error messages (e.g. `schedulefree.SGDScheduleFree`).
     pub fn new(what: impl Into<String>, map: &'a Map<String, Value>) -> Self {
-        Kwargs { what: what.into(), map, used: BTreeSet::new() }
+        Kwargs {
+            what: what.into(),
+            map,
+            used: BTreeSet::new(),
+        }
     }
 
     /// The value of `key`, `None` when absent or `null` (Python `None` = default).
@@ -44,7 +48,11 @@ impl<'a> Kwargs<'a> {
             None => Ok(default),
             Some(v) => v
                 .as_u64()
-                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15).map(|f| f as u64))
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
+                        .map(|f| f as u64)
+                })
                 .ok_or_else(|| self.bad(key, v, "a non-negative integer")),
         }
     }
@@ -74,14 +82,22 @@ impl<'a> Kwargs<'a> {
     /// Require a boolean flag to have the value we implement (e.g. `maximize = False`).
     pub fn require_bool(&mut self, key: &str, want: bool) -> anyhow::Result<()> {
         let got = self.bool(key, want)?;
-        anyhow::ensure!(got == want, "{}: `{key}` = {got} is not supported (only {want})", self.what);
+        anyhow::ensure!(
+            got == want,
+            "{}: `{key}` = {got} is not supported (only {want})",
+            self.what
+        );
         Ok(())
     }
 
     /// Require a numeric argument to equal `want` (e.g. a base optimizer's `momentum = 0`).
     pub fn require_f64(&mut self, key: &str, want: f64, why: &str) -> anyhow::Result<()> {
         let got = self.f64(key, want)?;
-        anyhow::ensure!(got == want, "{}: `{key}` = {got} is not supported ({why})", self.what);
+        anyhow::ensure!(
+            got == want,
+            "{}: `{key}` = {got} is not supported ({why})",
+            self.what
+        );
         Ok(())
     }
 
@@ -92,8 +108,17 @@ impl<'a> Kwargs<'a> {
 
     /// Fail if an argument was neither read nor ignored.
     pub fn finish(&self) -> anyhow::Result<()> {
-        let unknown: Vec<&str> = self.map.keys().filter(|k| !self.used.contains(*k)).map(String::as_str).collect();
-        anyhow::ensure!(unknown.is_empty(), "{}: unsupported argument(s) {unknown:?}", self.what);
+        let unknown: Vec<&str> = self
+            .map
+            .keys()
+            .filter(|k| !self.used.contains(*k))
+            .map(String::as_str)
+            .collect();
+        anyhow::ensure!(
+            unknown.is_empty(),
+            "{}: unsupported argument(s) {unknown:?}",
+            self.what
+        );
         Ok(())
     }
 }

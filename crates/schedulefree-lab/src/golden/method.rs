@@ -6,8 +6,8 @@
 use schedulefree::presets;
 use schedulefree::schedule::Tabulated;
 use schedulefree::{
-    AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference, GroupConfig, RAdamScheduleFree,
-    ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
+    AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference, GroupConfig,
+    RAdamScheduleFree, ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
 };
 use serde_json::{Map, Value};
 
@@ -69,7 +69,10 @@ pub enum Method {
 impl Method {
     /// Whether the method is a schedule-free one (train point `y` ≠ returned point `x`).
     pub fn is_schedule_free(&self) -> bool {
-        !matches!(self, Method::TorchAdamW(_) | Method::TorchSgd(_) | Method::AdamC(_))
+        !matches!(
+            self,
+            Method::TorchAdamW(_) | Method::TorchSgd(_) | Method::AdamC(_)
+        )
     }
 }
 
@@ -117,13 +120,19 @@ pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
         }
         // pytorch_optimizer's re-implementations: replay when the arguments fall inside the
         // official maths, skip otherwise (they are cross-checks, not references).
-        "pytorch_optimizer.ScheduleFreeSGD" | "pytorch_optimizer.ScheduleFreeAdamW" => match sf_plan(fx, class) {
-            Ok(plan) => plan,
-            Err(e) => return Ok(Support::Skipped(format!("{e:#}"))),
-        },
+        "pytorch_optimizer.ScheduleFreeSGD" | "pytorch_optimizer.ScheduleFreeAdamW" => {
+            match sf_plan(fx, class) {
+                Ok(plan) => plan,
+                Err(e) => return Ok(Support::Skipped(format!("{e:#}"))),
+            }
+        }
         _ if class.starts_with("schedulefree.") => sf_plan(fx, class)?,
         _ if class.starts_with("torch.optim.") => torch_plan(fx, class)?,
-        _ => return Ok(Support::Skipped(format!("{class}: no mapping onto our presets"))),
+        _ => {
+            return Ok(Support::Skipped(format!(
+                "{class}: no mapping onto our presets"
+            )));
+        }
     };
     anyhow::ensure!(
         plan.method.is_schedule_free() == fx.record_kind.is_schedule_free(),
@@ -136,7 +145,11 @@ pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
 
 /// Per-group configurations: `default` overridden by each entry of `param_groups`
 /// (`lr`, and the weight decay under the name `wd_key`).
-fn group_configs(fx: &Fixture, default: GroupConfig, wd_key: &str) -> anyhow::Result<Vec<GroupConfig>> {
+fn group_configs(
+    fx: &Fixture,
+    default: GroupConfig,
+    wd_key: &str,
+) -> anyhow::Result<Vec<GroupConfig>> {
     group_configs_with(fx, default, wd_key, &[])
 }
 
@@ -150,7 +163,10 @@ fn group_configs_with(
     let Some(groups) = &fx.param_groups else {
         return Ok(vec![default; fx.num_groups()]);
     };
-    anyhow::ensure!(groups.len() == fx.num_groups(), "param_groups and group_members disagree on the number of groups");
+    anyhow::ensure!(
+        groups.len() == fx.num_groups(),
+        "param_groups and group_members disagree on the number of groups"
+    );
     groups
         .iter()
         .enumerate()
@@ -158,7 +174,10 @@ fn group_configs_with(
             let mut kw = Kwargs::new(format!("{} param_groups[{g}]", fx.reference), m);
             kw.ignore(&["params"]);
             kw.ignore(extra);
-            let c = GroupConfig { lr: kw.f64("lr", default.lr)?, weight_decay: kw.f64(wd_key, default.weight_decay)? };
+            let c = GroupConfig {
+                lr: kw.f64("lr", default.lr)?,
+                weight_decay: kw.f64(wd_key, default.weight_decay)?,
+            };
             kw.finish()?;
             Ok(c)
         })
@@ -173,12 +192,19 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
     if kozistr {
         // Present in pytorch_optimizer's ScheduleFree* signatures; only the official maths is mapped.
         kw.ignore(&["eps"]); // ScheduleFreeSGD takes an unused eps
-        kw.require_f64("decoupling_c", 0.0, "decoupling_c > 0 rescales ckp1, not in the official classes")?;
+        kw.require_f64(
+            "decoupling_c",
+            0.0,
+            "decoupling_c > 0 rescales ckp1, not in the official classes",
+        )?;
         kw.require_bool("ams_bound", false)?;
         kw.require_bool("use_palm", false)?;
     }
     let method = match name {
-        "SGDScheduleFree" | "SGDScheduleFreeClosure" | "SGDScheduleFreeReference" | "ScheduleFreeSGD" => {
+        "SGDScheduleFree"
+        | "SGDScheduleFreeClosure"
+        | "SGDScheduleFreeReference"
+        | "ScheduleFreeSGD" => {
             let d = SgdScheduleFree::default();
             let c = SgdScheduleFree {
                 lr: kw.f64("lr", d.lr)?,
@@ -211,11 +237,15 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
                 inner_momentum: kw.f64("inner_momentum", d.inner_momentum)?,
             };
             match name {
-                "AdamWScheduleFreePaper" => Method::AdamWScheduleFreePaper(AdamWScheduleFreePaper(c)),
-                "AdamWScheduleFreeReference" => Method::AdamWScheduleFreeReference(AdamWScheduleFreeReference {
-                    config: c,
-                    decay_at_z: kw.bool("decay_at_z", false)?,
-                }),
+                "AdamWScheduleFreePaper" => {
+                    Method::AdamWScheduleFreePaper(AdamWScheduleFreePaper(c))
+                }
+                "AdamWScheduleFreeReference" => {
+                    Method::AdamWScheduleFreeReference(AdamWScheduleFreeReference {
+                        config: c,
+                        decay_at_z: kw.bool("decay_at_z", false)?,
+                    })
+                }
                 _ => Method::AdamWScheduleFree(c),
             }
         }
@@ -246,53 +276,114 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
     };
     kw.finish()?;
     let (lr, wd) = match &method {
-        Method::SgdScheduleFree(c) | Method::SgdScheduleFreeReference(SgdScheduleFreeReference(c)) => {
-            (c.lr, c.weight_decay)
-        }
+        Method::SgdScheduleFree(c)
+        | Method::SgdScheduleFreeReference(SgdScheduleFreeReference(c)) => (c.lr, c.weight_decay),
         Method::AdamWScheduleFree(c)
         | Method::AdamWScheduleFreePaper(AdamWScheduleFreePaper(c))
-        | Method::AdamWScheduleFreeReference(AdamWScheduleFreeReference { config: c, .. }) => (c.lr, c.weight_decay),
+        | Method::AdamWScheduleFreeReference(AdamWScheduleFreeReference { config: c, .. }) => {
+            (c.lr, c.weight_decay)
+        }
         Method::RAdamScheduleFree(c) => (c.lr, c.weight_decay),
         _ => anyhow::bail!("{class}: internal mapping error"),
     };
-    let groups = group_configs(fx, GroupConfig { lr, weight_decay: wd }, "weight_decay")?;
+    let groups = group_configs(
+        fx,
+        GroupConfig {
+            lr,
+            weight_decay: wd,
+        },
+        "weight_decay",
+    )?;
     let normalized = vec![false; groups.len()];
-    Ok(Plan { method: with_group0(method, groups[0]), groups, normalized, table: None })
+    Ok(Plan {
+        method: with_group0(method, groups[0]),
+        groups,
+        normalized,
+        table: None,
+    })
 }
 
 /// Put group 0's (possibly overridden) lr and weight decay into the preset.
 fn with_group0(method: Method, g: GroupConfig) -> Method {
     let GroupConfig { lr, weight_decay } = g;
     match method {
-        Method::SgdScheduleFree(c) => Method::SgdScheduleFree(SgdScheduleFree { lr, weight_decay, ..c }),
+        Method::SgdScheduleFree(c) => Method::SgdScheduleFree(SgdScheduleFree {
+            lr,
+            weight_decay,
+            ..c
+        }),
         Method::SgdScheduleFreeReference(SgdScheduleFreeReference(c)) => {
-            Method::SgdScheduleFreeReference(SgdScheduleFreeReference(SgdScheduleFree { lr, weight_decay, ..c }))
+            Method::SgdScheduleFreeReference(SgdScheduleFreeReference(SgdScheduleFree {
+                lr,
+                weight_decay,
+                ..c
+            }))
         }
-        Method::AdamWScheduleFree(c) => Method::AdamWScheduleFree(AdamWScheduleFree { lr, weight_decay, ..c }),
+        Method::AdamWScheduleFree(c) => Method::AdamWScheduleFree(AdamWScheduleFree {
+            lr,
+            weight_decay,
+            ..c
+        }),
         Method::AdamWScheduleFreePaper(AdamWScheduleFreePaper(c)) => {
-            Method::AdamWScheduleFreePaper(AdamWScheduleFreePaper(AdamWScheduleFree { lr, weight_decay, ..c }))
+            Method::AdamWScheduleFreePaper(AdamWScheduleFreePaper(AdamWScheduleFree {
+                lr,
+                weight_decay,
+                ..c
+            }))
         }
         Method::AdamWScheduleFreeReference(AdamWScheduleFreeReference { config, decay_at_z }) => {
             Method::AdamWScheduleFreeReference(AdamWScheduleFreeReference {
-                config: AdamWScheduleFree { lr, weight_decay, ..config },
+                config: AdamWScheduleFree {
+                    lr,
+                    weight_decay,
+                    ..config
+                },
                 decay_at_z,
             })
         }
-        Method::RAdamScheduleFree(c) => Method::RAdamScheduleFree(RAdamScheduleFree { lr, weight_decay, ..c }),
-        Method::Wrapper { wrapper, reference, base, .. } => Method::Wrapper {
-            wrapper: ScheduleFreeWrapper { weight_decay_at_y: weight_decay, ..wrapper },
+        Method::RAdamScheduleFree(c) => Method::RAdamScheduleFree(RAdamScheduleFree {
+            lr,
+            weight_decay,
+            ..c
+        }),
+        Method::Wrapper {
+            wrapper,
+            reference,
+            base,
+            ..
+        } => Method::Wrapper {
+            wrapper: ScheduleFreeWrapper {
+                weight_decay_at_y: weight_decay,
+                ..wrapper
+            },
             reference,
             base,
             lr,
         },
-        Method::TorchAdamW(c) => Method::TorchAdamW(presets::AdamW { lr, weight_decay, ..c }),
-        Method::TorchSgd(c) => Method::TorchSgd(presets::TorchSgd { lr, weight_decay, ..c }),
+        Method::TorchAdamW(c) => Method::TorchAdamW(presets::AdamW {
+            lr,
+            weight_decay,
+            ..c
+        }),
+        Method::TorchSgd(c) => Method::TorchSgd(presets::TorchSgd {
+            lr,
+            weight_decay,
+            ..c
+        }),
         // The peak stays the constructor's lr (set by the caller), whatever group 0's lr.
-        Method::AdamC(c) => Method::AdamC(presets::AdamC { lr, weight_decay, ..c }),
+        Method::AdamC(c) => Method::AdamC(presets::AdamC {
+            lr,
+            weight_decay,
+            ..c
+        }),
     }
 }
 
-fn wrapper_plan(fx: &Fixture, wrapper: ScheduleFreeWrapper, reference: bool) -> anyhow::Result<Plan> {
+fn wrapper_plan(
+    fx: &Fixture,
+    wrapper: ScheduleFreeWrapper,
+    reference: bool,
+) -> anyhow::Result<Plan> {
     let base = fx
         .base_optimizer
         .as_ref()
@@ -302,7 +393,11 @@ fn wrapper_plan(fx: &Fixture, wrapper: ScheduleFreeWrapper, reference: bool) -> 
     kw.ignore(&NO_MATH);
     kw.require_bool("maximize", false)?;
     // Weight decay inside the base optimizer would act at z; the wrapper preset decays at y only.
-    kw.require_f64("weight_decay", 0.0, "decay inside the base optimizer acts at z; use weight_decay_at_y")?;
+    kw.require_f64(
+        "weight_decay",
+        0.0,
+        "decay inside the base optimizer acts at z; use weight_decay_at_y",
+    )?;
     let (lr, learner) = match class {
         "torch.optim.sgd.SGD" | "torch.optim.SGD" => {
             let lr = kw.f64("lr", 1e-3)?;
@@ -314,20 +409,42 @@ fn wrapper_plan(fx: &Fixture, wrapper: ScheduleFreeWrapper, reference: bool) -> 
         "torch.optim.adam.Adam" | "torch.optim.Adam" => {
             let lr = kw.f64("lr", 1e-3)?;
             let (beta1, beta2) = kw.pair("betas", (0.9, 0.999))?;
-            anyhow::ensure!(beta1 == 0.0, "base Adam betas[0] = {beta1}: the wrapper needs a momentum-free base");
+            anyhow::ensure!(
+                beta1 == 0.0,
+                "base Adam betas[0] = {beta1}: the wrapper needs a momentum-free base"
+            );
             let eps = kw.f64("eps", 1e-8)?;
             kw.require_bool("amsgrad", false)?;
             kw.ignore(&["decoupled_weight_decay"]); // irrelevant with weight_decay = 0
             (lr, WrapperBase::Adam { beta2, eps })
         }
-        _ => anyhow::bail!("{}: base optimizer {class} has no counterpart learner", fx.reference),
+        _ => anyhow::bail!(
+            "{}: base optimizer {class} has no counterpart learner",
+            fx.reference
+        ),
     };
     kw.finish()?;
-    let groups =
-        group_configs(fx, GroupConfig { lr, weight_decay: wrapper.weight_decay_at_y }, "weight_decay_at_y")?;
-    let method = Method::Wrapper { wrapper, reference, base: learner, lr };
+    let groups = group_configs(
+        fx,
+        GroupConfig {
+            lr,
+            weight_decay: wrapper.weight_decay_at_y,
+        },
+        "weight_decay_at_y",
+    )?;
+    let method = Method::Wrapper {
+        wrapper,
+        reference,
+        base: learner,
+        lr,
+    };
     let normalized = vec![false; groups.len()];
-    Ok(Plan { method: with_group0(method, groups[0]), groups, normalized, table: None })
+    Ok(Plan {
+        method: with_group0(method, groups[0]),
+        groups,
+        normalized,
+        table: None,
+    })
 }
 
 fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
@@ -335,7 +452,10 @@ fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
     kw.ignore(&NO_MATH);
     kw.require_bool("maximize", false)?;
     let method = match class {
-        "torch.optim.AdamW" | "torch.optim.adamw.AdamW" | "torch.optim.Adam" | "torch.optim.adam.Adam" => {
+        "torch.optim.AdamW"
+        | "torch.optim.adamw.AdamW"
+        | "torch.optim.Adam"
+        | "torch.optim.adam.Adam" => {
             let adamw = class.ends_with("AdamW");
             kw.require_bool("amsgrad", false)?;
             let d = presets::AdamW::default();
@@ -347,7 +467,10 @@ fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
             };
             if !adamw && !kw.bool("decoupled_weight_decay", false)? {
                 // torch Adam's coupled L2 is not one of our presets.
-                anyhow::ensure!(c.weight_decay == 0.0, "{class}: coupled weight_decay (L2) has no preset");
+                anyhow::ensure!(
+                    c.weight_decay == 0.0,
+                    "{class}: coupled weight_decay (L2) has no preset"
+                );
             }
             kw.ignore(&["decoupled_weight_decay"]);
             Method::TorchAdamW(c)
@@ -370,10 +493,22 @@ fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
         Method::TorchSgd(c) => (c.lr, c.weight_decay),
         _ => anyhow::bail!("{class}: internal mapping error"),
     };
-    let mut groups = group_configs(fx, GroupConfig { lr, weight_decay: wd }, "weight_decay")?;
+    let mut groups = group_configs(
+        fx,
+        GroupConfig {
+            lr,
+            weight_decay: wd,
+        },
+        "weight_decay",
+    )?;
     let table = lr_table(fx, &mut groups)?;
     let normalized = vec![false; groups.len()];
-    Ok(Plan { method: with_group0(method, groups[0]), groups, normalized, table: Some(table) })
+    Ok(Plan {
+        method: with_group0(method, groups[0]),
+        groups,
+        normalized,
+        table: Some(table),
+    })
 }
 
 /// `pytorch_optimizer.AdamC` (4.1.0) onto [`presets::AdamC`]: `γ_max` is the constructor's `lr`
@@ -400,14 +535,28 @@ fn adamc_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
     let peak = c.lr;
     let mut groups = group_configs_with(
         fx,
-        GroupConfig { lr: c.lr, weight_decay: c.weight_decay },
+        GroupConfig {
+            lr: c.lr,
+            weight_decay: c.weight_decay,
+        },
         "weight_decay",
         &["normalized"],
     )?;
     let normalized = group_flags(fx, "normalized")?;
     let table = lr_table(fx, &mut groups)?;
-    let method = with_group0(Method::AdamC(presets::AdamC { peak_lr: Some(peak), ..c }), groups[0]);
-    Ok(Plan { method, groups, normalized, table: Some(table) })
+    let method = with_group0(
+        Method::AdamC(presets::AdamC {
+            peak_lr: Some(peak),
+            ..c
+        }),
+        groups[0],
+    );
+    Ok(Plan {
+        method,
+        groups,
+        normalized,
+        table: Some(table),
+    })
 }
 
 /// A boolean per-group key of `param_groups` (absent or `null`: false), one value per group.
@@ -420,9 +569,12 @@ fn group_flags(fx: &Fixture, key: &str) -> anyhow::Result<Vec<bool>> {
         .enumerate()
         .map(|(g, m)| match m.get(key) {
             None | Some(Value::Null) => Ok(false),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| anyhow::anyhow!("{} param_groups[{g}]: `{key}` = {v} is not a boolean", fx.reference)),
+            Some(v) => v.as_bool().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} param_groups[{g}]: `{key}` = {v} is not a boolean",
+                    fx.reference
+                )
+            }),
         })
         .collect()
 }
@@ -430,7 +582,11 @@ fn group_flags(fx: &Fixture, key: &str) -> anyhow::Result<Vec<bool>> {
 /// Base lr of each group for a torch scheduler (its `initial_lr`): the group's `lr` override or
 /// the constructor's.
 pub fn initial_lrs(fx: &Fixture, plan: &Plan) -> Vec<f64> {
-    let ctor = fx.optimizer_kwargs.get("lr").and_then(Value::as_f64).unwrap_or(plan.groups[0].lr);
+    let ctor = fx
+        .optimizer_kwargs
+        .get("lr")
+        .and_then(Value::as_f64)
+        .unwrap_or(plan.groups[0].lr);
     let over = |m: &Map<String, Value>| m.get("lr").and_then(Value::as_f64);
     match &fx.param_groups {
         Some(groups) => groups.iter().map(|m| over(m).unwrap_or(ctor)).collect(),
@@ -443,7 +599,12 @@ pub fn initial_lrs(fx: &Fixture, plan: &Plan) -> Vec<f64> {
 /// exactly, the closed forms only to a few ulps). Adjusts the groups' lrs to match.
 fn lr_table(fx: &Fixture, groups: &mut [GroupConfig]) -> anyhow::Result<Tabulated> {
     anyhow::ensure!(!fx.steps.is_empty(), "{}: no steps", fx.name);
-    let seq = |g: usize| fx.steps.iter().map(|s| s.lr_group_before_step[g]).collect::<Vec<f64>>();
+    let seq = |g: usize| {
+        fx.steps
+            .iter()
+            .map(|s| s.lr_group_before_step[g])
+            .collect::<Vec<f64>>()
+    };
     let first = seq(0);
     let values = if (1..groups.len()).all(|g| seq(g) == first) {
         // Base lr 1 with the absolute recorded lrs: the scheduled lr `1 · value(k)` is then
@@ -458,8 +619,13 @@ fn lr_table(fx: &Fixture, groups: &mut [GroupConfig]) -> anyhow::Result<Tabulate
         // Groups with different base lrs share one schedule: multipliers relative to group
         // 0's base lr (other groups then agree with torch to an ulp).
         let base = groups[0].lr;
-        anyhow::ensure!(base > 0.0, "{}: group 0 has lr 0, cannot tabulate relative lrs", fx.name);
+        anyhow::ensure!(
+            base > 0.0,
+            "{}: group 0 has lr 0, cannot tabulate relative lrs",
+            fx.name
+        );
         first.iter().map(|v| v / base).collect()
     };
-    Tabulated::new(values).map_err(|e| anyhow::anyhow!("{}: recorded lrs are not a valid schedule: {e}", fx.name))
+    Tabulated::new(values)
+        .map_err(|e| anyhow::anyhow!("{}: recorded lrs are not a valid schedule: {e}", fx.name))
 }

@@ -20,8 +20,8 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-pub use fixture::{collect_fixture_paths, Fixture, FixtureDtype, RecordKind};
-pub use replay::{quadratic_gradient, replay_fixture, replay_path, ReplayOptions};
+pub use fixture::{Fixture, FixtureDtype, RecordKind, collect_fixture_paths};
+pub use replay::{ReplayOptions, quadratic_gradient, replay_fixture, replay_path};
 pub use report::{FixtureReport, LoopMode, Outcome, QuantityError, Status};
 
 /// Which loops to run.
@@ -74,10 +74,20 @@ pub struct GoldenArgs {
 /// # Errors
 /// A path that does not exist or an unreadable directory. Unreadable or failing fixtures are
 /// reported, not returned as errors.
-pub fn replay_all(paths: &[PathBuf], modes: &[LoopMode], roundtrip: bool) -> anyhow::Result<Vec<FixtureReport>> {
+pub fn replay_all(
+    paths: &[PathBuf],
+    modes: &[LoopMode],
+    roundtrip: bool,
+) -> anyhow::Result<Vec<FixtureReport>> {
     let files = collect_fixture_paths(paths)?;
     anyhow::ensure!(!files.is_empty(), "no fixture files found in {paths:?}");
-    Ok(files.par_iter().map(|f| replay_path(f, modes, roundtrip)).collect::<Vec<_>>().into_iter().flatten().collect())
+    Ok(files
+        .par_iter()
+        .map(|f| replay_path(f, modes, roundtrip))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// Run the replay and print the reports.
@@ -96,8 +106,16 @@ pub fn run(args: &GoldenArgs) -> anyhow::Result<()> {
         println!();
         print!("{}", report::format_summary(&reports));
     }
-    let failed: Vec<String> =
-        reports.iter().filter(|r| r.failed()).map(|r| format!("{} [{}]", r.name, r.mode.as_str())).collect();
-    anyhow::ensure!(failed.is_empty(), "{} replay(s) failed: {}", failed.len(), failed.join(", "));
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| r.failed())
+        .map(|r| format!("{} [{}]", r.name, r.mode.as_str()))
+        .collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} replay(s) failed: {}",
+        failed.len(),
+        failed.join(", ")
+    );
     Ok(())
 }

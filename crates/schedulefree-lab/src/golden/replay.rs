@@ -8,9 +8,11 @@ use schedulefree::{Element, GroupConfig, Param};
 use serde_json::Value;
 
 use super::driver::{self, param_name};
-use super::fixture::{Fixture, FixtureDtype, GradientModel, StateValue, NON_FIXTURE_FILES};
+use super::fixture::{Fixture, FixtureDtype, GradientModel, NON_FIXTURE_FILES, StateValue};
 use super::method::{self, Plan, Support};
-use super::report::{Comparison, ErrorTable, FixtureReport, Location, LoopMode, Outcome, ScheduleCheck};
+use super::report::{
+    Comparison, ErrorTable, FixtureReport, Location, LoopMode, Outcome, ScheduleCheck,
+};
 use super::torch_scheduler;
 
 /// How to replay.
@@ -31,7 +33,13 @@ pub struct ReplayOptions {
 /// # Panics
 /// If `a` has fewer rows than `out` or a row is shorter than `y` (the replay checks shapes
 /// before calling).
-pub fn quadratic_gradient<T: Element>(a: &[Vec<f64>], b: &[f64], noise: &[f64], y: &[T], out: &mut [T]) {
+pub fn quadratic_gradient<T: Element>(
+    a: &[Vec<f64>],
+    b: &[f64],
+    noise: &[f64],
+    y: &[T],
+    out: &mut [T],
+) {
     for (r, o) in out.iter_mut().enumerate() {
         let mut acc = T::zero();
         for (c, yc) in y.iter().enumerate() {
@@ -41,12 +49,23 @@ pub fn quadratic_gradient<T: Element>(a: &[Vec<f64>], b: &[f64], noise: &[f64], 
     }
 }
 
-fn gradient_into<T: Element>(model: &GradientModel, s: usize, y: &[Vec<T>], out: &mut [Vec<T>]) -> anyhow::Result<()> {
-    let noise = model.noise.get(s).ok_or_else(|| anyhow::anyhow!("no noise for step {}", s + 1))?;
+fn gradient_into<T: Element>(
+    model: &GradientModel,
+    s: usize,
+    y: &[Vec<T>],
+    out: &mut [Vec<T>],
+) -> anyhow::Result<()> {
+    let noise = model
+        .noise
+        .get(s)
+        .ok_or_else(|| anyhow::anyhow!("no noise for step {}", s + 1))?;
     for (i, (yi, oi)) in y.iter().zip(out.iter_mut()).enumerate() {
         let (a, b, n) = (&model.a[i], &model.b[i], &noise[i]);
         anyhow::ensure!(
-            a.len() == yi.len() && a.iter().all(|row| row.len() == yi.len()) && b.len() == yi.len() && n.len() == yi.len(),
+            a.len() == yi.len()
+                && a.iter().all(|row| row.len() == yi.len())
+                && b.len() == yi.len()
+                && n.len() == yi.len(),
             "gradient model of tensor {i} does not match its length {}",
             yi.len()
         );
@@ -64,9 +83,18 @@ fn widen<T: Element>(v: &[T]) -> Vec<f64> {
 }
 
 /// A recorded per-tensor quantity of step `s` (e.g. `y`), checked for shape.
-fn tensors<'a>(what: &str, s: usize, v: Option<&'a Vec<Vec<f64>>>, n: usize) -> anyhow::Result<&'a [Vec<f64>]> {
+fn tensors<'a>(
+    what: &str,
+    s: usize,
+    v: Option<&'a Vec<Vec<f64>>>,
+    n: usize,
+) -> anyhow::Result<&'a [Vec<f64>]> {
     let v = v.ok_or_else(|| anyhow::anyhow!("steps[{s}] has no `{what}`"))?;
-    anyhow::ensure!(v.len() == n, "steps[{s}].{what} has {} tensors, expected {n}", v.len());
+    anyhow::ensure!(
+        v.len() == n,
+        "steps[{s}].{what} has {} tensors, expected {n}",
+        v.len()
+    );
     Ok(v)
 }
 
@@ -79,7 +107,11 @@ const GROUP_SCALARS: [(&str, &str); 5] = [
     ("ckp1_derived", "group.c (ckp1_derived)"),
 ];
 
-fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> anyhow::Result<Comparison> {
+fn replay_typed<T: Element>(
+    fx: &Fixture,
+    plan: &Plan,
+    opts: ReplayOptions,
+) -> anyhow::Result<Comparison> {
     let n = fx.params.len();
     let members = fx.members();
     let shapes: Vec<Vec<usize>> = fx.params.iter().map(|p| p.shape.clone()).collect();
@@ -99,7 +131,9 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
         // group['lr'] is replayed by setting the group's lr before the step, as a user would.
         if sf {
             for (g, &lr) in rec.lr_group_before_step.iter().enumerate() {
-                let cfg = opt.group_config(g).ok_or_else(|| anyhow::anyhow!("group {g} missing"))?;
+                let cfg = opt
+                    .group_config(g)
+                    .ok_or_else(|| anyhow::anyhow!("group {g} missing"))?;
                 if cfg.lr != lr {
                     opt.set_group_config(g, GroupConfig { lr, ..cfg })?;
                 }
@@ -119,10 +153,18 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
             }
         }
         {
-            let mut params: Vec<Param<'_, T>> =
-                names.iter().zip(y.iter_mut()).zip(&grads).map(|((nm, v), g)| Param::new(nm, v, g)).collect();
+            let mut params: Vec<Param<'_, T>> = names
+                .iter()
+                .zip(y.iter_mut())
+                .zip(&grads)
+                .map(|((nm, v), g)| Param::new(nm, v, g))
+                .collect();
             let info = opt.step(&mut params)?;
-            anyhow::ensure!(info.skipped.is_none(), "step {t} was skipped: {:?}", info.skipped);
+            anyhow::ensure!(
+                info.skipped.is_none(),
+                "step {t} was skipped: {:?}",
+                info.skipped
+            );
         }
 
         // Points.
@@ -137,16 +179,22 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
             if opts.roundtrip && opt.has_modes() {
                 let saved = y.clone();
                 {
-                    let mut params: Vec<Param<'_, T>> =
-                        names.iter().zip(y.iter_mut()).map(|(nm, v)| Param::no_grad(nm, v)).collect();
+                    let mut params: Vec<Param<'_, T>> = names
+                        .iter()
+                        .zip(y.iter_mut())
+                        .map(|(nm, v)| Param::no_grad(nm, v))
+                        .collect();
                     opt.eval(&mut params)?;
                 }
                 for i in 0..n {
                     table.record_tensor("x (eval())", t, i, &widen(&y[i]), &rx[i]);
                 }
                 {
-                    let mut params: Vec<Param<'_, T>> =
-                        names.iter().zip(y.iter_mut()).map(|(nm, v)| Param::no_grad(nm, v)).collect();
+                    let mut params: Vec<Param<'_, T>> = names
+                        .iter()
+                        .zip(y.iter_mut())
+                        .map(|(nm, v)| Param::no_grad(nm, v))
+                        .collect();
                     opt.train(&mut params)?;
                 }
                 for i in 0..n {
@@ -184,11 +232,23 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
 
         // Group scalars.
         for (g, rg) in rec.groups.iter().enumerate() {
-            let info = opt.group_info(g).ok_or_else(|| anyhow::anyhow!("group {g} missing"))?;
-            let at = Location { step: t, index: g, element: 0 };
+            let info = opt
+                .group_info(g)
+                .ok_or_else(|| anyhow::anyhow!("group {g} missing"))?;
+            let at = Location {
+                step: t,
+                index: g,
+                element: 0,
+            };
             for (key, name) in GROUP_SCALARS {
-                let key = if key == "k" && !rg.contains_key("k") { "step" } else { key };
-                let Some(want) = rg.get(key).and_then(Value::as_f64) else { continue };
+                let key = if key == "k" && !rg.contains_key("k") {
+                    "step"
+                } else {
+                    key
+                };
+                let Some(want) = rg.get(key).and_then(Value::as_f64) else {
+                    continue;
+                };
                 let ours = match key {
                     "k" | "step" => info.k as f64,
                     "lr_max" => info.lr_max,
@@ -206,7 +266,16 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
             } else {
                 opt.group_info(g).map_or(f64::NAN, |i| i.lr)
             };
-            table.record("group.lr", Location { step: t, index: g, element: 0 }, ours, want);
+            table.record(
+                "group.lr",
+                Location {
+                    step: t,
+                    index: g,
+                    element: 0,
+                },
+                ours,
+                want,
+            );
         }
     }
 
@@ -215,7 +284,11 @@ fn replay_typed<T: Element>(fx: &Fixture, plan: &Plan, opts: ReplayOptions) -> a
             not_compared.insert(format!("our slot `{slot}` (not recorded)"));
         }
     }
-    let schedule_check = fx.scheduler.as_ref().filter(|_| !sf).map(|d| schedule_check(fx, plan, d));
+    let schedule_check = fx
+        .scheduler
+        .as_ref()
+        .filter(|_| !sf)
+        .map(|d| schedule_check(fx, plan, d));
     Ok(Comparison {
         mapping: format!("{:?}", plan.method),
         steps: fx.steps.len(),
@@ -237,13 +310,18 @@ fn schedule_check(fx: &Fixture, plan: &Plan, desc: &str) -> ScheduleCheck {
         }
         Ok(worst)
     })();
-    ScheduleCheck { description: desc.to_string(), result }
+    ScheduleCheck {
+        description: desc.to_string(),
+        result,
+    }
 }
 
 /// Replay a parsed fixture in one mode.
 pub fn replay_fixture(fx: &Fixture, file: &str, opts: ReplayOptions) -> FixtureReport {
     let outcome = match method::resolve(fx) {
-        Err(e) => Outcome::Error { message: format!("{e:#}") },
+        Err(e) => Outcome::Error {
+            message: format!("{e:#}"),
+        },
         Ok(Support::Skipped(reason)) => Outcome::Skipped { reason },
         Ok(Support::Supported(plan)) => {
             let r = match fx.dtype {
@@ -252,11 +330,20 @@ pub fn replay_fixture(fx: &Fixture, file: &str, opts: ReplayOptions) -> FixtureR
             };
             match r {
                 Ok(c) => Outcome::Compared(c),
-                Err(e) => Outcome::Error { message: format!("{e:#}") },
+                Err(e) => Outcome::Error {
+                    message: format!("{e:#}"),
+                },
             }
         }
     };
-    FixtureReport::new(file.to_string(), fx.name.clone(), fx.reference.clone(), Some(fx.dtype), opts.mode, outcome)
+    FixtureReport::new(
+        file.to_string(),
+        fx.name.clone(),
+        fx.reference.clone(),
+        Some(fx.dtype),
+        opts.mode,
+        outcome,
+    )
 }
 
 /// Load a fixture and replay it in each of `modes` (an unreadable file gives one error
@@ -264,23 +351,43 @@ pub fn replay_fixture(fx: &Fixture, file: &str, opts: ReplayOptions) -> FixtureR
 /// skipped report per mode).
 pub fn replay_path(path: &Path, modes: &[LoopMode], roundtrip: bool) -> Vec<FixtureReport> {
     let file = path.display().to_string();
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if NON_FIXTURE_FILES.contains(&file_name) {
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let reason = format!("{file_name} is not a trajectory fixture (skipped, as in a directory listing)");
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let reason =
+            format!("{file_name} is not a trajectory fixture (skipped, as in a directory listing)");
         return modes
             .iter()
             .map(|&mode| {
-                FixtureReport::new(file.clone(), name.clone(), String::new(), None, mode, Outcome::Skipped {
-                    reason: reason.clone(),
-                })
+                FixtureReport::new(
+                    file.clone(),
+                    name.clone(),
+                    String::new(),
+                    None,
+                    mode,
+                    Outcome::Skipped {
+                        reason: reason.clone(),
+                    },
+                )
             })
             .collect();
     }
     match Fixture::load(path) {
-        Ok(fx) => modes.iter().map(|&mode| replay_fixture(&fx, &file, ReplayOptions { mode, roundtrip })).collect(),
+        Ok(fx) => modes
+            .iter()
+            .map(|&mode| replay_fixture(&fx, &file, ReplayOptions { mode, roundtrip }))
+            .collect(),
         Err(e) => {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             modes
                 .iter()
                 .map(|&mode| {
@@ -290,7 +397,9 @@ pub fn replay_path(path: &Path, modes: &[LoopMode], roundtrip: bool) -> Vec<Fixt
                         String::new(),
                         None,
                         mode,
-                        Outcome::Error { message: format!("{e:#}") },
+                        Outcome::Error {
+                            message: format!("{e:#}"),
+                        },
                     )
                 })
                 .collect()

@@ -131,13 +131,38 @@ impl ErrorTable {
     }
 
     /// Compare a tensor element by element (a length mismatch counts as an infinite error).
-    pub fn record_tensor(&mut self, name: &str, step: usize, index: usize, got: &[f64], expected: &[f64]) {
+    pub fn record_tensor(
+        &mut self,
+        name: &str,
+        step: usize,
+        index: usize,
+        got: &[f64],
+        expected: &[f64],
+    ) {
         if got.len() != expected.len() {
-            self.record(name, Location { step, index, element: 0 }, f64::NAN, 0.0);
+            self.record(
+                name,
+                Location {
+                    step,
+                    index,
+                    element: 0,
+                },
+                f64::NAN,
+                0.0,
+            );
             return;
         }
         for (element, (g, e)) in got.iter().zip(expected).enumerate() {
-            self.record(name, Location { step, index, element }, *g, *e);
+            self.record(
+                name,
+                Location {
+                    step,
+                    index,
+                    element,
+                },
+                *g,
+                *e,
+            );
         }
     }
 
@@ -260,7 +285,16 @@ impl FixtureReport {
             Outcome::Skipped { .. } => Status::Skipped,
             Outcome::Error { .. } => Status::Error,
         };
-        FixtureReport { file, name, reference, dtype, mode, tolerance, status, outcome }
+        FixtureReport {
+            file,
+            name,
+            reference,
+            dtype,
+            mode,
+            tolerance,
+            status,
+            outcome,
+        }
     }
 
     /// Whether this report fails the run (a tolerance violation or an error).
@@ -278,12 +312,21 @@ impl FixtureReport {
 
     /// Largest relative error over the quantities of a category.
     pub fn max_rel(&self, cat: Category) -> Option<f64> {
-        self.comparison()?.quantities.iter().filter(|q| q.category() == cat).map(|q| q.max_rel).reduce(f64::max)
+        self.comparison()?
+            .quantities
+            .iter()
+            .filter(|q| q.category() == cat)
+            .map(|q| q.max_rel)
+            .reduce(f64::max)
     }
 }
 
 fn sci(v: f64) -> String {
-    if v == 0.0 { "0".into() } else { format!("{v:.2e}") }
+    if v == 0.0 {
+        "0".into()
+    } else {
+        format!("{v:.2e}")
+    }
 }
 
 fn loc(l: Option<Location>, name: &str) -> String {
@@ -298,7 +341,15 @@ fn loc(l: Option<Location>, name: &str) -> String {
 pub fn format_report(r: &FixtureReport, verbose: bool) -> String {
     let mut s = String::new();
     let dtype = r.dtype.map_or("?", FixtureDtype::as_str);
-    let _ = writeln!(s, "{} [{}] {} {} {}", r.name, r.mode.as_str(), r.reference, dtype, r.status.as_str());
+    let _ = writeln!(
+        s,
+        "{} [{}] {} {} {}",
+        r.name,
+        r.mode.as_str(),
+        r.reference,
+        dtype,
+        r.status.as_str()
+    );
     match &r.outcome {
         Outcome::Skipped { reason } => {
             let _ = writeln!(s, "    skipped: {reason}");
@@ -310,16 +361,41 @@ pub fn format_report(r: &FixtureReport, verbose: bool) -> String {
             if verbose {
                 let _ = writeln!(s, "    mapping: {}", c.mapping);
             }
-            let _ = writeln!(s, "    {:<22} {:>10} {:>10}  {}", "quantity", "max_abs", "max_rel", if verbose { "worst (rel)" } else { "" });
+            let _ = writeln!(
+                s,
+                "    {:<22} {:>10} {:>10}  {}",
+                "quantity",
+                "max_abs",
+                "max_rel",
+                if verbose { "worst (rel)" } else { "" }
+            );
             for q in &c.quantities {
-                let flag = if q.max_rel > r.tolerance { "  <-- exceeds tolerance" } else { "" };
-                let at = if (verbose && q.max_rel > 0.0) || !flag.is_empty() { loc(q.worst, &q.name) } else { String::new() };
-                let _ = writeln!(s, "    {:<22} {:>10} {:>10}  {at}{flag}", q.name, sci(q.max_abs), sci(q.max_rel));
+                let flag = if q.max_rel > r.tolerance {
+                    "  <-- exceeds tolerance"
+                } else {
+                    ""
+                };
+                let at = if (verbose && q.max_rel > 0.0) || !flag.is_empty() {
+                    loc(q.worst, &q.name)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "    {:<22} {:>10} {:>10}  {at}{flag}",
+                    q.name,
+                    sci(q.max_abs),
+                    sci(q.max_rel)
+                );
             }
             if let Some(sc) = &c.schedule_check {
                 match &sc.result {
                     Ok(d) => {
-                        let _ = writeln!(s, "    closed-form schedule vs lr_group_before_step: max abs diff {}", sci(*d));
+                        let _ = writeln!(
+                            s,
+                            "    closed-form schedule vs lr_group_before_step: max abs diff {}",
+                            sci(*d)
+                        );
                     }
                     Err(e) => {
                         let _ = writeln!(s, "    closed-form schedule: not parsed ({e})");
@@ -336,7 +412,12 @@ pub fn format_report(r: &FixtureReport, verbose: bool) -> String {
 
 /// The summary table over all reports, with a final count line.
 pub fn format_summary(reports: &[FixtureReport]) -> String {
-    let width = reports.iter().map(|r| r.name.len()).max().unwrap_or(7).max(7);
+    let width = reports
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
     let mut s = String::new();
     let _ = writeln!(
         s,

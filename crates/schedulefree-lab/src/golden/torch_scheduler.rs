@@ -37,7 +37,11 @@ impl Parser<'_> {
         }
     }
     fn expect(&mut self, c: u8) -> Result<(), String> {
-        if self.eat(c) { Ok(()) } else { Err(format!("expected `{}` at offset {}", c as char, self.i)) }
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!("expected `{}` at offset {}", c as char, self.i))
+        }
     }
     fn word(&mut self, ok: impl Fn(u8) -> bool) -> &str {
         self.ws();
@@ -65,16 +69,22 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || c == b'-' || c == b'+' || c == b'.' => {
                 let w = self.word(|c| c.is_ascii_digit() || b"+-.eE".contains(&c));
-                w.parse().map(Expr::Num).map_err(|_| format!("bad number `{w}`"))
+                w.parse()
+                    .map(Expr::Num)
+                    .map_err(|_| format!("bad number `{w}`"))
             }
             Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
-                let name = self.word(|c| c.is_ascii_alphanumeric() || c == b'_').to_string();
+                let name = self
+                    .word(|c| c.is_ascii_alphanumeric() || c == b'_')
+                    .to_string();
                 self.expect(b'(')?;
                 let mut args = Vec::new();
                 if !self.eat(b')') {
                     loop {
                         let save = self.i;
-                        let key = self.word(|c| c.is_ascii_alphanumeric() || c == b'_').to_string();
+                        let key = self
+                            .word(|c| c.is_ascii_alphanumeric() || c == b'_')
+                            .to_string();
                         let named = !key.is_empty() && self.eat(b'=');
                         if !named {
                             self.i = save;
@@ -101,7 +111,12 @@ fn arg<'e>(args: &'e [(Option<String>, Expr)], name: &str, pos: usize) -> Option
         .map(|(_, v)| v)
 }
 
-fn num(args: &[(Option<String>, Expr)], name: &str, pos: usize, default: Option<f64>) -> Result<f64, String> {
+fn num(
+    args: &[(Option<String>, Expr)],
+    name: &str,
+    pos: usize,
+    default: Option<f64>,
+) -> Result<f64, String> {
     match arg(args, name, pos) {
         Some(Expr::Num(v)) => Ok(*v),
         Some(_) => Err(format!("`{name}` is not a number")),
@@ -110,35 +125,55 @@ fn num(args: &[(Option<String>, Expr)], name: &str, pos: usize, default: Option<
 }
 
 fn count(v: f64, name: &str) -> Result<u64, String> {
-    if v >= 0.0 && v.fract() == 0.0 && v < 9.0e15 { Ok(v as u64) } else { Err(format!("`{name}` = {v} is not a count")) }
+    if v >= 0.0 && v.fract() == 0.0 && v < 9.0e15 {
+        Ok(v as u64)
+    } else {
+        Err(format!("`{name}` = {v} is not a count"))
+    }
 }
 
 fn build(e: &Expr, base_lr: f64) -> Result<Box<dyn Schedule>, String> {
-    let Expr::Call(name, args) = e else { return Err("expected a scheduler call".into()) };
+    let Expr::Call(name, args) = e else {
+        return Err("expected a scheduler call".into());
+    };
     match name.as_str() {
         "LinearLR" => {
             let s = num(args, "start_factor", 0, Some(1.0 / 3.0))?;
             let e = num(args, "end_factor", 1, Some(1.0))?;
             let n = count(num(args, "total_iters", 2, Some(5.0))?, "total_iters")?;
-            Ok(Box::new(TorchLinearLr::new(s, e, n).map_err(|e| e.to_string())?))
+            Ok(Box::new(
+                TorchLinearLr::new(s, e, n).map_err(|e| e.to_string())?,
+            ))
         }
         "CosineAnnealingLR" => {
             let t_max = count(num(args, "T_max", 0, None)?, "T_max")?;
             let eta_min = num(args, "eta_min", 1, Some(0.0))?;
-            Ok(Box::new(TorchCosineAnnealing::new(t_max, eta_min / base_lr).map_err(|e| e.to_string())?))
+            Ok(Box::new(
+                TorchCosineAnnealing::new(t_max, eta_min / base_lr).map_err(|e| e.to_string())?,
+            ))
         }
         "SequentialLR" => {
-            let Some(Expr::List(items)) = arg(args, "schedulers", 0) else { return Err("SequentialLR without schedulers".into()) };
-            let Some(Expr::List(ms)) = arg(args, "milestones", 1) else { return Err("SequentialLR without milestones".into()) };
+            let Some(Expr::List(items)) = arg(args, "schedulers", 0) else {
+                return Err("SequentialLR without schedulers".into());
+            };
+            let Some(Expr::List(ms)) = arg(args, "milestones", 1) else {
+                return Err("SequentialLR without milestones".into());
+            };
             if items.is_empty() || ms.len() + 1 != items.len() {
                 return Err("SequentialLR needs one milestone fewer than schedulers".into());
             }
             let mut acc = build(&items[0], base_lr)?;
             for (m, next) in ms.iter().zip(&items[1..]) {
-                let Expr::Num(m) = m else { return Err("milestone is not a number".into()) };
+                let Expr::Num(m) = m else {
+                    return Err("milestone is not a number".into());
+                };
                 // Milestones are absolute step counts; `Sequence::at` counts from the start of
                 // the nested sequence, which is the same thing when nested to the left.
-                acc = Box::new(Sequence::new(acc, count(*m, "milestone")?, build(next, base_lr)?));
+                acc = Box::new(Sequence::new(
+                    acc,
+                    count(*m, "milestone")?,
+                    build(next, base_lr)?,
+                ));
             }
             Ok(acc)
         }
@@ -155,7 +190,11 @@ pub fn parse(desc: &str, base_lr: f64) -> Result<Box<dyn Schedule>, String> {
     if base_lr.is_nan() || base_lr <= 0.0 {
         return Err("base lr must be positive".into());
     }
-    let e = Parser { s: desc.as_bytes(), i: 0 }.expr()?;
+    let e = Parser {
+        s: desc.as_bytes(),
+        i: 0,
+    }
+    .expr()?;
     build(&e, base_lr)
 }
 
@@ -182,6 +221,12 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(s.value(5), 1.0);
-        assert!(parse("same warmup(5)+linear decay as torch_adamw_warmup5_lineardecay30", 0.1).is_err());
+        assert!(
+            parse(
+                "same warmup(5)+linear decay as torch_adamw_warmup5_lineardecay30",
+                0.1
+            )
+            .is_err()
+        );
     }
 }

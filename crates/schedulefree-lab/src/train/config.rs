@@ -9,7 +9,17 @@ use serde::{Deserialize, Serialize};
 
 /// A model and data pair.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
@@ -110,9 +120,7 @@ impl Task {
         match self {
             Self::MnistMlp | Self::FashionMlp => ModelKind::Mlp,
             Self::MnistCnn | Self::FashionCnn => ModelKind::Cnn,
-            Self::TragediesTransformer | Self::TinyShakespeareTransformer => {
-                ModelKind::Transformer
-            }
+            Self::TragediesTransformer | Self::TinyShakespeareTransformer => ModelKind::Transformer,
         }
     }
 }

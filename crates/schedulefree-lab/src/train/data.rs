@@ -264,16 +264,14 @@ pub fn load(set: DataSet, data_dir: Option<&Path>) -> anyhow::Result<Loaded> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let key = (set, files.clone());
     // A poisoned lock only means another run panicked mid-insert; the map is still valid.
-    if let Some(hit) = cache()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-    {
+    if let Some(hit) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(hit.clone());
     }
     let loaded = match set {
         DataSet::Mnist10k | DataSet::FashionMnist => Loaded::Images(Arc::new(load_images(&files)?)),
-        DataSet::Tragedies | DataSet::TinyShakespeare => Loaded::Text(Arc::new(load_text(&files[0])?)),
+        DataSet::Tragedies | DataSet::TinyShakespeare => {
+            Loaded::Text(Arc::new(load_text(&files[0])?))
+        }
     };
     cache()
         .lock()

@@ -48,7 +48,9 @@ pub use config::{ALL_TASKS, DataSet, ModelKind, Task, TrainConfig};
 pub use metrics::{CsvSink, JsonlSink, MemorySink, MetricsSink, StepMetrics, open_sink};
 
 use self::batches::{ImageBatches, TextBatches};
-use self::config::{CNN_CHANNELS, CONTEXT, D_MODEL, HEADS, IMAGE_CLASSES, LAYERS, MLP_DEPTH, MLP_HIDDEN};
+use self::config::{
+    CNN_CHANNELS, CONTEXT, D_MODEL, HEADS, IMAGE_CLASSES, LAYERS, MLP_DEPTH, MLP_HIDDEN,
+};
 use self::data::Loaded;
 use crate::nn::{CnnConfig, Init, MlpConfig, TransformerConfig};
 
@@ -142,7 +144,16 @@ pub fn run(
             }
             .init(&mut init);
             let mut b = ImageBatches::new(d, config.batch_size, config.seed);
-            run::train_loop(model, &mut b, config, false, &train_device, &eval_device, progress, metrics)?
+            run::train_loop(
+                model,
+                &mut b,
+                config,
+                false,
+                &train_device,
+                &eval_device,
+                progress,
+                metrics,
+            )?
         }
         (ModelKind::Cnn, Loaded::Images(d)) => {
             let model = CnnConfig {
@@ -152,7 +163,16 @@ pub fn run(
             }
             .init(&mut init);
             let mut b = ImageBatches::new(d, config.batch_size, config.seed);
-            run::train_loop(model, &mut b, config, true, &train_device, &eval_device, progress, metrics)?
+            run::train_loop(
+                model,
+                &mut b,
+                config,
+                true,
+                &train_device,
+                &eval_device,
+                progress,
+                metrics,
+            )?
         }
         (ModelKind::Transformer, Loaded::Text(d)) => {
             let model = TransformerConfig {
@@ -164,9 +184,21 @@ pub fn run(
             }
             .init(&mut init);
             let mut b = TextBatches::new(d, config.batch_size, config.seed);
-            run::train_loop(model, &mut b, config, false, &train_device, &eval_device, progress, metrics)?
+            run::train_loop(
+                model,
+                &mut b,
+                config,
+                false,
+                &train_device,
+                &eval_device,
+                progress,
+                metrics,
+            )?
         }
-        (model, _) => bail!("task {}: model {model:?} does not fit its data", config.task),
+        (model, _) => bail!(
+            "task {}: model {model:?} does not fit its data",
+            config.task
+        ),
     };
     let seconds = started.elapsed().as_secs_f64();
     Ok(RunResult {

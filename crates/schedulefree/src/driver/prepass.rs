@@ -3,7 +3,6 @@
 //! all-reduced across shards.
 
 use super::Optimizer;
-use super::reduce::all_reduce;
 use super::step_io::StepInputs;
 use crate::conversion::Conversion;
 use crate::decay::Decay;
@@ -73,7 +72,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             for s in &self.prepass_sums {
                 buf.extend_from_slice(&s[..n_pre]);
             }
-            all_reduce(hook, buf)?;
+            hook(buf);
             for (s, v) in self.prepass_sums.iter_mut().zip(buf.chunks_exact(n_pre)) {
                 s[..n_pre].copy_from_slice(v);
             }

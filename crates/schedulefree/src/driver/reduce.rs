@@ -3,7 +3,7 @@
 //! all-reduced across shards, and the decision to skip the step.
 
 use super::Optimizer;
-use super::step_io::{AllReduce, NonFinitePolicy, Skipped, StepInfo, StepInputs};
+use super::step_io::{NonFinitePolicy, Skipped, StepInfo, StepInputs};
 use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
@@ -50,7 +50,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             for s in &self.group_sums {
                 buf.extend_from_slice(&[s.l1, s.l2_sq]);
             }
-            all_reduce(hook, buf)?;
+            hook(buf);
             elsewhere = bad.is_none() && buf[0] != 0.0;
             for (s, v) in self.group_sums.iter_mut().zip(buf[1..].chunks_exact(2)) {
                 (s.l1, s.l2_sq) = (v[0], v[1]);
@@ -86,20 +86,4 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             grad_l2: f64::NAN,
         })
     }
-}
-
-/// Run the all-reduce hook over `buf` (every shard sums the same layout).
-///
-/// # Errors
-/// [`StepError::AllReduceLength`] if the hook changed the length.
-pub(super) fn all_reduce(hook: &mut AllReduce<'_>, buf: &mut Vec<f64>) -> Result<(), StepError> {
-    let expected = buf.len();
-    hook(buf);
-    if buf.len() != expected {
-        return Err(StepError::AllReduceLength {
-            expected,
-            got: buf.len(),
-        });
-    }
-    Ok(())
 }

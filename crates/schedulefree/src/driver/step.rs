@@ -69,8 +69,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// across shards, so that every shard takes the same scalar decisions.
     ///
     /// # Errors
-    /// As [`Optimizer::step`], and [`StepError::AllReduceLength`] if the hook resizes its
-    /// vector.
+    /// As [`Optimizer::step`].
     ///
     /// The phases, in order: resolve the names; reduce (gradient norms, non-finite check,
     /// all-reduce) and decide whether to skip; the scalar phase per group; the learner's
