@@ -2,7 +2,7 @@
 //!
 //! Theory-driven optimizers for deep learning over plain `f32` / `f64` buffers: a base
 //! online learner makes steps `z`, an online-to-batch conversion turns them into the point
-//! we return, a weight-decay policy and an lr schedule complete the method (DESIGN.md §1):
+//! we return, a weight-decay policy and an lr schedule complete the method:
 //!
 //! ```text
 //! base online learner  --z-steps-->  online-to-batch conversion  --> the point we return
@@ -17,7 +17,8 @@
 //! Global quantities (gradient norms, the loss for Polyak steps, Prodigy's sums) are reduced
 //! once per step by the driver, with an all-reduce hook for sharded parameters
 //! ([`StepInputs`]); per-parameter norm diagnostics ([`ParamDiagnostics`]) show the
-//! weight-decay equilibrium `‖g‖/‖x‖ = sqrt(2λ/γ)` of normalized layers (ALGORITHMS.md §10).
+//! weight-decay equilibrium `‖g‖/‖x‖ = sqrt(2λ/γ)` of normalized layers
+//! (Van Laarhoven, arXiv 1706.05350; AdamC, arXiv 2506.02285v2).
 //! [`composed::Composed`] crosses any learner, conversion and decay policy at run time.
 //!
 //! Schedule-Free learning (Defazio et al., arXiv 2405.15682): `y = (1 − β)z + βx`,
@@ -76,7 +77,7 @@
 //! learner's iterate `z` into a caller's buffer; [`Optimizer::slot`] borrows any state slot
 //! (`"z"`, `"exp_avg_sq"`) without copying; [`Optimizer::next_step`] gives the lr and
 //! averaging weight the next step will use; [`GroupStepInfo::skipped_steps`] counts steps
-//! skipped for non-finite gradients.
+//! skipped for a non-finite gradient or loss.
 
 pub mod conversion;
 pub mod decay;

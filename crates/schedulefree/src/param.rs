@@ -43,7 +43,8 @@ impl<'a, T> Param<'a, T> {
     }
 }
 
-/// Roles of a parameter that decay policies act on (ALGORITHMS.md §10.4–10.5).
+/// Roles of a parameter that decay policies act on (AdamC, arXiv 2506.02285v2; the hypersphere projection of
+/// [`crate::decay::Projected`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ParamTags {
@@ -116,7 +117,7 @@ pub struct GroupStepInfo {
     #[serde(with = "crate::driver::json_float")]
     pub weight_sum: f64,
     /// `‖g‖₁` of the group's gradients in the step, accumulated in `f64` (refinement input for
-    /// Adam-type learners, ALGORITHMS.md §8.1).
+    /// Adam-type learners, [`crate::schedule::refine`]).
     #[serde(default, with = "crate::driver::json_float")]
     pub grad_l1: f64,
     /// `‖g‖₂` of the group's gradients in the step (refinement input for SGD-type learners).

@@ -14,7 +14,8 @@
 //! | [`TorchSgd`] | SGD (momentum, Nesterov) | last iterate | L2 | any |
 //!
 //! The Schedule-Free closure classes (`*ScheduleFreeClosure`) compute the same iterates as
-//! the train/eval classes (ALGORITHMS.md §2.5, §12.1 item 2); use the presets above with
+//! the train/eval classes (their `closure` re-evaluates the gradient at `y` inside `step`,
+//! which changes no iterate; `tests/conformance.rs` checks both forms); use the presets above with
 //! `train()`/`eval()` around each step.
 
 mod corrected;
@@ -60,7 +61,7 @@ pub(crate) fn group(lr: f64, weight_decay: f64) -> GroupConfig {
     GroupConfig { lr, weight_decay }
 }
 
-/// `schedulefree.SGDScheduleFree` (ALGORITHMS.md §2.1–2.2; Road Less Scheduled, Alg. 1 with
+/// `schedulefree.SGDScheduleFree` (schedulefree 1.4.1; Road Less Scheduled, arXiv 2405.15682v4, Alg. 1 with
 /// an SGD base). Defaults are the reference's: `lr 1.0, momentum 0.9, weight_decay 0,
 /// warmup_steps 0, r 0, weight_lr_power 2`. `momentum` is the interpolation `β ∈ (0, 1]`.
 /// Decay is evaluated at `y` and scaled by the lr.
@@ -140,7 +141,7 @@ impl SgdScheduleFree {
     }
 }
 
-/// `schedulefree.SGDScheduleFreeReference` (ALGORITHMS.md §2.3): [`SgdScheduleFree`]'s
+/// `schedulefree.SGDScheduleFreeReference` (schedulefree 1.4.1): [`SgdScheduleFree`]'s
 /// configuration with `x, y, z` stored (3 buffers). Same iterates as the memory-efficient form.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SgdScheduleFreeReference(pub SgdScheduleFree);
@@ -155,7 +156,7 @@ impl SgdScheduleFreeReference {
     }
 }
 
-/// `schedulefree.AdamWScheduleFree` (current semantics, ≥ 1.3; ALGORITHMS.md §3.1).
+/// `schedulefree.AdamWScheduleFree` (current semantics, schedulefree ≥ 1.3; checked against 1.4.1).
 /// Defaults: `lr 0.0025, betas (0.9, 0.999), eps 1e-8, weight_decay 0, warmup_steps 0, r 0,
 /// weight_lr_power 2, inner_momentum 0`. `betas.0` is the interpolation `β`, not an EMA;
 /// `inner_momentum μ > 0` adds Adam's first moment (0.9 recommended when enabled).
@@ -196,8 +197,8 @@ impl Default for AdamWScheduleFree {
 }
 
 /// `schedulefree.AdamWScheduleFreePaper` (releases ≤ 1.2 and the published runs;
-/// ALGORITHMS.md §3.3): [`AdamWScheduleFree`]'s configuration with the bias correction
-/// folded into the lr ([`AdamWScheduleFree::build_paper`]).
+/// arXiv 2405.15682v4, Alg. 1 with Adam): [`AdamWScheduleFree`]'s configuration with the
+/// bias correction folded into the lr ([`AdamWScheduleFree::build_paper`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct AdamWScheduleFreePaper(pub AdamWScheduleFree);
 
@@ -211,7 +212,7 @@ impl AdamWScheduleFreePaper {
     }
 }
 
-/// `schedulefree.AdamWScheduleFreeReference` (ALGORITHMS.md §3.2): [`AdamWScheduleFree`]'s
+/// `schedulefree.AdamWScheduleFreeReference` (schedulefree 1.4.1): [`AdamWScheduleFree`]'s
 /// configuration with `x, y, z` stored; `decay_at_z` decays `z` instead of adding `λy`.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct AdamWScheduleFreeReference {
@@ -309,7 +310,8 @@ impl AdamWScheduleFree {
     }
 }
 
-/// `schedulefree.RAdamScheduleFree` (ALGORITHMS.md §4): rectification replaces warmup.
+/// `schedulefree.RAdamScheduleFree` (schedulefree 1.4.1; RAdam: Liu et al., arXiv 1908.03265):
+/// rectification replaces warmup.
 /// Defaults: `lr 0.0025, betas (0.9, 0.999), eps 1e-8, weight_decay 0, r 0,
 /// weight_lr_power 2, silent_sgd_phase true`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -371,7 +373,7 @@ impl RAdamScheduleFree {
     }
 }
 
-/// `schedulefree.ScheduleFreeWrapper` / `ScheduleFreeWrapperReference` (ALGORITHMS.md §5):
+/// `schedulefree.ScheduleFreeWrapper` / `ScheduleFreeWrapperReference` (schedulefree 1.4.1):
 /// Schedule-Free around any momentum-free base learner with step `lr` (no warmup inside the
 /// wrapper). Defaults: `momentum 0.9, weight_decay_at_y 0, r 0, weight_lr_power 2`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

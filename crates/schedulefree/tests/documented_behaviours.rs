@@ -157,6 +157,16 @@ fn a_step_decay_milestone_inside_the_warmup_names_the_milestone() {
         msg.contains("milestone 0") && !msg.contains("phase"),
         "{msg}"
     );
-    assert!(StepDecay::new(10, vec![10], 0.5).is_err());
+    assert_eq!(
+        StepDecay::new(10, vec![9, 20], 0.5).expect_err("inside the warmup"),
+        ScheduleError::MilestoneInWarmup {
+            milestone: 9,
+            warmup: 10
+        }
+    );
+    // A milestone at the end of the warmup scales the first update after it.
+    use schedulefree::schedule::Schedule;
+    let s = StepDecay::new(10, vec![10], 0.5).expect("valid");
+    assert!((s.value(9) - 1.0).abs() < 1e-15 && s.value(10) == 0.5);
     assert!(StepDecay::new(0, vec![1], 0.5).is_ok());
 }

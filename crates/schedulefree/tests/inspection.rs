@@ -133,7 +133,7 @@ fn next_step_predicts_the_lr_and_c_the_step_then_reports() {
         let g = grad(&w, s);
         let info = opt.step(&mut [Param::new("w", &mut w, &g)]).expect("step");
         assert_eq!(next.lr, Some(info.group.lr));
-        assert_eq!(next.scheduled_lr, info.group.lr);
+        assert_eq!(next.unfactored_lr, info.group.lr);
         assert_eq!(next.c, Some(info.group.c));
     }
     assert!(opt.next_step(1).is_none());
@@ -158,6 +158,12 @@ fn next_step_predicts_the_lr_and_c_the_step_then_reports() {
         assert_eq!(dynopt.schedule_value(k), sched.value(k));
     }
     assert_eq!(dynopt.schedule_horizon(), Some(10));
+    assert_eq!(dynopt.num_groups(), 1);
+    assert_eq!(
+        dynopt.slot_names(),
+        Vec::<&str>::new(),
+        "torch SGD without momentum"
+    );
     let mut w = vec![0.0; 2];
     for s in 0..3 {
         assert_eq!(dynopt.step_count(), s);
@@ -191,7 +197,7 @@ fn next_step_leaves_gradient_dependent_lrs_unknown() {
         let mut opt = cfg.build_dyn::<f64>().expect("config");
         opt.add_param("w", &[2]).expect("new");
         let next = opt.next_step(0).expect("group");
-        assert_eq!(next.scheduled_lr, 1.0);
+        assert_eq!(next.unfactored_lr, 1.0);
         assert_eq!((next.lr_factor, next.lr, next.c), (None, None, None));
     }
 }

@@ -1,5 +1,5 @@
 //! ALGORITHMS.md §12.3 items 2–8: weight decay meeting a scale-invariant parameter, simulated
-//! through the real optimizers (presets `Sgd`, `SgdC`, `AdamW`, `AdamC`), deterministic seeds.
+//! through the real optimizers (presets `TorchSgd`, `SgdC`, `AdamW`, `AdamC`), deterministic seeds.
 //!
 //! Model (§12.3): `x ∈ R^50`, gradient = (Gaussian vector of norm ≈ 1, projected orthogonal to
 //! `x`) / `‖x‖` — the gradient of a scale-invariant loss — 20 000 steps, statistics averaged

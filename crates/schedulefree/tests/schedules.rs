@@ -588,7 +588,7 @@ fn step_decay_drops_after_each_milestone_and_validates() {
     );
     assert!(StepDecay::new(0, vec![5, 5], 0.5).is_err());
     assert!(StepDecay::new(0, vec![5], 1.5).is_err());
-    assert!(StepDecay::new(10, vec![10], 0.5).is_err());
+    assert!(StepDecay::new(10, vec![9], 0.5).is_err());
     let c: ScheduleConfig =
         serde_json::from_str(r#"{"kind": "step", "milestones": [3], "gamma": 0.1}"#)
             .expect("parses");

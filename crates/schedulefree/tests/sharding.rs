@@ -296,3 +296,45 @@ fn non_finite_gradient_on_one_shard_skips_the_step_on_both() {
         assert!(sharded.iter().all(|v| v.is_finite()), "{name}");
     }
 }
+
+/// Shards that pass their local losses still agree: a NaN loss on shard 0 skips the step on
+/// shard 1 too (the non-finite count of the all-reduce includes the loss).
+#[test]
+fn non_finite_local_loss_on_one_shard_skips_the_step_on_both() {
+    let (mut p0, mut p1) = Peer::pair();
+    let shard = |peer: &mut Peer, nan_at: Option<usize>| {
+        let mut o = schedulefree::SgdScheduleFree::default()
+            .build::<f64>()
+            .expect("config");
+        o.add_param("w", &[2]).expect("new");
+        let mut w = vec![1.0, -1.0];
+        let mut skipped = Vec::new();
+        for step in 0..5 {
+            let g = w.clone();
+            let loss = if nan_at == Some(step) { f64::NAN } else { 0.5 };
+            // A moved `&mut Peer` is `Send` (a `Receiver` is not `Sync`), as the hook must be.
+            let p = &mut *peer;
+            let mut hook = move |buf: &mut [f64]| p.all_reduce(buf);
+            let info = o
+                .step_with(
+                    &mut [Param::new("w", &mut w, &g)],
+                    StepInputs {
+                        loss: Some(loss),
+                        all_reduce: Some(&mut hook),
+                    },
+                )
+                .expect("step");
+            skipped.push(info.skipped);
+        }
+        (skipped, o.group_info(0).expect("group").skipped_steps)
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let h0 = s.spawn(|| shard(&mut p0, Some(2)));
+        let h1 = s.spawn(|| shard(&mut p1, None));
+        (h0.join().expect("shard 0"), h1.join().expect("shard 1"))
+    });
+    assert_eq!(a.0[2], Some(Skipped::NonFiniteLoss));
+    assert_eq!(b.0[2], Some(Skipped::NonFiniteGradientElsewhere));
+    assert_eq!((a.1, b.1), (1, 1));
+    assert!(a.0.iter().chain(&b.0).filter(|s| s.is_some()).count() == 2);
+}

@@ -1,5 +1,5 @@
 //! Averaging the learner's iterates while taking gradients at them: Polyak–Ruppert averaging
-//! and the exponential moving average (ALGORITHMS.md §1.1, §1.3 with `β = 0`).
+//! and the exponential moving average (the general weighted conversion of arXiv 2405.15682v4, Theorem 2, with `β = 0`).
 
 use super::{AveragingState, AveragingWeights, Conversion};
 use crate::element::{Element, lerp};

@@ -1,4 +1,4 @@
-//! Return the learner's last iterate (ALGORITHMS.md §1.2): optimal only together with a
+//! Return the learner's last iterate (arXiv 2310.07831, Theorem 1): optimal only together with a
 //! decaying schedule such as linear decay.
 
 use super::{AveragingState, Conversion};

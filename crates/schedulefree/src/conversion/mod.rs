@@ -1,4 +1,4 @@
-//! Online-to-batch conversions (ALGORITHMS.md §1): where the gradient is evaluated and which
+//! Online-to-batch conversions (Road Less Scheduled, arXiv 2405.15682v4, §2 and Theorem 2): where the gradient is evaluated and which
 //! point is returned, given a base learner's steps `z ← s·z − γ·d`.
 //!
 //! | conversion | parameter buffer holds (train) | returned point | slots |
@@ -48,7 +48,7 @@ impl Default for AveragingState {
     }
 }
 
-/// Averaging weights `w_k = (k+1)^r · lr_max^p` (ALGORITHMS.md §2.2; Road Less Scheduled
+/// Averaging weights `w_k = (k+1)^r · lr_max^p` (Road Less Scheduled
 /// §4 "weight_lr_power"). `c = w_k / Σ w` is the weight of the newest iterate; when the sum
 /// is 0 (all lrs 0 so far) `c = 0`, so a zero-lr step moves nothing and no NaN appears.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -148,7 +148,7 @@ pub trait Conversion: Clone + Debug + Send + Sync {
     }
     /// Replace the learner's iterate of one element, right after [`Conversion::update`] with
     /// scalars `sc`, by `z_new`, adjusting the buffer and any average as if the step had
-    /// landed on `z_new` (used by the hypersphere projection, ALGORITHMS.md §10.5).
+    /// landed on `z_new` (used by the hypersphere projection, [`crate::decay::Projected`]).
     fn set_iterate<T: Element>(&self, sc: &Self::Scalars, p: &mut T, slots: &mut [T], z_new: T);
     /// Whether the returned point differs from the training buffer (needs train/eval modes).
     fn has_modes(&self) -> bool;

@@ -1,4 +1,4 @@
-//! Primal averaging (Nesterov & Shikhman 2015; Tao et al. 2018; ALGORITHMS.md §1.1):
+//! Primal averaging (Nesterov & Shikhman 2015; Tao et al. 2018):
 //! gradients are taken at the running average itself.
 
 use super::{AveragingState, AveragingWeights, Conversion};

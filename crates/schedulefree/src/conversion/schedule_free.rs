@@ -1,6 +1,6 @@
 //! Schedule-Free learning (Defazio et al., "The Road Less Scheduled", arXiv 2405.15682,
 //! NeurIPS 2024, Algorithm 1 / Theorem 2), in the memory-efficient form of the reference
-//! `SGDScheduleFree` / `AdamWScheduleFree` (ALGORITHMS.md §2.2, §3.1).
+//! `SGDScheduleFree` / `AdamWScheduleFree` (schedulefree 1.4.1; arXiv 2405.15682v4, Alg. 1).
 
 use super::{AveragingState, AveragingWeights, Conversion};
 use crate::element::{Element, lerp};

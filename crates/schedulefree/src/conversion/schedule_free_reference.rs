@@ -1,5 +1,5 @@
 //! Schedule-Free with `x`, `y`, `z` all stored, as in the reference `*ScheduleFreeReference`
-//! classes (ALGORITHMS.md §2.3, §3.2): three buffers, the plain form of the recursion,
+//! classes (schedulefree 1.4.1): three buffers, the plain form of the recursion,
 //! valid for every `β ∈ [0, 1]`.
 
 use super::{AveragingState, AveragingWeights, Conversion};

@@ -1,5 +1,5 @@
 //! The general weighted last-iterate conversion (Defazio, Cutkosky, Mehta, Mishchenko,
-//! arXiv 2310.07831, Theorem 1; ALGORITHMS.md §1.2): any base learner, any nonnegative
+//! arXiv 2310.07831, Theorem 1): any base learner, any nonnegative
 //! weights, and the returned point is the last iterate.
 
 use std::sync::Arc;

@@ -1,6 +1,5 @@
 //! Schedule-corrected weight decay for normalized layers: AdamC / SGDC (Defazio et al.,
-//! "Why gradients rapidly increase near the end of training", arXiv 2506.02285;
-//! ALGORITHMS.md §10.4).
+//! "Why gradients rapidly increase near the end of training", arXiv 2506.02285v2).
 
 use super::{Decay, DecayContext, DecayScalars, Projection};
 use crate::error::{ConfigError, check};

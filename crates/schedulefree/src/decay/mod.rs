@@ -1,4 +1,4 @@
-//! Weight-decay policies (ALGORITHMS.md §2.7, §10). A policy contributes up to three terms
+//! Weight-decay policies. A policy contributes up to three terms
 //! to the fused loop, each exact (a no-op) when its coefficient is 0 or 1:
 //!
 //! * `l2`: coupled L2, added to the gradient before the learner (`g ← g + λ·y`);
@@ -11,7 +11,7 @@
 //! effective lr, its running peak and whether the parameter is tagged `normalized`
 //! ([`crate::ParamTags`]); parameters tagged `no_decay` get no decay whatever the policy.
 //! [`Corrected`] (AdamC/SGDC) and [`Projected`] (hypersphere projection) act on the
-//! normalized parameters and defer to a base policy elsewhere (ALGORITHMS.md §10.4–10.5);
+//! normalized parameters and defer to a base policy elsewhere (AdamC, arXiv 2506.02285v2; projection);
 //! [`DecayConfig`] picks any of them at run time.
 
 use crate::element::Element;
@@ -138,7 +138,7 @@ impl Decay for L2 {
 }
 
 /// Decoupled decay evaluated at the gradient point `y`: the direction becomes `d + λ·y` and
-/// is scaled by the lr with it (Schedule-Free SGD/AdamW, ALGORITHMS.md §2.2, §3.1). With a
+/// is scaled by the lr with it (Schedule-Free SGD/AdamW, schedulefree 1.4.1). With a
 /// last-iterate conversion (`y = z`) this equals torch `AdamW`'s decay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DecoupledAtY;

@@ -1,5 +1,6 @@
-//! Projection of normalized weights onto fixed-radius hyperspheres (ALGORITHMS.md §10.5, the
-//! talk's alternative to corrected decay).
+//! Projection of normalized weights onto fixed-radius hyperspheres: the alternative to
+//! corrected decay for scale-invariant layers (their loss does not depend on the weight
+//! norm, so the norm can be fixed instead of balanced by decay).
 
 use super::{Decay, DecayContext, DecayScalars};
 use crate::conversion::Conversion;

@@ -1,4 +1,4 @@
-//! Norm diagnostics of weight decay meeting normalization (ALGORITHMS.md §10.2–10.4): per
+//! Norm diagnostics of weight decay meeting normalization (Van Laarhoven, arXiv 1706.05350; AdamC, arXiv 2506.02285v2): per
 //! parameter and per group, `‖g‖`, `‖w‖`, their ratio and its predicted steady state, and the
 //! effective step size.
 
@@ -26,7 +26,7 @@ pub(crate) struct EntryDiag {
 /// that measured them, with the steady state that weight decay predicts.
 ///
 /// For an update `w ← (1 − κ)·w − γ·u` with `u ⟂ w` (scale-invariant parameters) the norm
-/// settles where `‖u‖/‖w‖ = sqrt(2κ − κ²)/γ` (ALGORITHMS.md §10.2–10.3): for SGD `u = g`, so
+/// settles where `‖u‖/‖w‖ = sqrt(2κ − κ²)/γ` (Van Laarhoven, arXiv 1706.05350, for SGD; the same balance for Adam's direction): for SGD `u = g`, so
 /// this is `‖g‖/‖w‖ = sqrt(2λ/γ − λ²)` under plain decay and `sqrt(2λ/γ_max)` under SGDC; for
 /// Adam it gives `‖w‖ = γ‖u‖/sqrt(2κ − κ²) ≈ sqrt(γ‖u‖²/(2λ))`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,4 +1,5 @@
-//! Scoped evaluation at the returned point `x` (DESIGN.md §4).
+//! Scoped evaluation at the returned point `x`: buffers hold `x` while the guard lives and
+//! get `y` back bit for bit when it drops.
 
 use std::ops::{Deref, DerefMut};
 

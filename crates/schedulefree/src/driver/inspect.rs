@@ -60,11 +60,12 @@ pub struct NextStep {
     /// Completed updates before the step (the schedule is evaluated at this `k`).
     pub k: u64,
     /// Group lr × schedule(`k`): the lr before the learner's own factor.
-    pub scheduled_lr: f64,
+    pub unfactored_lr: f64,
     /// The learner's lr factor, when it does not depend on the step's gradient or loss
     /// (`None` for AdaGrad-Norm and Polyak steps).
     pub lr_factor: Option<f64>,
-    /// The effective lr `γ_k` = `scheduled_lr × lr_factor` the step will use, when known.
+    /// The effective lr `γ_k` = `unfactored_lr × lr_factor` the step will use, when known: the
+    /// value the step then reports as [`crate::GroupStepInfo::lr`].
     pub lr: Option<f64>,
     /// Averaging weight `c` of the step's iterate, when the lr is known (1 for conversions
     /// that do not average).
@@ -157,7 +158,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
 
     /// A borrowed view of state slot `slot` (one of [`Optimizer::slot_names`]) of parameter
     /// `name`; no copy. `None` for an unknown name or slot, or before the parameter's first
-    /// gradient (no state yet).
+    /// gradient (no state yet). The slot holds what its name says in train mode; in eval
+    /// mode, conversions that swap buffer and slot (Polyak averaging, EMA) hold the
+    /// iterate `z` in their `"x"` / `"ema"` slot and the average in the buffer:
+    /// [`Optimizer::x_into`] and [`Optimizer::z_into`] read by meaning in both modes.
     pub fn slot(&self, name: &str, slot: &str) -> Option<SlotView<'_, T>> {
         let e = &self.entries[self.entry_index(name)?];
         let offset = self.slot_names().position(|s| s == slot)?;
@@ -187,7 +191,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     pub fn next_step(&self, g: usize) -> Option<NextStep> {
         let grp = self.groups.get(g)?;
         let k = grp.k;
-        let scheduled_lr = grp.config.lr * self.schedule().value(k);
+        let unfactored_lr = grp.config.lr * self.schedule.value(k);
         let known = !self.learner.lr_factor_needs_reductions();
         let none = Reductions {
             group_l1: 0.0,
@@ -202,7 +206,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         });
         Some(NextStep {
             k,
-            scheduled_lr,
+            unfactored_lr,
             lr_factor,
             lr,
             c,

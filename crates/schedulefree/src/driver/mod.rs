@@ -170,8 +170,6 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self
     }
 
-    /// Add a parameter group; returns its index.
-    ///
     /// Measure per-parameter norms in every step (off by default): `‖g‖`, the norm of the
     /// buffer at the gradient point and of the learner's direction, read back with
     /// [`Optimizer::diagnostics`]. Costs one extra read of each parameter and a few flops

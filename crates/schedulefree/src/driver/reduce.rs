@@ -41,26 +41,29 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             acc.l1 += s.l1;
             acc.l2_sq += s.l2_sq;
         }
+        // A non-finite loss counts like a non-finite gradient in the all-reduce, so shards that
+        // pass their local losses still take the same decision.
+        let loss_bad = inputs.loss.is_some_and(|l| !l.is_finite());
         let mut elsewhere = false;
         if let Some(hook) = inputs.all_reduce.as_mut() {
-            // Layout: [non-finite count, then ‖g‖₁, ‖g‖₂² per group].
+            // Layout: [non-finite count (gradients or loss), then ‖g‖₁, ‖g‖₂² per group].
             let buf = &mut self.reduce_buf;
             buf.clear();
-            buf.push(f64::from(u8::from(bad.is_some())));
+            buf.push(f64::from(u8::from(bad.is_some() || loss_bad)));
             for s in &self.group_sums {
                 buf.extend_from_slice(&[s.l1, s.l2_sq]);
             }
             hook(buf);
-            elsewhere = bad.is_none() && buf[0] != 0.0;
+            elsewhere = bad.is_none() && !loss_bad && buf[0] != 0.0;
             for (s, v) in self.group_sums.iter_mut().zip(buf[1..].chunks_exact(2)) {
                 (s.l1, s.l2_sq) = (v[0], v[1]);
             }
         }
-        Ok(match (bad, elsewhere, inputs.loss) {
+        Ok(match (bad, loss_bad, elsewhere) {
             (Some(index), ..) => Some(Skipped::NonFiniteGradient { index }),
-            (None, true, _) => Some(Skipped::NonFiniteGradientElsewhere),
-            (None, false, Some(l)) if !l.is_finite() => Some(Skipped::NonFiniteLoss),
-            _ => None,
+            (None, true, _) => Some(Skipped::NonFiniteLoss),
+            (None, false, true) => Some(Skipped::NonFiniteGradientElsewhere),
+            (None, false, false) => None,
         })
     }
 

@@ -1,4 +1,4 @@
-//! Versioned, serde-serializable optimizer state keyed by parameter name (DESIGN.md §4).
+//! Versioned, serde-serializable optimizer state keyed by parameter name.
 //!
 //! Resume is bit-exact: saving after N steps (in train mode, together with the parameter
 //! buffers `y`) and loading into a freshly built optimizer with the same configuration gives

@@ -23,22 +23,26 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ///   weights. With gradient accumulation, sum (or average) the micro-batch gradients in
     ///   your own buffer and call `step` once per optimizer update, as in the crate-level
     ///   example.
-    /// - **A zero lr is still a step.** With `lr = 0` (or a schedule at 0, e.g. the first
-    ///   warmup step) the parameters do not move, but Adam's second moment `exp_avg_sq` and
-    ///   the counter are updated with the gradient.
+    /// - **A zero lr is still a step.** With `lr = 0` (or a schedule at 0: the end of a
+    ///   decay to 0, `TorchLinearLr` starting at 0, RAdam's silent SGD phase) the parameters
+    ///   do not move, but Adam's second moment `exp_avg_sq` and the counter are updated with
+    ///   the gradient.
     /// - **Late first gradients.** A parameter whose first gradient arrives after its group
     ///   has stepped (unfrozen mid-training) starts from zero moments. Learners whose bias
-    ///   correction counts the group's updates (the Schedule-Free presets, like their
-    ///   reference classes: `StepCount::Group`) then take its first step with an almost
-    ///   vanished correction `1 − β2^(k+1)`, i.e. a step of about `lr/sqrt(1 − β2)` per
-    ///   element (≈ 32 × lr for `β2 = 0.999`). Put such parameters in their own group or use
-    ///   `Adam { count: StepCount::Parameter, .. }` (torch-style, per-parameter count).
+    ///   correction counts the group's updates (the Schedule-Free presets and RAdam, like
+    ///   their reference classes) divide its first `exp_avg_sq = (1 − β2)·g²` by
+    ///   `1 − β2^(k+1)` ≈ 1 instead of by `1 − β2`, so `z` moves by up to `lr/sqrt(1 − β2)`
+    ///   per element (≈ 25 × lr after 1000 steps, → 32 × lr, for `β2 = 0.999`; `y` moves
+    ///   `1 − β` of that). Put such parameters in their own group, or build the learner with
+    ///   a per-parameter count: `learner::Adam { beta1: 0.0, count: StepCount::Parameter,
+    ///   ..Default::default() }` in a [`crate::ScheduleFreeWrapper`] or
+    ///   [`crate::composed::Composed`].
     ///
     /// # Errors
     /// Nothing is modified on error. [`StepError::EvalMode`] if the optimizer is in eval
     /// mode; [`StepError::UnknownParameter`], [`StepError::DuplicateParameter`],
     /// [`StepError::LengthMismatch`]; [`StepError::NonFiniteGradient`] under
-    /// [`NonFinitePolicy::Error`]; [`StepError::NonFiniteScalar`] if the scalar phase
+    /// [`crate::NonFinitePolicy::Error`]; [`StepError::NonFiniteScalar`] if the scalar phase
     /// overflows (e.g. an lr so large that `lr_max^weight_lr_power` is infinite);
     /// [`StepError::LossRequired`] for learners that need the loss ([`Optimizer::step_with_loss`]).
     pub fn step(&mut self, params: &mut [Param<'_, T>]) -> Result<StepInfo, StepError> {

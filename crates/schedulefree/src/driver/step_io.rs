@@ -2,7 +2,8 @@
 
 use crate::param::GroupStepInfo;
 
-/// What to do when a gradient contains NaN or ±inf.
+/// What to do when a gradient contains NaN or ±inf (a non-finite loss, or a non-finite
+/// gradient or loss on another shard, always skips the step: nothing local to refuse).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NonFinitePolicy {
@@ -11,7 +12,8 @@ pub enum NonFinitePolicy {
     /// [`GroupStepInfo::skipped_steps`].
     #[default]
     Skip,
-    /// Refuse the step with [`StepError::NonFiniteGradient`]; nothing changes.
+    /// Refuse the step with [`crate::StepError::NonFiniteGradient`]; nothing changes (not even
+    /// the skipped-steps counter).
     Error,
 }
 
@@ -23,7 +25,7 @@ pub enum Skipped {
         /// Index into the slice passed to `step`.
         index: usize,
     },
-    /// Another shard reported a non-finite gradient through the all-reduce hook.
+    /// Another shard reported a non-finite gradient or loss through the all-reduce hook.
     NonFiniteGradientElsewhere,
     /// The loss passed to the step was NaN or ±inf.
     NonFiniteLoss,
@@ -32,14 +34,15 @@ pub enum Skipped {
 /// An all-reduce over shards: sums a vector of partial sums element-wise in place.
 pub type AllReduce<'a> = dyn FnMut(&mut [f64]) + Send + 'a;
 
-/// Optional inputs of [`Optimizer::step_with`].
+/// Optional inputs of [`crate::Optimizer::step_with`].
 #[derive(Default)]
 pub struct StepInputs<'a> {
     /// The loss at the gradient point (required by learners that use it: Polyak). With
     /// sharded data, pass the loss averaged over shards.
     pub loss: Option<f64>,
     /// Sums a vector of partial sums element-wise across shards in place (an all-reduce):
-    /// called once with `[non-finite count, then ‖g‖₁, ‖g‖₂² per group]` before anything is
+    /// called once with `[non-finite count (gradients or loss), then ‖g‖₁, ‖g‖₂² per group]`
+    /// before anything is
     /// decided, and once more with the learner's pre-pass sums (per group) for learners that
     /// have one (Prodigy). Every shard must call `step_with` with the same parameter groups,
     /// so that the collective calls match.
@@ -59,12 +62,12 @@ impl std::fmt::Debug for StepInputs<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct StepInfo {
     /// `Some` if the step was skipped (then nothing changed and `group` repeats the previous
-    /// step's values).
+    /// step's values, with `skipped_steps` one higher).
     pub skipped: Option<Skipped>,
-    /// Group 0's values; all groups: [`Optimizer::group_info`].
+    /// Group 0's values; all groups: [`crate::Optimizer::group_info`].
     pub group: GroupStepInfo,
     /// `‖g‖₁` over every gradient passed to the step (all groups), accumulated in `f64`; NaN
-    /// for a skipped step. Log it to refine a schedule later (ALGORITHMS.md §8; ℓ1 for
+    /// for a skipped step. Log it to refine a schedule later ([`crate::schedule::refine`]; ℓ1 for
     /// Adam-type learners).
     pub grad_l1: f64,
     /// `‖g‖₂` over every gradient passed to the step (all groups); NaN for a skipped step

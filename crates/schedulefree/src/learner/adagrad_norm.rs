@@ -1,5 +1,5 @@
 //! AdaGrad-Norm (Ward, Wu & Bottou, "AdaGrad stepsizes", arXiv 1806.01811, Algorithm 1;
-//! ALGORITHMS.md §11.2): one scalar step size per parameter group.
+//! arXiv 1806.01811): one scalar step size per parameter group.
 
 use super::{GroupState, Learner, Reductions, StepIndex};
 use crate::element::Element;
@@ -11,7 +11,7 @@ use crate::error::{ConfigError, check};
 /// The scope of `b` is the parameter group: one group gives the paper's single scalar for
 /// the whole model; put each tensor in its own group for one `b` per tensor. `b` never
 /// decreases, so the effective step `η/b` never increases and is at most `η/b₀`
-/// (ALGORITHMS.md §12.4.2).
+/// (`tests/magnitude.rs` checks it).
 ///
 /// Group state: `["b_sq"]` (starts at `b0²`). No per-element slots.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -22,7 +22,7 @@ pub struct AdaGradNorm {
 }
 
 impl Default for AdaGradNorm {
-    /// `b0 = 0.1`: robust by the paper's analysis; the golden values of ALGORITHMS.md §12.4.2
+    /// `b0 = 0.1`: robust by the paper's analysis; the golden values of `tests/magnitude.rs`
     /// use it.
     fn default() -> Self {
         AdaGradNorm { b0: 0.1 }

@@ -1,5 +1,5 @@
 //! Adam's diagonal preconditioner (Kingma & Ba 2015, arXiv 1412.6980, Algorithm 1), in the
-//! forms used by PyTorch `AdamW` and by Schedule-Free AdamW (ALGORITHMS.md §3).
+//! forms used by PyTorch `AdamW` and by Schedule-Free AdamW (schedulefree 1.4.1).
 
 use super::{GroupState, Learner, Reductions, StepIndex};
 use crate::element::Element;

@@ -1,5 +1,5 @@
 //! COCOB-Backprop (Orabona & Tommasi, "Training deep networks without learning rates
-//! through coin betting", NeurIPS 2017, Algorithm 2; ALGORITHMS.md §11.3).
+//! through coin betting", NeurIPS 2017, arXiv 1705.07795, Algorithm 2).
 
 use super::{GroupState, Learner, StepIndex};
 use crate::element::Element;
@@ -13,7 +13,7 @@ use crate::error::{ConfigError, check};
 /// `z ← z − d = w⋆` exactly as the paper; another lr scales the move (optax's multiplier).
 /// The iterate is recomputed from `w₁` and the statistics every step, so decoupled decay or
 /// a projection applied to `z` only reaches the next iterate through the reward term and
-/// `w_t − w⋆` (ALGORITHMS.md §11.5). Invariant to positive rescaling of the gradients up to
+/// `w_t − w⋆`. Invariant to positive rescaling of the gradients up to
 /// the initial `L = eps`.
 ///
 /// Slots: `["w1", "max_grad", "sum_abs_grad", "reward", "grad_sum"]` (`w₁`, `L`, `G`, `R`, `θ`).

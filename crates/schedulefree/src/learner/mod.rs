@@ -1,5 +1,5 @@
 //! Base online learners: each turns a gradient `g` into a direction `d` so that the learner's
-//! iterate moves as `z ← z − γ·d` (ALGORITHMS.md §1.1). A learner is proved and tested once
+//! iterate moves as `z ← z − γ·d` (the online learner of arXiv 2405.15682v4, §2). A learner is proved and tested once
 //! with a fixed step; a [`Conversion`](crate::conversion::Conversion) decides where `g` is
 //! evaluated and which point is returned.
 

@@ -1,4 +1,4 @@
-//! Polyak step sizes (ALGORITHMS.md §11.1): SPS_max of Loizou et al. (arXiv 2002.10542,
+//! Polyak step sizes: SPS_max of Loizou et al. (arXiv 2002.10542,
 //! eq. 5) in the form of optax's `scale_by_polyak`.
 
 use super::{GroupState, Learner, Reductions, StepIndex};

@@ -1,5 +1,5 @@
 //! Prodigy (Mishchenko & Defazio, arXiv 2306.06101, Algorithm 4 in its Adam form), as in
-//! optax's `prodigy` (ALGORITHMS.md §11.4).
+//! optax's `prodigy` (Mishchenko & Defazio, arXiv 2306.06101v4, Algorithm 4).
 
 use super::adam::validate_betas;
 use super::{GroupState, Learner, MAX_PREPASS, Reductions, StepIndex};
@@ -17,7 +17,7 @@ use crate::error::{ConfigError, check};
 /// decay uses `dlr` as the lr, as optax.
 ///
 /// `d` never decreases and stays `≥ d0`; with `d_coef = 0` this is Adam with lr `d0·lr`
-/// (ALGORITHMS.md §12.4.4).
+/// (`tests/magnitude.rs` checks both).
 ///
 /// Slots: `["exp_avg", "exp_avg_sq", "s", "z0"]`. Group state: `["d", "r"]`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -1,5 +1,5 @@
 //! Rectified Adam (Liu et al. 2020, arXiv 1908.03265, Algorithm 2) in the form used by
-//! `RAdamScheduleFree` (ALGORITHMS.md §4): rectification replaces warmup.
+//! `RAdamScheduleFree` (Liu et al., arXiv 1908.03265): rectification replaces warmup.
 
 use super::adam::validate_betas;
 use super::{GroupState, Learner, Reductions, StepIndex};

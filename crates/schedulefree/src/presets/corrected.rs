@@ -1,4 +1,4 @@
-//! Presets of corrected weight decay for normalized layers (ALGORITHMS.md §10.4).
+//! Presets of corrected weight decay for normalized layers (AdamC, arXiv 2506.02285v2).
 
 use super::group;
 use crate::conversion::LastIterate;
@@ -14,7 +14,7 @@ pub type AdamCOptimizer<T, S> = Optimizer<T, Adam, LastIterate, Corrected<Decoup
 /// The optimizer [`SgdC`] builds.
 pub type SgdCOptimizer<T, S> = Optimizer<T, learner::Sgd, LastIterate, Corrected<Decoupled>, S>;
 
-/// AdamC (Defazio et al., arXiv 2506.02285; ALGORITHMS.md §10.4) as `pytorch_optimizer.AdamC`
+/// AdamC (Defazio et al., arXiv 2506.02285v2) as `pytorch_optimizer.AdamC`
 /// 4.1.0, the reference of the AdamC golden fixtures: AdamW whose decoupled decay on
 /// parameters tagged `normalized` ([`crate::ParamTags`]) is `p ← (1 − λ·γ_t²/γ_max)·p`
 /// instead of `(1 − λ·γ_t)·p`; other parameters decay as in AdamW and `no_decay` ones not at
@@ -81,7 +81,7 @@ impl AdamC {
     }
 }
 
-/// SGDC (ALGORITHMS.md §10.4): SGD (torch momentum/dampening/Nesterov) with decoupled decay
+/// SGDC (the SGD form of AdamC's correction, arXiv 2506.02285v2): SGD (torch momentum/dampening/Nesterov) with decoupled decay
 /// `p ← (1 − λ·γ_t)·p`, corrected to `(1 − λ·γ_t²/γ_max)·p` on parameters tagged
 /// `normalized`, so `‖g‖/‖p‖ → sqrt(2λ/γ_max)` throughout a decaying schedule.
 /// Defaults: `lr 0.1, momentum 0, weight_decay 0`; `peak_lr` as [`AdamC`].

@@ -139,6 +139,10 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     fn z_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError>;
     /// [`Optimizer::next_step`].
     fn next_step(&self, g: usize) -> Option<NextStep>;
+    /// [`Optimizer::slot_names`], collected: what [`DynOptimizer::slot`] accepts.
+    fn slot_names(&self) -> Vec<&'static str>;
+    /// [`Optimizer::num_groups`].
+    fn num_groups(&self) -> usize;
     /// [`Optimizer::step_count`]: completed updates of group 0.
     fn step_count(&self) -> u64;
     /// The schedule's multiplier of the peak lr for the update after `k` completed updates
@@ -240,6 +244,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     }
     fn step_count(&self) -> u64 {
         Optimizer::step_count(self)
+    }
+    fn slot_names(&self) -> Vec<&'static str> {
+        Optimizer::slot_names(self).collect()
+    }
+    fn num_groups(&self) -> usize {
+        Optimizer::num_groups(self)
     }
     fn schedule_value(&self, k: u64) -> f64 {
         self.schedule().value(k)

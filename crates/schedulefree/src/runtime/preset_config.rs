@@ -53,7 +53,8 @@ pub enum PresetConfig {
         #[serde(default = "constant")]
         schedule: ScheduleConfig,
     },
-    /// [`TorchSgd`] driven by `schedule`.
+    /// [`TorchSgd`] driven by `schedule` (JSON name `"sgd"`, kept from before the preset's
+    /// rename).
     Sgd {
         /// The optimizer's hyperparameters.
         #[serde(default)]

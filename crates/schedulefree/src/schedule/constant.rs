@@ -1,4 +1,4 @@
-//! The constant schedule (ALGORITHMS.md §9, "constant").
+//! The constant schedule.
 
 use super::Schedule;
 

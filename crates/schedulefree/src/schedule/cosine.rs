@@ -1,4 +1,4 @@
-//! Linear warmup then cosine decay (ALGORITHMS.md §9 "cosine").
+//! Linear warmup then cosine decay (Loshchilov & Hutter, arXiv 1608.03983, without restarts).
 
 use super::warmup_decay::warmup_decay_schedule;
 use super::wsd::Cooldown;
@@ -11,7 +11,7 @@ warmup_decay_schedule!(
     /// `end + (1-end)·(1 + cos(πp))/2` with `p = (k+1-W)/(T-W)`, so update `T` (`k = T-1`) uses
     /// `end` exactly, and `end` for every `k >= T` (1 if `W = T`). Horizon: `T`.
     ///
-    /// Source: ALGORITHMS.md §9, with the §1.2 indexing shared by [`Linear`](super::Linear).
+    /// Source: arXiv 1608.03983, with the last-iterate indexing shared by [`Linear`](super::Linear).
     /// Deviations: torch's `CosineAnnealingLR(T_max = T-W)` reaches the floor one update after the
     /// run and rises again past it; use [`TorchCosineAnnealing`](super::TorchCosineAnnealing) to
     /// reproduce it.

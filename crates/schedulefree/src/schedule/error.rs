@@ -20,11 +20,11 @@ pub enum ScheduleError {
         /// The total number of steps it must fit in.
         total: u64,
     },
-    /// A step-decay milestone at or before the end of the warmup (milestones are update
-    /// counts `≥ 1` after which the lr is multiplied by `gamma`, and must come after the
-    /// warmup, which has no multiplier).
+    /// A step-decay milestone inside the warmup, or 0 (milestones are update counts `≥ 1`
+    /// from which on the lr is multiplied by `gamma`; the warmup has no multiplier, so they
+    /// must be `≥ warmup`).
     #[error(
-        "step-decay milestone {milestone} must be after the warmup of {warmup} updates (milestones are update counts > warmup, and >= 1)"
+        "step-decay milestone {milestone} falls inside the warmup of {warmup} updates (milestones count updates and must be >= the warmup and >= 1)"
     )]
     MilestoneInWarmup {
         /// The first offending milestone.

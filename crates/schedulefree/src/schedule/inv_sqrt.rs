@@ -1,4 +1,4 @@
-//! Linear warmup then inverse-square-root decay (ALGORITHMS.md §9 "1/√t").
+//! Linear warmup then inverse-square-root decay (`1/√t`).
 
 use super::Schedule;
 use super::warmup::warmup_factor;
@@ -9,7 +9,7 @@ use super::warmup::warmup_factor;
 /// (`k+1 = W` gives 1), never above 1, and positive for every `k`. With `W = 0` (or `W = 1`) it
 /// is the classical anytime schedule `1/sqrt(k+1)` (`1/√t` with 1-based `t`). Horizon: `None`.
 ///
-/// Errors and panics: none. Source: ALGORITHMS.md §9; the inverse-square-root schedule of
+/// Errors and panics: none. Source: the inverse-square-root schedule of
 /// Transformer training (fairseq `inverse_sqrt`, whose decay is `sqrt(W/t)` as here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InverseSqrt {

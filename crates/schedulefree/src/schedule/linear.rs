@@ -1,4 +1,4 @@
-//! Linear warmup then linear decay (ALGORITHMS.md §1.2 and §9 "linear decay").
+//! Linear warmup then linear decay (arXiv 2310.07831, Theorem 1 and Corollary 2).
 
 use super::warmup_decay::warmup_decay_schedule;
 use super::wsd::Cooldown;
@@ -12,7 +12,7 @@ warmup_decay_schedule!(
     /// With `W = 0`, `end = 0` this is the linear-decay conversion `1 - (k+1)/T` whose last step has
     /// zero size (`α_T = 0`).
     ///
-    /// Source: arXiv 2310.07831, Corollary 2, as ALGORITHMS.md §1.2 indexes it; §9.
+    /// Source: arXiv 2310.07831, Corollary 2, with the last-iterate indexing of the module docs.
     /// Deviations: torch's warmup + `LinearLR` decay reaches `end` one update after the run; use
     /// [`TorchLinearLr`](super::TorchLinearLr) to reproduce it.
     Linear,

@@ -3,12 +3,12 @@
 //! A schedule returns a *multiplier* of a parameter group's peak learning rate `lr`
 //! (so the lr used by an update is `lr · value(k)`), computed in closed form in `f64`.
 //!
-//! Convention (ALGORITHMS.md §9, DESIGN.md §4): `k` is the number of completed updates, so
+//! Convention: `k` is the number of completed updates, so
 //! `value(0)` is the multiplier of the first update. Linear warmup over `W` updates uses
 //! `(k+1)/W`: the first update already moves, the peak is reached exactly at update `W`
 //! (`k = W-1`) and never exceeded. Values clamp after the horizon and are never negative.
 //!
-//! Decays over a run of `T` updates use the last-iterate indexing of ALGORITHMS.md §1.2:
+//! Decays over a run of `T` updates use the last-iterate indexing of arXiv 2310.07831 (Theorem 1):
 //! the progress after update `k` is `p = (k+1-W)/(T-W)`, so the last update (`k = T-1`) uses
 //! the end value exactly (for an end of 0 the last step has zero size, `α_T = 0`), and every
 //! `k >= T-1` keeps it.
@@ -22,7 +22,7 @@
 //! | [`InverseSqrt`] | warmup, then `sqrt(W/(k+1))` |
 //! | [`StepDecay`] | warmup, then `×gamma` at each milestone |
 //! | [`Tabulated`] | a table of per-update values |
-//! | [`refine`] | a [`Tabulated`] schedule refined from gradient norms (ALGORITHMS.md §8) |
+//! | [`refine`] | a [`Tabulated`] schedule refined from gradient norms (arXiv 2310.07831, §3) |
 //! | [`Sequence`] / [`ScheduleExt::then`] | one schedule, then another restarted at 0 |
 //! | [`TorchLinearLr`], [`TorchCosineAnnealing`] | PyTorch's `LinearLR`, `CosineAnnealingLR` |
 //! | [`ScheduleConfig`] | a serde description of any of the above |

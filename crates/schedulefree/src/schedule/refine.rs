@@ -1,5 +1,5 @@
 //! Schedule refinement from an observed gradient-norm sequence (Defazio, Cutkosky, Mehta,
-//! Mishchenko, arXiv 2310.07831, §3; ALGORITHMS.md §8).
+//! Mishchenko, arXiv 2310.07831, §3).
 //!
 //! Theory: with the weighted last-iterate conversion (§1.2) and the weights that minimise its
 //! bound, `w_t = ‖g_t‖⁻²` (ℓ2, SGD-type learners) or `w_t = ‖g_t‖₁⁻¹` (ℓ1, Adam-type), the
@@ -8,7 +8,7 @@
 
 use super::{ScheduleError, Tabulated};
 
-/// Which norm the log holds, and so the weight power (ALGORITHMS.md §8.1).
+/// Which norm the log holds, and so the weight power (ℓ2 for SGD-type, ℓ1 for Adam-type learners).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefineNorm {
@@ -62,7 +62,7 @@ impl Default for Refine {
 ///    norms are taken equal, which gives linear decay.
 /// 2. A running median of odd width `2·⌊τ·N/2⌋ + 1` removes isolated spikes (e.g. a warmup
 ///    spike); the start is padded with the first value, the end by reflection, so a trend at
-///    the end is continued rather than flattened (ALGORITHMS.md §8.2).
+///    the end is continued rather than flattened.
 /// 3. The norms are resampled linearly to `steps` points.
 /// 4. `w_t` from [`RefineNorm`], `η_t = w_t Σ_{p>t} w_p`, normalised to peak 1.
 ///

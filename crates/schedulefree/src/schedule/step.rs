@@ -1,4 +1,4 @@
-//! Step decay (ALGORITHMS.md §9 "step"; PyTorch's `MultiStepLR`): linear warmup, then the
+//! Step decay (PyTorch's `MultiStepLR`): linear warmup, then the
 //! multiplier falls by a factor `gamma` at each milestone.
 
 use super::warmup::warmup_factor;
@@ -24,12 +24,12 @@ pub struct StepDecay {
 
 impl StepDecay {
     /// Warm up over `warmup` updates, then multiply by `gamma` at each of `milestones`
-    /// (strictly increasing update counts, each `> warmup`).
+    /// (strictly increasing update counts, each `≥ warmup` and `≥ 1`).
     ///
     /// # Errors
     /// [`ScheduleError::InvalidValue`] for `gamma` outside `[0, 1]`, or milestones that are not
-    /// strictly increasing; [`ScheduleError::MilestoneInWarmup`] for a milestone `≤ warmup`
-    /// (so also for milestone 0).
+    /// strictly increasing; [`ScheduleError::MilestoneInWarmup`] for a milestone `< warmup`, or
+    /// 0.
     pub fn new(warmup: u64, milestones: Vec<u64>, gamma: f64) -> Result<Self, ScheduleError> {
         if !(0.0..=1.0).contains(&gamma) {
             return Err(ScheduleError::InvalidValue {
@@ -45,7 +45,9 @@ impl StepDecay {
                 expected: "strictly increasing",
             });
         }
-        if let Some(&m) = milestones.first().filter(|&&m| m <= warmup) {
+        // A milestone at the end of the warmup is meaningful (it scales the first update
+        // after it); one inside the warmup, or 0, is not.
+        if let Some(&m) = milestones.first().filter(|&&m| m < warmup.max(1)) {
             return Err(ScheduleError::MilestoneInWarmup {
                 milestone: m,
                 warmup,

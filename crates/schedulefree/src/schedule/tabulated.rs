@@ -1,4 +1,4 @@
-//! A schedule given as a table of per-update values (e.g. a refined schedule, ALGORITHMS.md §8).
+//! A schedule given as a table of per-update values (e.g. a refined schedule, [`super::refine`]).
 
 use super::{Schedule, ScheduleError};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Entry `k` is the multiplier of update `k+1`; after the table ends the last entry is kept.
 /// Values are not required to be `<= 1`. Horizon: `len`.
 ///
-/// Source: ALGORITHMS.md §8 (refined schedules are tables), §9. Panics: none.
+/// Refined schedules (arXiv 2310.07831, §3) are tables. Panics: none.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Tabulated {

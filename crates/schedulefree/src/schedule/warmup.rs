@@ -1,4 +1,4 @@
-//! Linear warmup (ALGORITHMS.md §9 "constant+warmup", §2.1; DESIGN.md §4).
+//! Linear warmup, as the Schedule-Free classes' `warmup_steps` (schedulefree 1.4.1).
 
 use super::Schedule;
 
@@ -16,7 +16,7 @@ pub(crate) fn warmup_factor(k: u64, warmup: u64) -> Option<f64> {
 /// [`Constant`](super::Constant) this is the Schedule-Free reference warmup `min(1, (k+1)/W)`.
 /// Horizon: `W + schedule.horizon()` (`None` if the inner one is `None`).
 ///
-/// Errors and panics: none. Source: ALGORITHMS.md §9; the `(k+1)/W` convention of
+/// Errors and panics: none. Source: the `(k+1)/W` convention of
 /// `schedulefree` 1.4.1 and optax (`pytorch_optimizer`'s WSD uses `k/W`, whose first update is 0).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Warmup<S> {

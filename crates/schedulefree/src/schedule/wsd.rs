@@ -1,4 +1,4 @@
-//! Warmup–stable–decay (ALGORITHMS.md §9 "WSD"), and the phase logic shared with
+//! Warmup–stable–decay (Hu et al., MiniCPM, arXiv 2404.06395), and the phase logic shared with
 //! [`Linear`](super::Linear) and [`Cosine`](super::Cosine).
 
 use super::error::{fits, fraction, positive};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Shape of a decay from 1 to 0 as a function of its progress `p` in `[0, 1]`.
 ///
 /// Every shape is 1 at `p = 0` (so a decay continues the stable phase without a jump in the
-/// limit of many steps) and exactly 0 at `p = 1`. Source: ALGORITHMS.md §9.
+/// limit of many steps) and exactly 0 at `p = 1`. Source: arXiv 2404.06395 (the cooldown shapes of `pytorch_optimizer`'s `wsd.py`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -50,7 +50,7 @@ impl Cooldown {
 /// Warmup on `[0, W)`, 1 on `[W, S)`, `shape` from 1 to `end` on `[S, T)`; `k` clamps to `T-1`.
 ///
 /// The decay progress after update `k` is `p = (k+1-S)/(T-S)`, so update `T` (`k = T-1`) uses
-/// `end` exactly (ALGORITHMS.md §1.2 indexing). Callers guarantee `1 <= T` and `W <= S <= T`.
+/// `end` exactly (the last-iterate indexing of the module docs). Callers guarantee `1 <= T` and `W <= S <= T`.
 #[inline]
 pub(crate) fn phases(
     k: u64,
@@ -79,7 +79,7 @@ pub(crate) fn phases(
 /// Horizon: `T`. A cooldown starting at `p = 1/D` drops by `(1-end)(1-shape(1/D))` at its first
 /// update (`(1-end)/D` for `Linear`); no shape starts below 1.
 ///
-/// Source: ALGORITHMS.md §9 ("WSD"), §12.2.5; `pytorch_optimizer` `lr_scheduler/wsd.py`.
+/// Source: arXiv 2404.06395; `pytorch_optimizer` `lr_scheduler/wsd.py`.
 /// Deviations: `pytorch_optimizer` warms up with `k/W` and measures `p` from `k - S`; we use
 /// `(k+1)/W` and `(k+1-S)`, so the first update moves and the last one uses `end`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
