@@ -59,13 +59,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         params: &mut [Param<'_, T>],
         loss: f64,
     ) -> Result<StepInfo, StepError> {
-        self.step_with(
-            params,
-            StepInputs {
-                loss: Some(loss),
-                all_reduce: None,
-            },
-        )
+        self.step_with(params, StepInputs::with_loss(loss))
     }
 
     /// [`Optimizer::step`] with optional inputs: the loss, and an all-reduce hook that sums

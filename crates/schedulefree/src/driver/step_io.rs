@@ -49,6 +49,16 @@ pub struct StepInputs<'a> {
     pub all_reduce: Option<&'a mut AllReduce<'a>>,
 }
 
+impl StepInputs<'_> {
+    /// Inputs with the loss at the gradient point and no all-reduce hook.
+    pub fn with_loss(loss: f64) -> Self {
+        StepInputs {
+            loss: Some(loss),
+            all_reduce: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for StepInputs<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepInputs")

@@ -74,13 +74,7 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
         params: &mut [Param<'_, T>],
         loss: f64,
     ) -> Result<StepInfo, StepError> {
-        self.step_with(
-            params,
-            StepInputs {
-                loss: Some(loss),
-                all_reduce: None,
-            },
-        )
+        self.step_with(params, StepInputs::with_loss(loss))
     }
     /// Whether `step` needs the loss ([`crate::learner::Learner::needs_loss`]).
     fn needs_loss(&self) -> bool;
