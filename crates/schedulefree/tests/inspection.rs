@@ -46,9 +46,18 @@ fn x_z_and_slot_views_agree_with_the_copying_accessors_in_both_modes() {
         assert_eq!(view.len(), 4);
         assert_eq!(view.get(4), None);
         let mut out = vec![0.0; 4];
-        view.copy_to(&mut out);
+        view.copy_to(&mut out).expect("same length");
         assert_eq!(out, copied);
     }
+    let mut short = vec![9.0; 3];
+    assert!(
+        opt.slot("w", "z")
+            .expect("state")
+            .copy_to(&mut short)
+            .is_err(),
+        "a wrong length is a typed error"
+    );
+    assert_eq!(short, [9.0; 3], "and nothing is written");
     assert!(opt.slot("w", "exp_avg").is_none(), "no such slot");
     assert!(opt.slot("nope", "z").is_none());
 

@@ -16,6 +16,7 @@ use crate::schedule::Schedule;
 /// Element `i` of the view belongs to element `i` of the parameter (row-major, as registered).
 #[derive(Debug, Clone, Copy)]
 pub struct SlotView<'a, T> {
+    name: &'a str,
     state: &'a [T],
     stride: usize,
     offset: usize,
@@ -42,13 +43,21 @@ impl<'a, T: Copy> SlotView<'a, T> {
     }
     /// Copy the slot into `out` (no allocation).
     ///
-    /// # Panics
-    /// If `out.len() != self.len()`.
-    pub fn copy_to(&self, out: &mut [T]) {
-        assert_eq!(out.len(), self.len, "SlotView::copy_to: length mismatch");
+    /// # Errors
+    /// [`StepError::LengthMismatch`] if `out.len() != self.len()`; `out` is then untouched.
+    pub fn copy_to(&self, out: &mut [T]) -> Result<(), StepError> {
+        if out.len() != self.len {
+            return Err(StepError::LengthMismatch {
+                name: self.name.to_string(),
+                what: "out",
+                got: out.len(),
+                expected: self.len,
+            });
+        }
         for (o, v) in out.iter_mut().zip(self.iter()) {
             *o = v;
         }
+        Ok(())
     }
 }
 
@@ -166,6 +175,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let e = &self.entries[self.entry_index(name)?];
         let offset = self.slot_names().position(|s| s == slot)?;
         e.has_state.then_some(SlotView {
+            name: &e.name,
             state: &e.state,
             stride: self.num_slots(),
             offset,

@@ -245,13 +245,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// gradient. Without allocating: [`Optimizer::slot`], [`Optimizer::z_into`],
     /// [`Optimizer::x_into`].
     pub fn state_buffer(&self, param: &str, slot: &str) -> Option<Vec<T>> {
-        let e = &self.entries[*self.index.get(param)?];
-        let j = self.slot_names().position(|s| s == slot)?;
-        if !e.has_state {
-            return None;
-        }
-        let s = self.num_slots();
-        Some((0..e.len).map(|i| e.state[i * s + j]).collect())
+        self.slot(param, slot).map(|v| v.iter().collect())
     }
 
     pub(crate) fn num_slots(&self) -> usize {
