@@ -2,6 +2,7 @@
 
 use crate::conversion::AveragingState;
 use crate::error::{ConfigError, check};
+use crate::kernel::SlotLayout;
 use crate::learner::GroupState;
 
 /// One parameter tensor for a call to `step`, `train`, `eval` or an eval guard: a name that
@@ -162,8 +163,8 @@ impl Group {
     }
 }
 
-/// A registered parameter and its state (interleaved slots: `state[i·S + j]` is slot `j` of
-/// element `i`; empty until the first gradient).
+/// A registered parameter and its state (blocked slot-major, see
+/// [`SlotLayout`]; empty until the first gradient).
 #[derive(Debug, Clone)]
 pub(crate) struct Entry<T> {
     pub name: String,
@@ -180,4 +181,11 @@ pub(crate) struct Entry<T> {
     pub row_scratch: Vec<f64>,
     /// Call stamp, to detect a name passed twice in one call without allocating.
     pub stamp: u64,
+}
+
+impl<T> Entry<T> {
+    /// The layout of this entry's state with `n` slots per element.
+    pub fn layout(&self, n: usize) -> SlotLayout {
+        SlotLayout { len: self.len, n }
+    }
 }

@@ -99,6 +99,7 @@ macro_rules! swap_modes {
 
 impl Conversion for PolyakAverage {
     type Scalars = AverageScalars;
+    const SLOTS: usize = 1;
     fn name(&self) -> &'static str {
         "polyak_average"
     }
@@ -117,6 +118,7 @@ impl Conversion for PolyakAverage {
 
 impl Conversion for Ema {
     type Scalars = AverageScalars;
+    const SLOTS: usize = 1;
     fn name(&self) -> &'static str {
         "ema"
     }

@@ -12,6 +12,7 @@ pub struct LastIterate;
 
 impl Conversion for LastIterate {
     type Scalars = ();
+    const SLOTS: usize = 0;
 
     fn name(&self) -> &'static str {
         "last_iterate"

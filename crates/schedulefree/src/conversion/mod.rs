@@ -115,6 +115,10 @@ pub trait Conversion: Clone + Debug + Send + Sync {
 
     /// Short name used in saved state and reports.
     fn name(&self) -> &'static str;
+    /// Number of per-element state slots, `slot_names().len()` (a constant of the type, so
+    /// the vector kernel keeps a block's slots in registers; checked by
+    /// [`crate::Optimizer::new`]).
+    const SLOTS: usize;
     /// Names of the per-element state slots.
     fn slot_names(&self) -> &'static [&'static str];
     /// Validate hyperparameters.

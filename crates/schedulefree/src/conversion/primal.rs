@@ -24,6 +24,7 @@ pub struct PrimalScalars {
 
 impl Conversion for PrimalAverage {
     type Scalars = PrimalScalars;
+    const SLOTS: usize = 1;
     fn name(&self) -> &'static str {
         "primal_average"
     }

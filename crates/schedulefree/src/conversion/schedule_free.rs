@@ -52,6 +52,7 @@ impl ScheduleFree {
 
 impl Conversion for ScheduleFree {
     type Scalars = ScheduleFreeScalars;
+    const SLOTS: usize = 1;
 
     fn name(&self) -> &'static str {
         "schedule_free"

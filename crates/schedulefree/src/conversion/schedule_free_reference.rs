@@ -36,6 +36,7 @@ pub struct ReferenceScalars {
 
 impl Conversion for ScheduleFreeReference {
     type Scalars = ReferenceScalars;
+    const SLOTS: usize = 3;
 
     fn name(&self) -> &'static str {
         "schedule_free_reference"

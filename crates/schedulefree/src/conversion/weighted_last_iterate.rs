@@ -116,6 +116,7 @@ pub struct WeightedLastIterateScalars {
 
 impl Conversion for WeightedLastIterate {
     type Scalars = WeightedLastIterateScalars;
+    const SLOTS: usize = 1;
     fn name(&self) -> &'static str {
         "weighted_last_iterate"
     }

@@ -6,6 +6,7 @@ use super::{Decay, DecayContext, DecayScalars};
 use crate::conversion::Conversion;
 use crate::element::Element;
 use crate::error::{ConfigError, check};
+use crate::kernel::SlotLayout;
 
 /// Target radius of each row.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -147,22 +148,21 @@ pub(crate) fn project_rows<T: Element, C: Conversion>(
     radius: &[f64],
     p: &mut [T],
     state: &mut [T],
-    (n_learner, n_slots): (usize, usize),
+    (n_learner, layout): (usize, SlotLayout),
     scratch: &mut [f64],
 ) {
-    let slots = |i: usize| i * n_slots + n_learner..(i + 1) * n_slots;
     scratch.fill(0.0);
-    for (i, v) in p.iter().enumerate() {
-        let z = conv.iterate(*v, &state[slots(i)]).f64();
+    layout.for_each(state, |i, st| {
+        let z = conv.iterate(p[i], &st[n_learner..]).f64();
         scratch[row_of(i, rows, inner)] += z * z;
-    }
+    });
     for (s, r) in scratch.iter_mut().zip(radius) {
         *s = r / s.sqrt().max(f64::MIN_POSITIVE);
     }
-    for (i, v) in p.iter_mut().enumerate() {
-        let st = &mut state[slots(i)];
-        let z = conv.iterate(*v, st);
+    layout.for_each_mut(state, |i, st| {
+        let cs = &mut st[n_learner..];
+        let z = conv.iterate(p[i], cs);
         let z_new = T::of(z.f64() * scratch[row_of(i, rows, inner)]);
-        conv.set_iterate(sc, v, st, z_new);
-    }
+        conv.set_iterate(sc, &mut p[i], cs, z_new);
+    });
 }

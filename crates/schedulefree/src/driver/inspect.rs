@@ -6,56 +6,63 @@ use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::StepError;
+use crate::kernel::SlotLayout;
 use crate::learner::{Learner, Reductions};
 use crate::param::Entry;
 use crate::schedule::Schedule;
 
 /// A borrowed, read-only view of one state slot (`"z"`, `"exp_avg_sq"`, ...) of one
-/// parameter. State is stored interleaved (`state[i·S + j]` is slot `j` of element `i`, so
-/// that one step touches each element's memory once): the view is strided, not a slice.
+/// parameter. State is stored in blocks of 16384 elements with the slots of a block one after
+/// another (so that the vector kernel reads each slot contiguously and one thread owns a
+/// block's memory): the view is a sequence of contiguous runs, not one slice.
 /// Element `i` of the view belongs to element `i` of the parameter (row-major, as registered).
 #[derive(Debug, Clone, Copy)]
 pub struct SlotView<'a, T> {
     name: &'a str,
     state: &'a [T],
-    stride: usize,
-    offset: usize,
-    len: usize,
+    layout: SlotLayout,
+    slot: usize,
 }
 
 impl<'a, T: Copy> SlotView<'a, T> {
     /// Number of elements (the parameter's length).
     pub fn len(&self) -> usize {
-        self.len
+        self.layout.len
     }
     /// Whether the parameter has no elements.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.layout.len == 0
     }
     /// Element `i`, or `None` past the end.
     pub fn get(&self, i: usize) -> Option<T> {
-        (i < self.len).then(|| self.state[i * self.stride + self.offset])
+        (i < self.layout.len).then(|| self.state[self.layout.index(i, self.slot)])
     }
     /// The elements in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = T> + 'a {
-        let (state, stride, offset) = (self.state, self.stride, self.offset);
-        (0..self.len).map(move |i| state[i * stride + offset])
+    pub fn iter(&self) -> impl Iterator<Item = T> + 'a {
+        self.runs().flatten().copied()
+    }
+    /// The elements in order as contiguous slices (one per block of 16384 elements).
+    pub fn runs(&self) -> impl Iterator<Item = &'a [T]> + 'a {
+        self.layout.runs(self.state, self.slot)
     }
     /// Copy the slot into `out` (no allocation).
     ///
     /// # Errors
     /// [`StepError::LengthMismatch`] if `out.len() != self.len()`; `out` is then untouched.
     pub fn copy_to(&self, out: &mut [T]) -> Result<(), StepError> {
-        if out.len() != self.len {
+        if out.len() != self.len() {
             return Err(StepError::LengthMismatch {
                 name: self.name.to_string(),
                 what: "out",
                 got: out.len(),
-                expected: self.len,
+                expected: self.len(),
             });
         }
-        for (o, v) in out.iter_mut().zip(self.iter()) {
-            *o = v;
+        let mut rest = out;
+        for r in self.runs() {
+            let (head, tail) = rest.split_at_mut(r.len());
+            head.copy_from_slice(r);
+            rest = tail;
         }
         Ok(())
     }
@@ -116,9 +123,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             return Ok(());
         }
         let (n_learner, n_slots) = (self.learner.slot_names().len(), self.num_slots());
-        for ((o, v), st) in out.iter_mut().zip(value).zip(e.state.chunks_exact(n_slots)) {
-            *o = self.conversion.eval_value(*v, &st[n_learner..]);
-        }
+        e.layout(n_slots).for_each(&e.state, |i, st| {
+            out[i] = self.conversion.eval_value(value[i], &st[n_learner..]);
+        });
         Ok(())
     }
 
@@ -154,14 +161,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             out.copy_from_slice(value);
             return Ok(());
         }
-        for ((o, v), st) in out.iter_mut().zip(value).zip(e.state.chunks_exact(n_slots)) {
+        e.layout(n_slots).for_each(&e.state, |i, st| {
             let cs = &st[n_learner..];
-            *o = if eval {
-                self.conversion().iterate_eval(*v, cs)
+            out[i] = if eval {
+                self.conversion().iterate_eval(value[i], cs)
             } else {
-                self.conversion().iterate(*v, cs)
+                self.conversion().iterate(value[i], cs)
             };
-        }
+        });
         Ok(())
     }
 
@@ -177,9 +184,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         e.has_state.then_some(SlotView {
             name: &e.name,
             state: &e.state,
-            stride: self.num_slots(),
-            offset,
-            len: e.len,
+            layout: e.layout(self.num_slots()),
+            slot: offset,
         })
     }
 

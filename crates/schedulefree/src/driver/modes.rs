@@ -55,14 +55,15 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 if !e.has_state || self.groups[e.group].train_mode == to_train {
                     continue;
                 }
-                for (v, st) in p.value.iter_mut().zip(e.state.chunks_exact_mut(n_slots)) {
+                let value = &mut *p.value;
+                e.layout(n_slots).for_each_mut(&mut e.state, |i, st| {
                     let cs = &mut st[n_learner..];
                     if to_train {
-                        self.conversion.to_train(v, cs)
+                        self.conversion.to_train(&mut value[i], cs)
                     } else {
-                        self.conversion.to_eval(v, cs)
+                        self.conversion.to_eval(&mut value[i], cs)
                     }
-                }
+                });
             }
         }
         for g in &mut self.groups {

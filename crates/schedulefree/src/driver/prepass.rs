@@ -40,10 +40,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             );
             let acc = &mut self.entry_prepass[idx];
             if e.has_state && n_slots > 0 {
-                for ((v, gv), st) in p.value.iter().zip(grad).zip(e.state.chunks_exact(n_slots)) {
-                    let z = self.conversion.iterate(*v, &st[n_learner..]);
-                    self.learner.prepass(&ls, *gv, z, &st[..n_learner], acc);
-                }
+                e.layout(n_slots).for_each(&e.state, |i, st| {
+                    let z = self.conversion.iterate(p.value[i], &st[n_learner..]);
+                    self.learner.prepass(&ls, grad[i], z, &st[..n_learner], acc);
+                });
             } else {
                 // No state yet (it is created only once the step is committed), or no
                 // slots at all: the iterate is the value and the slots are their initial

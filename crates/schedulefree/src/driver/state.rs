@@ -170,7 +170,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                         .map(|(j, n)| {
                             (
                                 n.clone(),
-                                (0..e.len).map(|i| e.state[i * s + j].f64()).collect(),
+                                e.layout(s)
+                                    .runs(&e.state, j)
+                                    .flatten()
+                                    .map(|v| v.f64())
+                                    .collect(),
                             )
                         })
                         .collect()
@@ -354,6 +358,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 continue;
             }
             let mut state = vec![T::zero(); e.len * s];
+            let layout = e.layout(s);
             for (j, name) in slots.iter().enumerate() {
                 let b = r
                     .buffers
@@ -374,7 +379,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                             T::DTYPE
                         )));
                     }
-                    state[i * s + j] = t;
+                    state[layout.index(i, j)] = t;
                 }
             }
             if r.buffers.len() != s {

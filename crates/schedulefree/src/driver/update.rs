@@ -25,11 +25,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             if !e.has_state {
                 e.state = vec![T::zero(); e.len * n_slots];
                 if n_slots > 0 {
-                    for (v, st) in p.value.iter().zip(e.state.chunks_exact_mut(n_slots)) {
+                    let value = &*p.value;
+                    e.layout(n_slots).for_each_mut(&mut e.state, |i, st| {
                         let (ls, cs) = st.split_at_mut(n_learner);
-                        self.conversion.init_slots(*v, cs);
-                        self.learner.init_slots(*v, ls);
-                    }
+                        self.conversion.init_slots(value[i], cs);
+                        self.learner.init_slots(value[i], ls);
+                    });
                 }
                 e.has_state = true;
             }
@@ -38,15 +39,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 && e.radius.is_empty()
             {
                 let layout = proj.layout(&e.shape).expect("axis checked at registration");
-                let z: Vec<T> = p
-                    .value
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        let st = &e.state[i * n_slots..(i + 1) * n_slots];
-                        self.conversion.iterate(*v, &st[n_learner..])
-                    })
-                    .collect();
+                let mut z = Vec::with_capacity(e.len);
+                e.layout(n_slots).for_each(&e.state, |i, st| {
+                    z.push(self.conversion.iterate(p.value[i], &st[n_learner..]));
+                });
                 e.radius = init_radius(&proj, layout, &z);
                 e.row_scratch = vec![0.0; layout.0];
             }
@@ -67,12 +63,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 decay: DecayTerms::of(decay),
                 lr: T::of(gs.lr),
                 n_learner,
-                n_slots,
             };
             if self.diagnostics {
                 let weight_sq = p.value.iter().map(|v| v.f64() * v.f64()).sum::<f64>();
-                let update_sq =
-                    kernel.run::<true>(p.value, grad, &mut e.state, &mut self.chunk_sums);
+                let update_sq = kernel.run(p.value, grad, &mut e.state, &mut self.chunk_sums, true);
                 self.diag[idx] = EntryDiag {
                     step: self.groups[e.group].k + 1,
                     grad_sq: self.entry_sums[idx].l2_sq,
@@ -82,18 +76,19 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     kappa: decay.kappa(gs.lr),
                 };
             } else {
-                kernel.run::<false>(p.value, grad, &mut e.state, &mut self.chunk_sums);
+                kernel.run(p.value, grad, &mut e.state, &mut self.chunk_sums, false);
             }
             if let Some(proj) = project {
-                let layout = proj.layout(&e.shape).expect("axis checked at registration");
+                let layout = e.layout(n_slots);
+                let rows = proj.layout(&e.shape).expect("axis checked at registration");
                 project_rows(
                     &self.conversion,
                     &gs.conversion,
-                    layout,
+                    rows,
                     &e.radius,
                     p.value,
                     &mut e.state,
-                    (n_learner, n_slots),
+                    (n_learner, layout),
                     &mut e.row_scratch,
                 );
             }

@@ -4,9 +4,14 @@
 //! order, so the parallel and serial paths give the same bits.
 
 mod fused;
+mod isa;
+mod layout;
 mod reduce;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use fused::Kernel;
+pub(crate) use layout::{MAX_SLOTS, SlotLayout};
 pub(crate) use reduce::{GradSums, grad_sums};
 
 /// Tensors at least this long are split across threads with rayon.

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::isa::Isa;
 use super::{CHUNK, PARALLEL_MIN_LEN};
 use crate::element::Element;
 
@@ -13,41 +14,13 @@ pub(crate) struct GradSums {
 }
 
 /// `Σ|g|` and `Σg²` of `g` in `f64`, and whether every value is finite, in one pass. The sums
-/// are taken per [`CHUNK`] (eight independent lanes, so the compiler vectorises them) and
+/// are taken per [`CHUNK`] ([`LANES`] independent partial sums, so the compiler vectorises them) and
 /// the chunk sums are added in order, so the parallel and serial paths give the same bits.
 /// `chunks` must hold `len.div_ceil(CHUNK)` entries.
 #[allow(clippy::eq_op)] // `v − v` is the finiteness test, not a mistake
 pub(crate) fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) -> (GradSums, bool) {
-    fn chunk<T: Element>(c: &[T]) -> (GradSums, bool) {
-        // `v − v` is 0 for finite `v` and NaN for ±inf/NaN: a branch-free finiteness check
-        // that stays exact even where the f64 sums overflow (huge finite f64 gradients).
-        let (mut l1, mut l2, mut nf) = ([0.0_f64; 8], [0.0_f64; 8], [T::zero(); 8]);
-        let lanes = c.chunks_exact(8);
-        let mut tail = (GradSums::default(), T::zero());
-        for &v in lanes.remainder() {
-            let w = v.f64();
-            tail = (
-                GradSums {
-                    l1: tail.0.l1 + w.abs(),
-                    l2_sq: tail.0.l2_sq + w * w,
-                },
-                tail.1 + (v - v),
-            );
-        }
-        for l in lanes {
-            for (((a, b), n), &v) in l1.iter_mut().zip(l2.iter_mut()).zip(nf.iter_mut()).zip(l) {
-                let w = v.f64();
-                *a += w.abs();
-                *b += w * w;
-                *n = *n + (v - v);
-            }
-        }
-        let sums = GradSums {
-            l1: l1.iter().fold(tail.0.l1, |s, &a| s + a),
-            l2_sq: l2.iter().fold(tail.0.l2_sq, |s, &a| s + a),
-        };
-        (sums, nf.iter().fold(tail.1, |s, &a| s + a) == T::zero())
-    }
+    let isa = Isa::detect();
+    let chunk = |c: &[T]| chunk_isa(isa, c);
     let add = |a: (GradSums, bool), s: &(GradSums, bool)| {
         (
             GradSums {
@@ -67,4 +40,82 @@ pub(crate) fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) ->
     } else {
         g.chunks(CHUNK).map(chunk).fold(start, |a, s| add(a, &s))
     }
+}
+
+/// Independent partial sums per chunk: enough f64 accumulators (four AVX-512 registers) to
+/// hide the latency of vector addition.
+const LANES: usize = 32;
+/// Elements per piece of a chunk that the three accumulation loops run over in turn.
+const L1_PIECE: usize = 1024;
+
+/// The sums of one chunk (at most [`CHUNK`] values).
+#[allow(clippy::eq_op)] // `v − v` is the finiteness test, not a mistake
+#[inline(always)]
+fn chunk<T: Element>(c: &[T]) -> (GradSums, bool) {
+    // `v − v` is 0 for finite `v` and NaN for ±inf/NaN: a branch-free finiteness check
+    // that stays exact even where the f64 sums overflow (huge finite f64 gradients).
+    let (mut l1, mut l2, mut nf) = ([0.0_f64; LANES], [0.0_f64; LANES], [T::zero(); LANES]);
+    let (lanes, rest) = c.as_chunks::<LANES>();
+    let mut tail = (GradSums::default(), T::zero());
+    for &v in rest {
+        let w = v.f64();
+        tail = (
+            GradSums {
+                l1: tail.0.l1 + w.abs(),
+                l2_sq: tail.0.l2_sq + w * w,
+            },
+            tail.1 + (v - v),
+        );
+    }
+    // One loop per accumulator, so each becomes vector operations over the lanes (merged,
+    // the compiler pairs the two sums of one lane instead), over L1-sized pieces so that only
+    // the first loop reads memory. Each lane still adds its values in element order.
+    for piece in lanes.chunks(L1_PIECE / LANES) {
+        for l in piece {
+            for k in 0..LANES {
+                l1[k] += l[k].f64().abs();
+            }
+        }
+        for l in piece {
+            for k in 0..LANES {
+                l2[k] += l[k].f64() * l[k].f64();
+            }
+        }
+        for l in piece {
+            for k in 0..LANES {
+                nf[k] = nf[k] + (l[k] - l[k]);
+            }
+        }
+    }
+    let sums = GradSums {
+        l1: l1.iter().fold(tail.0.l1, |s, &a| s + a),
+        l2_sq: l2.iter().fold(tail.0.l2_sq, |s, &a| s + a),
+    };
+    (sums, nf.iter().fold(tail.1, |s, &a| s + a) == T::zero())
+}
+
+/// [`chunk`] compiled for `isa` ([`Isa`]: the same bits on every variant).
+#[allow(unsafe_code)]
+pub(super) fn chunk_isa<T: Element>(isa: Isa, c: &[T]) -> (GradSums, bool) {
+    match isa {
+        // SAFETY: `Isa::detect` returns these only where the CPU has the features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { chunk_avx512(c) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { chunk_avx2(c) },
+        Isa::Generic => chunk(c),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn chunk_avx512<T: Element>(c: &[T]) -> (GradSums, bool) {
+    chunk(c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn chunk_avx2<T: Element>(c: &[T]) -> (GradSums, bool) {
+    chunk(c)
 }

@@ -57,8 +57,12 @@ pub struct StepIndex {
 
 /// A base online learner (SGD, Adam, ...), composed into an optimizer's fused loop.
 ///
-/// Per-element state lives in `slots` (one value per slot per element, interleaved), zero at
-/// creation. `direction` is called once per element per step and must not allocate.
+/// Per-element state lives in `slots` (one value per slot, gathered for the element), zero at
+/// creation. `direction` is called once per element per step and must not allocate; it is
+/// inlined into the vectorised lane loop of the kernel, so it should branch only on its
+/// scalars (the same for every element), never on element values (use `max`, `min`, `abs`).
+/// The slot counts of this crate's learners (0, 1, 2, 4, 5) are compiled for vectors; other
+/// counts run one element at a time, with the same bits.
 pub trait Learner: Clone + Debug + Send + Sync {
     /// Per-step scalars (bias corrections, ...), computed once per tensor in `f64`.
     type Scalars: Copy + Send + Sync + std::fmt::Debug;

@@ -1,0 +1,232 @@
+//! The compiled variants of the kernel agree bit for bit: every instruction set this CPU has
+//! against the portable one, and the vector lane loop against the one-element-at-a-time
+//! path, for every learner × conversion, f32 and f64, over lengths around the lane width,
+//! with subnormals, ±0, huge values and non-finite gradients.
+
+use proptest::prelude::*;
+
+use super::fused::Kernel;
+use super::isa::Isa;
+use super::reduce::chunk_isa;
+use super::{CHUNK, GradSums, grad_sums};
+use crate::conversion::{
+    AveragingState, Conversion, Ema, LastIterate, PolyakAverage, PrimalAverage, ScheduleFree,
+    ScheduleFreeReference, WeightedLastIterate,
+};
+use crate::decay::{DecayScalars, DecayTerms};
+use crate::element::Element;
+use crate::learner::{
+    AdaGradNorm, Adam, BiasCorrection, Cocob, GroupState, Learner, Polyak, Prodigy, RAdam, Sgd,
+    StepIndex,
+};
+
+/// A value drawn from the awkward corners of the format as well as the ordinary range.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        6 => -2.0f64..2.0,
+        1 => Just(0.0),
+        1 => Just(-0.0),
+        1 => Just(1e-40), // subnormal in f32
+        1 => Just(-3e-39),
+        1 => Just(1e30),
+    ]
+}
+
+/// Equal bits, or both NaN (NaN payloads may differ between instruction sets).
+fn same<T: Element>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x.is_nan() && y.is_nan()) || x.f64().to_bits() == y.f64().to_bits())
+}
+
+#[derive(Debug)]
+struct Case {
+    p: Vec<f64>,
+    g: Vec<f64>,
+    st: Vec<f64>,
+    decay: DecayScalars,
+    k: u64,
+}
+
+/// Run one composition on every path and compare with the portable lane loop.
+fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Result<(), String> {
+    let n = case.p.len();
+    let nl = l.slot_names().len();
+    let ns = nl + C::SLOTS;
+    let mut gs = GroupState::default();
+    l.init_group_state(&mut gs);
+    let lr = 0.3;
+    let mut avg = AveragingState::default();
+    for k in 0..case.k {
+        c.scalars(&mut avg, lr, k);
+    }
+    let (cs, _) = c.scalars(&mut avg, lr, case.k);
+    let kernel = Kernel {
+        learner: l,
+        conversion: c,
+        ls: l.scalars(
+            StepIndex {
+                group: case.k,
+                param: case.k,
+            },
+            lr,
+            &gs,
+        ),
+        cs,
+        decay: DecayTerms::of(case.decay),
+        lr: T::of(lr),
+        n_learner: nl,
+    };
+    let p0: Vec<T> = case.p.iter().map(|v| T::of(*v)).collect();
+    let g: Vec<T> = case.g.iter().map(|v| T::of(*v)).collect();
+    let st0: Vec<T> = case
+        .st
+        .iter()
+        .cycle()
+        .take(n * ns)
+        .map(|v| T::of(*v))
+        .collect();
+    let mut chunks = vec![(GradSums::default(), true); n.div_ceil(CHUNK)];
+    let run = |isa: Isa, chunks: &mut [(GradSums, bool)]| {
+        let (mut p, mut st) = (p0.clone(), st0.clone());
+        let u = kernel.run_on(isa, &mut p, &g, &mut st, chunks, true);
+        (p, st, u)
+    };
+    let (p_ref, st_ref, u_ref) = run(Isa::Generic, &mut chunks);
+    for isa in Isa::available() {
+        let (p, st, u) = run(isa, &mut chunks);
+        if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&[u], &[u_ref]) {
+            return Err(format!(
+                "{isa:?} differs from the portable loop: {} + {}",
+                l.name(),
+                c.name()
+            ));
+        }
+    }
+    // The one-element-at-a-time path (learners whose slot count is not compiled in).
+    let (mut p, mut st) = (p0.clone(), st0.clone());
+    let mut u = 0.0;
+    let mut st_blocks = st.chunks_mut((CHUNK * ns).max(1));
+    for (p, g) in p.chunks_mut(CHUNK).zip(g.chunks(CHUNK)) {
+        let s = if ns == 0 {
+            &mut [][..]
+        } else {
+            st_blocks.next().expect("sized")
+        };
+        u += kernel.block_dyn(p, g, s, true);
+    }
+    if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&[u], &[u_ref]) {
+        return Err(format!("element path differs: {} + {}", l.name(), c.name()));
+    }
+    Ok(())
+}
+
+fn every_conversion<T: Element, L: Learner>(l: &L, case: &Case) -> Result<(), String> {
+    check::<T, _, _>(l, &LastIterate, case)?;
+    check::<T, _, _>(l, &ScheduleFree::default(), case)?;
+    check::<T, _, _>(l, &ScheduleFreeReference::default(), case)?;
+    check::<T, _, _>(l, &PolyakAverage::default(), case)?;
+    check::<T, _, _>(l, &Ema::default(), case)?;
+    check::<T, _, _>(l, &PrimalAverage::default(), case)?;
+    let w = WeightedLastIterate::new(vec![1.0, 2.0, 3.0, 4.0]).map_err(|e| e.to_string())?;
+    check::<T, _, _>(l, &w, case)
+}
+
+fn every_composition<T: Element>(case: &Case) -> Result<(), String> {
+    every_conversion::<T, _>(&Sgd::default(), case)?;
+    let momentum = Sgd {
+        momentum: 0.9,
+        nesterov: true,
+        ..Sgd::default()
+    };
+    every_conversion::<T, _>(&momentum, case)?;
+    for bias_correction in [
+        BiasCorrection::Denominator,
+        BiasCorrection::LearningRate,
+        BiasCorrection::EpsBeforeCorrection,
+    ] {
+        for beta1 in [0.0, 0.9] {
+            let adam = Adam {
+                beta1,
+                bias_correction,
+                ..Adam::default()
+            };
+            every_conversion::<T, _>(&adam, case)?;
+        }
+    }
+    every_conversion::<T, _>(&RAdam::default(), case)?;
+    every_conversion::<T, _>(&AdaGradNorm::default(), case)?;
+    every_conversion::<T, _>(&Cocob::default(), case)?;
+    every_conversion::<T, _>(&Polyak::default(), case)?;
+    every_conversion::<T, _>(&Prodigy::default(), case)
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let len = prop_oneof![
+        Just(0usize),
+        Just(1),
+        Just(15),
+        Just(16),
+        Just(17),
+        Just(33),
+        0usize..200,
+        Just(CHUNK + 19),
+    ];
+    (len, any::<bool>(), 0u64..5).prop_flat_map(|(n, nonfinite, k)| {
+        (
+            prop::collection::vec(value(), n),
+            prop::collection::vec(value(), n),
+            prop::collection::vec(value().prop_map(f64::abs), 1..9),
+            (0.0f64..0.1, 0.0f64..0.1, 0.9f64..=1.0),
+            prop::sample::Index::arbitrary(),
+        )
+            .prop_map(move |(p, mut g, st, (l2, at_y, shrink), at)| {
+                if nonfinite && !g.is_empty() {
+                    let i = at.index(g.len());
+                    g[i] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][i % 3];
+                }
+                let decay = DecayScalars { l2, at_y, shrink };
+                Case { p, g, st, decay, k }
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn every_variant_gives_the_same_bits(case in case()) {
+        every_composition::<f32>(&case).map_err(TestCaseError::fail)?;
+        every_composition::<f64>(&case).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn gradient_sums_agree_across_threads_and_variants(
+        g in prop::collection::vec(value(), 0..300),
+        big in any::<bool>(),
+    ) {
+        // Long enough to split across threads when `big`.
+        let g: Vec<f32> = if big {
+            g.iter().cycle().take(super::PARALLEL_MIN_LEN + 77).map(|v| *v as f32).collect()
+        } else {
+            g.iter().map(|v| *v as f32).collect()
+        };
+        let mut chunks = vec![(GradSums::default(), true); g.len().div_ceil(CHUNK)];
+        let (sums, finite) = grad_sums(&g, &mut chunks);
+        // In order over chunks on the portable variant: the reference bits.
+        let mut reference = (0.0f64, 0.0f64);
+        for c in g.chunks(CHUNK) {
+            let (s, ok) = chunk_isa(Isa::Generic, c);
+            prop_assert!(ok);
+            reference = (reference.0 + s.l1, reference.1 + s.l2_sq);
+            for isa in Isa::available() {
+                prop_assert_eq!(chunk_isa(isa, c), (s, true));
+            }
+        }
+        prop_assert!(finite);
+        prop_assert_eq!((sums.l1.to_bits(), sums.l2_sq.to_bits()), (reference.0.to_bits(), reference.1.to_bits()));
+        let exact: f64 = g.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
+        prop_assert!((sums.l2_sq - exact).abs() <= 1e-9 * exact);
+    }
+}
