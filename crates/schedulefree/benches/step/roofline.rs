@@ -102,8 +102,9 @@ fn mean_ns(group: &str, name: &str) -> Option<f64> {
 
 /// Print each optimizer's time per byte as a fraction of its roofline's, per group.
 pub fn print_table(groups: &[&str]) {
-    let rows: [(&str, u64, &str); 6] = [
+    let rows: [(&str, u64, &str); 7] = [
         ("sf_adamw", 28, "adamw_roofline"),
+        ("sf_adamw_one_pass", 28, "adamw_roofline"),
         ("sf_sgd", 20, "roofline_20b"),
         ("adamc", 28, "adamw_roofline"),
         ("sf_adam_projection", 28, "adamw_roofline"),

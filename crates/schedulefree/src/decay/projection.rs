@@ -152,17 +152,71 @@ pub(crate) fn project_rows<T: Element, C: Conversion>(
     scratch: &mut [f64],
 ) {
     scratch.fill(0.0);
+    let mut row = Rows::new(rows, inner);
     layout.for_each(state, |i, st| {
         let z = conv.iterate(p[i], &st[n_learner..]).f64();
-        scratch[row_of(i, rows, inner)] += z * z;
+        scratch[row.next()] += z * z;
     });
     for (s, r) in scratch.iter_mut().zip(radius) {
         *s = r / s.sqrt().max(f64::MIN_POSITIVE);
     }
+    let mut row = Rows::new(rows, inner);
     layout.for_each_mut(state, |i, st| {
         let cs = &mut st[n_learner..];
         let z = conv.iterate(p[i], cs);
-        let z_new = T::of(z.f64() * scratch[row_of(i, rows, inner)]);
+        let z_new = T::of(z.f64() * scratch[row.next()]);
         conv.set_iterate(sc, &mut p[i], cs, z_new);
     });
+}
+
+/// [`row_of`] for `i = 0, 1, 2, …` in turn, by counting instead of dividing.
+struct Rows {
+    rows: usize,
+    inner: usize,
+    row: usize,
+    at: usize,
+}
+
+impl Rows {
+    fn new(rows: usize, inner: usize) -> Self {
+        Rows {
+            rows,
+            inner,
+            row: 0,
+            at: 0,
+        }
+    }
+    /// The row of the next element.
+    #[inline]
+    fn next(&mut self) -> usize {
+        let r = self.row;
+        self.at += 1;
+        if self.at == self.inner {
+            self.at = 0;
+            self.row += 1;
+            if self.row == self.rows {
+                self.row = 0;
+            }
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_rows_match_divided_rows() {
+        for (rows, inner) in [(1, 1), (1, 9), (4, 1), (3, 5), (7, 2)] {
+            let mut counted = Rows::new(rows, inner);
+            for i in 0..rows * inner * 3 {
+                assert_eq!(
+                    counted.next(),
+                    row_of(i, rows, inner),
+                    "{rows}×{inner}, i = {i}"
+                );
+            }
+        }
+    }
 }

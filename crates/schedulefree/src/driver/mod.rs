@@ -32,7 +32,7 @@ use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::ConfigError;
-use crate::kernel::{GradSums, MAX_SLOTS};
+use crate::kernel::{BlockSums, GradSums, MAX_SLOTS};
 use crate::learner::{GroupState, Learner, MAX_PREPASS};
 use crate::param::{Entry, Group, GroupConfig, GroupStepInfo};
 use crate::schedule::Schedule;
@@ -104,7 +104,7 @@ pub struct Optimizer<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedul
     resolved: Vec<usize>,
     scratch: Vec<GroupScalars<C::Scalars>>,
     /// Per-chunk gradient sums of the largest tensor (filled in parallel, added in order).
-    chunk_sums: Vec<(GradSums, bool)>,
+    chunk_sums: Vec<BlockSums>,
     /// Per-group gradient sums of the current step.
     group_sums: Vec<GradSums>,
     /// Per-entry gradient sums of the current step (zero without a gradient).
@@ -183,6 +183,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     pub fn with_non_finite(mut self, policy: NonFinitePolicy) -> Self {
         self.non_finite = policy;
         self
+    }
+
+    /// [`Optimizer::with_non_finite`] on an optimizer in place (takes effect at the next step).
+    pub fn set_non_finite(&mut self, policy: NonFinitePolicy) {
+        self.non_finite = policy;
+    }
+
+    /// The non-finite gradient policy.
+    pub fn non_finite(&self) -> NonFinitePolicy {
+        self.non_finite
     }
 
     /// Measure per-parameter norms in every step (off by default): `‖g‖`, the norm of the

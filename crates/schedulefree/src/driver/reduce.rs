@@ -23,24 +23,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     ) -> Result<Option<Skipped>, StepError> {
         self.entry_sums.fill(GradSums::default());
         let mut bad = None;
+        let check = self.non_finite != NonFinitePolicy::Propagate;
         for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {
             let Some(g) = p.grad else { continue };
             let (sums, finite) = grad_sums(g, &mut self.chunk_sums);
-            if !finite {
+            if check && !finite {
                 bad = Some(index);
                 break;
             }
             self.entry_sums[idx] = sums;
         }
-        self.group_sums.fill(GradSums::default());
-        for &idx in &self.by_name {
-            let (s, acc) = (
-                self.entry_sums[idx],
-                &mut self.group_sums[self.entries[idx].group],
-            );
-            acc.l1 += s.l1;
-            acc.l2_sq += s.l2_sq;
-        }
+        self.sum_groups();
         // A non-finite loss counts like a non-finite gradient in the all-reduce, so shards that
         // pass their local losses still take the same decision.
         let loss_bad = inputs.loss.is_some_and(|l| !l.is_finite());
@@ -65,6 +58,45 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             (None, false, true) => Some(Skipped::NonFiniteGradientElsewhere),
             (None, false, false) => None,
         })
+    }
+
+    /// Whether this step can take the gradient sums inside the update loop instead of in a
+    /// pass of their own: nothing to check ([`NonFinitePolicy::Propagate`]), nothing before
+    /// the update that reads the sums, and no shards to agree with.
+    pub(super) fn one_pass(&self, inputs: &StepInputs<'_>) -> bool {
+        self.non_finite == NonFinitePolicy::Propagate
+            && inputs.all_reduce.is_none()
+            && !self.learner.lr_factor_needs_reductions()
+            && self.learner.prepass_len() == 0
+    }
+
+    /// The reduction phase of a one-pass step: only the loss is checked; the sums are NaN
+    /// until the update has taken them (so a learner that read them early would fail the
+    /// scalar checks instead of using zeros).
+    pub(super) fn reduce_loss_only(&mut self, inputs: &StepInputs<'_>) -> Option<Skipped> {
+        self.entry_sums.fill(GradSums {
+            l1: f64::NAN,
+            l2_sq: f64::NAN,
+        });
+        self.sum_groups();
+        inputs
+            .loss
+            .is_some_and(|l| !l.is_finite())
+            .then_some(Skipped::NonFiniteLoss)
+    }
+
+    /// Per-group sums of the entry sums, in name order (so the result does not depend on the
+    /// order parameters are passed).
+    pub(super) fn sum_groups(&mut self) {
+        self.group_sums.fill(GradSums::default());
+        for &idx in &self.by_name {
+            let (s, acc) = (
+                self.entry_sums[idx],
+                &mut self.group_sums[self.entries[idx].group],
+            );
+            acc.l1 += s.l1;
+            acc.l2_sq += s.l2_sq;
+        }
     }
 
     /// Skip the step (or refuse it under [`NonFinitePolicy::Error`] for a local non-finite

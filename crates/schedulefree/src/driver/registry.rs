@@ -6,7 +6,7 @@ use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StepError};
-use crate::kernel::{CHUNK, GradSums};
+use crate::kernel::{BlockSums, CHUNK, GradSums};
 use crate::learner::{GroupState, Learner, MAX_PREPASS};
 use crate::param::{Entry, Group, GroupConfig, Param, ParamTags};
 use crate::schedule::Schedule;
@@ -109,7 +109,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         // Sized here so that `step` never allocates.
         let chunks = len.div_ceil(CHUNK);
         if chunks > self.chunk_sums.len() {
-            self.chunk_sums.resize(chunks, (GradSums::default(), true));
+            self.chunk_sums.resize(chunks, BlockSums::default());
         }
         Ok(())
     }

@@ -135,6 +135,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         Ok(())
     }
 
+    /// Put the group sums taken during a one-pass update into the groups' step info.
+    pub(super) fn report_group_sums(&mut self) {
+        for (g, s) in self.groups.iter_mut().zip(&self.group_sums) {
+            g.last.grad_l1 = s.l1;
+            g.last.grad_l2 = s.l2_sq.sqrt();
+        }
+    }
+
     /// After the update: advance every group's counter and learner state; the step's info.
     pub(super) fn finish(&mut self) -> StepInfo {
         for (g, s) in self.groups.iter_mut().zip(&self.scratch) {

@@ -72,6 +72,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// The phases, in order: resolve the names; reduce (gradient norms, non-finite check,
     /// all-reduce) and decide whether to skip; the scalar phase per group; the learner's
     /// pre-pass; commit the scalars; the fused update of each parameter; advance the counters.
+    /// Under [`crate::NonFinitePolicy::Propagate`] the reduction is folded into the update
+    /// where nothing before the update needs it.
     pub fn step_with(
         &mut self,
         params: &mut [Param<'_, T>],
@@ -88,13 +90,23 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self.resolve(params, true)?;
         // Nothing below changes state until `commit_scalars`, which runs only once every
         // scalar of the step is known to be finite.
-        if let Some(why) = self.reduce(params, &mut inputs)? {
+        let one_pass = self.one_pass(&inputs);
+        let skip = if one_pass {
+            self.reduce_loss_only(&inputs)
+        } else {
+            self.reduce(params, &mut inputs)?
+        };
+        if let Some(why) = skip {
             return self.skip(params, why);
         }
         self.scalar_phase(inputs.loss)?;
         self.prepass(params, &mut inputs)?;
         self.commit_scalars()?;
-        self.update(params);
+        self.update(params, one_pass);
+        if one_pass {
+            self.sum_groups();
+            self.report_group_sums();
+        }
         Ok(self.finish())
     }
 }

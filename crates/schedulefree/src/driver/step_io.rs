@@ -15,6 +15,14 @@ pub enum NonFinitePolicy {
     /// Refuse the step with [`crate::StepError::NonFiniteGradient`]; nothing changes (not even
     /// the skipped-steps counter).
     Error,
+    /// Check nothing, as `torch.optim` does: a NaN or ±inf gradient propagates into the
+    /// parameters and state. In exchange the step reads each gradient once: the gradient
+    /// norms of the step info are taken inside the update loop (the same bits as the other
+    /// policies report). Learners that need the norms before the update (AdaGrad-Norm,
+    /// Polyak: [`crate::learner::Learner::lr_factor_needs_reductions`]) or run a pre-pass
+    /// (Prodigy), and steps with an all-reduce hook, still reduce first; nothing is skipped
+    /// either way except for a non-finite loss.
+    Propagate,
 }
 
 /// Why a step was skipped.

@@ -7,14 +7,18 @@ use super::diagnostics::EntryDiag;
 use crate::conversion::Conversion;
 use crate::decay::{Decay, DecayTerms, init_radius, project_rows};
 use crate::element::Element;
-use crate::kernel::Kernel;
+use crate::kernel::{GradSums, Kernel};
 use crate::learner::{Learner, StepIndex};
 use crate::param::Param;
 use crate::schedule::Schedule;
 
 impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
-    /// Update every passed parameter that has a gradient with the committed scalars.
-    pub(super) fn update(&mut self, params: &mut [Param<'_, T>]) {
+    /// Update every passed parameter that has a gradient with the committed scalars; with
+    /// `take_sums`, fill the entry gradient sums on the way (one-pass steps).
+    pub(super) fn update(&mut self, params: &mut [Param<'_, T>], take_sums: bool) {
+        if take_sums {
+            self.entry_sums.fill(GradSums::default());
+        }
         let n_learner = self.learner.slot_names().len();
         let n_slots = self.num_slots();
         let projection = self.decay.projection();
@@ -64,19 +68,25 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 lr: T::of(gs.lr),
                 n_learner,
             };
+            let want = (self.diagnostics, take_sums);
+            let weight_sq = if self.diagnostics {
+                p.value.iter().map(|v| v.f64() * v.f64()).sum::<f64>()
+            } else {
+                0.0
+            };
+            let sums = kernel.run(p.value, grad, &mut e.state, &mut self.chunk_sums, want);
+            if take_sums {
+                self.entry_sums[idx] = sums.grad;
+            }
             if self.diagnostics {
-                let weight_sq = p.value.iter().map(|v| v.f64() * v.f64()).sum::<f64>();
-                let update_sq = kernel.run(p.value, grad, &mut e.state, &mut self.chunk_sums, true);
                 self.diag[idx] = EntryDiag {
                     step: self.groups[e.group].k + 1,
                     grad_sq: self.entry_sums[idx].l2_sq,
                     weight_sq,
-                    update_sq,
+                    update_sq: sums.u_sq,
                     lr: gs.lr,
                     kappa: decay.kappa(gs.lr),
                 };
-            } else {
-                kernel.run(p.value, grad, &mut e.state, &mut self.chunk_sums, false);
             }
             if let Some(proj) = project {
                 let layout = e.layout(n_slots);

@@ -6,7 +6,8 @@
 use rayon::prelude::*;
 
 use super::isa::Isa;
-use super::{CHUNK, GradSums, MAX_SLOTS, PARALLEL_MIN_LEN};
+use super::reduce::chunk as grad_chunk;
+use super::{BlockSums, CHUNK, MAX_SLOTS, PARALLEL_MIN_LEN};
 use crate::conversion::Conversion;
 use crate::decay::DecayTerms;
 use crate::element::Element;
@@ -44,15 +45,21 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
 
     /// One block (at most [`CHUNK`] elements; `st` holds its slots one after another) with
     /// exactly `NL` learner slots. With `diag` returns `Σu²` of the directions in `f64`
-    /// (added in element order), else 0.
+    /// (added in element order), else 0; with `sums` the block's gradient sums and
+    /// finiteness, taken first (so the update reads the gradient from cache) exactly as
+    /// [`super::grad_sums`] takes them.
     #[inline(always)]
     pub(super) fn block<const NL: usize>(
         &self,
         p: &mut [T],
         g: &[T],
         st: &mut [T],
-        diag: bool,
-    ) -> f64 {
+        (diag, sums): (bool, bool),
+    ) -> BlockSums {
+        let mut out = BlockSums::default();
+        if sums {
+            (out.grad, out.finite) = grad_chunk(g);
+        }
         let n = p.len();
         let ns = NL + C::SLOTS;
         let mut runs: [&mut [T]; MAX_SLOTS] = Default::default();
@@ -108,29 +115,40 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
                 acc += u.f64() * u.f64();
             }
         }
-        acc
+        out.u_sq = acc;
+        out
     }
 
     /// [`Kernel::block`] for the learner's slot count (the counts of the crate's learners
     /// are compiled for vectors; others take [`Kernel::block_dyn`]), for instruction set
     /// `isa`.
-    fn block_any(&self, isa: Isa, p: &mut [T], g: &[T], st: &mut [T], diag: bool) -> f64 {
+    fn block_any(&self, isa: Isa, p: &mut [T], g: &[T], st: &mut [T], want: Want) -> BlockSums {
         match self.n_learner {
-            0 => self.block_isa::<0>(isa, p, g, st, diag),
-            1 => self.block_isa::<1>(isa, p, g, st, diag),
-            2 => self.block_isa::<2>(isa, p, g, st, diag),
-            4 => self.block_isa::<4>(isa, p, g, st, diag),
-            5 => self.block_isa::<5>(isa, p, g, st, diag),
-            _ => self.block_dyn(p, g, st, diag),
+            0 => self.block_isa::<0>(isa, p, g, st, want),
+            1 => self.block_isa::<1>(isa, p, g, st, want),
+            2 => self.block_isa::<2>(isa, p, g, st, want),
+            4 => self.block_isa::<4>(isa, p, g, st, want),
+            5 => self.block_isa::<5>(isa, p, g, st, want),
+            _ => self.block_dyn(isa, p, g, st, want),
         }
     }
 
     /// [`Kernel::block`] with the learner's slot count known only at run time: one element at
     /// a time, the same operations (and bits) in the same order.
-    pub(super) fn block_dyn(&self, p: &mut [T], g: &[T], st: &mut [T], diag: bool) -> f64 {
+    pub(super) fn block_dyn(
+        &self,
+        isa: Isa,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        (diag, sums): Want,
+    ) -> BlockSums {
+        let mut out = BlockSums::default();
+        if sums {
+            (out.grad, out.finite) = super::reduce::chunk_isa(isa, g);
+        }
         let (n, nl) = (p.len(), self.n_learner);
         let ns = nl + C::SLOTS;
-        let mut acc = 0.0;
         for (i, (p, g)) in p.iter_mut().zip(g).enumerate() {
             let mut e = [T::zero(); MAX_SLOTS];
             for (j, v) in e[..ns].iter_mut().enumerate() {
@@ -142,61 +160,75 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
                 st[j * n + i] = *v;
             }
             if diag {
-                acc += u.f64() * u.f64();
+                out.u_sq += u.f64() * u.f64();
             }
         }
-        acc
+        out
     }
 
     #[allow(unsafe_code)]
     #[inline(always)]
-    pub(super) fn block_isa<const NL: usize>(
+    fn block_isa<const NL: usize>(
         &self,
         isa: Isa,
         p: &mut [T],
         g: &[T],
         st: &mut [T],
-        diag: bool,
-    ) -> f64 {
+        want: Want,
+    ) -> BlockSums {
         match isa {
             // SAFETY: `Isa::detect` returns these only where the CPU has the features.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { self.block_avx512::<NL>(p, g, st, diag) },
+            Isa::Avx512 => unsafe { self.block_avx512::<NL>(p, g, st, want) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { self.block_avx2::<NL>(p, g, st, diag) },
-            Isa::Generic => self.block::<NL>(p, g, st, diag),
+            Isa::Avx2 => unsafe { self.block_avx2::<NL>(p, g, st, want) },
+            Isa::Generic => self.block::<NL>(p, g, st, want),
         }
     }
 
     /// [`Kernel::block`] compiled with AVX-512F (512-bit vectors).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn block_avx512<const NL: usize>(&self, p: &mut [T], g: &[T], st: &mut [T], diag: bool) -> f64 {
-        self.block::<NL>(p, g, st, diag)
+    fn block_avx512<const NL: usize>(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        want: Want,
+    ) -> BlockSums {
+        self.block::<NL>(p, g, st, want)
     }
 
     /// [`Kernel::block`] compiled with AVX2 (256-bit vectors).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn block_avx2<const NL: usize>(&self, p: &mut [T], g: &[T], st: &mut [T], diag: bool) -> f64 {
-        self.block::<NL>(p, g, st, diag)
+    fn block_avx2<const NL: usize>(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        want: Want,
+    ) -> BlockSums {
+        self.block::<NL>(p, g, st, want)
     }
 
-    /// Run over one tensor; returns `Σu²` with `diag` (per-block sums added in order, so the
-    /// parallel and serial paths agree), else 0. `chunks` holds `len.div_ceil(CHUNK)` entries.
+    /// Run over one tensor. Returns, added over blocks in order (so the parallel and serial
+    /// paths agree): `Σu²` of the directions with `diag` (else 0), and with `sums` the
+    /// gradient sums and finiteness, the same bits as [`super::grad_sums`]. `chunks` holds
+    /// `len.div_ceil(CHUNK)` entries.
     pub(crate) fn run(
         &self,
         p: &mut [T],
         g: &[T],
         st: &mut [T],
-        chunks: &mut [(GradSums, bool)],
-        diag: bool,
-    ) -> f64
+        chunks: &mut [BlockSums],
+        want: Want,
+    ) -> BlockSums
     where
         Self: Sync,
     {
-        self.run_on(Isa::detect(), p, g, st, chunks, diag)
+        self.run_on(Isa::detect(), p, g, st, chunks, want)
     }
 
     /// [`Kernel::run`] on instruction set `isa` (which the CPU must have).
@@ -206,9 +238,9 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         p: &mut [T],
         g: &[T],
         st: &mut [T],
-        chunks: &mut [(GradSums, bool)],
-        diag: bool,
-    ) -> f64
+        chunks: &mut [BlockSums],
+        want: Want,
+    ) -> BlockSums
     where
         Self: Sync,
     {
@@ -217,7 +249,7 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         let st_chunk = (CHUNK * ns).max(1);
         let mut empty: [T; 0] = [];
         if p.len() < PARALLEL_MIN_LEN {
-            let mut sum = 0.0;
+            let mut total = BlockSums::default();
             let mut st_blocks = st.chunks_mut(st_chunk);
             for (p, g) in p.chunks_mut(CHUNK).zip(g.chunks(CHUNK)) {
                 let s = if ns == 0 {
@@ -225,23 +257,26 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
                 } else {
                     st_blocks.next().expect("state sized with the tensor")
                 };
-                sum += self.block_any(isa, p, g, s, diag);
+                total = total.then(&self.block_any(isa, p, g, s, want));
             }
-            return sum;
+            return total;
         }
         let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
         if ns == 0 {
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(chunks.par_iter_mut())
-                .for_each(|((p, g), c)| c.0.l2_sq = self.block_any(isa, p, g, &mut [], diag));
+                .for_each(|((p, g), c)| *c = self.block_any(isa, p, g, &mut [], want));
         } else {
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(st.par_chunks_mut(st_chunk))
                 .zip(chunks.par_iter_mut())
-                .for_each(|(((p, g), s), c)| c.0.l2_sq = self.block_any(isa, p, g, s, diag));
+                .for_each(|(((p, g), s), c)| *c = self.block_any(isa, p, g, s, want));
         }
-        chunks.iter().map(|c| c.0.l2_sq).sum()
+        chunks.iter().fold(BlockSums::default(), BlockSums::then)
     }
 }
+
+/// What [`Kernel::run`] takes on the way: (`Σu²` of the directions, the gradient sums).
+pub(crate) type Want = (bool, bool);

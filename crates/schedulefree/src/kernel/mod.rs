@@ -12,7 +12,7 @@ mod tests;
 
 pub(crate) use fused::Kernel;
 pub(crate) use layout::{MAX_SLOTS, SlotLayout};
-pub(crate) use reduce::{GradSums, grad_sums};
+pub(crate) use reduce::{BlockSums, GradSums, grad_sums};
 
 /// Tensors at least this long are split across threads with rayon.
 pub(crate) const PARALLEL_MIN_LEN: usize = 1 << 17;

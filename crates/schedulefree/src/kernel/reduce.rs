@@ -13,33 +13,68 @@ pub(crate) struct GradSums {
     pub(crate) l2_sq: f64,
 }
 
-/// `Σ|g|` and `Σg²` of `g` in `f64`, and whether every value is finite, in one pass. The sums
-/// are taken per [`CHUNK`] ([`LANES`] independent partial sums, so the compiler vectorises them) and
-/// the chunk sums are added in order, so the parallel and serial paths give the same bits.
-/// `chunks` must hold `len.div_ceil(CHUNK)` entries.
-#[allow(clippy::eq_op)] // `v − v` is the finiteness test, not a mistake
-pub(crate) fn grad_sums<T: Element>(g: &[T], chunks: &mut [(GradSums, bool)]) -> (GradSums, bool) {
-    let isa = Isa::detect();
-    let chunk = |c: &[T]| chunk_isa(isa, c);
-    let add = |a: (GradSums, bool), s: &(GradSums, bool)| {
-        (
-            GradSums {
-                l1: a.0.l1 + s.0.l1,
-                l2_sq: a.0.l2_sq + s.0.l2_sq,
+/// What one block of a tensor (or a whole tensor, once added up) contributes to a step's
+/// reductions: the gradient sums, whether every gradient value was finite, and `Σu²` of the
+/// learner's directions (diagnostics).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BlockSums {
+    pub(crate) grad: GradSums,
+    pub(crate) finite: bool,
+    pub(crate) u_sq: f64,
+}
+
+impl Default for BlockSums {
+    fn default() -> Self {
+        BlockSums {
+            grad: GradSums::default(),
+            finite: true,
+            u_sq: 0.0,
+        }
+    }
+}
+
+impl BlockSums {
+    /// `self` then `b`, added in this order (the order fixes the bits).
+    #[inline]
+    pub(crate) fn then(self, b: &BlockSums) -> BlockSums {
+        BlockSums {
+            grad: GradSums {
+                l1: self.grad.l1 + b.grad.l1,
+                l2_sq: self.grad.l2_sq + b.grad.l2_sq,
             },
-            a.1 && s.1,
-        )
+            finite: self.finite && b.finite,
+            u_sq: self.u_sq + b.u_sq,
+        }
+    }
+}
+
+/// `Σ|g|` and `Σg²` of `g` in `f64`, and whether every value is finite, in one pass. The sums
+/// are taken per [`CHUNK`] ([`LANES`] independent partial sums, so the compiler vectorises
+/// them) and the chunk sums are added in order, so the parallel and serial paths give the same
+/// bits (and the same as the fused update's [`crate::kernel::Kernel::run`] taking them on the
+/// way). `chunks` must hold `len.div_ceil(CHUNK)` entries.
+pub(crate) fn grad_sums<T: Element>(g: &[T], chunks: &mut [BlockSums]) -> (GradSums, bool) {
+    let isa = Isa::detect();
+    let block = |c: &[T]| {
+        let (grad, finite) = chunk_isa(isa, c);
+        BlockSums {
+            grad,
+            finite,
+            u_sq: 0.0,
+        }
     };
-    let start = (GradSums::default(), true);
-    if g.len() >= PARALLEL_MIN_LEN {
+    let total = if g.len() >= PARALLEL_MIN_LEN {
         let sums = &mut chunks[..g.len().div_ceil(CHUNK)];
         g.par_chunks(CHUNK)
             .zip(sums.par_iter_mut())
-            .for_each(|(c, s)| *s = chunk(c));
-        sums.iter().fold(start, add)
+            .for_each(|(c, s)| *s = block(c));
+        sums.iter().fold(BlockSums::default(), BlockSums::then)
     } else {
-        g.chunks(CHUNK).map(chunk).fold(start, |a, s| add(a, &s))
-    }
+        g.chunks(CHUNK)
+            .map(block)
+            .fold(BlockSums::default(), |a, s| a.then(&s))
+    };
+    (total.grad, total.finite)
 }
 
 /// Independent partial sums per chunk: enough f64 accumulators (four AVX-512 registers) to
@@ -51,7 +86,7 @@ const L1_PIECE: usize = 1024;
 /// The sums of one chunk (at most [`CHUNK`] values).
 #[allow(clippy::eq_op)] // `v − v` is the finiteness test, not a mistake
 #[inline(always)]
-fn chunk<T: Element>(c: &[T]) -> (GradSums, bool) {
+pub(super) fn chunk<T: Element>(c: &[T]) -> (GradSums, bool) {
     // `v − v` is 0 for finite `v` and NaN for ±inf/NaN: a branch-free finiteness check
     // that stays exact even where the f64 sums overflow (huge finite f64 gradients).
     let (mut l1, mut l2, mut nf) = ([0.0_f64; LANES], [0.0_f64; LANES], [T::zero(); LANES]);

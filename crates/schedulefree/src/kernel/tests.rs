@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::fused::Kernel;
 use super::isa::Isa;
 use super::reduce::chunk_isa;
-use super::{CHUNK, GradSums, grad_sums};
+use super::{BlockSums, CHUNK, grad_sums};
 use crate::conversion::{
     AveragingState, Conversion, Ema, LastIterate, PolyakAverage, PrimalAverage, ScheduleFree,
     ScheduleFreeReference, WeightedLastIterate,
@@ -87,26 +87,36 @@ fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Re
         .take(n * ns)
         .map(|v| T::of(*v))
         .collect();
-    let mut chunks = vec![(GradSums::default(), true); n.div_ceil(CHUNK)];
-    let run = |isa: Isa, chunks: &mut [(GradSums, bool)]| {
+    let mut chunks = vec![BlockSums::default(); n.div_ceil(CHUNK)];
+    // The gradient sums the reduction pass takes, which the update must reproduce.
+    let (grad, finite) = grad_sums(&g, &mut chunks);
+    let run = |isa: Isa, chunks: &mut [BlockSums]| {
         let (mut p, mut st) = (p0.clone(), st0.clone());
-        let u = kernel.run_on(isa, &mut p, &g, &mut st, chunks, true);
-        (p, st, u)
+        let b = kernel.run_on(isa, &mut p, &g, &mut st, chunks, (true, true));
+        (p, st, b)
     };
-    let (p_ref, st_ref, u_ref) = run(Isa::Generic, &mut chunks);
+    let sums = |b: &BlockSums| [b.u_sq, b.grad.l1, b.grad.l2_sq];
+    let what = || format!("{} + {}", l.name(), c.name());
+    let (p_ref, st_ref, b_ref) = run(Isa::Generic, &mut chunks);
+    if !same(&sums(&b_ref)[1..], &[grad.l1, grad.l2_sq]) || b_ref.finite != finite {
+        return Err(format!(
+            "update's gradient sums differ from the reduction's: {}",
+            what()
+        ));
+    }
     for isa in Isa::available() {
-        let (p, st, u) = run(isa, &mut chunks);
-        if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&[u], &[u_ref]) {
+        let (p, st, b) = run(isa, &mut chunks);
+        let agree = same(&p, &p_ref) && same(&st, &st_ref) && same(&sums(&b), &sums(&b_ref));
+        if !agree || b.finite != finite {
             return Err(format!(
-                "{isa:?} differs from the portable loop: {} + {}",
-                l.name(),
-                c.name()
+                "{isa:?} differs from the portable loop: {}",
+                what()
             ));
         }
     }
     // The one-element-at-a-time path (learners whose slot count is not compiled in).
     let (mut p, mut st) = (p0.clone(), st0.clone());
-    let mut u = 0.0;
+    let mut b = BlockSums::default();
     let mut st_blocks = st.chunks_mut((CHUNK * ns).max(1));
     for (p, g) in p.chunks_mut(CHUNK).zip(g.chunks(CHUNK)) {
         let s = if ns == 0 {
@@ -114,10 +124,10 @@ fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Re
         } else {
             st_blocks.next().expect("sized")
         };
-        u += kernel.block_dyn(p, g, s, true);
+        b = b.then(&kernel.block_dyn(Isa::Generic, p, g, s, (true, true)));
     }
-    if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&[u], &[u_ref]) {
-        return Err(format!("element path differs: {} + {}", l.name(), c.name()));
+    if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&sums(&b), &sums(&b_ref)) {
+        return Err(format!("element path differs: {}", what()));
     }
     Ok(())
 }
@@ -212,7 +222,7 @@ proptest! {
         } else {
             g.iter().map(|v| *v as f32).collect()
         };
-        let mut chunks = vec![(GradSums::default(), true); g.len().div_ceil(CHUNK)];
+        let mut chunks = vec![BlockSums::default(); g.len().div_ceil(CHUNK)];
         let (sums, finite) = grad_sums(&g, &mut chunks);
         // In order over chunks on the portable variant: the reference bits.
         let mut reference = (0.0f64, 0.0f64);

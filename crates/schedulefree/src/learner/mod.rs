@@ -106,9 +106,12 @@ pub trait Learner: Clone + Debug + Send + Sync {
         1.0
     }
 
-    /// Whether [`Learner::lr_factor`] reads the step's [`Reductions`] (gradient norms, the
-    /// loss): then the next step's lr is known only once its gradient is (AdaGrad-Norm,
-    /// Polyak), and [`crate::Optimizer::next_step`] reports it as unknown.
+    /// Whether [`Learner::lr_factor`] or [`Learner::update_group_state`] reads the step's
+    /// [`Reductions`] (gradient norms, the loss): then the next step's lr is known only once
+    /// its gradient is (AdaGrad-Norm, Polyak), [`crate::Optimizer::next_step`] reports it as
+    /// unknown, and every step reduces the gradients before the update (otherwise steps under
+    /// [`crate::NonFinitePolicy::Propagate`] take the sums inside the update and the
+    /// reductions these methods see are NaN).
     fn lr_factor_needs_reductions(&self) -> bool {
         false
     }

@@ -4,7 +4,8 @@
 use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::driver::{
-    NextStep, Optimizer, OptimizerState, ParamDiagnostics, SlotView, StepInfo, StepInputs,
+    NextStep, NonFinitePolicy, Optimizer, OptimizerState, ParamDiagnostics, SlotView, StepInfo,
+    StepInputs,
 };
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StateError, StepError};
@@ -80,6 +81,10 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     fn needs_loss(&self) -> bool;
     /// [`Optimizer::set_diagnostics`].
     fn set_diagnostics(&mut self, on: bool);
+    /// [`Optimizer::set_non_finite`].
+    fn set_non_finite(&mut self, policy: NonFinitePolicy);
+    /// [`Optimizer::non_finite`].
+    fn non_finite(&self) -> NonFinitePolicy;
     /// [`Optimizer::diagnostics`].
     fn diagnostics(&self) -> Vec<ParamDiagnostics>;
     /// [`Optimizer::train`].
@@ -190,6 +195,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     }
     fn set_diagnostics(&mut self, on: bool) {
         Optimizer::set_diagnostics(self, on)
+    }
+    fn set_non_finite(&mut self, policy: NonFinitePolicy) {
+        Optimizer::set_non_finite(self, policy)
+    }
+    fn non_finite(&self) -> NonFinitePolicy {
+        Optimizer::non_finite(self)
     }
     fn diagnostics(&self) -> Vec<ParamDiagnostics> {
         Optimizer::diagnostics(self)
