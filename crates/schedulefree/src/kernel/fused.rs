@@ -49,12 +49,12 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
     /// finiteness, taken first (so the update reads the gradient from cache) exactly as
     /// [`super::grad_sums`] takes them.
     #[inline(always)]
-    pub(super) fn block<const NL: usize>(
+    fn block<const NL: usize>(
         &self,
         p: &mut [T],
         g: &[T],
         st: &mut [T],
-        (diag, sums): (bool, bool),
+        (diag, sums): Want,
     ) -> BlockSums {
         let mut out = BlockSums::default();
         if sums {
