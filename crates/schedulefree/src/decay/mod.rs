@@ -20,10 +20,12 @@ use std::fmt::Debug;
 
 mod config;
 mod corrected;
+mod project_blocks;
 mod projection;
 
 pub use config::{DecayConfig, NormalizedPolicy};
 pub use corrected::Corrected;
+pub(crate) use project_blocks::BlockProjection;
 pub use projection::{Projected, Projection, RadiusInit};
 pub(crate) use projection::{init_radius, project_rows};
 

@@ -35,6 +35,14 @@ pub enum RadiusInit {
 /// of sphere points, so `‖x_i‖ ≤ ρ_i` (harmless for scale-invariant rows), and `y` moves with
 /// `z` (see [`Conversion::set_iterate`]). The projection is exact reparametrisation only for
 /// per-row invariance (BatchNorm-type); under a LayerNorm it also fixes relative row scales.
+///
+/// Cost: where rows are contiguous in memory (every dimension before `axis` has size 1, as
+/// for `axis = 0`), each block of 16384 elements is projected right after its update while it
+/// is still in cache, so the projection adds little memory traffic (rows cut by a block edge
+/// are finished afterwards); otherwise (burn's `[in, out]` with `axis = 1`) it takes two more
+/// passes over the iterate. A row's norm² is summed in `f64` over its piece in each block, in
+/// order; a piece is summed element by element if it has at most 16 elements, otherwise in
+/// 16 interleaved partial sums.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Projection {
@@ -139,7 +147,8 @@ pub(crate) fn init_radius<T: Element>(
 
 /// Project the learner's iterate of every row onto its sphere, right after the update with
 /// conversion scalars `sc`. `scratch` holds `rows` values (row norms²). Two passes over the
-/// tensor.
+/// tensor, for any layout of the rows (tensors with contiguous rows take
+/// [`super::BlockProjection`] instead).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn project_rows<T: Element, C: Conversion>(
     conv: &C,

@@ -32,7 +32,7 @@ use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::ConfigError;
-use crate::kernel::{BlockSums, GradSums, MAX_SLOTS};
+use crate::kernel::{BlockSums, GradSums, MAX_SLOTS, PrepassSums};
 use crate::learner::{GroupState, Learner, MAX_PREPASS};
 use crate::param::{Entry, Group, GroupConfig, GroupStepInfo};
 use crate::schedule::Schedule;
@@ -105,6 +105,8 @@ pub struct Optimizer<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedul
     scratch: Vec<GroupScalars<C::Scalars>>,
     /// Per-chunk gradient sums of the largest tensor (filled in parallel, added in order).
     chunk_sums: Vec<BlockSums>,
+    /// Per-chunk pre-pass sums of the largest tensor (as `chunk_sums`).
+    chunk_prepass: Vec<PrepassSums>,
     /// Per-group gradient sums of the current step.
     group_sums: Vec<GradSums>,
     /// Per-entry gradient sums of the current step (zero without a gradient).
@@ -168,6 +170,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             resolved: Vec::new(),
             scratch: Vec::new(),
             chunk_sums: Vec::new(),
+            chunk_prepass: Vec::new(),
             group_sums: vec![GradSums::default()],
             entry_sums: Vec::new(),
             by_name: Vec::new(),

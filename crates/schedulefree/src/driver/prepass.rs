@@ -8,6 +8,7 @@ use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::StepError;
+use crate::kernel::Prepass;
 use crate::learner::{Learner, MAX_PREPASS, StepIndex};
 use crate::param::Param;
 use crate::schedule::Schedule;
@@ -25,7 +26,6 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         if n_pre == 0 {
             return Ok(());
         }
-        self.entry_prepass.fill([0.0; MAX_PREPASS]);
         for (p, &idx) in params.iter().zip(&self.resolved) {
             let Some(grad) = p.grad else { continue };
             let e = &self.entries[idx];
@@ -38,23 +38,26 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 gs.lr,
                 &gs.learner_state,
             );
-            let acc = &mut self.entry_prepass[idx];
-            if e.has_state && n_slots > 0 {
-                e.layout(n_slots).for_each(&e.state, |i, st| {
-                    let z = self.conversion.iterate(p.value[i], &st[n_learner..]);
-                    self.learner.prepass(&ls, grad[i], z, &st[..n_learner], acc);
-                });
+            let pass = Prepass {
+                learner: &self.learner,
+                conversion: &self.conversion,
+                ls,
+                n_learner,
+            };
+            self.entry_prepass[idx] = if e.has_state || n_slots == 0 {
+                pass.run(p.value, grad, &e.state, &mut self.chunk_prepass)
             } else {
-                // No state yet (it is created only once the step is committed), or no
-                // slots at all: the iterate is the value and the slots are their initial
-                // values. Allocates only when the learner has slots, on the first step.
-                let mut st = vec![T::zero(); n_learner];
-                for (v, gv) in p.value.iter().zip(grad) {
-                    st.fill(T::zero());
-                    self.learner.init_slots(*v, &mut st);
-                    self.learner.prepass(&ls, *gv, *v, &st, acc);
-                }
-            }
+                // No state yet (it is created only once the step is committed): the slots at
+                // their initial values, built block by block in a buffer of the same layout.
+                // Allocates on a parameter's first step only.
+                let mut st = vec![T::zero(); e.len * n_slots];
+                e.layout(n_slots).for_each_mut(&mut st, |i, s| {
+                    let (ls, cs) = s.split_at_mut(n_learner);
+                    self.conversion.init_slots(p.value[i], cs);
+                    self.learner.init_slots(p.value[i], ls);
+                });
+                pass.run(p.value, grad, &st, &mut self.chunk_prepass)
+            };
         }
         self.prepass_sums.fill([0.0; MAX_PREPASS]);
         for &idx in &self.by_name {

@@ -110,6 +110,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let chunks = len.div_ceil(CHUNK);
         if chunks > self.chunk_sums.len() {
             self.chunk_sums.resize(chunks, BlockSums::default());
+            self.chunk_prepass.resize(chunks, [0.0; MAX_PREPASS]);
         }
         Ok(())
     }

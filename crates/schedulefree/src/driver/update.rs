@@ -5,9 +5,9 @@
 use super::Optimizer;
 use super::diagnostics::EntryDiag;
 use crate::conversion::Conversion;
-use crate::decay::{Decay, DecayTerms, init_radius, project_rows};
+use crate::decay::{BlockProjection, Decay, DecayTerms, init_radius, project_rows};
 use crate::element::Element;
-use crate::kernel::{GradSums, Kernel};
+use crate::kernel::{After, GradSums, Kernel};
 use crate::learner::{Learner, StepIndex};
 use crate::param::Param;
 use crate::schedule::Schedule;
@@ -74,7 +74,29 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             } else {
                 0.0
             };
-            let sums = kernel.run(p.value, grad, &mut e.state, &mut self.chunk_sums, want);
+            // Tensors whose rows are contiguous are projected block by block in cache.
+            let rows =
+                project.map(|proj| proj.layout(&e.shape).expect("axis checked at registration"));
+            let in_blocks = rows
+                .filter(|(r, inner)| r * inner == e.len)
+                .map(|(_, inner)| BlockProjection {
+                    conversion: &self.conversion,
+                    sc: &gs.conversion,
+                    inner,
+                    radius: &e.radius,
+                    n_learner,
+                });
+            let after = in_blocks
+                .as_ref()
+                .map(|bp| move |start: usize, p: &mut [T], st: &mut [T]| bp.block(start, p, st));
+            let sums = kernel.run(
+                p.value,
+                grad,
+                &mut e.state,
+                &mut self.chunk_sums,
+                want,
+                after.as_ref().map(|f| f as &After<'_, T>),
+            );
             if take_sums {
                 self.entry_sums[idx] = sums.grad;
             }
@@ -88,9 +110,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     kappa: decay.kappa(gs.lr),
                 };
             }
-            if let Some(proj) = project {
-                let layout = e.layout(n_slots);
-                let rows = proj.layout(&e.shape).expect("axis checked at registration");
+            let layout = e.layout(n_slots);
+            if let Some(bp) = &in_blocks {
+                let edges = self.chunk_sums.iter().map(|c| c.after);
+                bp.edges(p.value, &mut e.state, layout, edges, &mut e.row_scratch);
+            } else if let Some(rows) = rows {
                 project_rows(
                     &self.conversion,
                     &gs.conversion,

@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use super::dispatch::{BlockOp, run_block};
 use super::isa::Isa;
 use super::reduce::chunk as grad_chunk;
 use super::{BlockSums, CHUNK, MAX_SLOTS, PARALLEL_MIN_LEN};
@@ -43,19 +44,114 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         u
     }
 
+    /// Run over one tensor. Returns, added over blocks in order (so the parallel and serial
+    /// paths agree): `Σu²` of the directions with `diag` (else 0), and with `sums` the
+    /// gradient sums and finiteness, the same bits as [`super::grad_sums`]. `chunks` holds
+    /// `len.div_ceil(CHUNK)` entries; block `b`'s own sums are left in `chunks[b]`, with
+    /// `after(b·CHUNK, value, state)` of the block, called right after its update while it is
+    /// in cache, in `chunks[b].after`.
+    pub(crate) fn run(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        chunks: &mut [BlockSums],
+        want: Want,
+        after: Option<&After<'_, T>>,
+    ) -> BlockSums
+    where
+        Self: Sync,
+    {
+        self.run_on(Isa::detect(), p, g, st, chunks, want, after)
+    }
+
+    /// [`Kernel::run`] on instruction set `isa` (which the CPU must have).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_on(
+        &self,
+        isa: Isa,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        chunks: &mut [BlockSums],
+        want: Want,
+        after: Option<&After<'_, T>>,
+    ) -> BlockSums
+    where
+        Self: Sync,
+    {
+        let ns = self.n_learner + C::SLOTS;
+        // A block's state is CHUNK·ns values; with no slots every block's state is empty.
+        let st_chunk = (CHUNK * ns).max(1);
+        let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
+        let block = |b: usize, p: &mut [T], g: &[T], s: &mut [T]| {
+            let mut sums = run_block(self, isa, (&mut *p, g, &mut *s, want));
+            if let Some(f) = after {
+                sums.after = f(b * CHUNK, p, s);
+            }
+            sums
+        };
+        if p.len() < PARALLEL_MIN_LEN {
+            let mut st_blocks = st.chunks_mut(st_chunk);
+            for (b, ((p, g), c)) in p
+                .chunks_mut(CHUNK)
+                .zip(g.chunks(CHUNK))
+                .zip(chunks.iter_mut())
+                .enumerate()
+            {
+                let s = if ns == 0 {
+                    &mut []
+                } else {
+                    st_blocks.next().expect("state sized with the tensor")
+                };
+                *c = block(b, p, g, s);
+            }
+        } else if ns == 0 {
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(chunks.par_iter_mut())
+                .enumerate()
+                .for_each(|(b, ((p, g), c))| *c = block(b, p, g, &mut []));
+        } else {
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(st.par_chunks_mut(st_chunk))
+                .zip(chunks.par_iter_mut())
+                .enumerate()
+                .for_each(|(b, (((p, g), s), c))| *c = block(b, p, g, s));
+        }
+        chunks.iter().fold(BlockSums::default(), BlockSums::then)
+    }
+}
+
+/// What [`Kernel::run`] takes on the way: (`Σu²` of the directions, the gradient sums).
+pub(crate) type Want = (bool, bool);
+
+/// Work done on a block right after its update (see [`Kernel::run`]): called with the
+/// block's first element index, its values and its state.
+pub(crate) type After<'a, T> = dyn Fn(usize, &mut [T], &mut [T]) -> [f64; 2] + Sync + 'a;
+
+/// One block's value, gradient, state and [`Want`] flags.
+pub(crate) type BlockArgs<'a, T> = (&'a mut [T], &'a [T], &'a mut [T], Want);
+
+impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Kernel<'_, T, L, C> {
+    type Args<'a>
+        = BlockArgs<'a, T>
+    where
+        T: 'a;
+    type Out = BlockSums;
+
+    fn n_learner(&self) -> usize {
+        self.n_learner
+    }
+
     /// One block (at most [`CHUNK`] elements; `st` holds its slots one after another) with
     /// exactly `NL` learner slots. With `diag` returns `Σu²` of the directions in `f64`
     /// (added in element order), else 0; with `sums` the block's gradient sums and
     /// finiteness, taken first (so the update reads the gradient from cache) exactly as
     /// [`super::grad_sums`] takes them.
     #[inline(always)]
-    fn block<const NL: usize>(
-        &self,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [T],
-        (diag, sums): Want,
-    ) -> BlockSums {
+    fn block<const NL: usize>(&self, (p, g, st, (diag, sums)): BlockArgs<'_, T>) -> BlockSums {
         let mut out = BlockSums::default();
         if sums {
             (out.grad, out.finite) = grad_chunk(g);
@@ -119,30 +215,9 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         out
     }
 
-    /// [`Kernel::block`] for the learner's slot count (the counts of the crate's learners
-    /// are compiled for vectors; others take [`Kernel::block_dyn`]), for instruction set
-    /// `isa`.
-    fn block_any(&self, isa: Isa, p: &mut [T], g: &[T], st: &mut [T], want: Want) -> BlockSums {
-        match self.n_learner {
-            0 => self.block_isa::<0>(isa, p, g, st, want),
-            1 => self.block_isa::<1>(isa, p, g, st, want),
-            2 => self.block_isa::<2>(isa, p, g, st, want),
-            4 => self.block_isa::<4>(isa, p, g, st, want),
-            5 => self.block_isa::<5>(isa, p, g, st, want),
-            _ => self.block_dyn(isa, p, g, st, want),
-        }
-    }
-
-    /// [`Kernel::block`] with the learner's slot count known only at run time: one element at
+    /// [`BlockOp::block`] with the learner's slot count known only at run time: one element at
     /// a time, the same operations (and bits) in the same order.
-    pub(super) fn block_dyn(
-        &self,
-        isa: Isa,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [T],
-        (diag, sums): Want,
-    ) -> BlockSums {
+    fn block_dyn(&self, isa: Isa, (p, g, st, (diag, sums)): BlockArgs<'_, T>) -> BlockSums {
         let mut out = BlockSums::default();
         if sums {
             (out.grad, out.finite) = super::reduce::chunk_isa(isa, g);
@@ -165,118 +240,4 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         }
         out
     }
-
-    #[allow(unsafe_code)]
-    #[inline(always)]
-    fn block_isa<const NL: usize>(
-        &self,
-        isa: Isa,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [T],
-        want: Want,
-    ) -> BlockSums {
-        match isa {
-            // SAFETY: `Isa::detect` returns these only where the CPU has the features.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { self.block_avx512::<NL>(p, g, st, want) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { self.block_avx2::<NL>(p, g, st, want) },
-            Isa::Generic => self.block::<NL>(p, g, st, want),
-        }
-    }
-
-    /// [`Kernel::block`] compiled with AVX-512F (512-bit vectors).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn block_avx512<const NL: usize>(
-        &self,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [T],
-        want: Want,
-    ) -> BlockSums {
-        self.block::<NL>(p, g, st, want)
-    }
-
-    /// [`Kernel::block`] compiled with AVX2 (256-bit vectors).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn block_avx2<const NL: usize>(
-        &self,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [T],
-        want: Want,
-    ) -> BlockSums {
-        self.block::<NL>(p, g, st, want)
-    }
-
-    /// Run over one tensor. Returns, added over blocks in order (so the parallel and serial
-    /// paths agree): `Σu²` of the directions with `diag` (else 0), and with `sums` the
-    /// gradient sums and finiteness, the same bits as [`super::grad_sums`]. `chunks` holds
-    /// `len.div_ceil(CHUNK)` entries.
-    pub(crate) fn run(
-        &self,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [T],
-        chunks: &mut [BlockSums],
-        want: Want,
-    ) -> BlockSums
-    where
-        Self: Sync,
-    {
-        self.run_on(Isa::detect(), p, g, st, chunks, want)
-    }
-
-    /// [`Kernel::run`] on instruction set `isa` (which the CPU must have).
-    pub(super) fn run_on(
-        &self,
-        isa: Isa,
-        p: &mut [T],
-        g: &[T],
-        st: &mut [T],
-        chunks: &mut [BlockSums],
-        want: Want,
-    ) -> BlockSums
-    where
-        Self: Sync,
-    {
-        let ns = self.n_learner + C::SLOTS;
-        // A block's state is CHUNK·ns values; with no slots every block's state is empty.
-        let st_chunk = (CHUNK * ns).max(1);
-        let mut empty: [T; 0] = [];
-        if p.len() < PARALLEL_MIN_LEN {
-            let mut total = BlockSums::default();
-            let mut st_blocks = st.chunks_mut(st_chunk);
-            for (p, g) in p.chunks_mut(CHUNK).zip(g.chunks(CHUNK)) {
-                let s = if ns == 0 {
-                    &mut empty[..]
-                } else {
-                    st_blocks.next().expect("state sized with the tensor")
-                };
-                total = total.then(&self.block_any(isa, p, g, s, want));
-            }
-            return total;
-        }
-        let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
-        if ns == 0 {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(chunks.par_iter_mut())
-                .for_each(|((p, g), c)| *c = self.block_any(isa, p, g, &mut [], want));
-        } else {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(st.par_chunks_mut(st_chunk))
-                .zip(chunks.par_iter_mut())
-                .for_each(|(((p, g), s), c)| *c = self.block_any(isa, p, g, s, want));
-        }
-        chunks.iter().fold(BlockSums::default(), BlockSums::then)
-    }
 }
-
-/// What [`Kernel::run`] takes on the way: (`Σu²` of the directions, the gradient sums).
-pub(crate) type Want = (bool, bool);

@@ -21,6 +21,9 @@ pub(crate) struct BlockSums {
     pub(crate) grad: GradSums,
     pub(crate) finite: bool,
     pub(crate) u_sq: f64,
+    /// What the caller's follow-up on the block returned ([`crate::kernel::Kernel::run`]);
+    /// not added by [`BlockSums::then`].
+    pub(crate) after: [f64; 2],
 }
 
 impl Default for BlockSums {
@@ -29,6 +32,7 @@ impl Default for BlockSums {
             grad: GradSums::default(),
             finite: true,
             u_sq: 0.0,
+            after: [0.0; 2],
         }
     }
 }
@@ -44,6 +48,7 @@ impl BlockSums {
             },
             finite: self.finite && b.finite,
             u_sq: self.u_sq + b.u_sq,
+            after: [0.0; 2],
         }
     }
 }
@@ -60,7 +65,7 @@ pub(crate) fn grad_sums<T: Element>(g: &[T], chunks: &mut [BlockSums]) -> (GradS
         BlockSums {
             grad,
             finite,
-            u_sq: 0.0,
+            ..BlockSums::default()
         }
     };
     let total = if g.len() >= PARALLEL_MIN_LEN {

@@ -5,10 +5,12 @@
 
 use proptest::prelude::*;
 
+use super::dispatch::BlockOp;
 use super::fused::Kernel;
 use super::isa::Isa;
+use super::prepass::Prepass;
 use super::reduce::chunk_isa;
-use super::{BlockSums, CHUNK, grad_sums};
+use super::{BlockSums, CHUNK, SlotLayout, grad_sums};
 use crate::conversion::{
     AveragingState, Conversion, Ema, LastIterate, PolyakAverage, PrimalAverage, ScheduleFree,
     ScheduleFreeReference, WeightedLastIterate,
@@ -16,8 +18,8 @@ use crate::conversion::{
 use crate::decay::{DecayScalars, DecayTerms};
 use crate::element::Element;
 use crate::learner::{
-    AdaGradNorm, Adam, BiasCorrection, Cocob, GroupState, Learner, Polyak, Prodigy, RAdam, Sgd,
-    StepIndex,
+    AdaGradNorm, Adam, BiasCorrection, Cocob, GroupState, Learner, MAX_PREPASS, Polyak, Prodigy,
+    RAdam, Sgd, StepIndex,
 };
 
 /// A value drawn from the awkward corners of the format as well as the ordinary range.
@@ -92,7 +94,7 @@ fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Re
     let (grad, finite) = grad_sums(&g, &mut chunks);
     let run = |isa: Isa, chunks: &mut [BlockSums]| {
         let (mut p, mut st) = (p0.clone(), st0.clone());
-        let b = kernel.run_on(isa, &mut p, &g, &mut st, chunks, (true, true));
+        let b = kernel.run_on(isa, &mut p, &g, &mut st, chunks, (true, true), None);
         (p, st, b)
     };
     let sums = |b: &BlockSums| [b.u_sq, b.grad.l1, b.grad.l2_sq];
@@ -124,10 +126,71 @@ fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Re
         } else {
             st_blocks.next().expect("sized")
         };
-        b = b.then(&kernel.block_dyn(Isa::Generic, p, g, s, (true, true)));
+        b = b.then(&kernel.block_dyn(Isa::Generic, (p, g, s, (true, true))));
     }
     if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&sums(&b), &sums(&b_ref)) {
         return Err(format!("element path differs: {}", what()));
+    }
+    check_prepass(&kernel, &p0, &g, &st0).map_err(|e| format!("{e}: {}", what()))
+}
+
+/// The learner's pre-pass over the same inputs: every instruction set and the
+/// one-element path give the portable lane loop's bits, which are within rounding of the
+/// terms added one by one.
+fn check_prepass<T: Element, L: Learner, C: Conversion>(
+    kernel: &Kernel<'_, T, L, C>,
+    p: &[T],
+    g: &[T],
+    st: &[T],
+) -> Result<(), String> {
+    let pass = Prepass {
+        learner: kernel.learner,
+        conversion: kernel.conversion,
+        ls: kernel.ls,
+        n_learner: kernel.n_learner,
+    };
+    let mut chunks = vec![[0.0; MAX_PREPASS]; p.len().div_ceil(CHUNK)];
+    let reference = pass.run_on(Isa::Generic, p, g, st, &mut chunks);
+    for isa in Isa::available() {
+        if !same(&pass.run_on(isa, p, g, st, &mut chunks), &reference) {
+            return Err(format!(
+                "pre-pass on {isa:?} differs from the portable loop"
+            ));
+        }
+    }
+    let ns = kernel.n_learner + C::SLOTS;
+    let mut blocks = [0.0; MAX_PREPASS];
+    let (mut serial, mut magnitude) = ([0.0; MAX_PREPASS], [0.0; MAX_PREPASS]);
+    let mut st_blocks = st.chunks((CHUNK * ns).max(1));
+    for (p, g) in p.chunks(CHUNK).zip(g.chunks(CHUNK)) {
+        let s = if ns == 0 {
+            &[][..]
+        } else {
+            st_blocks.next().expect("sized")
+        };
+        let b = pass.block_dyn(Isa::Generic, (p, g, s));
+        blocks = std::array::from_fn(|j| blocks[j] + b[j]);
+        // Term by term, in element order.
+        let l = SlotLayout {
+            len: p.len(),
+            n: ns,
+        };
+        l.for_each(s, |i, e| {
+            let z = kernel.conversion.iterate(p[i], &e[kernel.n_learner..]);
+            let t = kernel
+                .learner
+                .prepass(&kernel.ls, g[i], z, &e[..kernel.n_learner]);
+            serial = std::array::from_fn(|j| serial[j] + t[j]);
+            magnitude = std::array::from_fn(|j| magnitude[j] + t[j].abs());
+        });
+    }
+    if !same(&blocks, &reference) {
+        return Err("pre-pass one-element path differs".into());
+    }
+    // Reordering a sum of m terms moves it by at most about m·ε·Σ|t|.
+    let close = |(a, b, m): (f64, f64, f64)| !m.is_finite() || (a - b).abs() <= 1e-10 * m;
+    if !(0..MAX_PREPASS).all(|j| close((reference[j], serial[j], magnitude[j]))) {
+        return Err(format!("pre-pass {reference:?} vs term by term {serial:?}"));
     }
     Ok(())
 }
@@ -239,4 +302,40 @@ proptest! {
         let exact: f64 = g.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
         prop_assert!((sums.l2_sq - exact).abs() <= 1e-9 * exact);
     }
+}
+
+/// A tensor long enough to be split across threads gives the pre-pass sums of its blocks
+/// added in order.
+#[test]
+fn prepass_across_threads_adds_blocks_in_order() {
+    let n = super::PARALLEL_MIN_LEN + 77;
+    let p: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 2003) as f32 * 1e-3 - 1.0)
+        .collect();
+    let g: Vec<f32> = (0..n)
+        .map(|i| ((i * 104_729) % 1999) as f32 * 1e-3 - 1.0)
+        .collect();
+    let (l, c) = (Prodigy::default(), ScheduleFree::default());
+    let ns = l.slot_names().len() + ScheduleFree::SLOTS;
+    let st: Vec<f32> = (0..n * ns)
+        .map(|i| ((i * 31) % 997) as f32 * 1e-3)
+        .collect();
+    let mut gs = GroupState::default();
+    l.init_group_state(&mut gs);
+    let pass = Prepass {
+        learner: &l,
+        conversion: &c,
+        ls: l.scalars(StepIndex { group: 3, param: 3 }, 0.5, &gs),
+        n_learner: l.slot_names().len(),
+    };
+    let mut chunks = vec![[0.0; MAX_PREPASS]; n.div_ceil(CHUNK)];
+    let parallel = pass.run(&p, &g, &st, &mut chunks);
+    let mut serial = [0.0; MAX_PREPASS];
+    for (b, (p, g)) in p.chunks(CHUNK).zip(g.chunks(CHUNK)).enumerate() {
+        let s = &st[b * CHUNK * ns..(b * CHUNK * ns + p.len() * ns)];
+        let t = super::dispatch::run_block(&pass, Isa::detect(), (p, g, s));
+        serial = std::array::from_fn(|j| serial[j] + t[j]);
+    }
+    assert_eq!(parallel.map(f64::to_bits), serial.map(f64::to_bits));
+    assert!(parallel[..2].iter().all(|v| *v != 0.0 && v.is_finite()));
 }

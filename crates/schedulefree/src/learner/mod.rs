@@ -126,8 +126,11 @@ pub trait Learner: Clone + Debug + Send + Sync {
         0
     }
 
-    /// One element's contribution to the pre-pass sums, before any element is updated
-    /// (Prodigy's `⟨g, z₀ − z⟩`); `z` is the learner's iterate.
+    /// One element's terms of the pre-pass sums (the first [`Learner::prepass_len`] entries;
+    /// the rest are ignored), before any element is updated (Prodigy's `g·(z₀ − z)` and
+    /// `|s|`); `z` is the learner's iterate. The driver adds the terms in `f64`, in 16
+    /// interleaved partial sums per block of 16384 elements, the blocks in order, so the
+    /// result does not depend on the thread count.
     #[inline(always)]
     fn prepass<T: Element>(
         &self,
@@ -135,8 +138,8 @@ pub trait Learner: Clone + Debug + Send + Sync {
         _g: T,
         _z: T,
         _slots: &[T],
-        _acc: &mut [f64; MAX_PREPASS],
-    ) {
+    ) -> [f64; MAX_PREPASS] {
+        [0.0; MAX_PREPASS]
     }
 
     /// Advance the group state after the step's reductions and pre-pass sums (called in the

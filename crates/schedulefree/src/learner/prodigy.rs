@@ -135,11 +135,9 @@ impl Learner for Prodigy {
         g: T,
         z: T,
         slots: &[T],
-        acc: &mut [f64; MAX_PREPASS],
-    ) {
+    ) -> [f64; MAX_PREPASS] {
         let s = T::of(sc.beta3) * slots[2] + T::of(sc.s_coef) * g;
-        acc[0] += g.f64() * (slots[3] - z).f64();
-        acc[1] += s.abs().f64();
+        [g.f64() * (slots[3] - z).f64(), s.abs().f64(), 0.0, 0.0]
     }
     fn update_group_state(
         &self,

@@ -1,0 +1,171 @@
+//! The learner's pre-pass over one tensor (Prodigy's `Σ g·(z₀ − z)` and `Σ|s|`): the same
+//! lane groups as the update kernel, reading the state without writing it, with the sums
+//! kept in 16 interleaved `f64` partial sums per block so that they vectorise too.
+
+use rayon::prelude::*;
+
+use super::dispatch::{BlockOp, run_block};
+use super::isa::Isa;
+use super::{CHUNK, MAX_SLOTS, PARALLEL_MIN_LEN};
+use crate::conversion::Conversion;
+use crate::element::Element;
+use crate::learner::{Learner, MAX_PREPASS};
+
+/// Partial sums per block: element `i` of a block adds into partial sum `i % LANES`.
+const LANES: usize = 16;
+
+/// The pre-pass sums of a block or tensor.
+pub(crate) type PrepassSums = [f64; MAX_PREPASS];
+
+/// Everything the pre-pass needs for one tensor.
+pub(crate) struct Prepass<'a, L: Learner, C: Conversion> {
+    pub(crate) learner: &'a L,
+    pub(crate) conversion: &'a C,
+    pub(crate) ls: L::Scalars,
+    pub(crate) n_learner: usize,
+}
+
+/// One block's value, gradient and state.
+type Args<'a, T> = (&'a [T], &'a [T], &'a [T]);
+
+impl<L: Learner, C: Conversion> Prepass<'_, L, C> {
+    /// The pre-pass sums of one tensor with state `st` ([`super::SlotLayout`]): per block in
+    /// lane order, the blocks added in order (the same bits serially and across threads).
+    /// `chunks` holds `len.div_ceil(CHUNK)` entries.
+    pub(crate) fn run<T: Element>(
+        &self,
+        p: &[T],
+        g: &[T],
+        st: &[T],
+        chunks: &mut [PrepassSums],
+    ) -> PrepassSums
+    where
+        Self: Sync,
+    {
+        self.run_on(Isa::detect(), p, g, st, chunks)
+    }
+
+    /// [`Prepass::run`] on instruction set `isa` (which the CPU must have).
+    pub(super) fn run_on<T: Element>(
+        &self,
+        isa: Isa,
+        p: &[T],
+        g: &[T],
+        st: &[T],
+        chunks: &mut [PrepassSums],
+    ) -> PrepassSums
+    where
+        Self: Sync,
+    {
+        let ns = self.n_learner + C::SLOTS;
+        let st_chunk = CHUNK * ns;
+        let state = |b: usize| -> &[T] {
+            if ns == 0 {
+                &[]
+            } else {
+                &st[b * st_chunk..((b + 1) * st_chunk).min(st.len())]
+            }
+        };
+        let block = |(b, (p, g)): (usize, (&[T], &[T]))| run_block(self, isa, (p, g, state(b)));
+        let add = |a: PrepassSums, b: &PrepassSums| std::array::from_fn(|j| a[j] + b[j]);
+        if p.len() < PARALLEL_MIN_LEN {
+            return p
+                .chunks(CHUNK)
+                .zip(g.chunks(CHUNK))
+                .enumerate()
+                .map(block)
+                .fold([0.0; MAX_PREPASS], |a, s| add(a, &s));
+        }
+        let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
+        p.par_chunks(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .enumerate()
+            .zip(chunks.par_iter_mut())
+            .for_each(|(b, c)| *c = block(b));
+        chunks.iter().fold([0.0; MAX_PREPASS], add)
+    }
+
+    /// One element's terms.
+    #[inline(always)]
+    fn element<T: Element>(&self, p: T, g: T, slots: &[T], nl: usize) -> PrepassSums {
+        let z = self.conversion.iterate(p, &slots[nl..nl + C::SLOTS]);
+        self.learner.prepass(&self.ls, g, z, &slots[..nl])
+    }
+}
+
+/// The partial sums added in a fixed order.
+#[inline(always)]
+fn total(acc: &[[f64; LANES]; MAX_PREPASS]) -> PrepassSums {
+    std::array::from_fn(|j| acc[j].iter().fold(0.0, |s, v| s + v))
+}
+
+impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Prepass<'_, L, C> {
+    type Args<'a>
+        = Args<'a, T>
+    where
+        T: 'a;
+    type Out = PrepassSums;
+
+    fn n_learner(&self) -> usize {
+        self.n_learner
+    }
+
+    #[inline(always)]
+    fn block<const NL: usize>(&self, (p, g, st): Args<'_, T>) -> PrepassSums {
+        let (n, ns) = (p.len(), NL + C::SLOTS);
+        let n_pre = self.learner.prepass_len();
+        let mut runs: [&[T]; MAX_SLOTS] = [&[]; MAX_SLOTS];
+        let mut rest = st;
+        for r in runs.iter_mut().take(ns) {
+            (*r, rest) = rest.split_at(n);
+        }
+        let mut acc = [[0.0_f64; LANES]; MAX_PREPASS];
+        let (pv, p_tail) = p.as_chunks::<LANES>();
+        let (gv, g_tail) = g.as_chunks::<LANES>();
+        for (q, (pl, gl)) in pv.iter().zip(gv).enumerate() {
+            let mut s = [[T::zero(); LANES]; MAX_SLOTS];
+            for (sj, r) in s.iter_mut().zip(runs.iter()).take(ns) {
+                *sj = r.as_chunks::<LANES>().0[q];
+            }
+            for k in 0..LANES {
+                let mut e = [T::zero(); MAX_SLOTS];
+                for j in 0..ns {
+                    e[j] = s[j][k];
+                }
+                let t = self.element(pl[k], gl[k], &e, NL);
+                for j in 0..n_pre {
+                    acc[j][k] += t[j];
+                }
+            }
+        }
+        let off = pv.len() * LANES;
+        for (k, (p, g)) in p_tail.iter().zip(g_tail).enumerate() {
+            let mut e = [T::zero(); MAX_SLOTS];
+            for j in 0..ns {
+                e[j] = runs[j][off + k];
+            }
+            let t = self.element(*p, *g, &e, NL);
+            for j in 0..n_pre {
+                acc[j][k] += t[j];
+            }
+        }
+        total(&acc)
+    }
+
+    fn block_dyn(&self, _isa: Isa, (p, g, st): Args<'_, T>) -> PrepassSums {
+        let (n, nl) = (p.len(), self.n_learner);
+        let ns = nl + C::SLOTS;
+        let mut acc = [[0.0_f64; LANES]; MAX_PREPASS];
+        for (i, (p, g)) in p.iter().zip(g).enumerate() {
+            let mut e = [T::zero(); MAX_SLOTS];
+            for (j, v) in e[..ns].iter_mut().enumerate() {
+                *v = st[j * n + i];
+            }
+            let t = self.element(*p, *g, &e, nl);
+            for j in 0..self.learner.prepass_len() {
+                acc[j][i % LANES] += t[j];
+            }
+        }
+        total(&acc)
+    }
+}
