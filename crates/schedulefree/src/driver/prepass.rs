@@ -17,7 +17,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Fill `self.prepass_sums` (no-op for learners without a pre-pass).
     pub(super) fn prepass(
         &mut self,
-        params: &[Param<'_, T>],
+        params: &mut [Param<'_, T>],
         inputs: &mut StepInputs<'_>,
     ) -> Result<(), StepError> {
         let n_learner = self.learner.slot_names().len();
@@ -26,9 +26,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         if n_pre == 0 {
             return Ok(());
         }
-        for (p, &idx) in params.iter().zip(&self.resolved) {
+        for (p, &idx) in params.iter_mut().zip(&self.resolved) {
             let Some(grad) = p.grad else { continue };
-            let e = &self.entries[idx];
+            let e = &mut self.entries[idx];
             let gs = &self.scratch[e.group];
             let ls = self.learner.scalars(
                 StepIndex {
@@ -45,7 +45,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 n_learner,
             };
             self.entry_prepass[idx] = if e.has_state || n_slots == 0 {
-                pass.run(p.value, grad, &e.state, &mut self.chunk_prepass)
+                pass.run(p.value, grad, &mut e.state, &mut self.chunk_prepass)
             } else {
                 // No state yet (it is created only once the step is committed): the slots at
                 // their initial values, built block by block in a buffer of the same layout.
@@ -56,7 +56,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     self.conversion.init_slots(p.value[i], cs);
                     self.learner.init_slots(p.value[i], ls);
                 });
-                pass.run(p.value, grad, &st, &mut self.chunk_prepass)
+                pass.run(p.value, grad, &mut st, &mut self.chunk_prepass)
             };
         }
         self.prepass_sums.fill([0.0; MAX_PREPASS]);

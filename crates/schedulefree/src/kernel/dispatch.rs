@@ -7,61 +7,88 @@ use super::isa::Isa;
 /// A loop over one block of a tensor ([`super::CHUNK`] elements at most) whose inner lane
 /// loop is generic over the number of learner slots, so that every slot count the crate's
 /// learners use is compiled with its slot arrays in registers.
+///
+/// The slices are separate arguments, not one tuple: only references passed as arguments
+/// carry the no-alias facts the vectoriser needs (in an aggregate they are lost, and the lane
+/// loops of some slot counts ran 1.6× slower).
 pub(crate) trait BlockOp<T> {
-    /// The slices one block works on (value, gradient, state, flags).
-    type Args<'a>
-    where
-        T: 'a;
     /// What one block returns.
     type Out;
     /// The learner's slot count (0, 1, 2, 4 and 5 are compiled; others run
     /// [`BlockOp::block_dyn`]).
     fn n_learner(&self) -> usize;
     /// The block with exactly `NL` learner slots; inlined into each instruction-set variant.
-    fn block<const NL: usize>(&self, args: Self::Args<'_>) -> Self::Out;
+    fn block<const NL: usize>(&self, p: &mut [T], g: &[T], st: &mut [T], want: Want) -> Self::Out;
     /// The block with the slot count known only at run time: one element at a time, the same
     /// operations in the same order (and so the same bits) as [`BlockOp::block`].
-    fn block_dyn(&self, isa: Isa, args: Self::Args<'_>) -> Self::Out;
+    fn block_dyn(&self, isa: Isa, p: &mut [T], g: &[T], st: &mut [T], want: Want) -> Self::Out;
 }
+
+/// What a block takes on the way: (`Σu²` of the directions, the gradient sums).
+pub(crate) type Want = (bool, bool);
 
 /// Run one block of `op` on the variant for its slot count and instruction set `isa` (which
 /// the CPU must have: [`Isa::detect`]).
 #[inline]
-pub(crate) fn run_block<T, B: BlockOp<T>>(op: &B, isa: Isa, args: B::Args<'_>) -> B::Out {
+pub(crate) fn run_block<T, B: BlockOp<T>>(
+    op: &B,
+    isa: Isa,
+    (p, g, st): (&mut [T], &[T], &mut [T]),
+    want: Want,
+) -> B::Out {
     match op.n_learner() {
-        0 => on_isa::<T, B, 0>(op, isa, args),
-        1 => on_isa::<T, B, 1>(op, isa, args),
-        2 => on_isa::<T, B, 2>(op, isa, args),
-        4 => on_isa::<T, B, 4>(op, isa, args),
-        5 => on_isa::<T, B, 5>(op, isa, args),
-        _ => op.block_dyn(isa, args),
+        0 => on_isa::<T, B, 0>(op, isa, p, g, st, want),
+        1 => on_isa::<T, B, 1>(op, isa, p, g, st, want),
+        2 => on_isa::<T, B, 2>(op, isa, p, g, st, want),
+        4 => on_isa::<T, B, 4>(op, isa, p, g, st, want),
+        5 => on_isa::<T, B, 5>(op, isa, p, g, st, want),
+        _ => op.block_dyn(isa, p, g, st, want),
     }
 }
 
 #[allow(unsafe_code)]
 #[inline(always)]
-fn on_isa<T, B: BlockOp<T>, const NL: usize>(op: &B, isa: Isa, args: B::Args<'_>) -> B::Out {
+fn on_isa<T, B: BlockOp<T>, const NL: usize>(
+    op: &B,
+    isa: Isa,
+    p: &mut [T],
+    g: &[T],
+    st: &mut [T],
+    want: Want,
+) -> B::Out {
     match isa {
         // SAFETY: `Isa::detect` returns these only where the CPU has the features.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512::<T, B, NL>(op, args) },
+        Isa::Avx512 => unsafe { avx512::<T, B, NL>(op, p, g, st, want) },
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { avx2::<T, B, NL>(op, args) },
-        Isa::Generic => op.block::<NL>(args),
+        Isa::Avx2 => unsafe { avx2::<T, B, NL>(op, p, g, st, want) },
+        Isa::Generic => op.block::<NL>(p, g, st, want),
     }
 }
 
 /// [`BlockOp::block`] compiled with AVX-512F (512-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn avx512<T, B: BlockOp<T>, const NL: usize>(op: &B, args: B::Args<'_>) -> B::Out {
-    op.block::<NL>(args)
+fn avx512<T, B: BlockOp<T>, const NL: usize>(
+    op: &B,
+    p: &mut [T],
+    g: &[T],
+    st: &mut [T],
+    want: Want,
+) -> B::Out {
+    op.block::<NL>(p, g, st, want)
 }
 
 /// [`BlockOp::block`] compiled with AVX2 (256-bit vectors).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn avx2<T, B: BlockOp<T>, const NL: usize>(op: &B, args: B::Args<'_>) -> B::Out {
-    op.block::<NL>(args)
+fn avx2<T, B: BlockOp<T>, const NL: usize>(
+    op: &B,
+    p: &mut [T],
+    g: &[T],
+    st: &mut [T],
+    want: Want,
+) -> B::Out {
+    op.block::<NL>(p, g, st, want)
 }

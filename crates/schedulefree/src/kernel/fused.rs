@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::dispatch::{BlockOp, run_block};
+use super::dispatch::{BlockOp, Want, run_block};
 use super::isa::Isa;
 use super::reduce::chunk as grad_chunk;
 use super::{BlockSums, CHUNK, MAX_SLOTS, PARALLEL_MIN_LEN};
@@ -85,7 +85,7 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         let st_chunk = (CHUNK * ns).max(1);
         let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
         let block = |b: usize, p: &mut [T], g: &[T], s: &mut [T]| {
-            let mut sums = run_block(self, isa, (&mut *p, g, &mut *s, want));
+            let mut sums = run_block(self, isa, (&mut *p, g, &mut *s), want);
             if let Some(f) = after {
                 sums.after = f(b * CHUNK, p, s);
             }
@@ -124,21 +124,11 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
     }
 }
 
-/// What [`Kernel::run`] takes on the way: (`Σu²` of the directions, the gradient sums).
-pub(crate) type Want = (bool, bool);
-
 /// Work done on a block right after its update (see [`Kernel::run`]): called with the
 /// block's first element index, its values and its state.
 pub(crate) type After<'a, T> = dyn Fn(usize, &mut [T], &mut [T]) -> [f64; 2] + Sync + 'a;
 
-/// One block's value, gradient, state and [`Want`] flags.
-pub(crate) type BlockArgs<'a, T> = (&'a mut [T], &'a [T], &'a mut [T], Want);
-
 impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Kernel<'_, T, L, C> {
-    type Args<'a>
-        = BlockArgs<'a, T>
-    where
-        T: 'a;
     type Out = BlockSums;
 
     fn n_learner(&self) -> usize {
@@ -151,7 +141,13 @@ impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Kernel<'_, T, L, C> {
     /// finiteness, taken first (so the update reads the gradient from cache) exactly as
     /// [`super::grad_sums`] takes them.
     #[inline(always)]
-    fn block<const NL: usize>(&self, (p, g, st, (diag, sums)): BlockArgs<'_, T>) -> BlockSums {
+    fn block<const NL: usize>(
+        &self,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        (diag, sums): Want,
+    ) -> BlockSums {
         let mut out = BlockSums::default();
         if sums {
             (out.grad, out.finite) = grad_chunk(g);
@@ -217,7 +213,14 @@ impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Kernel<'_, T, L, C> {
 
     /// [`BlockOp::block`] with the learner's slot count known only at run time: one element at
     /// a time, the same operations (and bits) in the same order.
-    fn block_dyn(&self, isa: Isa, (p, g, st, (diag, sums)): BlockArgs<'_, T>) -> BlockSums {
+    fn block_dyn(
+        &self,
+        isa: Isa,
+        p: &mut [T],
+        g: &[T],
+        st: &mut [T],
+        (diag, sums): Want,
+    ) -> BlockSums {
         let mut out = BlockSums::default();
         if sums {
             (out.grad, out.finite) = super::reduce::chunk_isa(isa, g);

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::dispatch::{BlockOp, run_block};
+use super::dispatch::{BlockOp, Want, run_block};
 use super::isa::Isa;
 use super::{CHUNK, MAX_SLOTS, PARALLEL_MIN_LEN};
 use crate::conversion::Conversion;
@@ -25,18 +25,16 @@ pub(crate) struct Prepass<'a, L: Learner, C: Conversion> {
     pub(crate) n_learner: usize,
 }
 
-/// One block's value, gradient and state.
-type Args<'a, T> = (&'a [T], &'a [T], &'a [T]);
-
 impl<L: Learner, C: Conversion> Prepass<'_, L, C> {
     /// The pre-pass sums of one tensor with state `st` ([`super::SlotLayout`]): per block in
     /// lane order, the blocks added in order (the same bits serially and across threads).
-    /// `chunks` holds `len.div_ceil(CHUNK)` entries.
+    /// Reads `p` and `st` only (they are `&mut` for the vectoriser's no-alias facts, see
+    /// [`BlockOp`]). `chunks` holds `len.div_ceil(CHUNK)` entries.
     pub(crate) fn run<T: Element>(
         &self,
-        p: &[T],
+        p: &mut [T],
         g: &[T],
-        st: &[T],
+        st: &mut [T],
         chunks: &mut [PrepassSums],
     ) -> PrepassSums
     where
@@ -49,40 +47,48 @@ impl<L: Learner, C: Conversion> Prepass<'_, L, C> {
     pub(super) fn run_on<T: Element>(
         &self,
         isa: Isa,
-        p: &[T],
+        p: &mut [T],
         g: &[T],
-        st: &[T],
+        st: &mut [T],
         chunks: &mut [PrepassSums],
     ) -> PrepassSums
     where
         Self: Sync,
     {
         let ns = self.n_learner + C::SLOTS;
-        let st_chunk = CHUNK * ns;
-        let state = |b: usize| -> &[T] {
-            if ns == 0 {
-                &[]
-            } else {
-                &st[b * st_chunk..((b + 1) * st_chunk).min(st.len())]
-            }
-        };
-        let block = |(b, (p, g)): (usize, (&[T], &[T]))| run_block(self, isa, (p, g, state(b)));
-        let add = |a: PrepassSums, b: &PrepassSums| std::array::from_fn(|j| a[j] + b[j]);
-        if p.len() < PARALLEL_MIN_LEN {
-            return p
-                .chunks(CHUNK)
-                .zip(g.chunks(CHUNK))
-                .enumerate()
-                .map(block)
-                .fold([0.0; MAX_PREPASS], |a, s| add(a, &s));
-        }
+        let st_chunk = (CHUNK * ns).max(1);
         let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
-        p.par_chunks(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .enumerate()
-            .zip(chunks.par_iter_mut())
-            .for_each(|(b, c)| *c = block(b));
-        chunks.iter().fold([0.0; MAX_PREPASS], add)
+        let block =
+            |p: &mut [T], g: &[T], s: &mut [T]| run_block(self, isa, (p, g, s), (false, false));
+        if p.len() < PARALLEL_MIN_LEN {
+            let mut st_blocks = st.chunks_mut(st_chunk);
+            for ((p, g), c) in p
+                .chunks_mut(CHUNK)
+                .zip(g.chunks(CHUNK))
+                .zip(chunks.iter_mut())
+            {
+                let s = if ns == 0 {
+                    &mut []
+                } else {
+                    st_blocks.next().expect("state sized with the tensor")
+                };
+                *c = block(p, g, s);
+            }
+        } else if ns == 0 {
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(chunks.par_iter_mut())
+                .for_each(|((p, g), c)| *c = block(p, g, &mut []));
+        } else {
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(st.par_chunks_mut(st_chunk))
+                .zip(chunks.par_iter_mut())
+                .for_each(|(((p, g), s), c)| *c = block(p, g, s));
+        }
+        chunks.iter().fold([0.0; MAX_PREPASS], |a, b| {
+            std::array::from_fn(|j| a[j] + b[j])
+        })
     }
 
     /// One element's terms.
@@ -100,10 +106,6 @@ fn total(acc: &[[f64; LANES]; MAX_PREPASS]) -> PrepassSums {
 }
 
 impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Prepass<'_, L, C> {
-    type Args<'a>
-        = Args<'a, T>
-    where
-        T: 'a;
     type Out = PrepassSums;
 
     fn n_learner(&self) -> usize {
@@ -111,11 +113,11 @@ impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Prepass<'_, L, C> {
     }
 
     #[inline(always)]
-    fn block<const NL: usize>(&self, (p, g, st): Args<'_, T>) -> PrepassSums {
+    fn block<const NL: usize>(&self, p: &mut [T], g: &[T], st: &mut [T], _: Want) -> PrepassSums {
         let (n, ns) = (p.len(), NL + C::SLOTS);
         let n_pre = self.learner.prepass_len();
         let mut runs: [&[T]; MAX_SLOTS] = [&[]; MAX_SLOTS];
-        let mut rest = st;
+        let mut rest: &[T] = st;
         for r in runs.iter_mut().take(ns) {
             (*r, rest) = rest.split_at(n);
         }
@@ -152,7 +154,7 @@ impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Prepass<'_, L, C> {
         total(&acc)
     }
 
-    fn block_dyn(&self, _isa: Isa, (p, g, st): Args<'_, T>) -> PrepassSums {
+    fn block_dyn(&self, _: Isa, p: &mut [T], g: &[T], st: &mut [T], _: Want) -> PrepassSums {
         let (n, nl) = (p.len(), self.n_learner);
         let ns = nl + C::SLOTS;
         let mut acc = [[0.0_f64; LANES]; MAX_PREPASS];

@@ -126,7 +126,7 @@ fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Re
         } else {
             st_blocks.next().expect("sized")
         };
-        b = b.then(&kernel.block_dyn(Isa::Generic, (p, g, s, (true, true))));
+        b = b.then(&kernel.block_dyn(Isa::Generic, p, g, s, (true, true)));
     }
     if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&sums(&b), &sums(&b_ref)) {
         return Err(format!("element path differs: {}", what()));
@@ -149,10 +149,15 @@ fn check_prepass<T: Element, L: Learner, C: Conversion>(
         ls: kernel.ls,
         n_learner: kernel.n_learner,
     };
+    // The pre-pass only reads its `&mut` arguments.
+    let (mut p, mut st) = (p.to_vec(), st.to_vec());
     let mut chunks = vec![[0.0; MAX_PREPASS]; p.len().div_ceil(CHUNK)];
-    let reference = pass.run_on(Isa::Generic, p, g, st, &mut chunks);
+    let reference = pass.run_on(Isa::Generic, &mut p, g, &mut st, &mut chunks);
     for isa in Isa::available() {
-        if !same(&pass.run_on(isa, p, g, st, &mut chunks), &reference) {
+        if !same(
+            &pass.run_on(isa, &mut p, g, &mut st, &mut chunks),
+            &reference,
+        ) {
             return Err(format!(
                 "pre-pass on {isa:?} differs from the portable loop"
             ));
@@ -161,14 +166,14 @@ fn check_prepass<T: Element, L: Learner, C: Conversion>(
     let ns = kernel.n_learner + C::SLOTS;
     let mut blocks = [0.0; MAX_PREPASS];
     let (mut serial, mut magnitude) = ([0.0; MAX_PREPASS], [0.0; MAX_PREPASS]);
-    let mut st_blocks = st.chunks((CHUNK * ns).max(1));
-    for (p, g) in p.chunks(CHUNK).zip(g.chunks(CHUNK)) {
+    let mut st_blocks = st.chunks_mut((CHUNK * ns).max(1));
+    for (p, g) in p.chunks_mut(CHUNK).zip(g.chunks(CHUNK)) {
         let s = if ns == 0 {
-            &[][..]
+            &mut [][..]
         } else {
             st_blocks.next().expect("sized")
         };
-        let b = pass.block_dyn(Isa::Generic, (p, g, s));
+        let b = pass.block_dyn(Isa::Generic, p, g, s, (false, false));
         blocks = std::array::from_fn(|j| blocks[j] + b[j]);
         // Term by term, in element order.
         let l = SlotLayout {
@@ -329,11 +334,15 @@ fn prepass_across_threads_adds_blocks_in_order() {
         n_learner: l.slot_names().len(),
     };
     let mut chunks = vec![[0.0; MAX_PREPASS]; n.div_ceil(CHUNK)];
-    let parallel = pass.run(&p, &g, &st, &mut chunks);
+    let (mut p, mut st) = (p, st);
+    let parallel = pass.run(&mut p, &g, &mut st, &mut chunks);
     let mut serial = [0.0; MAX_PREPASS];
-    for (b, (p, g)) in p.chunks(CHUNK).zip(g.chunks(CHUNK)).enumerate() {
-        let s = &st[b * CHUNK * ns..(b * CHUNK * ns + p.len() * ns)];
-        let t = super::dispatch::run_block(&pass, Isa::detect(), (p, g, s));
+    for ((p, g), s) in p
+        .chunks_mut(CHUNK)
+        .zip(g.chunks(CHUNK))
+        .zip(st.chunks_mut(CHUNK * ns))
+    {
+        let t = super::dispatch::run_block(&pass, Isa::detect(), (p, g, s), (false, false));
         serial = std::array::from_fn(|j| serial[j] + t[j]);
     }
     assert_eq!(parallel.map(f64::to_bits), serial.map(f64::to_bits));
