@@ -12,6 +12,7 @@ every core, for the flat tensor (64 Mi f32, or SF_BENCH_ELEMS) and the model lay
 (100 × 704×704 + 100 × 4400).
 """
 
+import importlib.metadata
 import os
 import statistics
 import time
@@ -61,7 +62,7 @@ def optimizers():
 
 
 def main():
-    print(f"torch {torch.__version__}, schedulefree {schedulefree.__version__ if hasattr(schedulefree, '__version__') else '?'}")
+    print(f"torch {torch.__version__}, schedulefree {importlib.metadata.version('schedulefree')}")
     for threads in (1, os.cpu_count()):
         torch.set_num_threads(threads)
         for layout, shapes in (("flat", flat_shapes()), ("model", model_shapes())):
