@@ -2,7 +2,10 @@
 //! run-time choice between the compiled variants. The update kernel and the learner's
 //! pre-pass both go through here, so each is written once as a generic block function.
 
+use rayon::prelude::*;
+
 use super::isa::Isa;
+use super::{CHUNK, PARALLEL_MIN_LEN};
 
 /// A loop over one block of a tensor ([`super::CHUNK`] elements at most) whose inner lane
 /// loop is generic over the number of learner slots, so that every slot count the crate's
@@ -91,4 +94,45 @@ fn avx2<T, B: BlockOp<T>, const NL: usize>(
     want: Want,
 ) -> B::Out {
     op.block::<NL>(p, g, st, want)
+}
+
+/// Call `block(b, value, gradient, state)` on every block `b` of a tensor with `ns` state
+/// slots per element ([`super::SlotLayout`]: block `b`'s state is its `ns` slot runs, empty
+/// when `ns = 0`), writing the result to `out[b]`: in order for tensors shorter than
+/// [`PARALLEL_MIN_LEN`], across rayon's threads otherwise. `out` holds at least
+/// `len.div_ceil(CHUNK)` entries; returns the part it filled.
+pub(crate) fn for_each_block<'o, T: Send + Sync, R: Send>(
+    (p, g, st): (&mut [T], &[T], &mut [T]),
+    ns: usize,
+    out: &'o mut [R],
+    block: impl Fn(usize, &mut [T], &[T], &mut [T]) -> R + Sync,
+) -> &'o [R] {
+    let out = &mut out[..p.len().div_ceil(CHUNK)];
+    let st_chunk = (CHUNK * ns).max(1);
+    if p.len() < PARALLEL_MIN_LEN {
+        let mut st_blocks = st.chunks_mut(st_chunk);
+        let blocks = p.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(out.iter_mut());
+        for (b, ((p, g), r)) in blocks.enumerate() {
+            let s = if ns == 0 {
+                &mut []
+            } else {
+                st_blocks.next().expect("state sized with the tensor")
+            };
+            *r = block(b, p, g, s);
+        }
+    } else if ns == 0 {
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(out.par_iter_mut())
+            .enumerate()
+            .for_each(|(b, ((p, g), r))| *r = block(b, p, g, &mut []));
+    } else {
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(st.par_chunks_mut(st_chunk))
+            .zip(out.par_iter_mut())
+            .enumerate()
+            .for_each(|(b, (((p, g), s), r))| *r = block(b, p, g, s));
+    }
+    out
 }

@@ -3,12 +3,10 @@
 //! vectorises, compiled for the widest instruction set the CPU has ([`super::isa`]), and
 //! split per block across threads for large tensors.
 
-use rayon::prelude::*;
-
-use super::dispatch::{BlockOp, Want, run_block};
+use super::dispatch::{BlockOp, Want, for_each_block, run_block};
 use super::isa::Isa;
 use super::reduce::chunk as grad_chunk;
-use super::{BlockSums, CHUNK, MAX_SLOTS, PARALLEL_MIN_LEN};
+use super::{BlockSums, CHUNK, MAX_SLOTS};
 use crate::conversion::Conversion;
 use crate::decay::DecayTerms;
 use crate::element::Element;
@@ -81,9 +79,6 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
         Self: Sync,
     {
         let ns = self.n_learner + C::SLOTS;
-        // A block's state is CHUNK·ns values; with no slots every block's state is empty.
-        let st_chunk = (CHUNK * ns).max(1);
-        let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
         let block = |b: usize, p: &mut [T], g: &[T], s: &mut [T]| {
             let mut sums = run_block(self, isa, (&mut *p, g, &mut *s), want);
             if let Some(f) = after {
@@ -91,36 +86,9 @@ impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
             }
             sums
         };
-        if p.len() < PARALLEL_MIN_LEN {
-            let mut st_blocks = st.chunks_mut(st_chunk);
-            for (b, ((p, g), c)) in p
-                .chunks_mut(CHUNK)
-                .zip(g.chunks(CHUNK))
-                .zip(chunks.iter_mut())
-                .enumerate()
-            {
-                let s = if ns == 0 {
-                    &mut []
-                } else {
-                    st_blocks.next().expect("state sized with the tensor")
-                };
-                *c = block(b, p, g, s);
-            }
-        } else if ns == 0 {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(chunks.par_iter_mut())
-                .enumerate()
-                .for_each(|(b, ((p, g), c))| *c = block(b, p, g, &mut []));
-        } else {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(st.par_chunks_mut(st_chunk))
-                .zip(chunks.par_iter_mut())
-                .enumerate()
-                .for_each(|(b, (((p, g), s), c))| *c = block(b, p, g, s));
-        }
-        chunks.iter().fold(BlockSums::default(), BlockSums::then)
+        for_each_block((p, g, st), ns, chunks, block)
+            .iter()
+            .fold(BlockSums::default(), BlockSums::then)
     }
 }
 

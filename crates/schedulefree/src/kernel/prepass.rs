@@ -2,11 +2,9 @@
 //! lane groups as the update kernel, reading the state without writing it, with the sums
 //! kept in 16 interleaved `f64` partial sums per block so that they vectorise too.
 
-use rayon::prelude::*;
-
-use super::dispatch::{BlockOp, Want, run_block};
+use super::MAX_SLOTS;
+use super::dispatch::{BlockOp, Want, for_each_block, run_block};
 use super::isa::Isa;
-use super::{CHUNK, MAX_SLOTS, PARALLEL_MIN_LEN};
 use crate::conversion::Conversion;
 use crate::element::Element;
 use crate::learner::{Learner, MAX_PREPASS};
@@ -56,39 +54,13 @@ impl<L: Learner, C: Conversion> Prepass<'_, L, C> {
         Self: Sync,
     {
         let ns = self.n_learner + C::SLOTS;
-        let st_chunk = (CHUNK * ns).max(1);
-        let chunks = &mut chunks[..p.len().div_ceil(CHUNK)];
         let block =
-            |p: &mut [T], g: &[T], s: &mut [T]| run_block(self, isa, (p, g, s), (false, false));
-        if p.len() < PARALLEL_MIN_LEN {
-            let mut st_blocks = st.chunks_mut(st_chunk);
-            for ((p, g), c) in p
-                .chunks_mut(CHUNK)
-                .zip(g.chunks(CHUNK))
-                .zip(chunks.iter_mut())
-            {
-                let s = if ns == 0 {
-                    &mut []
-                } else {
-                    st_blocks.next().expect("state sized with the tensor")
-                };
-                *c = block(p, g, s);
-            }
-        } else if ns == 0 {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(chunks.par_iter_mut())
-                .for_each(|((p, g), c)| *c = block(p, g, &mut []));
-        } else {
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(st.par_chunks_mut(st_chunk))
-                .zip(chunks.par_iter_mut())
-                .for_each(|(((p, g), s), c)| *c = block(p, g, s));
-        }
-        chunks.iter().fold([0.0; MAX_PREPASS], |a, b| {
-            std::array::from_fn(|j| a[j] + b[j])
-        })
+            |_, p: &mut [T], g: &[T], s: &mut [T]| run_block(self, isa, (p, g, s), (false, false));
+        for_each_block((p, g, st), ns, chunks, block)
+            .iter()
+            .fold([0.0; MAX_PREPASS], |a, b| {
+                std::array::from_fn(|j| a[j] + b[j])
+            })
     }
 
     /// One element's terms.
