@@ -292,6 +292,7 @@ fn load_host_state(
             buffers,
             tags: Default::default(),
             radius: None,
+            external: false,
         },
     );
     core.load_state(&s)?;

@@ -13,7 +13,7 @@ pub enum Dtype {
     F64,
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}

@@ -147,6 +147,22 @@ pub enum StepError {
         /// The learner's name.
         learner: &'static str,
     },
+    /// The parameter's state lives outside the optimizer (it was stepped with
+    /// [`crate::Optimizer::step_programs`]): host calls cannot read or move it.
+    #[error(
+        "parameter `{0}` keeps its state outside this optimizer (stepped with step_programs): \
+         step it with step_programs and read its eval point with eval_program"
+    )]
+    ExternalState(String),
+    /// The parameter's state lives in this optimizer's host buffers, so
+    /// [`crate::Optimizer::step_programs`] cannot step it.
+    #[error(
+        "parameter `{0}` keeps its state in this optimizer's host buffers: step it with step()"
+    )]
+    HostState(String),
+    /// The step cannot be written as element programs ([`crate::Optimizer::step_programs`]).
+    #[error(transparent)]
+    Program(#[from] crate::program::ProgramError),
     /// The all-reduce hook changed the length of the vector it was given. Not returned by
     /// this version: the hook receives a fixed-length slice ([`crate::AllReduce`]); kept so
     /// that code matching on it still compiles.

@@ -88,14 +88,15 @@ mod kernel;
 pub mod learner;
 mod param;
 pub mod presets;
+pub mod program;
 pub mod reference;
 mod runtime;
 pub mod schedule;
 
 pub use driver::{
-    AllReduce, EvalGuard, GroupRecord, NextStep, NonFinitePolicy, Optimizer, OptimizerState,
-    ParamDiagnostics, ParamRecord, STATE_FORMAT_VERSION, Skipped, SlotView, StepInfo, StepInputs,
-    write_atomic,
+    AllReduce, EvalGuard, ExternalParam, GradientSums, GroupRecord, NextStep, NonFinitePolicy,
+    Optimizer, OptimizerState, ParamDiagnostics, ParamProgram, ParamRecord, ProgramStep,
+    STATE_FORMAT_VERSION, Skipped, SlotView, StepInfo, StepInputs, write_atomic,
 };
 pub use element::{Dtype, Element, lerp};
 pub use error::{ConfigError, ParamError, StateError, StepError};

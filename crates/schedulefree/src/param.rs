@@ -174,6 +174,9 @@ pub(crate) struct Entry<T> {
     pub updates: u64,
     pub state: Vec<T>,
     pub has_state: bool,
+    /// The state lives outside the optimizer ([`crate::Optimizer::step_programs`]): `state`
+    /// stays empty and host calls refuse the parameter.
+    pub external: bool,
     pub tags: ParamTags,
     /// Hypersphere radii per row (empty until the first projected step).
     pub radius: Vec<f64>,

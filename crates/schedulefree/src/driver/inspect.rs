@@ -97,6 +97,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let e = &self.entries[self
             .entry_index(name)
             .ok_or_else(|| StepError::UnknownParameter(name.to_string()))?];
+        if e.external {
+            return Err(StepError::ExternalState(e.name.clone()));
+        }
         for (what, got) in buffers {
             if got != e.len {
                 return Err(StepError::LengthMismatch {
@@ -174,14 +177,15 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
 
     /// A borrowed view of state slot `slot` (one of [`Optimizer::slot_names`]) of parameter
     /// `name`; no copy. `None` for an unknown name or slot, or before the parameter's first
-    /// gradient (no state yet). The slot holds what its name says in train mode; in eval
+    /// gradient (no state yet) or for a parameter whose state lives outside
+    /// ([`Optimizer::step_programs`]). The slot holds what its name says in train mode; in eval
     /// mode, conversions that swap buffer and slot (Polyak averaging, EMA) hold the
     /// iterate `z` in their `"x"` / `"ema"` slot and the average in the buffer:
     /// [`Optimizer::x_into`] and [`Optimizer::z_into`] read by meaning in both modes.
     pub fn slot(&self, name: &str, slot: &str) -> Option<SlotView<'_, T>> {
         let e = &self.entries[self.entry_index(name)?];
         let offset = self.slot_names().position(|s| s == slot)?;
-        e.has_state.then_some(SlotView {
+        (e.has_state && !e.external).then_some(SlotView {
             name: &e.name,
             state: &e.state,
             layout: e.layout(self.num_slots()),

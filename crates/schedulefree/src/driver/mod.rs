@@ -15,6 +15,7 @@
 
 mod diagnostics;
 mod eval_guard;
+mod external;
 mod inspect;
 mod modes;
 mod prepass;
@@ -39,6 +40,7 @@ use crate::schedule::Schedule;
 
 pub use diagnostics::ParamDiagnostics;
 pub use eval_guard::EvalGuard;
+pub use external::{ExternalParam, GradientSums, ParamProgram, ProgramStep};
 pub use inspect::{NextStep, SlotView};
 pub(crate) use state::json_float;
 pub use state::{GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION, write_atomic};

@@ -42,7 +42,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             .iter()
             .find(|e| e.has_state && e.stamp != self.stamp)
         {
-            return Err(StepError::MissingParameter(e.name.clone()));
+            return Err(if e.external {
+                StepError::ExternalState(e.name.clone())
+            } else {
+                StepError::MissingParameter(e.name.clone())
+            });
         }
         if !self.conversion.has_modes() {
             // The buffer always holds the returned point: nothing to switch, stay trainable.

@@ -33,6 +33,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             }
             self.entry_sums[idx] = sums;
         }
+        Ok(self.agree(bad, inputs))
+    }
+
+    /// From the entry sums and the index of a local non-finite gradient (if any): the group
+    /// sums, all-reduced across shards with `inputs`' hook, and whether to skip the step.
+    pub(super) fn agree(
+        &mut self,
+        bad: Option<usize>,
+        inputs: &mut StepInputs<'_>,
+    ) -> Option<Skipped> {
         self.sum_groups();
         // A non-finite loss counts like a non-finite gradient in the all-reduce, so shards that
         // pass their local losses still take the same decision.
@@ -52,12 +62,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 (s.l1, s.l2_sq) = (v[0], v[1]);
             }
         }
-        Ok(match (bad, loss_bad, elsewhere) {
+        match (bad, loss_bad, elsewhere) {
             (Some(index), ..) => Some(Skipped::NonFiniteGradient { index }),
             (None, true, _) => Some(Skipped::NonFiniteLoss),
             (None, false, true) => Some(Skipped::NonFiniteGradientElsewhere),
             (None, false, false) => None,
-        })
+        }
     }
 
     /// Whether this step can take the gradient sums inside the update loop instead of in a
@@ -100,16 +110,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     }
 
     /// Skip the step (or refuse it under [`NonFinitePolicy::Error`] for a local non-finite
-    /// gradient): only the skipped-steps counters change.
-    pub(super) fn skip(
+    /// gradient, `name(index)` of the passed parameters): only the skipped-steps counters
+    /// change.
+    pub(super) fn skip<'n>(
         &mut self,
-        params: &[Param<'_, T>],
+        name: impl Fn(usize) -> &'n str,
         why: Skipped,
     ) -> Result<StepInfo, StepError> {
         if let (NonFinitePolicy::Error, Skipped::NonFiniteGradient { index }) =
             (self.non_finite, why)
         {
-            return Err(StepError::NonFiniteGradient(params[index].name.to_string()));
+            return Err(StepError::NonFiniteGradient(name(index).to_string()));
         }
         for g in &mut self.groups {
             g.last.skipped_steps += 1;

@@ -99,6 +99,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             updates: 0,
             state: Vec::new(),
             has_state: false,
+            external: false,
             tags,
             radius: Vec::new(),
             row_scratch: Vec::new(),
@@ -174,6 +175,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 return Err(StepError::DuplicateParameter(p.name.to_string()));
             }
             e.stamp = self.stamp;
+            if e.external {
+                return Err(StepError::ExternalState(p.name.to_string()));
+            }
             if p.value.len() != e.len {
                 return Err(StepError::LengthMismatch {
                     name: e.name.clone(),

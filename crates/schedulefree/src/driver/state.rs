@@ -65,6 +65,11 @@ pub struct ParamRecord {
     /// Hypersphere radii per row, once a projection has set them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radius: Option<Vec<f64>>,
+    /// The slots live outside the optimizer ([`crate::Optimizer::step_programs`]):
+    /// `has_state` is true and `buffers` is empty; whoever holds the slots saves them.
+    /// Absent in files written before this field (false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 /// The whole optimizer state: what `load_state` needs to continue bit-exactly.
@@ -163,7 +168,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             .entries
             .iter()
             .map(|e| {
-                let buffers = if e.has_state {
+                let buffers = if e.has_state && !e.external {
                     slots
                         .iter()
                         .enumerate()
@@ -191,6 +196,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                         buffers,
                         tags: e.tags,
                         radius: (!e.radius.is_empty()).then(|| e.radius.clone()),
+                        external: e.external,
                     },
                 )
             })
@@ -350,9 +356,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     r.group, e.group
                 )));
             }
-            if !r.has_state {
+            if !r.has_state || r.external {
                 if !r.buffers.is_empty() {
-                    return Err(bad("buffers present but has_state is false".into()));
+                    return Err(bad(
+                        "buffers present but has_state is false or the state is external".into(),
+                    ));
+                }
+                if r.external && !r.has_state {
+                    return Err(bad("external state but has_state is false".into()));
                 }
                 new_states.push(None);
                 continue;
@@ -393,7 +404,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         for (e, ns) in self.entries.iter_mut().zip(new_states) {
             let r = &st.params[&e.name];
             e.updates = r.updates;
-            e.has_state = ns.is_some();
+            e.external = r.external;
+            e.has_state = ns.is_some() || r.external;
             e.state = ns.unwrap_or_default();
             e.radius = r.radius.clone().unwrap_or_default();
             e.row_scratch = vec![0.0; e.radius.len()];

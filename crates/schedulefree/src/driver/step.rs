@@ -97,7 +97,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             self.reduce(params, &mut inputs)?
         };
         if let Some(why) = skip {
-            return self.skip(params, why);
+            return self.skip(|i| params[i].name, why);
         }
         self.scalar_phase(inputs.loss)?;
         self.prepass(params, &mut inputs)?;

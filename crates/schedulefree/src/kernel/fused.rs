@@ -31,7 +31,7 @@ pub(crate) struct Kernel<'a, T, L: Learner, C: Conversion> {
 impl<T: Element, L: Learner, C: Conversion> Kernel<'_, T, L, C> {
     /// One element's update; returns the learner's direction (before any decay term).
     #[inline(always)]
-    fn element(&self, p: &mut T, g: T, ls: &mut [T], cs: &mut [T]) -> T {
+    pub(crate) fn element(&self, p: &mut T, g: T, ls: &mut [T], cs: &mut [T]) -> T {
         let y = *p;
         let z = self.conversion.iterate(y, cs);
         let g = g + self.decay.l2 * y;

@@ -131,6 +131,22 @@ fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Re
     if !same(&p, &p_ref) || !same(&st, &st_ref) || !same(&sums(&b), &sums(&b_ref)) {
         return Err(format!("element path differs: {}", what()));
     }
+    // The recorded element program, replayed one element at a time.
+    let program = crate::program::update_program(&kernel).map_err(|e| e.to_string())?;
+    let (mut p, mut st) = (p0.clone(), st0.clone());
+    let mut regs = Vec::new();
+    let mut failed = None;
+    SlotLayout { len: n, n: ns }.for_each_mut(&mut st, |i, e| {
+        if let Err(err) = program.apply(&mut p[i], g[i], e, &mut regs) {
+            failed = Some(err);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.to_string());
+    }
+    if !same(&p, &p_ref) || !same(&st, &st_ref) {
+        return Err(format!("element program differs: {}", what()));
+    }
     check_prepass(&kernel, &p0, &g, &st0).map_err(|e| format!("{e}: {}", what()))
 }
 

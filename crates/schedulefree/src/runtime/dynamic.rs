@@ -4,13 +4,14 @@
 use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::driver::{
-    NextStep, NonFinitePolicy, Optimizer, OptimizerState, ParamDiagnostics, SlotView, StepInfo,
-    StepInputs,
+    ExternalParam, NextStep, NonFinitePolicy, Optimizer, OptimizerState, ParamDiagnostics,
+    ProgramStep, SlotView, StepInfo, StepInputs,
 };
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StateError, StepError};
 use crate::learner::Learner;
 use crate::param::{GroupConfig, GroupStepInfo, Param, ParamTags};
+use crate::program::{ElementProgram, ProgramError};
 use crate::schedule::Schedule;
 
 /// The runtime interface of [`Optimizer`]; every method forwards to the inherent one of the
@@ -77,6 +78,20 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     ) -> Result<StepInfo, StepError> {
         self.step_with(params, StepInputs::with_loss(loss))
     }
+    /// [`Optimizer::step_programs`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn step_programs(
+        &mut self,
+        params: &[ExternalParam<'_>],
+        inputs: StepInputs<'_>,
+    ) -> Result<ProgramStep, StepError>;
+    /// [`Optimizer::eval_program`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn eval_program(&self) -> Result<ElementProgram, ProgramError>;
     /// Whether `step` needs the loss ([`crate::learner::Learner::needs_loss`]).
     fn needs_loss(&self) -> bool;
     /// [`Optimizer::set_diagnostics`].
@@ -189,6 +204,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
         inputs: StepInputs<'_>,
     ) -> Result<StepInfo, StepError> {
         Optimizer::step_with(self, params, inputs)
+    }
+    fn step_programs(
+        &mut self,
+        params: &[ExternalParam<'_>],
+        inputs: StepInputs<'_>,
+    ) -> Result<ProgramStep, StepError> {
+        Optimizer::step_programs(self, params, inputs)
+    }
+    fn eval_program(&self) -> Result<ElementProgram, ProgramError> {
+        Optimizer::eval_program(self)
     }
     fn needs_loss(&self) -> bool {
         self.learner().needs_loss()

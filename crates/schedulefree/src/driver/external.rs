@@ -1,0 +1,230 @@
+//! Steps whose element work runs outside the optimizer: parameters and their state live
+//! elsewhere (device tensors of burn or candle), the optimizer keeps everything else (the
+//! registry, step counters, averaging weights, the learner's group state) and returns, per
+//! parameter, the [`ElementProgram`] of this step for the caller to run on its elements.
+//!
+//! The phases are the host step's (`step.rs`), with the gradient sums reported by the caller
+//! instead of read from host buffers: the non-finite check and skip decision, the all-reduce,
+//! the scalar phase and its commit are the same code, so both paths take the same scalar
+//! decisions.
+
+use super::Optimizer;
+use super::step_io::{NonFinitePolicy, StepInfo, StepInputs};
+use crate::conversion::Conversion;
+use crate::decay::{Decay, DecayTerms};
+use crate::element::Element;
+use crate::error::StepError;
+use crate::kernel::{GradSums, Kernel};
+use crate::learner::{Learner, StepIndex};
+use crate::program::{ElementProgram, ProgramError, eval_program, init_program, update_program};
+use crate::schedule::Schedule;
+
+/// A parameter of an [`Optimizer::step_programs`] call: its name and, when it has a gradient
+/// this step, the sums of that gradient (taken where the gradient lives).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExternalParam<'a> {
+    /// Registered name.
+    pub name: &'a str,
+    /// The gradient's sums, or `None` when the parameter has no gradient this step (it is
+    /// not moved, as a host parameter passed without a gradient).
+    pub grad: Option<GradientSums>,
+}
+
+/// Sums of one gradient tensor, in `f64`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GradientSums {
+    /// `‖g‖₁ = Σ|gᵢ|`.
+    pub l1: f64,
+    /// `‖g‖₂² = Σgᵢ²`.
+    pub l2_sq: f64,
+    /// Whether every element is finite (no NaN, no ±inf).
+    pub finite: bool,
+}
+
+/// What one parameter's elements must do this step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamProgram {
+    /// Index into the slice passed to [`Optimizer::step_programs`].
+    pub index: usize,
+    /// At the parameter's first gradient: creates its state slots from its value (run it
+    /// first, on slots of zeros, then [`ParamProgram::update`]); `None` afterwards.
+    pub init: Option<ElementProgram>,
+    /// The element update of this step.
+    pub update: ElementProgram,
+}
+
+/// The outcome of [`Optimizer::step_programs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramStep {
+    /// As [`Optimizer::step`] reports it (a skipped step has `info.skipped` set and no
+    /// programs).
+    pub info: StepInfo,
+    /// One entry per passed parameter with a gradient, in the order passed.
+    pub programs: Vec<ParamProgram>,
+}
+
+impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
+    /// One step for parameters whose values, gradients and state slots live outside this
+    /// optimizer: takes each gradient's sums, takes the step's scalar decisions exactly as
+    /// [`Optimizer::step_with`] does (skip on a non-finite gradient or loss, all-reduce, lr,
+    /// averaging weight, decay, learner group state), advances the counters, and returns each
+    /// stepped parameter's [`ElementProgram`] for the caller to run elementwise: reading the
+    /// value `y`, the gradient and the slots (learner's then conversion's, as
+    /// [`Optimizer::slot_names`] lists them), writing the new value and slots.
+    ///
+    /// A parameter stepped here keeps its state outside: host calls that would need its
+    /// buffers ([`Optimizer::step`], `train`/`eval`, [`Optimizer::x_into`],
+    /// [`Optimizer::z_into`]) refuse it with [`StepError::ExternalState`],
+    /// [`Optimizer::slot`] returns `None`, and [`Optimizer::state`] records it with
+    /// `external: true` and no buffers (the caller saves its slots; filling them in and
+    /// clearing the flag makes a record the host path loads). The eval point comes from
+    /// [`Optimizer::eval_program`]. Norm diagnostics are not measured for such parameters.
+    ///
+    /// # Errors
+    /// Nothing is modified on error. As [`Optimizer::step_with`] (no length checks: the
+    /// caller owns the buffers), plus [`StepError::HostState`] for a parameter whose state
+    /// the host path created, and [`StepError::Program`] for compositions an element program
+    /// does not cover: a learner with a pre-pass (Prodigy), the hypersphere projection of a
+    /// `normalized` parameter (a row reduction), or formulas that cannot be recorded.
+    pub fn step_programs(
+        &mut self,
+        params: &[ExternalParam<'_>],
+        mut inputs: StepInputs<'_>,
+    ) -> Result<ProgramStep, StepError> {
+        if let Some(g) = self.groups.iter().position(|g| !g.train_mode) {
+            return Err(StepError::EvalMode { group: g });
+        }
+        if self.learner.needs_loss() && inputs.loss.is_none() {
+            return Err(StepError::LossRequired {
+                learner: self.learner.name(),
+            });
+        }
+        if self.learner.prepass_len() > 0 {
+            return Err(ProgramError::Unsupported {
+                what: "a learner with a pre-pass over every element (Prodigy)",
+            }
+            .into());
+        }
+        self.resolve_external(params)?;
+        self.entry_sums.fill(GradSums::default());
+        let check = self.non_finite != NonFinitePolicy::Propagate;
+        let mut bad = None;
+        for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {
+            let Some(g) = p.grad else { continue };
+            if check && !g.finite {
+                bad = Some(index);
+                break;
+            }
+            self.entry_sums[idx] = GradSums {
+                l1: g.l1,
+                l2_sq: g.l2_sq,
+            };
+        }
+        if let Some(why) = self.agree(bad, &mut inputs) {
+            let info = self.skip(|i| params[i].name, why)?;
+            return Ok(ProgramStep {
+                info,
+                programs: Vec::new(),
+            });
+        }
+        self.scalar_phase(inputs.loss)?;
+        let groups = self.groups.clone();
+        self.commit_scalars()?;
+        let programs = match self.programs(params) {
+            Ok(p) => p,
+            Err(e) => {
+                self.groups = groups;
+                return Err(e.into());
+            }
+        };
+        for (p, &idx) in params.iter().zip(&self.resolved) {
+            if p.grad.is_some() {
+                let e = &mut self.entries[idx];
+                (e.has_state, e.external) = (true, true);
+                e.updates += 1;
+            }
+        }
+        Ok(ProgramStep {
+            info: self.finish(),
+            programs,
+        })
+    }
+
+    /// The program that gives the eval point `x` of an external parameter from its value `y`
+    /// and slots (its value output; the slots are left as they are). Parameters without
+    /// state yet have `x = y`.
+    ///
+    /// # Errors
+    /// [`ProgramError::Untraceable`] for formulas that cannot be recorded.
+    pub fn eval_program(&self) -> Result<ElementProgram, ProgramError> {
+        eval_program::<T, C>(&self.conversion, self.learner.slot_names().len())
+    }
+
+    /// Resolve the names of an external step (as `resolve` does for host calls).
+    fn resolve_external(&mut self, params: &[ExternalParam<'_>]) -> Result<(), StepError> {
+        self.stamp += 1;
+        self.resolved.clear();
+        let projection = self.decay.projection();
+        for p in params {
+            let idx = self
+                .entry_index(p.name)
+                .ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
+            let e = &mut self.entries[idx];
+            if e.stamp == self.stamp {
+                return Err(StepError::DuplicateParameter(p.name.to_string()));
+            }
+            e.stamp = self.stamp;
+            if e.has_state && !e.external {
+                return Err(StepError::HostState(p.name.to_string()));
+            }
+            if projection.is_some() && e.tags.normalized && p.grad.is_some() {
+                return Err(ProgramError::Unsupported {
+                    what: "the hypersphere projection of a `normalized` parameter",
+                }
+                .into());
+            }
+            self.resolved.push(idx);
+        }
+        Ok(())
+    }
+
+    /// This step's programs, from the committed scalars (as `update` builds its kernels).
+    fn programs(&self, params: &[ExternalParam<'_>]) -> Result<Vec<ParamProgram>, ProgramError> {
+        let n_learner = self.learner.slot_names().len();
+        let mut out = Vec::with_capacity(params.len());
+        for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {
+            if p.grad.is_none() {
+                continue;
+            }
+            let e = &self.entries[idx];
+            let gs = &self.scratch[e.group];
+            let kernel = Kernel {
+                learner: &self.learner,
+                conversion: &self.conversion,
+                ls: self.learner.scalars(
+                    StepIndex {
+                        group: self.groups[e.group].k,
+                        param: e.updates,
+                    },
+                    gs.lr,
+                    &gs.learner_state,
+                ),
+                cs: gs.conversion,
+                decay: DecayTerms::of(gs.decay_for(e.tags)),
+                lr: T::of(gs.lr),
+                n_learner,
+            };
+            let init = if e.has_state {
+                None
+            } else {
+                Some(init_program::<T, _, _>(&self.learner, &self.conversion)?)
+            };
+            out.push(ParamProgram {
+                index,
+                init,
+                update: update_program(&kernel)?,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,140 @@
+//! Recording itself: what it refuses, what it keeps, and the init and eval programs against
+//! the formulas they record. (The update program is checked against the fused kernel, bit
+//! for bit, for every learner × conversion in `kernel::tests`.)
+
+use num_traits::Float;
+
+use super::trace::{Trace, record};
+use super::{ElementProgram, Op, ProgramError, eval_program, init_program};
+use crate::conversion::{
+    Conversion, Ema, LastIterate, PolyakAverage, PrimalAverage, ScheduleFree,
+    ScheduleFreeReference, WeightedLastIterate,
+};
+use crate::element::{Dtype, Element};
+use crate::learner::{AdaGradNorm, Adam, Cocob, Learner, Prodigy, Sgd};
+
+#[test]
+fn comparing_element_values_is_refused() {
+    let r = record(|| {
+        let a = Trace::<f32>::input(Op::Value);
+        let b = Trace::<f32>::input(Op::Grad);
+        a < b
+    });
+    assert_eq!(
+        r.err(),
+        Some(ProgramError::Untraceable {
+            what: "a comparison"
+        })
+    );
+    let r = record(|| Trace::<f64>::input(Op::Value).exp().node());
+    assert_eq!(r.err(), Some(ProgramError::Untraceable { what: "exp" }));
+    // The tape is free again afterwards, and constants still compare.
+    let (ops, lt) = record(|| Trace::<f32>::of(0.25) < Trace::of(0.5)).expect("constants");
+    assert!(lt && ops.is_empty());
+}
+
+#[test]
+fn a_recording_inside_a_recording_is_refused() {
+    let inner = record(|| record(|| ()).map(|_| ()));
+    assert!(matches!(
+        inner,
+        Ok((_, Err(ProgramError::Untraceable { .. })))
+    ));
+}
+
+#[test]
+fn constants_fold_in_the_element_type_and_dead_nodes_go() {
+    let (ops, (out, _dead)) = record(|| {
+        // 0.1 and 0.2 rounded to f32, then added in f32: not the f64 sum rounded.
+        let c = Trace::<f32>::of(0.1) + Trace::of(0.2);
+        let p = Trace::<f32>::input(Op::Value);
+        let unused = (p * p).node();
+        ((p + c).node(), unused)
+    })
+    .expect("traceable");
+    let program = ElementProgram::new(Dtype::F32, 0, &ops, out, &[], None);
+    let c = f64::from(0.1f32 + 0.2f32);
+    assert_eq!(program.ops(), &[Op::Value, Op::Const(c), Op::Add(0, 1)]);
+    assert_eq!(program.value_out(), 2);
+}
+
+#[test]
+fn apply_refuses_other_types_and_slot_counts_and_changes_nothing() {
+    let program = eval_program::<f32, _>(&ScheduleFree::default(), 1).expect("traceable");
+    let (mut p, mut slots, mut regs) = (1.0f64, [2.0f64, 3.0], Vec::new());
+    let e = program.apply(&mut p, 0.5, &mut slots, &mut regs);
+    assert!(matches!(e, Err(ProgramError::Dtype { .. })));
+    let (mut p32, mut s32) = (1.0f32, [2.0f32]);
+    let e = program.apply(&mut p32, 0.5, &mut s32, &mut Vec::new());
+    assert_eq!(
+        e,
+        Err(ProgramError::Slots {
+            expected: 2,
+            found: 1
+        })
+    );
+    assert_eq!((p, slots, p32, s32), (1.0, [2.0, 3.0], 1.0, [2.0]));
+}
+
+/// The init and eval programs against the formulas, for one learner and conversion.
+fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C) {
+    let nl = l.slot_names().len();
+    let ns = nl + C::SLOTS;
+    let init = init_program::<T, _, _>(l, c).expect("traceable");
+    let eval = eval_program::<T, C>(c, nl).expect("traceable");
+    let mut regs = Vec::new();
+    for v in [0.0, -0.0, 1.5, -3e-39, 1e30, 0.1] {
+        let v = T::of(v);
+        let mut expected = vec![T::zero(); ns];
+        let (ls, cs) = expected.split_at_mut(nl);
+        c.init_slots(v, cs);
+        l.init_slots(v, ls);
+        let (mut p, mut slots) = (v, vec![T::of(7.0); ns]);
+        init.apply(&mut p, T::of(9.0), &mut slots, &mut regs)
+            .expect("sizes");
+        let bits = |s: &[T]| s.iter().map(|x| x.f64().to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            (p.f64().to_bits(), bits(&slots)),
+            (v.f64().to_bits(), bits(&expected))
+        );
+        let x = c.eval_value(v, &slots[nl..]);
+        let mut y = v;
+        eval.apply(&mut y, T::zero(), &mut slots, &mut regs)
+            .expect("sizes");
+        assert_eq!(
+            y.f64().to_bits(),
+            x.f64().to_bits(),
+            "{} + {}",
+            l.name(),
+            c.name()
+        );
+        assert_eq!(bits(&slots), bits(&expected));
+    }
+}
+
+fn every_conversion<T: Element, L: Learner>(l: &L) {
+    check::<T, _, _>(l, &LastIterate);
+    check::<T, _, _>(l, &ScheduleFree::default());
+    check::<T, _, _>(l, &ScheduleFreeReference::default());
+    check::<T, _, _>(l, &PolyakAverage::default());
+    check::<T, _, _>(l, &Ema::default());
+    check::<T, _, _>(l, &PrimalAverage::default());
+    check::<T, _, _>(
+        l,
+        &WeightedLastIterate::new(vec![1.0, 2.0]).expect("weights"),
+    );
+}
+
+fn every_learner<T: Element>() {
+    every_conversion::<T, _>(&Sgd::default());
+    every_conversion::<T, _>(&Adam::default());
+    every_conversion::<T, _>(&Cocob::default());
+    every_conversion::<T, _>(&Prodigy::default());
+    every_conversion::<T, _>(&AdaGradNorm::default());
+}
+
+#[test]
+fn init_and_eval_programs_give_the_formulas_bits() {
+    every_learner::<f32>();
+    every_learner::<f64>();
+}

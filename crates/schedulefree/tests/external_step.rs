@@ -1,0 +1,397 @@
+//! `step_programs`: an optimizer whose parameters and state live outside it (here: plain
+//! host arrays standing in for device tensors, each element run through the returned
+//! [`ElementProgram`]) follows the host step of the same preset: bit for bit where the step's
+//! scalars do not read the gradient sums, and to rounding of those `f64` sums (which the
+//! caller takes in its own order) where they do. Skips, errors, the eval point and resume
+//! behave as on the host.
+
+use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
+use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy};
+use schedulefree::learner::{AdaGradNorm, Cocob, Polyak, Prodigy};
+use schedulefree::program::{ElementProgram, ProgramError};
+use schedulefree::schedule::ScheduleConfig;
+use schedulefree::{
+    AdamWScheduleFree, DynOptimizer, ExternalParam, GradientSums, Param, ParamTags, PresetConfig,
+    RAdamScheduleFree, SgdScheduleFree, Skipped, StepError, StepInputs,
+};
+
+const SHAPES: [(&str, &[usize]); 3] = [("a.weight", &[7, 5]), ("a.bias", &[7]), ("b", &[33])];
+const STEPS: usize = 25;
+
+/// One parameter held outside the optimizer: value, gradient and slots.
+#[derive(Clone)]
+struct Held {
+    value: Vec<f32>,
+    grad: Vec<f32>,
+    slots: Vec<Vec<f32>>,
+}
+
+fn start(n_slots: usize) -> Vec<Held> {
+    SHAPES
+        .iter()
+        .enumerate()
+        .map(|(k, (_, shape))| {
+            let n = shape.iter().product();
+            Held {
+                value: (0..n)
+                    .map(|i| ((i * 7 + k) % 11) as f32 * 0.1 - 0.5)
+                    .collect(),
+                grad: vec![0.0; n],
+                slots: vec![Vec::new(); n_slots],
+            }
+        })
+        .collect()
+}
+
+/// Gradient of a quadratic with a step-dependent wiggle; NaN at `nan_at` in parameter 1.
+fn fill_grads(held: &mut [Held], step: usize, nan_at: Option<usize>) {
+    for (k, h) in held.iter_mut().enumerate() {
+        for (i, (g, v)) in h.grad.iter_mut().zip(&h.value).enumerate() {
+            let target = ((i + k) % 5) as f32 * 0.3 - 0.6;
+            *g = (v - target) * (1.0 + k as f32) + ((i * 13 + step * 7) % 9) as f32 * 0.01;
+        }
+        if nan_at == Some(step) && k == 1 {
+            h.grad[3] = f32::NAN;
+        }
+    }
+}
+
+fn sums(g: &[f32]) -> GradientSums {
+    GradientSums {
+        l1: g.iter().map(|v| f64::from(v.abs())).sum(),
+        l2_sq: g.iter().map(|v| f64::from(*v) * f64::from(*v)).sum(),
+        finite: g.iter().all(|v| v.is_finite()),
+    }
+}
+
+/// Run `program` over every element of `h` (state slots created empty are zero-filled).
+fn run(program: &ElementProgram, h: &mut Held) {
+    let n = h.value.len();
+    for s in &mut h.slots {
+        s.resize(n, 0.0);
+    }
+    let mut e = vec![0.0f32; h.slots.len()];
+    let mut regs = Vec::new();
+    for i in 0..n {
+        for (v, s) in e.iter_mut().zip(&h.slots) {
+            *v = s[i];
+        }
+        program
+            .apply(&mut h.value[i], h.grad[i], &mut e, &mut regs)
+            .expect("sizes match");
+        for (v, s) in e.iter().zip(&mut h.slots) {
+            s[i] = *v;
+        }
+    }
+}
+
+fn build(preset: &PresetConfig) -> Box<dyn DynOptimizer<f32>> {
+    let mut o = preset.build_dyn::<f32>().expect("valid preset");
+    for (name, shape) in SHAPES {
+        o.add_param_to(0, name, shape).expect("new name");
+    }
+    o
+}
+
+/// One external step of `held`; `b` (index 2) gets no gradient on even steps.
+fn external_step(
+    o: &mut dyn DynOptimizer<f32>,
+    held: &mut [Held],
+    step: usize,
+    loss: Option<f64>,
+) -> Result<schedulefree::StepInfo, StepError> {
+    let params: Vec<ExternalParam<'_>> = SHAPES
+        .iter()
+        .zip(held.iter())
+        .enumerate()
+        .map(|(k, ((name, _), h))| ExternalParam {
+            name,
+            grad: (k != 2 || step % 2 == 1).then(|| sums(&h.grad)),
+        })
+        .collect();
+    let inputs = StepInputs {
+        loss,
+        all_reduce: None,
+    };
+    let out = o.step_programs(&params, inputs)?;
+    for p in &out.programs {
+        let h = &mut held[p.index];
+        if let Some(init) = &p.init {
+            run(init, h);
+        }
+        run(&p.update, h);
+    }
+    Ok(out.info)
+}
+
+fn host_step(
+    o: &mut dyn DynOptimizer<f32>,
+    held: &mut [Held],
+    step: usize,
+    loss: Option<f64>,
+) -> schedulefree::StepInfo {
+    let mut params: Vec<Param<'_, f32>> = SHAPES
+        .iter()
+        .zip(held.iter_mut())
+        .enumerate()
+        .map(|(k, ((name, _), h))| {
+            if k != 2 || step % 2 == 1 {
+                Param::new(name, &mut h.value, &h.grad)
+            } else {
+                Param::no_grad(name, &mut h.value)
+            }
+        })
+        .collect();
+    let inputs = StepInputs {
+        loss,
+        all_reduce: None,
+    };
+    o.step_with(&mut params, inputs).expect("host step")
+}
+
+/// Largest relative difference, `|a − b| / max(|a|, |b|, 1e-3)`.
+fn rel(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1e-3))
+        .fold(0.0, f32::max)
+}
+
+/// Host and external runs of `preset` side by side; returns the largest relative difference
+/// of values, slots and eval points.
+fn compare(preset: &PresetConfig, nan_at: Option<usize>) -> f32 {
+    let mut host = build(preset);
+    let mut ext = build(preset);
+    let slot_names = host.slot_names();
+    let mut h_held = start(slot_names.len());
+    let mut e_held = start(slot_names.len());
+    let loss = host.needs_loss().then_some(0.7);
+    let mut worst = 0.0f32;
+    for step in 0..STEPS {
+        fill_grads(&mut h_held, step, nan_at);
+        fill_grads(&mut e_held, step, nan_at);
+        let hi = host_step(host.as_mut(), &mut h_held, step, loss);
+        let ei = external_step(ext.as_mut(), &mut e_held, step, loss).expect("external step");
+        assert_eq!(hi.skipped, ei.skipped, "step {step}");
+        assert_eq!(hi.group.k, ei.group.k);
+        // The same scalars, to rounding of the caller's gradient sums.
+        let (a, b) = (hi.group.lr, ei.group.lr);
+        assert!(
+            (a - b).abs() <= 1e-12 * a.abs(),
+            "lr {a} vs {b} at step {step}"
+        );
+        for (k, (name, _)) in SHAPES.iter().enumerate() {
+            worst = worst.max(rel(&h_held[k].value, &e_held[k].value));
+            for (j, slot) in slot_names.iter().enumerate() {
+                if let Some(view) = host.slot(name, slot) {
+                    let host_slot: Vec<f32> = view.iter().collect();
+                    worst = worst.max(rel(&host_slot, &e_held[k].slots[j]));
+                }
+            }
+        }
+    }
+    // The eval point x from the eval program.
+    let eval = ext.eval_program().expect("traceable");
+    for (k, (name, _)) in SHAPES.iter().enumerate() {
+        let mut x = vec![0.0f32; h_held[k].value.len()];
+        host.x_into(name, &h_held[k].value, &mut x)
+            .expect("host param");
+        let mut h = e_held[k].clone();
+        run(&eval, &mut h);
+        worst = worst.max(rel(&x, &h.value));
+    }
+    worst
+}
+
+fn composed(learner: LearnerConfig) -> PresetConfig {
+    PresetConfig::Composed(Composed {
+        learner,
+        conversion: ConversionConfig::ScheduleFree {
+            beta: 0.9,
+            weights: Default::default(),
+        },
+        decay: DecayConfig::standard(AnyDecay::DecoupledAtY),
+        schedule: ScheduleConfig::Linear {
+            warmup: 3,
+            total: STEPS as u64,
+            end: 0.0,
+        },
+        lr: 0.05,
+        weight_decay: 0.01,
+    })
+}
+
+#[test]
+fn presets_follow_the_host_step_bit_for_bit() {
+    let presets = [
+        PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+            warmup_steps: 5,
+            weight_decay: 0.1,
+            ..Default::default()
+        }),
+        PresetConfig::AdamWScheduleFreePaper(AdamWScheduleFree {
+            warmup_steps: 5,
+            ..Default::default()
+        }),
+        PresetConfig::SgdScheduleFree(SgdScheduleFree {
+            lr: 0.1,
+            warmup_steps: 3,
+            ..Default::default()
+        }),
+        PresetConfig::SgdScheduleFreeReference(SgdScheduleFree::default()),
+        PresetConfig::RAdamScheduleFree(RAdamScheduleFree::default()),
+        PresetConfig::AdamW {
+            config: Default::default(),
+            schedule: ScheduleConfig::Cosine {
+                warmup: 2,
+                total: STEPS as u64,
+                end: 0.0,
+            },
+        },
+        PresetConfig::AdamC {
+            config: Default::default(),
+            schedule: ScheduleConfig::Constant {},
+        },
+        composed(LearnerConfig::Cocob(Cocob::default())),
+    ];
+    for preset in &presets {
+        assert_eq!(compare(preset, None), 0.0, "{preset:?}");
+        assert_eq!(
+            compare(preset, Some(6)),
+            0.0,
+            "{preset:?} with a NaN gradient"
+        );
+    }
+}
+
+#[test]
+fn learners_reading_gradient_norms_follow_to_rounding() {
+    for learner in [
+        LearnerConfig::AdaGradNorm(AdaGradNorm::default()),
+        LearnerConfig::Polyak(Polyak::default()),
+    ] {
+        let preset = composed(learner);
+        assert!(compare(&preset, None) <= 1e-6, "{preset:?}");
+    }
+}
+
+#[test]
+fn a_non_finite_gradient_skips_the_step_and_moves_nothing() {
+    let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree::default());
+    let mut o = build(&preset);
+    let mut held = start(o.slot_names().len());
+    fill_grads(&mut held, 0, None);
+    external_step(o.as_mut(), &mut held, 0, None).expect("step");
+    let before = held.iter().map(|h| h.value.clone()).collect::<Vec<_>>();
+    fill_grads(&mut held, 1, Some(1));
+    let info = external_step(o.as_mut(), &mut held, 1, None).expect("skipped, not refused");
+    assert_eq!(info.skipped, Some(Skipped::NonFiniteGradient { index: 1 }));
+    assert_eq!(o.step_count(), 1);
+    assert_eq!(
+        held.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
+        before
+    );
+}
+
+#[test]
+fn host_and_external_parameters_refuse_each_others_calls() {
+    let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree::default());
+    let mut o = build(&preset);
+    let mut held = start(o.slot_names().len());
+    fill_grads(&mut held, 1, None);
+    external_step(o.as_mut(), &mut held, 1, None).expect("step");
+    let h = &mut held[0];
+    let e = o.step(&mut [Param::new("a.weight", &mut h.value, &h.grad)]);
+    assert_eq!(e, Err(StepError::ExternalState("a.weight".into())));
+    let mut out = vec![0.0; h.value.len()];
+    assert!(matches!(
+        o.x_into("a.weight", &h.value, &mut out),
+        Err(StepError::ExternalState(_))
+    ));
+    assert!(o.slot("a.weight", "z").is_none());
+    let e = o.eval(&mut [Param::no_grad("a.weight", &mut h.value)]);
+    assert!(matches!(e, Err(StepError::ExternalState(_))));
+    assert!(o.is_train_mode());
+
+    // The other way round: a parameter the host path gave state.
+    let mut o = build(&preset);
+    let mut held = start(o.slot_names().len());
+    fill_grads(&mut held, 1, None);
+    host_step(o.as_mut(), &mut held, 1, None);
+    let e = external_step(o.as_mut(), &mut held, 1, None);
+    assert_eq!(e, Err(StepError::HostState("a.weight".into())));
+    assert_eq!(o.step_count(), 1);
+}
+
+#[test]
+fn compositions_without_a_program_are_refused_before_anything_moves() {
+    let mut o = build(&composed(LearnerConfig::Prodigy(Prodigy::default())));
+    let mut held = start(o.slot_names().len());
+    fill_grads(&mut held, 1, None);
+    let e = external_step(o.as_mut(), &mut held, 1, None);
+    assert!(matches!(
+        e,
+        Err(StepError::Program(ProgramError::Unsupported { .. }))
+    ));
+    assert_eq!(o.step_count(), 0);
+
+    let mut projected = composed(LearnerConfig::Adam(Default::default()));
+    if let PresetConfig::Composed(c) = &mut projected {
+        c.decay = DecayConfig {
+            base: AnyDecay::DecoupledAtY,
+            normalized: NormalizedPolicy::Projected(Default::default()),
+        };
+    }
+    let mut o = projected.build_dyn::<f32>().expect("valid");
+    o.add_param_tagged(0, "w", &[4, 3], ParamTags::NORMALIZED)
+        .expect("new");
+    let g = [0.1f32; 12];
+    let e = o.step_programs(
+        &[ExternalParam {
+            name: "w",
+            grad: Some(sums(&g)),
+        }],
+        StepInputs::default(),
+    );
+    assert!(matches!(
+        e,
+        Err(StepError::Program(ProgramError::Unsupported { .. }))
+    ));
+    assert_eq!(o.step_count(), 0);
+}
+
+#[test]
+fn saved_external_state_resumes_exactly() {
+    let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+        warmup_steps: 4,
+        ..Default::default()
+    });
+    let mut straight = build(&preset);
+    let mut held = start(straight.slot_names().len());
+    let mut resumed = None;
+    let mut resumed_held = Vec::new();
+    for step in 0..12 {
+        if step == 6 {
+            let st = straight.state();
+            let rec = &st.params["a.weight"];
+            assert!(rec.external && rec.has_state && rec.buffers.is_empty());
+            let json = serde_json::to_string(&st).expect("serializes");
+            let mut fresh = build(&preset);
+            fresh
+                .load_state(&serde_json::from_str(&json).expect("parses"))
+                .expect("loads");
+            resumed = Some(fresh);
+            resumed_held = held.clone();
+        }
+        fill_grads(&mut held, step, None);
+        external_step(straight.as_mut(), &mut held, step, None).expect("step");
+        if let Some(r) = resumed.as_mut() {
+            fill_grads(&mut resumed_held, step, None);
+            external_step(r.as_mut(), &mut resumed_held, step, None).expect("step");
+        }
+    }
+    for (a, b) in held.iter().zip(&resumed_held) {
+        assert_eq!(a.value, b.value);
+        assert_eq!(a.slots, b.slots);
+    }
+}
