@@ -180,6 +180,7 @@
 
 mod batch_norm;
 mod checkpoint;
+mod device;
 mod error;
 mod model_optimizer;
 mod module_params;
@@ -192,6 +193,7 @@ pub use batch_norm::recalibrate_batch_norm;
 pub use checkpoint::{
     CHECKPOINT_FILE, CHECKPOINT_VERSION, checkpoint_model_path, load_checkpoint, save_checkpoint,
 };
+pub use device::DeviceOptimizer;
 pub use error::BurnAdapterError;
 pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
 pub use schedule_lr::ScheduleLr;

@@ -201,7 +201,10 @@ impl ModelOptimizer {
         loss: Option<f64>,
     ) -> Result<(M, StepInfo), BurnAdapterError> {
         let mut params = read_params_with_grads(&module, &mut grads)?;
-        self.check_against(params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())))?;
+        check_shapes(
+            &self.shapes,
+            params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())),
+        )?;
         params.retain(|p| p.grad.is_some());
         for p in &params {
             if !self.shapes.contains_key(&p.path) {
@@ -228,42 +231,6 @@ impl ModelOptimizer {
         let values: HashMap<String, Vec<f32>> =
             params.into_iter().map(|p| (p.path, p.value)).collect();
         Ok((write_params(module, values), info))
-    }
-
-    /// Check that every registered path is a float parameter of the module with the same shape.
-    fn check_against<'p>(
-        &self,
-        module: impl Iterator<Item = (&'p str, &'p [usize])>,
-    ) -> Result<(), BurnAdapterError> {
-        let mut seen = HashSet::with_capacity(self.shapes.len());
-        let mut available = Vec::new();
-        for (path, shape) in module {
-            available.push(path.to_string());
-            if let Some(expected) = self.shapes.get(path) {
-                if expected.as_slice() != shape {
-                    return Err(BurnAdapterError::Shape {
-                        path: path.to_string(),
-                        found: shape.to_vec(),
-                        expected: expected.clone(),
-                    });
-                }
-                seen.insert(path);
-            }
-        }
-        let unmatched: Vec<String> = self
-            .shapes
-            .keys()
-            .filter(|p| !seen.contains(p.as_str()))
-            .cloned()
-            .collect();
-        if unmatched.is_empty() {
-            Ok(())
-        } else {
-            Err(BurnAdapterError::UnmatchedState {
-                paths: unmatched,
-                available,
-            })
-        }
     }
 
     /// A copy of `module` whose parameters hold the eval point `x` (Schedule-Free's returned
@@ -458,4 +425,43 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, BurnAdapterError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| io_err(path, e))
+}
+
+/// Check that every path in `shapes` is a float parameter of the module (its paths and shapes
+/// from `module`) with the same shape.
+///
+/// # Errors
+/// [`BurnAdapterError::Shape`], [`BurnAdapterError::UnmatchedState`].
+pub(crate) fn check_shapes<'p>(
+    shapes: &Shapes,
+    module: impl Iterator<Item = (&'p str, &'p [usize])>,
+) -> Result<(), BurnAdapterError> {
+    let mut seen = HashSet::with_capacity(shapes.len());
+    let mut available = Vec::new();
+    for (path, shape) in module {
+        available.push(path.to_string());
+        if let Some(expected) = shapes.get(path) {
+            if expected.as_slice() != shape {
+                return Err(BurnAdapterError::Shape {
+                    path: path.to_string(),
+                    found: shape.to_vec(),
+                    expected: expected.clone(),
+                });
+            }
+            seen.insert(path);
+        }
+    }
+    let unmatched: Vec<String> = shapes
+        .keys()
+        .filter(|p| !seen.contains(p.as_str()))
+        .cloned()
+        .collect();
+    if unmatched.is_empty() {
+        Ok(())
+    } else {
+        Err(BurnAdapterError::UnmatchedState {
+            paths: unmatched,
+            available,
+        })
+    }
 }

@@ -35,7 +35,7 @@ pub(crate) enum GradSource<'a> {
 }
 
 impl GradSource<'_> {
-    fn take<const D: usize>(&mut self, id: ParamId) -> Option<Tensor<D>> {
+    pub(crate) fn take<const D: usize>(&mut self, id: ParamId) -> Option<Tensor<D>> {
         match self {
             GradSource::Single(g) => g.remove::<D>(id),
             GradSource::Multi(g) => g.remove::<D>(id).map(|(t, _device)| t),
@@ -52,23 +52,20 @@ fn host_values<const D: usize>(t: Tensor<D>, path: &str) -> Result<Vec<f32>, Bur
         })
 }
 
-/// Collects every float parameter (and, with a source, its gradient) with its path.
-struct Collect<'g, 'a> {
+/// Where a module visitor is: the field names along the path and the types owning them.
+#[derive(Default)]
+pub(crate) struct ModulePath {
     stack: Vec<String>,
-    /// Container types along the path (`Struct:` stripped).
+    /// Container types along the path (`Struct:` stripped; "" for collections).
     types: Vec<String>,
-    grads: Option<&'g mut GradSource<'a>>,
-    /// Read values only for parameters with a gradient (the step needs nothing else).
-    values_only_with_grad: bool,
-    out: Vec<HostParam>,
-    error: Option<BurnAdapterError>,
 }
 
-impl ModuleVisitor for Collect<'_, '_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
+impl ModulePath {
+    /// Entering field `name` of a container of type `container_type`: burn passes the type
+    /// of the struct (or enum) that owns the field, and bare "Vec", "Array", "Tuple" for
+    /// collections, which are not owners.
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
         self.stack.push(name.to_string());
-        // burn passes the type of the struct (or enum) that owns the field, and bare "Vec",
-        // "Array", "Tuple" for collections; collections are not owners.
         let owner = match container_type {
             "Vec" | "Array" | "Tuple" => "",
             t => t
@@ -78,15 +75,64 @@ impl ModuleVisitor for Collect<'_, '_> {
         };
         self.types.push(owner.to_string());
     }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+
+    /// Leaving the innermost field.
+    pub(crate) fn exit(&mut self) {
         self.stack.pop();
         self.types.pop();
+    }
+
+    /// The module path, fields joined by `.`.
+    pub(crate) fn path(&self) -> String {
+        self.stack.join(".")
+    }
+
+    /// The innermost owning struct type (the root module's for its own fields).
+    pub(crate) fn owner(&self) -> String {
+        self.types
+            .iter()
+            .rev()
+            .find(|t| !t.is_empty())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// [`BurnAdapterError::DuplicatePath`] for the first path seen twice.
+pub(crate) fn check_unique<'p>(
+    paths: impl Iterator<Item = &'p str>,
+) -> Result<(), BurnAdapterError> {
+    let mut seen = std::collections::HashSet::new();
+    for p in paths {
+        if !seen.insert(p) {
+            return Err(BurnAdapterError::DuplicatePath(p.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Collects every float parameter (and, with a source, its gradient) with its path.
+struct Collect<'g, 'a> {
+    at: ModulePath,
+    grads: Option<&'g mut GradSource<'a>>,
+    /// Read values only for parameters with a gradient (the step needs nothing else).
+    values_only_with_grad: bool,
+    out: Vec<HostParam>,
+    error: Option<BurnAdapterError>,
+}
+
+impl ModuleVisitor for Collect<'_, '_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.at.enter(name, container_type);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.at.exit();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if self.error.is_some() {
             return;
         }
-        let path = self.stack.join(".");
+        let path = self.at.path();
         let grad = self.grads.as_mut().and_then(|g| g.take::<D>(param.id));
         let shape = param.lazy_shape().to_vec();
         let wanted = grad.is_some() || !self.values_only_with_grad;
@@ -108,32 +154,14 @@ impl ModuleVisitor for Collect<'_, '_> {
         } else {
             Vec::new()
         };
-        // The innermost struct type (collections were pushed as "").
-        let owner = self
-            .types
-            .iter()
-            .rev()
-            .find(|t| !t.is_empty())
-            .cloned()
-            .unwrap_or_default();
         self.out.push(HostParam {
             path,
             shape,
             value,
             grad,
-            owner,
+            owner: self.at.owner(),
         });
     }
-}
-
-fn check_unique(params: &[HostParam]) -> Result<(), BurnAdapterError> {
-    let mut seen = std::collections::HashSet::with_capacity(params.len());
-    for p in params {
-        if !seen.insert(p.path.as_str()) {
-            return Err(BurnAdapterError::DuplicatePath(p.path.clone()));
-        }
-    }
-    Ok(())
 }
 
 /// Every float parameter of `module` with its values (in module visit order).
@@ -142,8 +170,7 @@ fn check_unique(params: &[HostParam]) -> Result<(), BurnAdapterError> {
 /// [`BurnAdapterError::Tensor`] if a read fails, [`BurnAdapterError::DuplicatePath`].
 pub(crate) fn read_params<M: Module>(module: &M) -> Result<Vec<HostParam>, BurnAdapterError> {
     let mut v = Collect {
-        stack: Vec::new(),
-        types: Vec::new(),
+        at: ModulePath::default(),
         grads: None,
         values_only_with_grad: false,
         out: Vec::new(),
@@ -153,7 +180,7 @@ pub(crate) fn read_params<M: Module>(module: &M) -> Result<Vec<HostParam>, BurnA
     if let Some(e) = v.error {
         return Err(e);
     }
-    check_unique(&v.out)?;
+    check_unique(v.out.iter().map(|p| p.path.as_str()))?;
     Ok(v.out)
 }
 
@@ -167,8 +194,7 @@ pub(crate) fn read_params_with_grads<M: Module>(
     grads: &mut GradSource<'_>,
 ) -> Result<Vec<HostParam>, BurnAdapterError> {
     let mut v = Collect {
-        stack: Vec::new(),
-        types: Vec::new(),
+        at: ModulePath::default(),
         grads: Some(grads),
         values_only_with_grad: true,
         out: Vec::new(),
@@ -178,7 +204,7 @@ pub(crate) fn read_params_with_grads<M: Module>(
     if let Some(e) = v.error {
         return Err(e);
     }
-    check_unique(&v.out)?;
+    check_unique(v.out.iter().map(|p| p.path.as_str()))?;
     Ok(v.out)
 }
 
@@ -186,7 +212,11 @@ pub(crate) fn read_params_with_grads<M: Module>(
 /// state `old` carried: autodiff association and checkpointing strategy, gradient retention,
 /// distributed marking. burn's own `ParameterContext` does the same for `ModuleOptimizer`, but
 /// it is crate-private.
-fn restore_like<const D: usize>(old: &Tensor<D>, new_inner: Tensor<D>, id: ParamId) -> Tensor<D> {
+pub(crate) fn restore_like<const D: usize>(
+    old: &Tensor<D>,
+    new_inner: Tensor<D>,
+    id: ParamId,
+) -> Tensor<D> {
     let Some(strategy) = old.gradient_checkpointing_strategy() else {
         return new_inner; // `old` had no autodiff (e.g. a `valid()` module): neither has the copy.
     };
@@ -203,19 +233,19 @@ fn restore_like<const D: usize>(old: &Tensor<D>, new_inner: Tensor<D>, id: Param
 /// Replaces the values of the parameters named in `values` (path → row-major `f32`), keeping
 /// ids, devices, dtypes and autodiff state; other parameters are passed through.
 struct WriteBack<'v> {
-    stack: Vec<String>,
+    at: ModulePath,
     values: &'v mut HashMap<String, Vec<f32>>,
 }
 
 impl ModuleMapper for WriteBack<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.stack.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.at.enter(name, container_type);
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+        self.at.exit();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = self.stack.join(".");
+        let path = self.at.path();
         let Some(values) = self.values.remove(&path) else {
             return param;
         };
@@ -245,7 +275,7 @@ pub(crate) fn replace_value<const D: usize>(
 /// have been checked against the shapes by the caller.
 pub(crate) fn write_params<M: Module>(module: M, mut values: HashMap<String, Vec<f32>>) -> M {
     let mut m = WriteBack {
-        stack: Vec::new(),
+        at: ModulePath::default(),
         values: &mut values,
     };
     module.map(&mut m)

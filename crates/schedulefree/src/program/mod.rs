@@ -82,6 +82,15 @@ pub enum ProgramError {
         /// What is not covered.
         what: &'static str,
     },
+    /// A program built with [`ElementProgram::from_ops`] reads a node that is not before it,
+    /// or an input or output out of range.
+    #[error("malformed program: node {node} {what}")]
+    Malformed {
+        /// The offending node (or output) index.
+        node: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
     /// A host evaluation in another element type than the program's constants were rounded to.
     #[error("the program was recorded for {program:?} elements, not {found:?}")]
     Dtype {
@@ -158,6 +167,59 @@ impl ElementProgram {
             slots_out: slots_out.iter().map(|&s| index[s]).collect(),
             direction: direction.map(|d| index[d]),
         }
+    }
+
+    /// A program from its parts, checked: every operand precedes its node, slot inputs are
+    /// below `n_slots`, constants are representable in `dtype`, `slots_out` has `n_slots`
+    /// entries and every output names a node. (Recorded programs come from
+    /// [`crate::Optimizer::step_programs`]; this is for tests and tools of other evaluators.)
+    ///
+    /// # Errors
+    /// [`ProgramError::Malformed`] naming the first offending node.
+    pub fn from_ops(
+        dtype: Dtype,
+        n_slots: usize,
+        ops: Vec<Op>,
+        value_out: usize,
+        slots_out: Vec<usize>,
+        direction: Option<usize>,
+    ) -> Result<Self, ProgramError> {
+        let bad = |node, what| Err(ProgramError::Malformed { node, what });
+        for (i, op) in ops.iter().enumerate() {
+            if op.operands().into_iter().flatten().any(|a| a >= i) {
+                return bad(i, "reads a node that is not before it");
+            }
+            match *op {
+                Op::Slot(j) if j >= n_slots => return bad(i, "reads a slot out of range"),
+                Op::Const(c)
+                    if dtype == Dtype::F32
+                        && f64::from(c as f32).to_bits() != c.to_bits()
+                        && !c.is_nan() =>
+                {
+                    return bad(i, "is a constant not representable in f32");
+                }
+                _ => {}
+            }
+        }
+        if slots_out.len() != n_slots {
+            return bad(slots_out.len(), "slot outputs for another number of slots");
+        }
+        let mut outputs = slots_out
+            .iter()
+            .copied()
+            .chain([value_out])
+            .chain(direction);
+        if let Some(o) = outputs.find(|&o| o >= ops.len()) {
+            return bad(o, "is an output past the last node");
+        }
+        Ok(ElementProgram {
+            dtype,
+            n_slots,
+            ops,
+            value_out,
+            slots_out,
+            direction,
+        })
     }
 
     /// The element type the constants are rounded to and the operations run in.

@@ -138,3 +138,32 @@ fn init_and_eval_programs_give_the_formulas_bits() {
     every_learner::<f32>();
     every_learner::<f64>();
 }
+
+#[test]
+fn from_ops_checks_its_parts() {
+    let ok = ElementProgram::from_ops(
+        Dtype::F32,
+        1,
+        vec![Op::Value, Op::Slot(0), Op::Add(0, 1)],
+        2,
+        vec![1],
+        None,
+    );
+    let program = ok.expect("well formed");
+    let (mut v, mut s) = (1.5f32, [2.0f32]);
+    program
+        .apply(&mut v, 0.0, &mut s, &mut Vec::new())
+        .expect("sizes");
+    assert_eq!((v, s), (3.5, [2.0]));
+    let malformed = |ops: Vec<Op>, value_out, slots_out: Vec<usize>| {
+        matches!(
+            ElementProgram::from_ops(Dtype::F32, 1, ops, value_out, slots_out, None),
+            Err(ProgramError::Malformed { .. })
+        )
+    };
+    assert!(malformed(vec![Op::Value, Op::Add(0, 1)], 1, vec![0]));
+    assert!(malformed(vec![Op::Slot(1)], 0, vec![0]));
+    assert!(malformed(vec![Op::Const(0.1)], 0, vec![0]));
+    assert!(malformed(vec![Op::Value], 0, vec![]));
+    assert!(malformed(vec![Op::Value], 1, vec![0]));
+}

@@ -1,0 +1,297 @@
+//! Running a core [`ElementProgram`] on burn tensors: each node becomes one elementwise
+//! tensor op on the parameter's device (burn's fusion backends fuse the chain into one
+//! kernel), constants become scalar operands. Registers are dropped after their last use, so
+//! backends that update uniquely owned tensors in place can do so.
+//!
+//! Each op is one IEEE operation per element, as on the host, so a backend that neither
+//! fuses products into sums nor approximates division and square root gives the core's bits
+//! (burn's flex backend does; the parity tests check it). One documented difference: `max`
+//! and `min` against a constant run as `clamp_min`/`clamp_max`, which keep a NaN where the
+//! host's `maxNum` returns the constant; that only matters for NaN gradients under
+//! `NonFinitePolicy::Propagate`, whose result is NaN either way.
+
+use burn::tensor::Tensor;
+use schedulefree::program::{ElementProgram, Op};
+
+/// A register: a constant of the program or a tensor.
+// A program has a few dozen registers: boxing the tensor would save little and allocate.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Reg {
+    Const(f64),
+    T(Tensor<1>),
+}
+
+/// The outputs of one program run over a flattened tensor.
+pub(crate) struct Outputs {
+    /// The new value.
+    pub value: Tensor<1>,
+    /// The new state slots.
+    pub slots: Vec<Tensor<1>>,
+}
+
+/// `program` over every element of `value` (flattened), `grad` and `slots` (same length).
+pub(crate) fn run(
+    program: &ElementProgram,
+    value: &Tensor<1>,
+    grad: Option<&Tensor<1>>,
+    slots: &[Tensor<1>],
+) -> Outputs {
+    let ops = program.ops();
+    // The last node reading each node; outputs live to the end.
+    let mut last_use: Vec<usize> = (0..ops.len()).collect();
+    for (i, op) in ops.iter().enumerate() {
+        for a in op.operands().into_iter().flatten() {
+            last_use[a] = i;
+        }
+    }
+    let outputs = program.slots_out().iter().copied();
+    for o in outputs.chain([program.value_out()]) {
+        last_use[o] = usize::MAX;
+    }
+    let full = |c: f64| value.full_like(c);
+    let tensor = |r: &Reg| match r {
+        Reg::T(t) => t.clone(),
+        Reg::Const(c) => full(*c),
+    };
+    let mut regs: Vec<Option<Reg>> = Vec::with_capacity(ops.len());
+    for (i, &op) in ops.iter().enumerate() {
+        let r = |a: usize| regs[a].clone().unwrap_or(Reg::Const(f64::NAN));
+        let out = match op {
+            Op::Value => Reg::T(value.clone()),
+            Op::Grad => Reg::T(grad.map_or_else(|| full(0.0), Clone::clone)),
+            Op::Slot(j) => Reg::T(slots.get(j).map_or_else(|| full(0.0), Clone::clone)),
+            Op::Const(c) => Reg::Const(c),
+            Op::Neg(a) => Reg::T(tensor(&r(a)).neg()),
+            Op::Abs(a) => Reg::T(tensor(&r(a)).abs()),
+            Op::Sqrt(a) => Reg::T(tensor(&r(a)).sqrt()),
+            Op::Add(a, b) => Reg::T(match (r(a), r(b)) {
+                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.add_scalar(c),
+                (x, y) => tensor(&x).add(tensor(&y)),
+            }),
+            Op::Sub(a, b) => Reg::T(match (r(a), r(b)) {
+                (Reg::T(x), Reg::Const(c)) => x.sub_scalar(c),
+                // c − x = (−x) + c exactly: negation is exact and addition commutes.
+                (Reg::Const(c), Reg::T(x)) => x.neg().add_scalar(c),
+                (x, y) => tensor(&x).sub(tensor(&y)),
+            }),
+            Op::Mul(a, b) => Reg::T(match (r(a), r(b)) {
+                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.mul_scalar(c),
+                (x, y) => tensor(&x).mul(tensor(&y)),
+            }),
+            Op::Div(a, b) => Reg::T(match (r(a), r(b)) {
+                (Reg::T(x), Reg::Const(c)) => x.div_scalar(c),
+                (x, y) => tensor(&x).div(tensor(&y)),
+            }),
+            Op::Max(a, b) => Reg::T(match (r(a), r(b)) {
+                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.clamp_min(c),
+                (x, y) => tensor(&x).max_pair(tensor(&y)),
+            }),
+            Op::Min(a, b) => Reg::T(match (r(a), r(b)) {
+                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.clamp_max(c),
+                (x, y) => tensor(&x).min_pair(tensor(&y)),
+            }),
+        };
+        regs.push(Some(out));
+        for a in op.operands().into_iter().flatten() {
+            if last_use[a] == i {
+                regs[a] = None;
+            }
+        }
+    }
+    // Cloning a tensor register shares its buffer; the registers drop on return.
+    let out = |i: usize| regs[i].as_ref().map_or_else(|| full(f64::NAN), tensor);
+    Outputs {
+        value: out(program.value_out()),
+        slots: program.slots_out().iter().map(|&o| out(o)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every program the core's compositions produce runs on burn tensors as on the host
+    //! (flex's element ops are exact), whatever mix of constant and tensor operands it has.
+
+    use burn::tensor::{Device, Tensor, TensorData};
+    use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
+    use schedulefree::conversion::AveragingWeights;
+    use schedulefree::decay::{AnyDecay, DecayConfig};
+    use schedulefree::learner::{AdaGradNorm, Adam, BiasCorrection, Cocob, Polyak, Sgd};
+    use schedulefree::schedule::ScheduleConfig;
+    use schedulefree::{ExternalParam, GradientSums, PresetConfig, StepInputs};
+
+    use super::run;
+
+    const N: usize = 37;
+
+    fn tensor(v: &[f32], device: &Device) -> Tensor<1> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+    }
+
+    fn host(t: &Tensor<1>) -> Vec<u32> {
+        t.clone()
+            .try_into_vec_as::<f32>()
+            .expect("f32")
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    fn check(learner: LearnerConfig, conversion: ConversionConfig, decay: AnyDecay) {
+        let preset = PresetConfig::Composed(Composed {
+            learner,
+            conversion,
+            decay: DecayConfig::standard(decay),
+            schedule: ScheduleConfig::Linear {
+                warmup: 2,
+                total: 6,
+                end: 0.1,
+            },
+            lr: 0.1,
+            weight_decay: 0.1,
+        });
+        let mut core = preset.build_dyn::<f32>().expect("valid");
+        core.add_param_to(0, "w", &[N]).expect("new");
+        let device = Device::default();
+        let mut value: Vec<f32> = (0..N).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut slots = vec![vec![0.0f32; N]; core.slot_names().len()];
+        let mut value_t = tensor(&value, &device);
+        let mut slots_t: Vec<Tensor<1>> = slots.iter().map(|s| tensor(s, &device)).collect();
+        let mut regs = Vec::new();
+        for step in 0..4 {
+            let grad: Vec<f32> = (0..N)
+                .map(|i| ((i * 5 + step * 3) as f32 * 0.21).cos() - 0.2 + 0.5 * value[i])
+                .collect();
+            let sums = GradientSums {
+                l1: grad.iter().map(|g| f64::from(g.abs())).sum(),
+                l2_sq: grad.iter().map(|g| f64::from(g * g)).sum(),
+                finite: true,
+            };
+            let params = [ExternalParam {
+                name: "w",
+                grad: Some(sums),
+            }];
+            let out = core
+                .step_programs(&params, StepInputs::with_loss(0.5))
+                .expect("covered");
+            let grad_t = tensor(&grad, &device);
+            for pp in &out.programs {
+                for program in pp.init.iter().chain([&pp.update]) {
+                    let mut e = vec![0.0f32; slots.len()];
+                    for i in 0..N {
+                        for (v, s) in e.iter_mut().zip(&slots) {
+                            *v = s[i];
+                        }
+                        program
+                            .apply(&mut value[i], grad[i], &mut e, &mut regs)
+                            .expect("sizes");
+                        for (v, s) in e.iter().zip(&mut slots) {
+                            s[i] = *v;
+                        }
+                    }
+                    let o = run(program, &value_t, Some(&grad_t), &slots_t);
+                    (value_t, slots_t) = (o.value, o.slots);
+                }
+            }
+            let what = format!("{learner:?} + {conversion:?} + {decay:?}, step {step}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(host(&value_t), bits(&value), "value: {what}");
+            for (t, s) in slots_t.iter().zip(&slots) {
+                assert_eq!(host(t), bits(s), "slot: {what}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_composition_runs_as_on_the_host() {
+        let learners = [
+            LearnerConfig::Sgd(Sgd::default()),
+            LearnerConfig::Sgd(Sgd {
+                momentum: 0.9,
+                nesterov: true,
+                ..Sgd::default()
+            }),
+            LearnerConfig::Adam(Adam::default()),
+            LearnerConfig::Adam(Adam {
+                beta1: 0.0,
+                bias_correction: BiasCorrection::EpsBeforeCorrection,
+                ..Adam::default()
+            }),
+            LearnerConfig::AdaGradNorm(AdaGradNorm::default()),
+            LearnerConfig::Cocob(Cocob::default()),
+            LearnerConfig::Polyak(Polyak::default()),
+        ];
+        let conversions = [
+            ConversionConfig::LastIterate,
+            ConversionConfig::ScheduleFree {
+                beta: 0.9,
+                weights: AveragingWeights::default(),
+            },
+            ConversionConfig::PolyakAverage {
+                weights: AveragingWeights::UNIFORM,
+            },
+        ];
+        let decays = [
+            AnyDecay::None,
+            AnyDecay::L2,
+            AnyDecay::DecoupledAtY,
+            AnyDecay::Decoupled,
+        ];
+        for l in learners {
+            for c in conversions {
+                for d in decays {
+                    // Learners with their own momentum refuse a Schedule-Free conversion.
+                    let momentum = matches!(l, LearnerConfig::Sgd(s) if s.momentum > 0.0)
+                        || matches!(l, LearnerConfig::Adam(a) if a.beta1 > 0.0);
+                    if momentum && matches!(c, ConversionConfig::ScheduleFree { .. }) {
+                        continue;
+                    }
+                    check(l, c, d);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod every_op {
+    //! Each op with tensor and constant operands in every arrangement, including ones no
+    //! current composition produces, against the host evaluation.
+
+    use burn::tensor::{Device, Tensor, TensorData};
+    use schedulefree::Dtype;
+    use schedulefree::program::{ElementProgram, Op};
+
+    use super::run;
+
+    #[test]
+    fn every_op_and_operand_arrangement_gives_the_host_bits() {
+        let device = Device::default();
+        let x: Vec<f32> = (0..23).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+        let g: Vec<f32> = (0..23).map(|i| (i as f32 * 1.3).cos() + 0.01).collect();
+        let t = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
+        let (xt, gt) = (t(&x), t(&g));
+        let binary: [fn(usize, usize) -> Op; 6] =
+            [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min];
+        let unary: [fn(usize) -> Op; 3] = [Op::Neg, Op::Abs, Op::Sqrt];
+        // Nodes: 0 = value, 1 = grad, 2 = the constant 0.75.
+        let mut cases: Vec<Op> = Vec::new();
+        for op in binary {
+            cases.extend([op(0, 1), op(0, 2), op(2, 0)]);
+        }
+        cases.extend(unary.iter().flat_map(|op| [op(0), op(1)]));
+        for case in cases {
+            let ops = vec![Op::Value, Op::Grad, Op::Const(0.75), case];
+            let p = ElementProgram::from_ops(Dtype::F32, 0, ops, 3, vec![], None).expect("valid");
+            let out = run(&p, &xt, Some(&gt), &[]).value;
+            let got = out.try_into_vec_as::<f32>().expect("f32");
+            for i in 0..x.len() {
+                let mut v = x[i];
+                p.apply(&mut v, g[i], &mut [], &mut Vec::new())
+                    .expect("sizes");
+                let same = v.to_bits() == got[i].to_bits() || (v.is_nan() && got[i].is_nan());
+                assert!(same, "{case:?} at {i}: host {v}, burn {}", got[i]);
+            }
+        }
+    }
+}

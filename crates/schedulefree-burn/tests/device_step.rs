@@ -1,0 +1,140 @@
+//! The device-resident step (`DeviceOptimizer`) against the host path (`ModelOptimizer`) on
+//! burn's flex backend, whose element ops are exact: the same gradients give the same bits
+//! of `y` after every step and of `x` at the end, for every preset of the parity suite; the
+//! skip on a non-finite gradient, the refusals, and learners that read the gradient norms
+//! (summed in `f32` on the device, in `f64` on the host) to rounding.
+
+mod common;
+
+use burn::module::{Module, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{DType, Device, Tensor};
+use common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, values};
+use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
+use schedulefree::decay::{AnyDecay, DecayConfig};
+use schedulefree::learner::{AdaGradNorm, Prodigy};
+use schedulefree::schedule::ScheduleConfig;
+use schedulefree::{PresetConfig, Skipped, StepError};
+use schedulefree_burn::{BurnAdapterError, DeviceOptimizer, ModelOptimizer};
+
+const STEPS: usize = 10;
+const DIMS: [usize; 4] = [4, 8, 8, 3];
+
+/// Host and device runs from the same model; the largest relative difference of `y` over
+/// the run and of `x` at the end (0 when bit-identical), and whether every step was
+/// bit-identical.
+fn run_both(preset: &PresetConfig) -> (f64, bool) {
+    let device = Device::default().autodiff();
+    let model = Mlp::new(&device, &DIMS);
+    let (mut host_m, mut dev_m) = (model.clone(), model);
+    let mut host = ModelOptimizer::new(preset.clone()).expect("valid");
+    let mut dev = DeviceOptimizer::new(preset.clone()).expect("valid");
+    let (mut worst, mut exact) = (0.0f64, true);
+    for step in 0..STEPS {
+        let (hg, dg) = (grads(&host_m, step, &device), grads(&dev_m, step, &device));
+        let (h, hi) = host.step(host_m, hg).expect("host");
+        let (d, di) = dev.step(dev_m, dg).expect("device");
+        (host_m, dev_m) = (h, d);
+        assert_eq!(hi.skipped, di.skipped);
+        assert_eq!(hi.group.k, di.group.k);
+        let (a, b) = (values(&host_m), values(&dev_m));
+        worst = worst.max(max_rel_diff(&a, &b));
+        exact &= same_bits(&a, &b);
+    }
+    let (a, b) = (
+        values(&host.eval_module(&host_m).expect("host x")),
+        values(&dev.eval_module(&dev_m).expect("device x")),
+    );
+    worst = worst.max(max_rel_diff(&a, &b));
+    exact &= same_bits(&a, &b);
+    (worst, exact)
+}
+
+#[test]
+fn device_step_gives_the_host_paths_bits_on_flex() {
+    for preset in presets() {
+        let (worst, exact) = run_both(&preset);
+        assert!(exact, "{preset:?}: max relative difference {worst:e}");
+    }
+}
+
+fn composed(learner: LearnerConfig) -> PresetConfig {
+    PresetConfig::Composed(Composed {
+        learner,
+        conversion: ConversionConfig::ScheduleFree {
+            beta: 0.9,
+            weights: Default::default(),
+        },
+        decay: DecayConfig::standard(AnyDecay::DecoupledAtY),
+        schedule: ScheduleConfig::Constant {},
+        lr: 0.05,
+        weight_decay: 0.01,
+    })
+}
+
+#[test]
+fn learners_reading_gradient_norms_follow_to_rounding() {
+    let (worst, _) = run_both(&composed(
+        LearnerConfig::AdaGradNorm(AdaGradNorm::default()),
+    ));
+    assert!(worst <= 1e-5, "AdaGrad-Norm: {worst:e}");
+}
+
+#[test]
+fn a_non_finite_gradient_skips_the_step_on_the_device() {
+    let device = Device::default().autodiff();
+    let mut model = Mlp::new(&device, &DIMS);
+    let mut dev = DeviceOptimizer::new(presets()[0].clone()).expect("valid");
+    model = dev
+        .step(model.clone(), grads(&model, 0, &device))
+        .expect("step")
+        .0;
+    let before = values(&model);
+    let z_before = dev.slot("layers.0.weight", "z").expect("state").into_data();
+    // A NaN loss term poisons every gradient.
+    let loss = mse(&model, 1, &device) * Tensor::<1>::from_floats([f32::NAN], &device);
+    let g = GradientsParams::from_grads(loss.backward(), &model);
+    let (after, info) = dev.step(model, g).expect("skipped, not refused");
+    assert_eq!(info.skipped, Some(Skipped::NonFiniteGradient { index: 0 }));
+    assert!(same_bits(&before, &values(&after)));
+    assert_eq!(dev.core().step_count(), 1);
+    let z_after = dev.slot("layers.0.weight", "z").expect("state").into_data();
+    assert_eq!(z_before, z_after);
+}
+
+#[test]
+fn unsupported_methods_and_dtypes_are_typed_errors() {
+    let device = Device::default().autodiff();
+    let model = Mlp::new(&device, &DIMS);
+    let mut dev =
+        DeviceOptimizer::new(composed(LearnerConfig::Prodigy(Prodigy::default()))).expect("valid");
+    let e = dev
+        .step(model.clone(), grads(&model, 0, &device))
+        .map(|_| ());
+    assert!(
+        matches!(e, Err(BurnAdapterError::Step(StepError::Program(_)))),
+        "{e:?}"
+    );
+    assert_eq!(dev.core().step_count(), 0);
+
+    // An f64 model.
+    let wide = model.clone().map(&mut ToF64);
+    let mut dev = DeviceOptimizer::new(presets()[0].clone()).expect("valid");
+    let g = GradientsParams::from_grads(mse_f64(&wide, &device).backward(), &wide);
+    let e = dev.step(wide, g).map(|_| ());
+    assert!(matches!(e, Err(BurnAdapterError::Dtype { .. })), "{e:?}");
+    assert_eq!(dev.core().step_count(), 0);
+}
+
+struct ToF64;
+
+impl burn::module::ModuleMapper for ToF64 {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        p.map(|t| Tensor::from_inner(t.inner().cast(DType::F64)).require_grad())
+    }
+}
+
+fn mse_f64(m: &Mlp, device: &Device) -> Tensor<1> {
+    let x = common::matrix(6, DIMS[0], 0, device).cast(DType::F64);
+    m.forward(x).powf_scalar(2.0).mean()
+}
