@@ -1,7 +1,8 @@
 //! Step time on an MLP-sized parameter set (784-256-256-10 Linear layers, 269,322 parameters)
-//! with fixed synthetic gradients: our module-level optimizer, our per-tensor optimizer inside
-//! burn's `ModuleOptimizer`, burn's own AdamW `ModuleOptimizer`, and the core alone on host
-//! buffers (what the adapters add is the difference).
+//! with fixed synthetic gradients: our module-level optimizer (host path), our per-tensor
+//! optimizer inside burn's `ModuleOptimizer`, burn's own AdamW `ModuleOptimizer`, our
+//! device-resident optimizer (burn tensor ops), and the core alone on host buffers (what the
+//! adapters add is the difference).
 //!
 //! `cargo bench -p schedulefree-burn -- --warm-up-time 1 --measurement-time 3`
 
@@ -13,7 +14,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
 use schedulefree::{AdamWScheduleFree, PresetConfig};
-use schedulefree_burn::{ModelOptimizer, TensorOptimizer};
+use schedulefree_burn::{DeviceOptimizer, ModelOptimizer, TensorOptimizer};
 
 #[derive(Module, Debug)]
 struct Mlp {
@@ -124,6 +125,20 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let next = optim.step(1e-3, m.take().expect("model"), grads.params());
             // burn's step is lazy on some backends: read one value so the work is done.
+            let _ = black_box(next.layers[2].bias.as_ref().map(|p| p.val().into_data()));
+            m = Some(next);
+        })
+    });
+
+    let mut m = Some(model(&device));
+    let grads = Grads::of(m.as_ref().expect("model"));
+    let mut optim = DeviceOptimizer::new(preset()).expect("valid preset");
+    group.bench_function("device_optimizer_adamw_sf", |b| {
+        b.iter(|| {
+            let next = optim
+                .step(m.take().expect("model"), grads.params())
+                .expect("step")
+                .0;
             let _ = black_box(next.layers[2].bias.as_ref().map(|p| p.val().into_data()));
             m = Some(next);
         })

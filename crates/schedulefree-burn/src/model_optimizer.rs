@@ -333,16 +333,7 @@ impl ModelOptimizer {
         &self,
         state: &OptimizerState,
     ) -> Result<(Core, Shapes), BurnAdapterError> {
-        let mut core = self.preset.build_dyn::<f32>()?;
-        if let Some(g) = self.core.group_config(0) {
-            core.set_group_config(0, g)?;
-        }
-        let mut shapes = BTreeMap::new();
-        for (name, rec) in &state.params {
-            core.add_param_tagged(rec.group, name, &rec.shape, rec.tags)?;
-            shapes.insert(name.clone(), rec.shape.clone());
-        }
-        core.load_state(state)?;
+        let (mut core, shapes) = build_core(&self.preset, self.core.group_config(0), state)?;
         core.set_diagnostics(self.diagnostics);
         Ok((core, shapes))
     }
@@ -401,6 +392,30 @@ impl ModelOptimizer {
         self.shapes = shapes;
         Ok(())
     }
+}
+
+/// A fresh core for `preset` with group 0's config `group` and `state` loaded (any mode): every
+/// parameter of the state registered with its group, shape and tags.
+///
+/// # Errors
+/// The core's [`BurnAdapterError::Config`], [`BurnAdapterError::Param`],
+/// [`BurnAdapterError::State`].
+pub(crate) fn build_core(
+    preset: &PresetConfig,
+    group: Option<GroupConfig>,
+    state: &OptimizerState,
+) -> Result<(Core, Shapes), BurnAdapterError> {
+    let mut core = preset.build_dyn::<f32>()?;
+    if let Some(g) = group {
+        core.set_group_config(0, g)?;
+    }
+    let mut shapes = BTreeMap::new();
+    for (name, rec) in &state.params {
+        core.add_param_tagged(rec.group, name, &rec.shape, rec.tags)?;
+        shapes.insert(name.clone(), rec.shape.clone());
+    }
+    core.load_state(state)?;
+    Ok((core, shapes))
 }
 
 pub(crate) fn io_err(path: &Path, message: impl std::fmt::Display) -> BurnAdapterError {

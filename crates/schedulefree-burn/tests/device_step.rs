@@ -9,7 +9,7 @@ mod common;
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor};
-use common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, values};
+use common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, temp_dir, values};
 use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
 use schedulefree::decay::{AnyDecay, DecayConfig};
 use schedulefree::learner::{AdaGradNorm, Prodigy};
@@ -137,4 +137,53 @@ impl burn::module::ModuleMapper for ToF64 {
 fn mse_f64(m: &Mlp, device: &Device) -> Tensor<1> {
     let x = common::matrix(6, DIMS[0], 0, device).cast(DType::F64);
     m.forward(x).powf_scalar(2.0).mean()
+}
+
+#[test]
+fn saved_state_resumes_bit_exactly_in_either_optimizer() {
+    let device = Device::default().autodiff();
+    let preset = presets()[0].clone();
+    let dir = temp_dir("device-resume");
+    let start = Mlp::new(&device, &DIMS);
+    let mut dev = DeviceOptimizer::new(preset.clone()).expect("valid");
+    let mut host = ModelOptimizer::new(preset.clone()).expect("valid");
+    let (mut m, mut hm) = (start.clone(), start);
+    let mut saved = None;
+    for step in 0..8 {
+        if step == 4 {
+            dev.save(&dir.join("device.json")).expect("saves");
+            host.save(&dir.join("host.json")).expect("saves");
+            saved = Some(m.clone());
+        }
+        let (g, hg) = (grads(&m, step, &device), grads(&hm, step, &device));
+        m = dev.step(m, g).expect("step").0;
+        hm = host.step(hm, hg).expect("step").0;
+    }
+    let saved = saved.expect("saved at step 4");
+    let resume_device = |file: &str| {
+        let mut r = DeviceOptimizer::new(preset.clone()).expect("valid");
+        r.load(&dir.join(file)).expect("loads");
+        let mut rm = saved.clone();
+        for step in 4..8 {
+            let g = grads(&rm, step, &device);
+            rm = r.step(rm, g).expect("step").0;
+        }
+        (values(&rm), values(&r.eval_module(&rm).expect("x")))
+    };
+    let x = values(&dev.eval_module(&m).expect("x"));
+    for file in ["device.json", "host.json"] {
+        let (y, rx) = resume_device(file);
+        assert!(same_bits(&y, &values(&m)), "y after resuming from {file}");
+        assert!(same_bits(&rx, &x), "x after resuming from {file}");
+    }
+    // The device file on the host path.
+    let mut r = ModelOptimizer::new(preset).expect("valid");
+    r.load(&dir.join("device.json")).expect("loads");
+    let mut rm = saved;
+    for step in 4..8 {
+        let g = grads(&rm, step, &device);
+        rm = r.step(rm, g).expect("step").0;
+    }
+    assert!(same_bits(&values(&rm), &values(&hm)));
+    let _ = std::fs::remove_dir_all(&dir);
 }

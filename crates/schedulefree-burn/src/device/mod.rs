@@ -5,6 +5,7 @@
 
 mod params;
 mod program;
+mod state;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,10 +63,13 @@ use params::DeviceParam;
 /// path's bits (the parity tests check it), but the host path's fused kernel is faster
 /// there: one pass over memory against one per op.
 ///
+/// [`save`](Self::save) / [`load`](Self::load) use the host path's file format (a file of
+/// either optimizer resumes in the other, bit for bit on flex).
+///
 /// Not yet covered (each a typed error or said here): Prodigy and the hypersphere projection
 /// (no element program, [`BurnAdapterError::Step`]); parameters other than `f32`
-/// ([`BurnAdapterError::Dtype`]); saving and resuming this optimizer's state; norm
-/// diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
+/// ([`BurnAdapterError::Dtype`]); checkpoints at `x` ([`save_checkpoint`](crate::save_checkpoint)
+/// takes a `ModelOptimizer`); norm diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
 /// squares overflow `f32` reports an infinite `‖g‖₂` (AdaGrad-Norm and Polyak then refuse
 /// the step with a non-finite scalar) where the host path, summing in `f64`, does not.
 #[derive(Debug)]
@@ -76,6 +80,9 @@ pub struct DeviceOptimizer {
     /// Per path, the state slots in the core's slot order, flattened, on the parameter's
     /// device; present exactly for the parameters the core holds state for.
     slots: HashMap<String, Vec<Tensor<1>>>,
+    /// Per path, slots of a loaded state on the host, uploaded to the parameter's device at
+    /// its next step (or used from here by `eval_module` and `state` until then).
+    pending: HashMap<String, Vec<Vec<f32>>>,
     tag_rules: TagRules,
 }
 
@@ -92,6 +99,7 @@ impl DeviceOptimizer {
             core,
             shapes: BTreeMap::new(),
             slots: HashMap::new(),
+            pending: HashMap::new(),
             tag_rules: TagRules::new(),
         })
     }
@@ -120,7 +128,8 @@ impl DeviceOptimizer {
 
     /// State slot `slot` (one of the core's `slot_names()`, e.g. `"z"`, `"exp_avg_sq"`) of
     /// the parameter at `path`, flattened, on the parameter's device; `None` before its first
-    /// gradient or for an unknown name.
+    /// gradient, for an unknown name, and after a [`load`](Self::load) until the parameter's
+    /// next step.
     pub fn slot(&self, path: &str, slot: &str) -> Option<Tensor<1>> {
         let j = self.core.slot_names().iter().position(|s| *s == slot)?;
         self.slots.get(path)?.get(j).cloned()
@@ -220,7 +229,7 @@ impl DeviceOptimizer {
         for pp in &out.programs {
             let (p, value, grad) = stepped[pp.index];
             // Taken out so that backends can update uniquely owned slots in place.
-            let mut slots = self.slots.remove(&p.path).unwrap_or_default();
+            let mut slots = self.take_slots(&p.path, value);
             if let Some(init) = &pp.init {
                 let zeros: Vec<Tensor<1>> =
                     (0..init.n_slots()).map(|_| value.zeros_like()).collect();
@@ -250,8 +259,10 @@ impl DeviceOptimizer {
             .map_err(schedulefree::StepError::from)?;
         let mut values = HashMap::new();
         for p in params::read(module, None)? {
-            if let (Some(slots), Some(v)) = (self.slots.get(&p.path), &p.value) {
-                values.insert(p.path, program::run(&eval, v, None, slots).value);
+            if let Some(v) = &p.value
+                && let Some(slots) = self.slots_for(&p.path, v)
+            {
+                values.insert(p.path, program::run(&eval, v, None, &slots).value);
             }
         }
         Ok(params::write(module.clone(), values))
