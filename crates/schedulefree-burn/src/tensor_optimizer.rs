@@ -3,21 +3,25 @@
 //!
 //! burn calls `step(lr, tensor, grad, state)` once per parameter with a state that must be
 //! plain data (`RecordState` rebuilds it without access to the optimizer). So the state holds
-//! the core's per-parameter scalars and slot buffers, and each call rebuilds a one-parameter
-//! core optimizer from the preset, loads that state, steps it on host copies and writes back.
-//! This costs copies per step (measured in `benches/step.rs`); the math is the core's.
+//! the core's per-parameter counters and its slots as burn tensors on the parameter's device;
+//! each call builds a one-parameter core from the preset with those counters (no element
+//! data), which decides the step from the gradient's sums (three numbers read back) and
+//! returns its element program; the program runs as burn tensor ops where the tensor lives
+//! (`crate::device`). The math is the core's; nothing parameter-sized leaves the device.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleMapper, Param as BurnParam};
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink, StateSource};
-use burn::tensor::{DType, Device, Tensor, TensorCreationOptions, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use burn_pack::Scalar;
 use schedulefree::{
-    DynOptimizer, GroupConfig, GroupRecord, GroupStepInfo, Param, ParamRecord, PresetConfig,
+    DynOptimizer, ExternalParam, GroupConfig, GroupRecord, GroupStepInfo, OptimizerState,
+    ParamRecord, PresetConfig, StepInputs,
 };
 
+use crate::device::{gradient_sums, program};
 use crate::error::BurnAdapterError;
 use crate::module_params::replace_value;
 
@@ -164,26 +168,30 @@ impl TensorOptimizer {
     ) -> Result<Vec<f32>, BurnAdapterError> {
         let mut core = self.preset.build_dyn::<f32>()?;
         core.add_param_to(0, NAME, shape)?;
-        load_host_state(core.as_mut(), shape, state)?;
+        let n = state.slots.len();
+        load_record(core.as_mut(), shape, &state.scalars, Some(&state.slots), n)?;
         let mut x = vec![0.0_f32; value.len()];
         core.eval_params_into(NAME, value, &mut x)?;
         Ok(x)
     }
 
-    /// The core step on host buffers: returns the new value and state, or `None` if the core
-    /// skipped the step (non-finite gradient).
-    fn step_host(
+    /// The core's step for one tensor where it lives: the gradient's sums are read back (three
+    /// numbers), the core decides the step and its element program runs as burn tensor ops on
+    /// the tensor's device (in `f32`; the value is cast back to the tensor's dtype). `None` if
+    /// the core skipped the step (non-finite gradient).
+    fn step_device<const D: usize>(
         &self,
         lr: f64,
-        shape: &[usize],
-        value: &mut [f32],
-        grad: &[f32],
-        state: Option<&HostState>,
-    ) -> Result<Option<HostState>, BurnAdapterError> {
+        tensor: &Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<&TensorState<D>>,
+    ) -> Result<Option<(Tensor<D>, TensorState<D>)>, BurnAdapterError> {
+        let dims = tensor.dims();
+        let n = tensor.shape().num_elements();
         let mut core = self.preset.build_dyn::<f32>()?;
-        core.add_param_to(0, NAME, shape)?;
+        core.add_param_to(0, NAME, &dims)?;
         if let Some(st) = state {
-            load_host_state(core.as_mut(), shape, st)?;
+            load_record(core.as_mut(), &dims, &st.scalars, None, st.slots.len())?;
         }
         core.set_group_config(
             0,
@@ -192,11 +200,44 @@ impl TensorOptimizer {
                 weight_decay: self.weight_decay,
             },
         )?;
-        let info = core.step(&mut [Param::new(NAME, value, grad)])?;
-        if info.skipped.is_some() {
-            return Ok(None);
+        let flat = |t: Tensor<D>| {
+            let t = if t.dtype() == DType::F32 {
+                t
+            } else {
+                t.cast(DType::F32)
+            };
+            t.reshape([n])
+        };
+        let (value, grad) = (flat(tensor.clone()), flat(grad));
+        let sums = gradient_sums(std::iter::once((NAME, &grad)))?;
+        let param = ExternalParam {
+            name: NAME,
+            grad: sums.first().copied(),
+        };
+        let out = core.step_programs(&[param], StepInputs::default())?;
+        let Some(pp) = out.programs.first() else {
+            return Ok(None); // skipped
+        };
+        let mut slots: Vec<Tensor<1>> = state
+            .map(|s| s.slots.iter().map(|t| flat(t.clone())).collect())
+            .unwrap_or_default();
+        if let Some(init) = &pp.init {
+            let zeros: Vec<Tensor<1>> = (0..init.n_slots()).map(|_| value.zeros_like()).collect();
+            slots = program::run(init, &value, None, &zeros).slots;
         }
-        Ok(Some(host_state(core.as_ref())?))
+        let o = program::run(&pp.update, &value, Some(&grad), &slots);
+        let mut next = o.value.reshape(dims);
+        if next.dtype() != tensor.dtype() {
+            next = next.cast(tensor.dtype());
+        }
+        let st = core.state();
+        Ok(Some((
+            next,
+            TensorState {
+                scalars: scalars_of(&st)?,
+                slots: o.slots.into_iter().map(|t| t.reshape(dims)).collect(),
+            },
+        )))
     }
 }
 
@@ -217,8 +258,8 @@ struct Scalars {
     last: GroupStepInfo,
 }
 
-fn host_state(core: &dyn DynOptimizer<f32>) -> Result<HostState, BurnAdapterError> {
-    let st = core.state();
+/// The counters of the single parameter's group and the parameter in `st`.
+fn scalars_of(st: &OptimizerState) -> Result<Scalars, BurnAdapterError> {
     let missing = |what: &str| BurnAdapterError::Tensor {
         path: NAME.into(),
         message: format!("core state lacks {what}"),
@@ -228,46 +269,34 @@ fn host_state(core: &dyn DynOptimizer<f32>) -> Result<HostState, BurnAdapterErro
         .params
         .get(NAME)
         .ok_or_else(|| missing("the parameter"))?;
-    let slots = st
-        .slots
-        .iter()
-        .map(|s| {
-            // Buffers are f64 copies of f32 values: the cast back is exact.
-            p.buffers
-                .get(s)
-                .map(|b| b.iter().map(|&v| v as f32).collect())
-                .ok_or_else(|| missing(s))
-        })
-        .collect::<Result<Vec<Vec<f32>>, _>>()?;
-    Ok(HostState {
-        scalars: Scalars {
-            k: g.k,
-            updates: p.updates,
-            lr_max: g.lr_max,
-            weight_sum: g.weight_sum,
-            last: g.last,
-        },
-        slots,
+    Ok(Scalars {
+        k: g.k,
+        updates: p.updates,
+        lr_max: g.lr_max,
+        weight_sum: g.weight_sum,
+        last: g.last,
     })
 }
 
-fn load_host_state(
+/// Load the single parameter's counters into `core`, with its slot buffers on the host
+/// (`slots`), or marked external (the slots stay burn tensors; `n_slots` of them).
+fn load_record(
     core: &mut dyn DynOptimizer<f32>,
     shape: &[usize],
-    st: &HostState,
+    c: &Scalars,
+    slots: Option<&[Vec<f32>]>,
+    n_slots: usize,
 ) -> Result<(), BurnAdapterError> {
     let mut s = core.state();
-    if s.slots.len() != st.slots.len() {
+    if s.slots.len() != n_slots {
         return Err(BurnAdapterError::Tensor {
             path: NAME.into(),
             message: format!(
-                "state has {} slot buffers, the preset has {:?}",
-                st.slots.len(),
+                "state has {n_slots} slot buffers, the preset has {:?}",
                 s.slots
             ),
         });
     }
-    let c = st.scalars;
     s.groups = vec![GroupRecord {
         k: c.k,
         lr_max: c.lr_max,
@@ -276,12 +305,15 @@ fn load_host_state(
         last: c.last,
         learner_state: BTreeMap::new(),
     }];
-    let buffers: BTreeMap<String, Vec<f64>> = s
-        .slots
-        .iter()
-        .zip(&st.slots)
-        .map(|(n, b)| (n.clone(), b.iter().map(|&v| f64::from(v)).collect()))
-        .collect();
+    let buffers: BTreeMap<String, Vec<f64>> = slots
+        .map(|b| {
+            s.slots
+                .iter()
+                .zip(b)
+                .map(|(n, b)| (n.clone(), b.iter().map(|&v| f64::from(v)).collect()))
+                .collect()
+        })
+        .unwrap_or_default();
     s.params.insert(
         NAME.to_string(),
         ParamRecord {
@@ -292,7 +324,7 @@ fn load_host_state(
             buffers,
             tags: Default::default(),
             radius: None,
-            external: false,
+            external: slots.is_none(),
         },
     );
     core.load_state(&s)?;
@@ -387,28 +419,6 @@ fn host<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, BurnAdapte
         })
 }
 
-/// A tensor of `like`'s shape, device and dtype holding `values`.
-fn device_tensor<const D: usize>(
-    values: Vec<f32>,
-    dims: [usize; D],
-    like: &Tensor<D>,
-) -> Tensor<D> {
-    let t = slot_tensor(values, dims, &like.device());
-    if t.dtype() == like.dtype() {
-        t
-    } else {
-        t.cast(like.dtype())
-    }
-}
-
-/// An `f32` tensor (slot buffers stay `f32` whatever the parameter's dtype).
-fn slot_tensor<const D: usize>(values: Vec<f32>, dims: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::<D>::from_data(
-        TensorData::new(values, dims),
-        TensorCreationOptions::new(device.clone()).with_dtype(DType::F32),
-    )
-}
-
 impl Optimizer for TensorOptimizer {
     type State<const D: usize> = TensorState<D>;
 
@@ -419,38 +429,7 @@ impl Optimizer for TensorOptimizer {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let dims = tensor.dims();
-        let attempt = || -> Result<Option<(Tensor<D>, TensorState<D>)>, BurnAdapterError> {
-            let mut value = host(tensor.clone(), "parameter")?;
-            let g = host(grad, "gradient")?;
-            let prev = match &state {
-                Some(s) => Some(HostState {
-                    scalars: s.scalars,
-                    slots: s
-                        .slots
-                        .iter()
-                        .map(|t| host(t.clone(), "state slot"))
-                        .collect::<Result<_, _>>()?,
-                }),
-                None => None,
-            };
-            let Some(next) = self.step_host(lr, &dims, &mut value, &g, prev.as_ref())? else {
-                return Ok(None);
-            };
-            let slots = next
-                .slots
-                .into_iter()
-                .map(|b| slot_tensor(b, dims, &tensor.device()))
-                .collect();
-            Ok(Some((
-                device_tensor(value, dims, &tensor),
-                TensorState {
-                    scalars: next.scalars,
-                    slots,
-                },
-            )))
-        };
-        match attempt() {
+        match self.step_device(lr, &tensor, grad, state.as_ref()) {
             Ok(Some((t, s))) => (t, Some(s)),
             Ok(None) => (tensor, state),
             Err(e) => {

@@ -4,7 +4,7 @@
 //! burn tensor ops where the tensors live.
 
 mod params;
-mod program;
+pub(crate) mod program;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -272,7 +272,7 @@ impl DeviceOptimizer {
 /// `‖g‖₁`, `‖g‖₂²` and finiteness of each gradient, reduced on its device and read back in
 /// one transfer (per device: sums on other devices move to the first one, three numbers per
 /// parameter).
-fn gradient_sums<'a>(
+pub(crate) fn gradient_sums<'a>(
     grads: impl Iterator<Item = (&'a str, &'a Tensor<1>)>,
 ) -> Result<Vec<GradientSums>, BurnAdapterError> {
     let mut parts = Vec::new();
