@@ -6,7 +6,10 @@
 mod params;
 pub(crate) mod program;
 mod state;
+#[cfg(test)]
+mod tests;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 
 use burn::module::Module;
@@ -269,6 +272,34 @@ impl DeviceOptimizer {
     }
 }
 
+thread_local! {
+    static HOST_READS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// `t`'s elements on the host. Every read of element data from a device tensor in this
+/// crate's device paths goes through here and is counted (per thread), so that a test can
+/// check what a step moves to the host: three numbers per parameter, nothing
+/// parameter-sized.
+///
+/// # Errors
+/// [`BurnAdapterError::Tensor`] naming `path` if burn cannot read the tensor.
+pub(crate) fn read_back(t: Tensor<1>, path: &str) -> Result<Vec<f32>, BurnAdapterError> {
+    let v = t
+        .try_into_vec_as::<f32>()
+        .map_err(|e| BurnAdapterError::Tensor {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+    HOST_READS.with(|c| c.set(c.get() + v.len()));
+    Ok(v)
+}
+
+/// Elements [`read_back`] has read on this thread so far.
+#[cfg(test)]
+pub(crate) fn host_reads() -> usize {
+    HOST_READS.with(Cell::get)
+}
+
 /// `‖g‖₁`, `‖g‖₂²` and finiteness of each gradient, reduced on its device and read back in
 /// one transfer (per device: sums on other devices move to the first one, three numbers per
 /// parameter).
@@ -292,12 +323,7 @@ pub(crate) fn gradient_sums<'a>(
     if parts.is_empty() {
         return Ok(Vec::new());
     }
-    let host = Tensor::cat(parts, 0)
-        .try_into_vec_as::<f32>()
-        .map_err(|e| BurnAdapterError::Tensor {
-            path: first,
-            message: e.to_string(),
-        })?;
+    let host = read_back(Tensor::cat(parts, 0), &first)?;
     Ok(host
         .chunks_exact(3)
         .map(|s| GradientSums {

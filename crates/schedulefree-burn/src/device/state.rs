@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::tensor::{Tensor, TensorData};
 use schedulefree::OptimizerState;
 
-use super::DeviceOptimizer;
+use super::{DeviceOptimizer, read_back};
 use crate::error::BurnAdapterError;
 use crate::model_optimizer::{
     MODEL_OPTIMIZER_FILE_VERSION, OptimizerFile, build_core, io_err, read_json, write_json,
@@ -51,14 +51,7 @@ impl DeviceOptimizer {
             .get(path)
             .ok_or_else(missing)?
             .iter()
-            .map(|t| {
-                t.clone()
-                    .try_into_vec_as::<f32>()
-                    .map_err(|e| BurnAdapterError::Tensor {
-                        path: path.to_string(),
-                        message: e.to_string(),
-                    })
-            })
+            .map(|t| read_back(t.clone(), path))
             .collect()
     }
 

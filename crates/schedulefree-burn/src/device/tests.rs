@@ -1,0 +1,58 @@
+//! What the device paths move to the host. Every element they read from a device tensor goes
+//! through `read_back`, which counts per thread (the paths have no other way to the host:
+//! they only call burn tensor ops, whose results stay on the device), so a step must add
+//! exactly three numbers per stepped parameter to the count, whatever the parameters' sizes.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use schedulefree::{AdamWScheduleFree, PresetConfig};
+
+use super::{DeviceOptimizer, host_reads};
+use crate::TensorOptimizer;
+
+fn preset() -> PresetConfig {
+    PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
+        warmup_steps: 2,
+        ..Default::default()
+    })
+}
+
+fn grads(model: &Linear, device: &Device) -> GradientsParams {
+    let input = Tensor::<2>::ones([4, 300], device);
+    let loss = model.forward(input).powf_scalar(2.0).mean();
+    GradientsParams::from_grads(loss.backward(), model)
+}
+
+#[test]
+fn a_step_reads_three_numbers_per_parameter() {
+    let device = Device::default().autodiff();
+    let mut model: Linear = LinearConfig::new(300, 200).init(&device);
+    let mut dev = DeviceOptimizer::new(preset()).expect("valid");
+    for _ in 0..3 {
+        let g = grads(&model, &device);
+        let before = host_reads();
+        model = dev.step(model, g).expect("step").0;
+        assert_eq!(
+            host_reads() - before,
+            3 * 2,
+            "weight and bias: three numbers each"
+        );
+    }
+    let before = host_reads();
+    let at_x = dev.eval_module(&model).expect("x");
+    assert_eq!(host_reads(), before, "the eval point stays on the device");
+    // The counter does see parameter-sized reads: saving reads every slot.
+    dev.state().expect("state");
+    assert_eq!(host_reads() - before, 2 * (300 * 200 + 200));
+    drop(at_x);
+
+    let mut model: Linear = LinearConfig::new(300, 200).init(&device);
+    let mut optim: ModuleOptimizer = TensorOptimizer::new(preset()).expect("valid").into();
+    for _ in 0..3 {
+        let g = grads(&model, &device);
+        let before = host_reads();
+        model = optim.step(1e-3, model, g);
+        assert_eq!(host_reads() - before, 3 * 2, "per-tensor optimizer");
+    }
+}
