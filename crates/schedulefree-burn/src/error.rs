@@ -49,6 +49,17 @@ pub enum BurnAdapterError {
         /// The path that has state but no parameter.
         path: String,
     },
+    /// A saved state names slots that live elsewhere (`external`, no buffers): the core
+    /// state of a [`DeviceOptimizer`](crate::DeviceOptimizer) (`core().state()`) rather than
+    /// its [`state`](crate::DeviceOptimizer::state), which reads the slots back.
+    #[error(
+        "the state of `{path}` has no slot buffers (a DeviceOptimizer's core().state()); save \
+         with DeviceOptimizer::state() or save()"
+    )]
+    StateWithoutSlots {
+        /// The parameter's path.
+        path: String,
+    },
     /// A parameter's shape differs from the one the optimizer registered under its path.
     #[error("parameter `{path}`: shape {found:?} in the module, {expected:?} in the optimizer")]
     Shape {

@@ -333,6 +333,9 @@ impl ModelOptimizer {
         &self,
         state: &OptimizerState,
     ) -> Result<(Core, Shapes), BurnAdapterError> {
+        if let Some((path, _)) = state.params.iter().find(|(_, r)| r.external) {
+            return Err(BurnAdapterError::StateWithoutSlots { path: path.clone() });
+        }
         let (mut core, shapes) = build_core(&self.preset, self.core.group_config(0), state)?;
         core.set_diagnostics(self.diagnostics);
         Ok((core, shapes))

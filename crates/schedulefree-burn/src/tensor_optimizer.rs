@@ -192,6 +192,13 @@ impl TensorOptimizer {
         core.add_param_to(0, NAME, &dims)?;
         if let Some(st) = state {
             load_record(core.as_mut(), &dims, &st.scalars, None, st.slots.len())?;
+            if let Some(t) = st.slots.iter().find(|t| t.dims() != dims) {
+                return Err(BurnAdapterError::Shape {
+                    path: "state slot".into(),
+                    found: t.dims().to_vec(),
+                    expected: dims.to_vec(),
+                });
+            }
         }
         core.set_group_config(
             0,
@@ -223,9 +230,9 @@ impl TensorOptimizer {
             .unwrap_or_default();
         if let Some(init) = &pp.init {
             let zeros: Vec<Tensor<1>> = (0..init.n_slots()).map(|_| value.zeros_like()).collect();
-            slots = program::run(init, &value, None, &zeros).slots;
+            slots = program::run(init, &value, None, zeros).slots;
         }
-        let o = program::run(&pp.update, &value, Some(&grad), &slots);
+        let o = program::run(&pp.update, &value, Some(&grad), slots);
         let mut next = o.value.reshape(dims);
         if next.dtype() != tensor.dtype() {
             next = next.cast(tensor.dtype());

@@ -15,7 +15,7 @@ use schedulefree::decay::{AnyDecay, DecayConfig};
 use schedulefree::learner::{AdaGradNorm, Prodigy};
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{PresetConfig, Skipped, StepError};
-use schedulefree_burn::{BurnAdapterError, DeviceOptimizer, ModelOptimizer};
+use schedulefree_burn::{BurnAdapterError, DeviceOptimizer, ModelOptimizer, TensorOptimizer};
 
 const STEPS: usize = 10;
 const DIMS: [usize; 4] = [4, 8, 8, 3];
@@ -186,4 +186,54 @@ fn saved_state_resumes_bit_exactly_in_either_optimizer() {
     }
     assert!(same_bits(&values(&rm), &values(&hm)));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mismatched_modules_and_states_are_typed_errors() {
+    let device = Device::default().autodiff();
+    let model = Mlp::new(&device, &DIMS);
+    let mut dev = DeviceOptimizer::new(presets()[0].clone()).expect("valid");
+    let g = grads(&model, 0, &device);
+    let model = dev.step(model, g).expect("step").0;
+    // Another architecture at x.
+    let other = Mlp::new(&device, &[5, 8, 8, 3]);
+    assert!(matches!(
+        dev.eval_module(&other),
+        Err(BurnAdapterError::Shape { .. })
+    ));
+    // The core's own state has no slot buffers: neither optimizer takes it as a checkpoint.
+    let core_state = dev.core().state();
+    let mut host = ModelOptimizer::new(presets()[0].clone()).expect("valid");
+    assert!(matches!(
+        host.load_state(&core_state),
+        Err(BurnAdapterError::StateWithoutSlots { .. })
+    ));
+    let mut fresh = DeviceOptimizer::new(presets()[0].clone()).expect("valid");
+    assert!(matches!(
+        fresh.load_state(&core_state),
+        Err(BurnAdapterError::StateWithoutSlots { .. })
+    ));
+    // What `state()` gives loads in both.
+    let full = dev.state().expect("slots read back");
+    host.load_state(&full).expect("host path");
+    fresh.load_state(&full).expect("device path");
+    drop(model);
+}
+
+#[test]
+fn a_tensor_state_of_another_shape_is_a_recorded_error() {
+    use burn::optim::Optimizer;
+    let device = Device::default();
+    let opt = TensorOptimizer::new(presets()[0].clone()).expect("valid");
+    let t4 = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], &device);
+    let (_, state) = opt.step(1e-3, t4.clone(), t4.clone(), None);
+    assert!(state.is_some() && opt.take_error().is_none());
+    let t5 = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0, 5.0], &device);
+    let (out, kept) = opt.step(1e-3, t5.clone(), t5.clone(), state);
+    assert_eq!(out.into_data(), t5.into_data(), "the tensor is unchanged");
+    assert!(kept.is_some(), "the state is handed back");
+    assert!(matches!(
+        opt.take_error(),
+        Some(BurnAdapterError::Shape { .. })
+    ));
 }

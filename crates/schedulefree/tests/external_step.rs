@@ -395,3 +395,55 @@ fn saved_external_state_resumes_exactly() {
         assert_eq!(a.slots, b.slots);
     }
 }
+
+#[test]
+fn mixing_host_and_external_parameters_in_eval_calls_changes_nothing() {
+    let mut o = AdamWScheduleFree::default().build::<f32>().expect("valid");
+    o.add_param("w", &[4]).expect("new");
+    o.add_param("b", &[3]).expect("new");
+    let (mut w, gw) = (vec![0.5f32, -0.25, 1.0, 2.0], vec![0.1f32, 0.2, -0.3, 0.4]);
+    // `w` on the host, `b` outside.
+    o.step(&mut [Param::new("w", &mut w, &gw)])
+        .expect("host step");
+    let mut b = Held {
+        value: vec![0.1, 0.2, 0.3],
+        grad: vec![1.0, -1.0, 0.5],
+        slots: vec![Vec::new(); 2],
+    };
+    let ext = [ExternalParam {
+        name: "b",
+        grad: Some(sums(&b.grad)),
+    }];
+    let out = o
+        .step_programs(&ext, StepInputs::default())
+        .expect("external step");
+    for p in &out.programs {
+        run(p.init.as_ref().expect("first gradient"), &mut b);
+        run(&p.update, &mut b);
+    }
+    let before = w.clone();
+    let mut params = [
+        Param::no_grad("w", &mut w),
+        Param::no_grad("b", &mut b.value),
+    ];
+    let e = o.eval_guard(&mut params).map(|_| ());
+    assert_eq!(e, Err(StepError::ExternalState("b".into())));
+    assert_eq!(w, before, "the host buffer still holds y");
+}
+
+#[test]
+fn external_state_saved_in_eval_mode_is_refused() {
+    let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree::default());
+    let mut o = build(&preset);
+    let mut held = start(o.slot_names().len());
+    fill_grads(&mut held, 1, None);
+    external_step(o.as_mut(), &mut held, 1, None).expect("step");
+    let mut st = o.state();
+    st.groups[0].train_mode = false;
+    let mut fresh = build(&preset);
+    assert!(matches!(
+        fresh.load_state(&st),
+        Err(schedulefree::StateError::Param { .. })
+    ));
+    assert!(fresh.is_train_mode());
+}

@@ -63,8 +63,10 @@ use params::DeviceParam;
 /// ```
 ///
 /// On burn's flex (CPU) backend every element op is exact, so this path gives the host
-/// path's bits (the parity tests check it), but the host path's fused kernel is faster
-/// there: one pass over memory against one per op.
+/// path's bits for every method whose lr does not read the gradient norms (the parity tests
+/// check it; AdaGrad-Norm and Polyak, and the norms in [`StepInfo`], differ by the rounding
+/// of sums taken in `f32` here and in `f64` on the host), but the host path's fused kernel
+/// is faster there: one pass over memory against one per op.
 ///
 /// [`save`](Self::save) / [`load`](Self::load) use the host path's file format (a file of
 /// either optimizer resumes in the other, bit for bit on flex).
@@ -120,6 +122,8 @@ impl DeviceOptimizer {
     }
 
     /// The core optimizer (read-only: step counters, group info, the next step's scalars).
+    /// Its `state()` marks the slots as held elsewhere and has no buffers: save with
+    /// [`state`](Self::state) or [`save`](Self::save).
     pub fn core(&self) -> &dyn DynOptimizer<f32> {
         self.core.as_ref()
     }
@@ -236,9 +240,9 @@ impl DeviceOptimizer {
             if let Some(init) = &pp.init {
                 let zeros: Vec<Tensor<1>> =
                     (0..init.n_slots()).map(|_| value.zeros_like()).collect();
-                slots = program::run(init, value, None, &zeros).slots;
+                slots = program::run(init, value, None, zeros).slots;
             }
-            let o = program::run(&pp.update, value, Some(grad), &slots);
+            let o = program::run(&pp.update, value, Some(grad), slots);
             self.slots.insert(p.path.clone(), o.slots);
             values.insert(p.path.clone(), o.value);
         }
@@ -250,8 +254,9 @@ impl DeviceOptimizer {
     /// are copied unchanged; presets without modes give an identity copy.
     ///
     /// # Errors
-    /// [`BurnAdapterError::DuplicatePath`], [`BurnAdapterError::Step`] if the eval point
-    /// cannot be written as a program.
+    /// [`BurnAdapterError::Shape`] and [`BurnAdapterError::UnmatchedState`] for a module
+    /// that does not match the registered parameters, [`BurnAdapterError::DuplicatePath`],
+    /// [`BurnAdapterError::Step`] if the eval point cannot be written as a program.
     pub fn eval_module<M: Module>(&self, module: &M) -> Result<M, BurnAdapterError> {
         if !self.core.has_modes() {
             return Ok(module.clone());
@@ -260,12 +265,17 @@ impl DeviceOptimizer {
             .core
             .eval_program()
             .map_err(schedulefree::StepError::from)?;
+        let params = params::read(module, None)?;
+        check_shapes(
+            &self.shapes,
+            params.iter().map(|p| (p.path.as_str(), p.shape.as_slice())),
+        )?;
         let mut values = HashMap::new();
-        for p in params::read(module, None)? {
+        for p in params {
             if let Some(v) = &p.value
                 && let Some(slots) = self.slots_for(&p.path, v)
             {
-                values.insert(p.path, program::run(&eval, v, None, &slots).value);
+                values.insert(p.path, program::run(&eval, v, None, slots).value);
             }
         }
         Ok(params::write(module.clone(), values))

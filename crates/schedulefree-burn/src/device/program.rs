@@ -6,9 +6,11 @@
 //! Each op is one IEEE operation per element, as on the host, so a backend that neither
 //! fuses products into sums nor approximates division and square root gives the core's bits
 //! (burn's flex backend does; the parity tests check it). One documented difference: `max`
-//! and `min` against a constant run as `clamp_min`/`clamp_max`, which keep a NaN where the
-//! host's `maxNum` returns the constant; that only matters for NaN gradients under
-//! `NonFinitePolicy::Propagate`, whose result is NaN either way.
+//! and `min` run as burn's `clamp_min`/`clamp_max` against a constant and `max_pair`/
+//! `min_pair` between tensors, which may return a NaN operand where the host's `maxNum`
+//! returns the other one. Only NaN elements differ, which arise only from NaN gradients
+//! under `NonFinitePolicy::Propagate` (Cocob's slots can then hold NaN on one path and a
+//! number on the other; the value is NaN on both).
 
 use burn::tensor::Tensor;
 use schedulefree::program::{ElementProgram, Op};
@@ -31,11 +33,12 @@ pub(crate) struct Outputs {
 }
 
 /// `program` over every element of `value` (flattened), `grad` and `slots` (same length).
+/// Taking the slots by value lets their buffers be reused once read.
 pub(crate) fn run(
     program: &ElementProgram,
     value: &Tensor<1>,
     grad: Option<&Tensor<1>>,
-    slots: &[Tensor<1>],
+    slots: Vec<Tensor<1>>,
 ) -> Outputs {
     let ops = program.ops();
     // The last node reading each node; outputs live to the end.
@@ -50,60 +53,78 @@ pub(crate) fn run(
         last_use[o] = usize::MAX;
     }
     let full = |c: f64| value.full_like(c);
-    let tensor = |r: &Reg| match r {
-        Reg::T(t) => t.clone(),
-        Reg::Const(c) => full(*c),
+    let tensor = |r: Reg| match r {
+        Reg::T(t) => t,
+        Reg::Const(c) => full(c),
     };
+    let mut slots: Vec<Option<Tensor<1>>> = slots.into_iter().map(Some).collect();
     let mut regs: Vec<Option<Reg>> = Vec::with_capacity(ops.len());
     for (i, &op) in ops.iter().enumerate() {
-        let r = |a: usize| regs[a].clone().unwrap_or(Reg::Const(f64::NAN));
-        let out = match op {
-            Op::Value => Reg::T(value.clone()),
-            Op::Grad => Reg::T(grad.map_or_else(|| full(0.0), Clone::clone)),
-            Op::Slot(j) => Reg::T(slots.get(j).map_or_else(|| full(0.0), Clone::clone)),
-            Op::Const(c) => Reg::Const(c),
-            Op::Neg(a) => Reg::T(tensor(&r(a)).neg()),
-            Op::Abs(a) => Reg::T(tensor(&r(a)).abs()),
-            Op::Sqrt(a) => Reg::T(tensor(&r(a)).sqrt()),
-            Op::Add(a, b) => Reg::T(match (r(a), r(b)) {
-                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.add_scalar(c),
-                (x, y) => tensor(&x).add(tensor(&y)),
-            }),
-            Op::Sub(a, b) => Reg::T(match (r(a), r(b)) {
-                (Reg::T(x), Reg::Const(c)) => x.sub_scalar(c),
-                // c − x = (−x) + c exactly: negation is exact and addition commutes.
-                (Reg::Const(c), Reg::T(x)) => x.neg().add_scalar(c),
-                (x, y) => tensor(&x).sub(tensor(&y)),
-            }),
-            Op::Mul(a, b) => Reg::T(match (r(a), r(b)) {
-                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.mul_scalar(c),
-                (x, y) => tensor(&x).mul(tensor(&y)),
-            }),
-            Op::Div(a, b) => Reg::T(match (r(a), r(b)) {
-                (Reg::T(x), Reg::Const(c)) => x.div_scalar(c),
-                (x, y) => tensor(&x).div(tensor(&y)),
-            }),
-            Op::Max(a, b) => Reg::T(match (r(a), r(b)) {
-                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.clamp_min(c),
-                (x, y) => tensor(&x).max_pair(tensor(&y)),
-            }),
-            Op::Min(a, b) => Reg::T(match (r(a), r(b)) {
-                (Reg::T(x), Reg::Const(c)) | (Reg::Const(c), Reg::T(x)) => x.clamp_max(c),
-                (x, y) => tensor(&x).min_pair(tensor(&y)),
-            }),
+        // An operand read for the last time is moved out, so the op may own its buffer.
+        let [a, b] = op.operands();
+        let take_b = b.is_some_and(|b| last_use[b] == i);
+        let take_a = a.is_some_and(|a| last_use[a] == i && Some(a) != b);
+        let x = a.map(|a| fetch(&mut regs, a, take_a));
+        let y = b.map(|b| fetch(&mut regs, b, take_b));
+        let out = match (op, x, y) {
+            (Op::Value, ..) => Reg::T(value.clone()),
+            (Op::Grad, ..) => Reg::T(grad.map_or_else(|| full(0.0), Clone::clone)),
+            (Op::Slot(j), ..) => Reg::T(
+                slots
+                    .get_mut(j)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| full(0.0)),
+            ),
+            (Op::Const(c), ..) => Reg::Const(c),
+            (Op::Neg(_), Some(x), _) => Reg::T(tensor(x).neg()),
+            (Op::Abs(_), Some(x), _) => Reg::T(tensor(x).abs()),
+            (Op::Sqrt(_), Some(x), _) => Reg::T(tensor(x).sqrt()),
+            (op, Some(x), Some(y)) => Reg::T(binary(op, x, y, tensor)),
+            // Unreachable: every op has its operands.
+            _ => Reg::Const(f64::NAN),
         };
         regs.push(Some(out));
-        for a in op.operands().into_iter().flatten() {
-            if last_use[a] == i {
-                regs[a] = None;
-            }
-        }
     }
-    // Cloning a tensor register shares its buffer; the registers drop on return.
-    let out = |i: usize| regs[i].as_ref().map_or_else(|| full(f64::NAN), tensor);
+    let out = |i: usize| regs[i].clone().map_or_else(|| full(f64::NAN), tensor);
     Outputs {
         value: out(program.value_out()),
         slots: program.slots_out().iter().map(|&o| out(o)).collect(),
+    }
+}
+
+/// Register `a`, moved out when `take`, else shared.
+fn fetch(regs: &mut [Option<Reg>], a: usize, take: bool) -> Reg {
+    let r = if take {
+        regs[a].take()
+    } else {
+        regs[a].clone()
+    };
+    r.unwrap_or(Reg::Const(f64::NAN))
+}
+
+/// A binary op; constants become scalar operands.
+fn binary(op: Op, x: Reg, y: Reg, tensor: impl Fn(Reg) -> Tensor<1>) -> Tensor<1> {
+    use Reg::{Const as C, T};
+    match (op, x, y) {
+        (Op::Add(..), T(x), C(c)) | (Op::Add(..), C(c), T(x)) => x.add_scalar(c),
+        (Op::Sub(..), T(x), C(c)) => x.sub_scalar(c),
+        // c − x = (−x) + c exactly: negation is exact and addition commutes.
+        (Op::Sub(..), C(c), T(x)) => x.neg().add_scalar(c),
+        (Op::Mul(..), T(x), C(c)) | (Op::Mul(..), C(c), T(x)) => x.mul_scalar(c),
+        (Op::Div(..), T(x), C(c)) => x.div_scalar(c),
+        (Op::Max(..), T(x), C(c)) | (Op::Max(..), C(c), T(x)) => x.clamp_min(c),
+        (Op::Min(..), T(x), C(c)) | (Op::Min(..), C(c), T(x)) => x.clamp_max(c),
+        (op, x, y) => {
+            let (x, y) = (tensor(x), tensor(y));
+            match op {
+                Op::Add(..) => x.add(y),
+                Op::Sub(..) => x.sub(y),
+                Op::Mul(..) => x.mul(y),
+                Op::Div(..) => x.div(y),
+                Op::Max(..) => x.max_pair(y),
+                _ => x.min_pair(y),
+            }
+        }
     }
 }
 
@@ -189,7 +210,7 @@ mod tests {
                             s[i] = *v;
                         }
                     }
-                    let o = run(program, &value_t, Some(&grad_t), &slots_t);
+                    let o = run(program, &value_t, Some(&grad_t), slots_t.clone());
                     (value_t, slots_t) = (o.value, o.slots);
                 }
             }
@@ -283,7 +304,7 @@ mod every_op {
         for case in cases {
             let ops = vec![Op::Value, Op::Grad, Op::Const(0.75), case];
             let p = ElementProgram::from_ops(Dtype::F32, 0, ops, 3, vec![], None).expect("valid");
-            let out = run(&p, &xt, Some(&gt), &[]).value;
+            let out = run(&p, &xt, Some(&gt), Vec::new()).value;
             let got = out.try_into_vec_as::<f32>().expect("f32");
             for i in 0..x.len() {
                 let mut v = x[i];

@@ -124,8 +124,7 @@ impl DeviceOptimizer {
         let mut pending = HashMap::new();
         for (path, rec) in &mut external.params {
             if rec.external {
-                // A record whose slots were never written anywhere.
-                return Err(BurnAdapterError::MissingState { path: path.clone() });
+                return Err(BurnAdapterError::StateWithoutSlots { path: path.clone() });
             }
             if !rec.has_state {
                 continue;
@@ -154,7 +153,8 @@ impl DeviceOptimizer {
     /// loaded state.
     pub(super) fn take_slots(&mut self, path: &str, like: &Tensor<1>) -> Vec<Tensor<1>> {
         if let Some(s) = self.slots.remove(path) {
-            return s;
+            // The module may have moved to another device since the last step.
+            return s.into_iter().map(|t| t.to_device(&like.device())).collect();
         }
         self.pending
             .remove(path)
@@ -164,9 +164,10 @@ impl DeviceOptimizer {
 
     /// The slots of `path` on `like`'s device without changing anything (`None`: no state).
     pub(super) fn slots_for(&self, path: &str, like: &Tensor<1>) -> Option<Vec<Tensor<1>>> {
+        let device = like.device();
         self.slots
             .get(path)
-            .cloned()
+            .map(|s| s.iter().map(|t| t.clone().to_device(&device)).collect())
             .or_else(|| self.pending.get(path).map(|p| upload(p, like)))
     }
 }

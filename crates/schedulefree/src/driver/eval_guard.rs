@@ -50,7 +50,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// loop). Parameters without state, and optimizers in eval mode, are left as they are.
     ///
     /// # Errors
-    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`]; nothing changes.
+    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`],
+    /// [`StepError::ExternalState`] for a parameter stepped with
+    /// [`Optimizer::step_programs`]; nothing changes.
     pub fn eval_guard<'p, 'a>(
         &self,
         params: &'p mut [Param<'a, T>],
@@ -61,6 +63,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 .entry_index(p.name)
                 .ok_or_else(|| StepError::UnknownParameter(p.name.to_string()))?;
             let e = &self.entries[idx];
+            // Checked before any buffer is written, so that an error changes nothing.
+            if e.external {
+                return Err(StepError::ExternalState(e.name.clone()));
+            }
             if p.value.len() != e.len {
                 return Err(StepError::LengthMismatch {
                     name: e.name.clone(),

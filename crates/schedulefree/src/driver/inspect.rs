@@ -118,7 +118,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// allocating. Parameters without state (never stepped) return `value`.
     ///
     /// # Errors
-    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`].
+    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`],
+    /// [`StepError::ExternalState`] for a parameter stepped with [`Optimizer::step_programs`].
     pub fn x_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
         let e = self.checked_entry(name, [("value", value.len()), ("out", out.len())])?;
         if !e.has_state || !self.groups[e.group].train_mode || !self.conversion.has_modes() {
@@ -151,7 +152,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// the buffer itself. Parameters without state return `value`.
     ///
     /// # Errors
-    /// [`StepError::UnknownParameter`], [`StepError::LengthMismatch`].
+    /// As [`Optimizer::x_into`].
     pub fn z_into(&self, name: &str, value: &[T], out: &mut [T]) -> Result<(), StepError> {
         let e = self.checked_entry(name, [("value", value.len()), ("out", out.len())])?;
         if !e.has_state {

@@ -28,6 +28,18 @@ fn comparing_element_values_is_refused() {
     );
     let r = record(|| Trace::<f64>::input(Op::Value).exp().node());
     assert_eq!(r.err(), Some(ProgramError::Untraceable { what: "exp" }));
+    // Methods num-traits would build from other operations are refused too, and fold with
+    // the type's own bits.
+    let r = record(|| Trace::<f32>::input(Op::Value).to_degrees().node());
+    assert_eq!(
+        r.err(),
+        Some(ProgramError::Untraceable { what: "to_degrees" })
+    );
+    let folded = record(|| match Trace::<f32>::of(0.7).to_degrees() {
+        Trace::Const(c) => c.to_bits(),
+        Trace::Node(_) => 0,
+    });
+    assert_eq!(folded.expect("constants").1, 0.7f32.to_degrees().to_bits());
     // The tape is free again afterwards, and constants still compare.
     let (ops, lt) = record(|| Trace::<f32>::of(0.25) < Trace::of(0.5)).expect("constants");
     assert!(lt && ops.is_empty());

@@ -319,6 +319,8 @@ impl<E: Element> Float for Trace<E> {
         cos, tan, asin, acos, atan, exp_m1, ln_1p, sinh, cosh, tanh, asinh, acosh, atanh
     );
     folded_binary!(powf, log, abs_sub, hypot, atan2);
+    // The defaults would compute these from other operations: fold with the type's own.
+    folded_unary!(to_degrees, to_radians);
 
     fn max(self, other: Self) -> Self {
         self.binary(other, E::max, Some(Op::Max), "max")
