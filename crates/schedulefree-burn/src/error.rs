@@ -106,14 +106,6 @@ pub enum BurnAdapterError {
          recovers y from the module's x"
     )]
     EvalModeState,
-    /// The device path steps `f32` parameters; this one (or its gradient) has another dtype.
-    #[error("parameter `{path}` is {found}; the device-resident step takes f32 parameters")]
-    Dtype {
-        /// Module path.
-        path: String,
-        /// burn's dtype.
-        found: String,
-    },
     /// Batch-norm recalibration could not be carried out (see the message).
     #[error("batch-norm recalibration: {0}")]
     BatchNorm(String),

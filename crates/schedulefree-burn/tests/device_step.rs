@@ -103,7 +103,7 @@ fn a_non_finite_gradient_skips_the_step_on_the_device() {
 }
 
 #[test]
-fn unsupported_methods_and_dtypes_are_typed_errors() {
+fn unsupported_methods_are_typed_errors() {
     let device = Device::default().autodiff();
     let model = Mlp::new(&device, &DIMS);
     let mut dev =
@@ -116,26 +116,39 @@ fn unsupported_methods_and_dtypes_are_typed_errors() {
         "{e:?}"
     );
     assert_eq!(dev.core().step_count(), 0);
-
-    // An f64 model.
-    let wide = model.clone().map(&mut ToF64);
-    let mut dev = DeviceOptimizer::new(presets()[0].clone()).expect("valid");
-    let g = GradientsParams::from_grads(mse_f64(&wide, &device).backward(), &wide);
-    let e = dev.step(wide, g).map(|_| ());
-    assert!(matches!(e, Err(BurnAdapterError::Dtype { .. })), "{e:?}");
-    assert_eq!(dev.core().step_count(), 0);
 }
 
-struct ToF64;
-
-impl burn::module::ModuleMapper for ToF64 {
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        p.map(|t| Tensor::from_inner(t.inner().cast(DType::F64)).require_grad())
+#[test]
+fn other_float_dtypes_step_in_f32_as_on_the_host_path() {
+    let device = Device::default().autodiff();
+    for dtype in [DType::F64, DType::F16] {
+        let model = Mlp::new(&device, &DIMS).map(&mut Cast(dtype));
+        let (mut m, mut hm) = (model.clone(), model);
+        let mut dev = DeviceOptimizer::new(presets()[0].clone()).expect("valid");
+        let mut host = ModelOptimizer::new(presets()[0].clone()).expect("valid");
+        for step in 0..3 {
+            let g = GradientsParams::from_grads(mse_cast(&m, step, dtype, &device).backward(), &m);
+            let hg =
+                GradientsParams::from_grads(mse_cast(&hm, step, dtype, &device).backward(), &hm);
+            m = dev.step(m, g).expect("device").0;
+            hm = host.step(hm, hg).expect("host").0;
+        }
+        assert_eq!(m.layers[0].weight.val().dtype(), dtype, "the dtype is kept");
+        assert!(same_bits(&values(&m), &values(&hm)), "{dtype:?}");
     }
 }
 
-fn mse_f64(m: &Mlp, device: &Device) -> Tensor<1> {
-    let x = common::matrix(6, DIMS[0], 0, device).cast(DType::F64);
+struct Cast(DType);
+
+impl burn::module::ModuleMapper for Cast {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.0;
+        p.map(|t| Tensor::from_inner(t.inner().cast(dtype)).require_grad())
+    }
+}
+
+fn mse_cast(m: &Mlp, seed: usize, dtype: DType, device: &Device) -> Tensor<1> {
+    let x = common::matrix(6, DIMS[0], seed, device).cast(dtype);
     m.forward(x).powf_scalar(2.0).mean()
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, MultiGradientsParams};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 use schedulefree::{DynOptimizer, ExternalParam, GradientSums, PresetConfig, StepInfo, StepInputs};
 
 use crate::error::BurnAdapterError;
@@ -71,10 +71,13 @@ use params::DeviceParam;
 /// [`save`](Self::save) / [`load`](Self::load) use the host path's file format (a file of
 /// either optimizer resumes in the other, bit for bit on flex).
 ///
+/// The core runs in `f32`, as on the host path: parameters of another float dtype (`f16`,
+/// `bf16`, `f64`) are cast to `f32` for the step, the state is `f32`, and the new value is
+/// rounded back to the parameter's dtype (no `f32` master copy is kept).
+///
 /// Not yet covered (each a typed error or said here): Prodigy and the hypersphere projection
-/// (no element program, [`BurnAdapterError::Step`]); parameters other than `f32`
-/// ([`BurnAdapterError::Dtype`]); checkpoints at `x` ([`save_checkpoint`](crate::save_checkpoint)
-/// takes a `ModelOptimizer`); norm diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
+/// (no element program, [`BurnAdapterError::Step`]); checkpoints at `x`
+/// ([`save_checkpoint`](crate::save_checkpoint) takes a `ModelOptimizer`); norm diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
 /// squares overflow `f32` reports an infinite `‖g‖₂` (AdaGrad-Norm and Polyak then refuse
 /// the step with a non-finite scalar) where the host path, summing in `f64`, does not.
 #[derive(Debug)]
@@ -146,7 +149,7 @@ impl DeviceOptimizer {
     ///
     /// # Errors
     /// [`BurnAdapterError::Shape`], [`BurnAdapterError::UnmatchedState`],
-    /// [`BurnAdapterError::DuplicatePath`], [`BurnAdapterError::Dtype`], the core's
+    /// [`BurnAdapterError::DuplicatePath`], the core's
     /// [`BurnAdapterError::Step`] and [`BurnAdapterError::Param`]. Nothing changes on error
     /// (parameters seen for the first time may stay registered, without state).
     pub fn step<M: Module>(
@@ -198,16 +201,6 @@ impl DeviceOptimizer {
             .iter()
             .filter_map(|p| Some((p, p.value.as_ref()?, p.grad.as_ref()?)))
             .collect();
-        for (p, v, g) in &stepped {
-            for t in [v, g] {
-                if t.dtype() != DType::F32 {
-                    return Err(BurnAdapterError::Dtype {
-                        path: p.path.clone(),
-                        found: format!("{:?}", t.dtype()),
-                    });
-                }
-            }
-        }
         for (p, _, _) in &stepped {
             if !self.shapes.contains_key(&p.path) {
                 let tags = self.tag_rules.tags_for(&p.path, &p.owner);

@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use crate::error::BurnAdapterError;
 use crate::module_params::{GradSource, ModulePath, check_unique, restore_like};
 
-/// One float parameter, flattened, without autodiff.
+/// One float parameter, flattened, without autodiff, as `f32` (the core's element type;
+/// other float dtypes are cast, and cast back on write).
 pub(crate) struct DeviceParam {
     /// Module path, fields joined by `.`.
     pub path: String,
@@ -42,7 +43,12 @@ impl ModuleVisitor for Collect<'_, '_> {
         let grad = self.grads.as_mut().and_then(|g| g.take::<D>(param.id));
         let flat = |t: Tensor<D>| {
             let n = t.shape().num_elements();
-            t.inner().reshape([n])
+            let t = t.inner().reshape([n]);
+            if t.dtype() == DType::F32 {
+                t
+            } else {
+                t.cast(DType::F32)
+            }
         };
         let value = (grad.is_some() || self.every_value).then(|| flat(param.val()));
         self.out.push(DeviceParam {
@@ -94,7 +100,10 @@ impl ModuleMapper for WriteBack {
             return param;
         };
         let (id, old, mapper) = param.consume();
-        let fresh = flat.reshape(old.dims());
+        let mut fresh = flat.reshape(old.dims());
+        if fresh.dtype() != old.dtype() {
+            fresh = fresh.cast(old.dtype());
+        }
         let t = restore_like(&old, fresh, id);
         Param::from_mapped_value(id, t, mapper)
     }
