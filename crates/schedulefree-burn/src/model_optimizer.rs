@@ -376,16 +376,7 @@ impl ModelOptimizer {
     /// [`BurnAdapterError::Io`] (unreadable, unparsable, other format version), then as
     /// [`load_state`](Self::load_state).
     pub fn load(&mut self, path: &Path) -> Result<(), BurnAdapterError> {
-        let file: OptimizerFile = read_json(path)?;
-        if file.format_version != MODEL_OPTIMIZER_FILE_VERSION {
-            return Err(io_err(
-                path,
-                format!(
-                    "file format version {} is not supported (this build reads {MODEL_OPTIMIZER_FILE_VERSION})",
-                    file.format_version
-                ),
-            ));
-        }
+        let file = OptimizerFile::read(path)?;
         if file.state.groups.iter().any(|g| !g.train_mode) {
             return Err(BurnAdapterError::EvalModeState);
         }
@@ -419,6 +410,28 @@ pub(crate) fn build_core(
     }
     core.load_state(state)?;
     Ok((core, shapes))
+}
+
+impl OptimizerFile {
+    /// Read and parse a file written by [`ModelOptimizer::save`] (or
+    /// [`DeviceOptimizer::save`](crate::DeviceOptimizer::save)), checking its version.
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Io`]: unreadable, unparsable, or another format version.
+    pub(crate) fn read(path: &Path) -> Result<Self, BurnAdapterError> {
+        let file: OptimizerFile = read_json(path)?;
+        if file.format_version != MODEL_OPTIMIZER_FILE_VERSION {
+            return Err(io_err(
+                path,
+                format!(
+                    "file format version {} is not supported (this build reads \
+                     {MODEL_OPTIMIZER_FILE_VERSION})",
+                    file.format_version
+                ),
+            ));
+        }
+        Ok(file)
+    }
 }
 
 pub(crate) fn io_err(path: &Path, message: impl std::fmt::Display) -> BurnAdapterError {

@@ -12,7 +12,7 @@ use schedulefree::OptimizerState;
 use super::{DeviceOptimizer, read_back};
 use crate::error::BurnAdapterError;
 use crate::model_optimizer::{
-    MODEL_OPTIMIZER_FILE_VERSION, OptimizerFile, build_core, io_err, read_json, write_json,
+    MODEL_OPTIMIZER_FILE_VERSION, OptimizerFile, build_core, io_err, write_json,
 };
 
 impl DeviceOptimizer {
@@ -93,17 +93,7 @@ impl DeviceOptimizer {
     /// [`BurnAdapterError::Io`] (unreadable, unparsable, other format version), then as
     /// [`load_state`](Self::load_state).
     pub fn load(&mut self, path: &Path) -> Result<(), BurnAdapterError> {
-        let file: OptimizerFile = read_json(path)?;
-        if file.format_version != MODEL_OPTIMIZER_FILE_VERSION {
-            return Err(io_err(
-                path,
-                format!(
-                    "file format version {} is not supported (this build reads \
-                     {MODEL_OPTIMIZER_FILE_VERSION})",
-                    file.format_version
-                ),
-            ));
-        }
+        let file = OptimizerFile::read(path)?;
         self.install(&file.state, Some(file.group))
     }
 
