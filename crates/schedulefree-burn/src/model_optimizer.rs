@@ -290,6 +290,15 @@ impl ModelOptimizer {
         self.core.group_config(0)
     }
 
+    /// Replace group 0's configuration (peak lr and weight decay).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Config`] for a negative or non-finite value.
+    pub fn set_group_config(&mut self, config: GroupConfig) -> Result<(), BurnAdapterError> {
+        self.core.set_group_config(0, config)?;
+        Ok(())
+    }
+
     /// Override the peak lr of group 0 (the preset's own schedule and warmup still multiply it),
     /// e.g. each step from a [`ScheduleLr`](crate::ScheduleLr).
     ///

@@ -15,7 +15,10 @@ use schedulefree::decay::{AnyDecay, DecayConfig};
 use schedulefree::learner::{AdaGradNorm, Prodigy};
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{PresetConfig, Skipped, StepError};
-use schedulefree_burn::{BurnAdapterError, DeviceOptimizer, ModelOptimizer, TensorOptimizer};
+use schedulefree_burn::{
+    BurnAdapterError, DeviceOptimizer, ModelOptimizer, TensorOptimizer, checkpoint_model_path,
+    load_checkpoint, save_checkpoint,
+};
 
 const STEPS: usize = 10;
 const DIMS: [usize; 4] = [4, 8, 8, 3];
@@ -249,4 +252,35 @@ fn a_tensor_state_of_another_shape_is_a_recorded_error() {
         opt.take_error(),
         Some(BurnAdapterError::Shape { .. })
     ));
+}
+
+#[test]
+fn checkpoints_at_x_go_through_the_host_path_and_resume_exactly() {
+    let device = Device::default().autodiff();
+    let preset = presets()[0].clone();
+    let dir = temp_dir("device-checkpoint");
+    let mut m = Mlp::new(&device, &DIMS);
+    let mut dev = DeviceOptimizer::new(preset.clone()).expect("valid");
+    for step in 0..8 {
+        if step == 4 {
+            let host = dev.to_model_optimizer().expect("state read back");
+            save_checkpoint(&m, &host, &dir).expect("saved");
+            let x = values(&dev.eval_module(&m).expect("x"));
+            let exported =
+                Mlp::new(&device, &DIMS).load_file(checkpoint_model_path(&dir).expect("named"));
+            assert!(same_bits(&values(&exported), &x), "the record holds x");
+        }
+        let g = grads(&m, step, &device);
+        m = dev.step(m, g).expect("step").0;
+    }
+    let mut host = ModelOptimizer::new(preset.clone()).expect("valid");
+    let mut rm = load_checkpoint(Mlp::new(&device, &DIMS), &mut host, &dir).expect("loads");
+    let mut resumed = DeviceOptimizer::new(preset).expect("valid");
+    resumed.load_from(&host).expect("takes the state");
+    for step in 4..8 {
+        let g = grads(&rm, step, &device);
+        rm = resumed.step(rm, g).expect("step").0;
+    }
+    assert!(same_bits(&values(&rm), &values(&m)));
+    let _ = std::fs::remove_dir_all(&dir);
 }

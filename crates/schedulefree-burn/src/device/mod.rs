@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use burn::module::Module;
 use burn::optim::{GradientsParams, MultiGradientsParams};
 use burn::tensor::Tensor;
-use schedulefree::{DynOptimizer, ExternalParam, GradientSums, PresetConfig, StepInfo, StepInputs};
+use schedulefree::{
+    DynOptimizer, ExternalParam, GradientSums, GroupConfig, PresetConfig, StepInfo, StepInputs,
+};
 
 use crate::error::BurnAdapterError;
 use crate::model_optimizer::{Core, Shapes, check_shapes};
@@ -75,9 +77,12 @@ use params::DeviceParam;
 /// `bf16`, `f64`) are cast to `f32` for the step, the state is `f32`, and the new value is
 /// rounded back to the parameter's dtype (no `f32` master copy is kept).
 ///
+/// Checkpoints at `x` go through the host path: `save_checkpoint(&model,
+/// &optim.to_model_optimizer()?, dir)`, and after [`load_checkpoint`](crate::load_checkpoint)
+/// into a `ModelOptimizer`, [`load_from`](Self::load_from) it.
+///
 /// Not yet covered (each a typed error or said here): Prodigy and the hypersphere projection
-/// (no element program, [`BurnAdapterError::Step`]); checkpoints at `x`
-/// ([`save_checkpoint`](crate::save_checkpoint) takes a `ModelOptimizer`); norm diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
+/// (no element program, [`BurnAdapterError::Step`]); norm diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
 /// squares overflow `f32` reports an infinite `‖g‖₂` (AdaGrad-Norm and Polyak then refuse
 /// the step with a non-finite scalar) where the host path, summing in `f64`, does not.
 #[derive(Debug)]
@@ -129,6 +134,22 @@ impl DeviceOptimizer {
     /// [`state`](Self::state) or [`save`](Self::save).
     pub fn core(&self) -> &dyn DynOptimizer<f32> {
         self.core.as_ref()
+    }
+
+    /// Group 0's configuration (peak lr and weight decay).
+    pub fn group_config(&self) -> Option<GroupConfig> {
+        self.core.group_config(0)
+    }
+
+    /// Replace group 0's configuration, e.g. each step's peak lr from a
+    /// [`ScheduleLr`](crate::ScheduleLr) (the preset's own schedule and warmup still multiply
+    /// it).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Config`] for a negative or non-finite value.
+    pub fn set_group_config(&mut self, config: GroupConfig) -> Result<(), BurnAdapterError> {
+        self.core.set_group_config(0, config)?;
+        Ok(())
     }
 
     /// Registered module paths with their shapes.

@@ -10,6 +10,7 @@ use burn::tensor::{Tensor, TensorData};
 use schedulefree::OptimizerState;
 
 use super::{DeviceOptimizer, read_back};
+use crate::ModelOptimizer;
 use crate::error::BurnAdapterError;
 use crate::model_optimizer::{
     MODEL_OPTIMIZER_FILE_VERSION, OptimizerFile, build_core, io_err, write_json,
@@ -95,6 +96,39 @@ impl DeviceOptimizer {
     pub fn load(&mut self, path: &Path) -> Result<(), BurnAdapterError> {
         let file = OptimizerFile::read(path)?;
         self.install(&file.state, Some(file.group))
+    }
+
+    /// A [`ModelOptimizer`] (host path) holding this optimizer's state, configuration and
+    /// tag rules (the slots read back once): for checkpoints at `x`
+    /// ([`save_checkpoint`](crate::save_checkpoint)) and whatever else the host path offers.
+    ///
+    /// ```no_run
+    /// # fn demo(model: burn::nn::Linear, dev: &schedulefree_burn::DeviceOptimizer) -> Result<(), schedulefree_burn::BurnAdapterError> {
+    /// schedulefree_burn::save_checkpoint(&model, &dev.to_model_optimizer()?, "ckpt".as_ref())?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Tensor`] (reading a slot back), then as
+    /// [`ModelOptimizer::load_state`].
+    pub fn to_model_optimizer(&self) -> Result<ModelOptimizer, BurnAdapterError> {
+        let mut host =
+            ModelOptimizer::new(self.preset.clone())?.with_tag_rules(self.tag_rules.clone());
+        if let Some(g) = self.core.group_config(0) {
+            host.set_group_config(g)?;
+        }
+        host.load_state(&self.state()?)?;
+        Ok(host)
+    }
+
+    /// Take the state and group configuration of `host` (for example after
+    /// [`load_checkpoint`](crate::load_checkpoint) resumed it); the slots go to each
+    /// parameter's device at its next step.
+    ///
+    /// # Errors
+    /// As [`load_state`](Self::load_state). The optimizer is unchanged on error.
+    pub fn load_from(&mut self, host: &ModelOptimizer) -> Result<(), BurnAdapterError> {
+        self.install(&host.state(), host.group_config())
     }
 
     /// Validate `state` with its host buffers, then keep the buffers aside (pending upload)
