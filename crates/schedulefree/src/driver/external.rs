@@ -16,7 +16,9 @@ use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::{GradSums, Kernel};
 use crate::learner::{Learner, StepIndex};
-use crate::program::{ElementProgram, ProgramError, eval_program, init_program, update_program};
+use crate::program::{
+    ElementProgram, ProgramError, eval_program, init_program, mode_program, update_program,
+};
 use crate::schedule::Schedule;
 
 /// A parameter of an [`Optimizer::step_programs`] call: its name and, when it has a gradient
@@ -158,6 +160,19 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// [`ProgramError::Untraceable`] for formulas that cannot be recorded.
     pub fn eval_program(&self) -> Result<ElementProgram, ProgramError> {
         eval_program::<T, C>(&self.conversion, self.learner.slot_names().len())
+    }
+
+    /// The program of an in-place mode switch of one element, for callers that switch
+    /// external parameters between `y` and `x` in place as [`Optimizer::eval`] /
+    /// [`Optimizer::train`] do for host buffers: `to_train = false` turns a training-mode
+    /// element (value `y`) into its eval-mode form (value `x`; conversions that swap buffer
+    /// and slot, Polyak averaging and EMA, swap them), `true` turns it back. Run it on every
+    /// parameter with state, together.
+    ///
+    /// # Errors
+    /// [`ProgramError::Untraceable`] for formulas that cannot be recorded.
+    pub fn mode_program(&self, to_train: bool) -> Result<ElementProgram, ProgramError> {
+        mode_program::<T, C>(&self.conversion, self.learner.slot_names().len(), to_train)
     }
 
     /// Resolve the names of an external step (as `resolve` does for host calls).

@@ -100,3 +100,27 @@ pub(crate) fn eval_program<T: Element, C: Conversion>(
     })?;
     Ok(ElementProgram::new(T::DTYPE, ns, &ops, value, &slots, None))
 }
+
+/// The in-place mode switch of one element: train → eval ([`Conversion::to_eval`]: the
+/// buffer then holds `x`) or eval → train ([`Conversion::to_train`]), value and slots.
+///
+/// # Errors
+/// [`ProgramError::Untraceable`] for formulas that cannot be recorded.
+pub(crate) fn mode_program<T: Element, C: Conversion>(
+    conversion: &C,
+    n_learner: usize,
+    to_train: bool,
+) -> Result<ElementProgram, ProgramError> {
+    let ns = n_learner + C::SLOTS;
+    let (ops, (value, slots)) = record(|| {
+        let (mut p, _, mut e) = inputs::<T>(ns);
+        let cs = &mut e[n_learner..ns];
+        if to_train {
+            conversion.to_train(&mut p, cs);
+        } else {
+            conversion.to_eval(&mut p, cs);
+        }
+        (p.node(), nodes(&e[..ns]))
+    })?;
+    Ok(ElementProgram::new(T::DTYPE, ns, &ops, value, &slots, None))
+}

@@ -24,7 +24,7 @@ mod eval;
 mod kernel;
 pub(crate) mod trace;
 
-pub(crate) use kernel::{eval_program, init_program, update_program};
+pub(crate) use kernel::{eval_program, init_program, mode_program, update_program};
 
 use crate::element::Dtype;
 

@@ -121,6 +121,23 @@ fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C) {
             c.name()
         );
         assert_eq!(bits(&slots), bits(&expected));
+        // The mode switch both ways, from a state with distinct slot values.
+        let state: Vec<T> = (0..ns).map(|j| T::of(0.25 * j as f64 - 0.6)).collect();
+        for to_train in [false, true] {
+            let (mut p, mut s) = (v, state.clone());
+            let (mut q, mut r) = (v, state.clone());
+            if to_train {
+                c.to_train(&mut q, &mut r[nl..]);
+            } else {
+                c.to_eval(&mut q, &mut r[nl..]);
+            }
+            let mode = super::mode_program::<T, C>(c, nl, to_train).expect("traceable");
+            mode.apply(&mut p, T::zero(), &mut s, &mut regs)
+                .expect("sizes");
+            let what = format!("{} + {}, to_train {to_train}", l.name(), c.name());
+            assert_eq!(p.f64().to_bits(), q.f64().to_bits(), "{what}");
+            assert_eq!(bits(&s), bits(&r), "{what}");
+        }
     }
 }
 
@@ -146,7 +163,7 @@ fn every_learner<T: Element>() {
 }
 
 #[test]
-fn init_and_eval_programs_give_the_formulas_bits() {
+fn init_eval_and_mode_programs_give_the_formulas_bits() {
     every_learner::<f32>();
     every_learner::<f64>();
 }

@@ -92,6 +92,11 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     /// # Errors
     /// As the inherent method.
     fn eval_program(&self) -> Result<ElementProgram, ProgramError>;
+    /// [`Optimizer::mode_program`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn mode_program(&self, to_train: bool) -> Result<ElementProgram, ProgramError>;
     /// Whether `step` needs the loss ([`crate::learner::Learner::needs_loss`]).
     fn needs_loss(&self) -> bool;
     /// [`Optimizer::set_diagnostics`].
@@ -214,6 +219,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     }
     fn eval_program(&self) -> Result<ElementProgram, ProgramError> {
         Optimizer::eval_program(self)
+    }
+    fn mode_program(&self, to_train: bool) -> Result<ElementProgram, ProgramError> {
+        Optimizer::mode_program(self, to_train)
     }
     fn needs_loss(&self) -> bool {
         self.learner().needs_loss()
