@@ -1,20 +1,29 @@
 //! # schedulefree-burn
 //!
-//! burn 0.22 adapter for the `schedulefree` optimizers. It owns no optimizer math: it copies
-//! burn parameters and gradients to host `f32` buffers, calls the core
-//! ([`schedulefree::DynOptimizer`]), and writes the results back with their ids, devices,
-//! dtypes and autodiff state.
+//! burn 0.22 adapter for the `schedulefree` optimizers. It owns no optimizer math: the core
+//! ([`schedulefree::DynOptimizer`]) takes every decision and holds every formula. Either the
+//! adapter copies burn parameters and gradients to host `f32` buffers and runs the core's
+//! fused CPU kernel (the host path), or it keeps them on their devices and runs the core's
+//! element program as burn tensor ops there ([`schedulefree::Optimizer::step_programs`], the
+//! device path); both write results back with their ids, devices, dtypes and autodiff state.
 //!
-//! Two ways in:
+//! Three ways in:
 //!
-//! | | [`ModelOptimizer`] (module level) | [`TensorOptimizer`] (per tensor) |
-//! | --- | --- | --- |
-//! | plugs into | your loop, or [`TrainLoop`] | burn's `ModuleOptimizer`, so burn-train's `Learner` unchanged |
-//! | sees | the whole parameter set at once | one tensor per call |
-//! | eval point `x` | [`ModelOptimizer::eval_module`] (cheap) | [`TensorOptimizer::eval_module`] (serializes the states) |
-//! | state keyed by | module path (`"layers.0.weight"`) | burn's `ParamId` (not restored by burn on load) |
-//! | checkpoints | [`save_checkpoint`] / [`load_checkpoint`]: weights at `x`, bit-exact resume | `ModuleOptimizer::save` (same process / same ids) |
-//! | step cost (784-256-256-10 MLP) | ≈ core + host copies | ≈ core + a one-parameter core rebuilt per tensor |
+//! | | [`ModelOptimizer`] (module, host path) | [`DeviceOptimizer`] (module, device path) | [`TensorOptimizer`] (per tensor, device path) |
+//! | --- | --- | --- | --- |
+//! | for | burn's flex (CPU) backend: fastest there | GPU backends: nothing parameter-sized leaves the device | burn's `ModuleOptimizer`, so burn-train's `Learner` unchanged |
+//! | plugs into | your loop, or [`TrainLoop`] | your loop | burn's `ModuleOptimizer` |
+//! | sees | the whole parameter set at once | the whole parameter set at once | one tensor per call |
+//! | per step | copies every parameter and gradient to the host and back | one device-to-host read of three numbers per parameter, together | one read of three numbers per tensor (a sync each) |
+//! | eval point `x` | [`ModelOptimizer::eval_module`] (cheap) | [`DeviceOptimizer::eval_module`] (on the device) | [`TensorOptimizer::eval_module`] (serializes the states) |
+//! | state keyed by | module path (`"layers.0.weight"`) | module path | burn's `ParamId` (not restored by burn on load) |
+//! | checkpoints | [`save_checkpoint`] / [`load_checkpoint`]: weights at `x`, bit-exact resume | the same through [`DeviceOptimizer::to_model_optimizer`] / [`DeviceOptimizer::load_from`] | `ModuleOptimizer::save` (same process / same ids) |
+//! | methods | every preset | all but Prodigy and the projection (typed errors at the first step) | elementwise ones (no AdaGrad-Norm, Polyak, Prodigy) |
+//!
+//! On flex the host path is as fast as burn's own AdamW and the device paths about twice
+//! slower (one pass over memory per program op; see the README's benchmark table). On GPU
+//! backends burn's fusion can compile a program's ops into one kernel; no GPU timing has
+//! been taken yet.
 //!
 //! plus [`ScheduleLr`] (a burn `LrScheduler` over the core's schedules) and
 //! [`recalibrate_batch_norm`] (batch-norm statistics at `x`).
@@ -197,7 +206,7 @@ pub use device::DeviceOptimizer;
 pub use error::BurnAdapterError;
 pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
 pub use schedule_lr::ScheduleLr;
-pub use schedulefree::PresetConfig;
+pub use schedulefree::{GroupConfig, PresetConfig};
 pub use tags::{NORM_LAYER_TYPES, SelectedParam, Selector, TagRules, select_tags};
 pub use tensor_optimizer::{TensorOptimizer, TensorState};
 pub use train_loop::{EpochReport, TrainLoop};

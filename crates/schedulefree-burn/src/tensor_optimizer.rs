@@ -53,8 +53,11 @@ const NAME: &str = "p";
 ///   `ModuleOptimizer` only together with a module whose ids it created, or use
 ///   [`ModelOptimizer`](crate::ModelOptimizer), whose state is keyed by module path.
 /// - The eval point `x` needs the state of every parameter, which burn does not expose from a
-///   `ModuleOptimizer`. To validate or export at `x`, use [`ModelOptimizer`](crate::ModelOptimizer):
-///   `let (model, _) = optim.step(model, grads)?; let at_x = optim.eval_module(&model)?.valid();`
+///   `ModuleOptimizer`: [`eval_module`](Self::eval_module) serializes the `ModuleOptimizer`
+///   to get it (a full copy), fine every few hundred steps. For cheap validation at `x`, use
+///   [`ModelOptimizer`](crate::ModelOptimizer) or [`DeviceOptimizer`](crate::DeviceOptimizer).
+/// - Each call reads the gradient's three sums back to the host, one synchronisation per
+///   tensor; [`DeviceOptimizer`](crate::DeviceOptimizer) reads all parameters' at once.
 ///
 /// # Errors
 /// burn's `Optimizer::step` cannot return errors. A step the core refuses (a non-finite or

@@ -284,3 +284,23 @@ fn checkpoints_at_x_go_through_the_host_path_and_resume_exactly() {
     assert!(same_bits(&values(&rm), &values(&m)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn set_lr_acts_as_on_the_host_path() {
+    let device = Device::default().autodiff();
+    let model = Mlp::new(&device, &DIMS);
+    let (mut m, mut hm) = (model.clone(), model);
+    let mut dev = DeviceOptimizer::new(presets()[0].clone()).expect("valid");
+    let mut host = ModelOptimizer::new(presets()[0].clone()).expect("valid");
+    for step in 0..4 {
+        let lr = 0.01 * (step + 1) as f64;
+        dev.set_lr(lr).expect("valid lr");
+        host.set_lr(lr).expect("valid lr");
+        let (g, hg) = (grads(&m, step, &device), grads(&hm, step, &device));
+        m = dev.step(m, g).expect("step").0;
+        hm = host.step(hm, hg).expect("step").0;
+    }
+    assert_eq!(dev.group_config().map(|g| g.lr), Some(0.04));
+    assert!(same_bits(&values(&m), &values(&hm)));
+    assert!(matches!(dev.set_lr(-1.0), Err(BurnAdapterError::Config(_))));
+}

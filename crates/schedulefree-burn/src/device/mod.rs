@@ -28,14 +28,16 @@ use params::DeviceParam;
 /// Schedule-Free (or any preset an element program covers) over a whole burn module, with
 /// the state on the parameters' devices.
 ///
-/// The same interface as [`ModelOptimizer`](crate::ModelOptimizer) (state keyed by module
-/// path, registration at a parameter's first gradient, tag rules, eval point `x` as a scoped
-/// copy), but a step moves no parameter-sized data to the host: each gradient is reduced on
+/// The step, eval and save interface of [`ModelOptimizer`](crate::ModelOptimizer) (state keyed
+/// by module path, registration at a parameter's first gradient, tag rules, eval point `x`
+/// as a scoped copy; not yet its diagnostics or [`TrainLoop`](crate::TrainLoop)), but a step
+/// moves no parameter-sized data to the host: each gradient is reduced on
 /// its device to three numbers (`‖g‖₁`, `‖g‖₂²` and whether it is finite), the numbers of
 /// every parameter are read back at once, the core ([`schedulefree::DynOptimizer`]) decides
 /// the step (skip on a non-finite gradient, lr, averaging weight, decay, learner state) and
 /// returns each parameter's element update, which runs as burn tensor ops on the parameter's
-/// device. On a GPU backend with fusion the update of a tensor compiles to one kernel.
+/// device (burn's fusion backends can compile them into one kernel; not measured yet). The
+/// read of the sums is one device-to-host synchronisation per step.
 ///
 /// ```
 /// use burn::module::Module;
@@ -70,12 +72,19 @@ use params::DeviceParam;
 /// of sums taken in `f32` here and in `f64` on the host), but the host path's fused kernel
 /// is faster there: one pass over memory against one per op.
 ///
-/// [`save`](Self::save) / [`load`](Self::load) use the host path's file format (a file of
-/// either optimizer resumes in the other, bit for bit on flex).
+/// [`save`](Self::save) / [`load`](Self::load) use the host path's file format: a file of
+/// either optimizer resumes in the other (bit for bit on flex; elsewhere to the backend's
+/// rounding). The files are JSON with `f64` values: for very large models prefer your own
+/// record of the slots ([`slot`](Self::slot)) until a binary format exists.
+///
+/// A step commits the core's counters before the burn ops run: if a backend panics mid-step
+/// (out of memory), drop the optimizer and resume from the last save.
 ///
 /// The core runs in `f32`, as on the host path: parameters of another float dtype (`f16`,
 /// `bf16`, `f64`) are cast to `f32` for the step, the state is `f32`, and the new value is
-/// rounded back to the parameter's dtype (no `f32` master copy is kept).
+/// rounded back to the parameter's dtype. No `f32` master copy is kept, so an update smaller
+/// than half a unit in the last place of a `bf16` value is lost: keep parameters in `f32`
+/// (mixed precision in the forward pass) when that matters.
 ///
 /// Checkpoints at `x` go through the host path: `save_checkpoint(&model,
 /// &optim.to_model_optimizer()?, dir)`, and after [`load_checkpoint`](crate::load_checkpoint)
@@ -150,6 +159,17 @@ impl DeviceOptimizer {
     pub fn set_group_config(&mut self, config: GroupConfig) -> Result<(), BurnAdapterError> {
         self.core.set_group_config(0, config)?;
         Ok(())
+    }
+
+    /// Override the peak lr of group 0, keeping its weight decay (as
+    /// [`ModelOptimizer::set_lr`](crate::ModelOptimizer::set_lr)), e.g. each step from a
+    /// [`ScheduleLr`](crate::ScheduleLr).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Config`] for a negative or non-finite lr.
+    pub fn set_lr(&mut self, lr: f64) -> Result<(), BurnAdapterError> {
+        let weight_decay = self.core.group_config(0).map_or(0.0, |g| g.weight_decay);
+        self.set_group_config(GroupConfig { lr, weight_decay })
     }
 
     /// Registered module paths with their shapes.
