@@ -431,19 +431,66 @@ fn mixing_host_and_external_parameters_in_eval_calls_changes_nothing() {
     assert_eq!(w, before, "the host buffer still holds y");
 }
 
+/// Switch every held parameter with `o`'s mode program, then record the switch.
+fn external_switch(o: &mut dyn DynOptimizer<f32>, held: &mut [Held], to_train: bool) {
+    let program = o.mode_program(to_train).expect("traceable");
+    for h in held.iter_mut().filter(|h| !h.slots[0].is_empty()) {
+        run(&program, h);
+    }
+    o.switch_external_mode(to_train).expect("all external");
+}
+
+fn host_switch(o: &mut dyn DynOptimizer<f32>, held: &mut [Held], to_train: bool) {
+    let mut params: Vec<Param<'_, f32>> = SHAPES
+        .iter()
+        .zip(held.iter_mut())
+        .map(|((name, _), h)| Param::no_grad(name, &mut h.value))
+        .collect();
+    if to_train {
+        o.train(&mut params).expect("host train");
+    } else {
+        o.eval(&mut params).expect("host eval");
+    }
+}
+
 #[test]
-fn external_state_saved_in_eval_mode_is_refused() {
+fn external_mode_switches_follow_the_host_and_resume_in_eval_mode() {
     let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree::default());
-    let mut o = build(&preset);
-    let mut held = start(o.slot_names().len());
-    fill_grads(&mut held, 1, None);
-    external_step(o.as_mut(), &mut held, 1, None).expect("step");
-    let mut st = o.state();
-    st.groups[0].train_mode = false;
-    let mut fresh = build(&preset);
-    assert!(matches!(
-        fresh.load_state(&st),
-        Err(schedulefree::StateError::Param { .. })
-    ));
-    assert!(fresh.is_train_mode());
+    let (mut host, mut ext) = (build(&preset), build(&preset));
+    let mut h_held = start(host.slot_names().len());
+    let mut e_held = start(ext.slot_names().len());
+    for step in 0..4 {
+        fill_grads(&mut h_held, step, None);
+        fill_grads(&mut e_held, step, None);
+        host_step(host.as_mut(), &mut h_held, step, None);
+        external_step(ext.as_mut(), &mut e_held, step, None).expect("step");
+    }
+    host_switch(host.as_mut(), &mut h_held, false);
+    external_switch(ext.as_mut(), &mut e_held, false);
+    assert!(!ext.is_train_mode());
+    let values = |h: &[Held]| h.iter().map(|h| h.value.clone()).collect::<Vec<_>>();
+    assert_eq!(values(&e_held), values(&h_held), "x in eval mode");
+    fill_grads(&mut e_held, 9, None);
+    let e = external_step(ext.as_mut(), &mut e_held, 9, None);
+    assert_eq!(e.err(), Some(StepError::EvalMode { group: 0 }));
+
+    // Saved in eval mode, resumed, switched back: y as the host path has it.
+    let st = ext.state();
+    assert!(!st.groups[0].train_mode && st.params["a.weight"].external);
+    let mut resumed = build(&preset);
+    resumed.load_state(&st).expect("external state loads in eval mode");
+    assert!(!resumed.is_train_mode());
+    host_switch(host.as_mut(), &mut h_held, true);
+    external_switch(resumed.as_mut(), &mut e_held, true);
+    assert_eq!(values(&e_held), values(&h_held), "y back in train mode");
+    fill_grads(&mut h_held, 5, None);
+    fill_grads(&mut e_held, 5, None);
+    host_step(host.as_mut(), &mut h_held, 5, None);
+    external_step(resumed.as_mut(), &mut e_held, 5, None).expect("trains again");
+    assert_eq!(values(&e_held), values(&h_held), "the step after the round trip");
+
+    // Host state cannot be switched this way.
+    let e = host.switch_external_mode(false);
+    assert_eq!(e, Err(StepError::HostState("a.weight".into())));
+    assert!(host.is_train_mode());
 }

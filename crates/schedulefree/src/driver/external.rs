@@ -175,6 +175,30 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         mode_program::<T, C>(&self.conversion, self.learner.slot_names().len(), to_train)
     }
 
+    /// Record a mode switch the caller has made: after running
+    /// [`Optimizer::mode_program`]`(to_train)` on every external parameter with state, this
+    /// sets the mode of every group, as [`Optimizer::train`] / [`Optimizer::eval`] do after
+    /// switching host buffers. In eval mode [`Optimizer::step_programs`] refuses to step.
+    /// Idempotent; for conversions without modes (the buffer always holds the returned point)
+    /// nothing is recorded and the optimizer stays in train mode, so callers need not run the
+    /// program then (check [`crate::DynOptimizer::has_modes`] and
+    /// [`Optimizer::is_train_mode`] first).
+    ///
+    /// # Errors
+    /// [`StepError::HostState`] when a parameter's state is in host buffers (switch those with
+    /// [`Optimizer::train`] / [`Optimizer::eval`]); nothing changes.
+    pub fn switch_external_mode(&mut self, to_train: bool) -> Result<(), StepError> {
+        if let Some(e) = self.entries.iter().find(|e| e.has_state && !e.external) {
+            return Err(StepError::HostState(e.name.clone()));
+        }
+        if self.conversion.has_modes() {
+            for g in &mut self.groups {
+                g.train_mode = to_train;
+            }
+        }
+        Ok(())
+    }
+
     /// Resolve the names of an external step (as `resolve` does for host calls).
     fn resolve_external(&mut self, params: &[ExternalParam<'_>]) -> Result<(), StepError> {
         self.stamp += 1;

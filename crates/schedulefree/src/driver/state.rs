@@ -365,10 +365,6 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 if r.external && !r.has_state {
                     return Err(bad("external state but has_state is false".into()));
                 }
-                // External slots cannot switch modes here, so such a state could never train.
-                if r.external && !st.groups.get(r.group).is_some_and(|g| g.train_mode) {
-                    return Err(bad("external state in a group saved in eval mode".into()));
-                }
                 new_states.push(None);
                 continue;
             }

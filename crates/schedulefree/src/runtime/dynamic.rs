@@ -97,6 +97,11 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     /// # Errors
     /// As the inherent method.
     fn mode_program(&self, to_train: bool) -> Result<ElementProgram, ProgramError>;
+    /// [`Optimizer::switch_external_mode`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn switch_external_mode(&mut self, to_train: bool) -> Result<(), StepError>;
     /// Whether `step` needs the loss ([`crate::learner::Learner::needs_loss`]).
     fn needs_loss(&self) -> bool;
     /// [`Optimizer::set_diagnostics`].
@@ -222,6 +227,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     }
     fn mode_program(&self, to_train: bool) -> Result<ElementProgram, ProgramError> {
         Optimizer::mode_program(self, to_train)
+    }
+    fn switch_external_mode(&mut self, to_train: bool) -> Result<(), StepError> {
+        Optimizer::switch_external_mode(self, to_train)
     }
     fn needs_loss(&self) -> bool {
         self.learner().needs_loss()
