@@ -1,5 +1,6 @@
 //! Step time of our optimizer against `candle_nn::AdamW` on the vars of a 784-256-256-10 MLP
-//! (269 322 f32 parameters), with fixed synthetic gradients.
+//! (269 322 f32 parameters), with fixed synthetic gradients, on the host path (the CPU
+//! default) and the device path (the default for GPU vars, forced here on the CPU).
 //! `cargo bench -p schedulefree-candle --bench step`
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -8,7 +9,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use criterion::{Criterion, criterion_group, criterion_main};
 use schedulefree::{AdamWScheduleFree, PresetConfig, SgdScheduleFree};
-use schedulefree_candle::ScheduleFreeOptimizer;
+use schedulefree_candle::{Placement, ScheduleFreeOptimizer};
 
 /// Fresh vars of the MLP and a gradient for each.
 fn vars_and_grads() -> (Vec<Var>, GradStore) {
@@ -74,9 +75,13 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (name, config) in ours {
-        let (vars, grads) = vars_and_grads();
-        let mut opt = ScheduleFreeOptimizer::new(vars, config).unwrap();
-        group.bench_function(name, |b| b.iter(|| opt.step(&grads).unwrap()));
+        for placement in [Placement::Host, Placement::Device] {
+            let (vars, grads) = vars_and_grads();
+            let mut opt = ScheduleFreeOptimizer::new(vars, config.clone()).unwrap();
+            opt.set_placement(placement).unwrap();
+            let name = format!("{name} ({placement:?} path)");
+            group.bench_function(&name, |b| b.iter(|| opt.step(&grads).unwrap()));
+        }
     }
     group.finish();
 }

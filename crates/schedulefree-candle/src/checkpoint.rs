@@ -17,12 +17,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use candle_core::Var;
+use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 
-use crate::driver::Driver;
 use crate::error::CandleAdapterError;
-use crate::host::{HostElement, to_host};
 use crate::optimizer::{Core, ScheduleFreeOptimizer, varmap_vars, with_driver};
 use crate::state_file;
 use crate::tensor_file::{self, HostTensor, NamedTensors, meta};
@@ -62,7 +60,7 @@ impl ScheduleFreeOptimizer {
             path: dir.to_path_buf(),
             source,
         })?;
-        let st = self.state();
+        let st = self.state()?;
         let id = checkpoint_id(st.groups.first().map_or(0, |g| g.k));
         let point_meta = || {
             HashMap::from([
@@ -70,7 +68,12 @@ impl ScheduleFreeOptimizer {
                 ("checkpoint".to_string(), id.clone()),
             ])
         };
-        let (model, train_point) = with_driver!(&self.core, d => points(d, &vars))?;
+        let (model, train_point) = with_driver!(&self.core, d => points(
+            d.opt.has_modes() && d.opt.is_train_mode(),
+            |var| d.entries.iter().position(|e| e.var.id() == var.id()),
+            |i| d.eval_point(i),
+            &vars,
+        ))?;
         let tp_path = dir.join(TRAIN_POINT_FILE);
         match &train_point {
             Some(y) => tensor_file::write(&tp_path, y, point_meta())?,
@@ -209,27 +212,23 @@ impl ScheduleFreeOptimizer {
     }
 }
 
-/// The model file's tensors (every var of `vars`, optimized ones at `x`) and, when it
-/// differs, the training point `y` of the optimized vars; both by `VarMap` name.
-fn points<T: HostElement>(
-    d: &Driver<T>,
+/// The model file's tensors (every var of `vars`, optimized ones at `x`: `eval_point` of
+/// the optimizer entry `entry` finds) and, when `keep_y`, the training point `y` of the
+/// optimized vars; both by `VarMap` name.
+fn points(
+    keep_y: bool,
+    entry: impl Fn(&Var) -> Option<usize>,
+    eval_point: impl Fn(usize) -> Result<Tensor, CandleAdapterError>,
     vars: &[(String, Var)],
 ) -> Result<(NamedTensors, Option<NamedTensors>), CandleAdapterError> {
-    let keep_y = d.opt.has_modes() && d.opt.is_train_mode();
     let mut model = Vec::with_capacity(vars.len());
     let mut y = Vec::new();
     for (name, var) in vars {
-        match d.entries.iter().position(|e| e.var.id() == var.id()) {
+        match entry(var) {
             Some(i) => {
-                model.push((
-                    name.clone(),
-                    HostTensor::from_values(var.dims(), d.eval_point(i)?),
-                ));
+                model.push((name.clone(), HostTensor::from_tensor(&eval_point(i)?)?));
                 if keep_y {
-                    y.push((
-                        name.clone(),
-                        HostTensor::from_values(var.dims(), to_host::<T>(var.as_tensor())?),
-                    ));
+                    y.push((name.clone(), HostTensor::from_tensor(var.as_tensor())?));
                 }
             }
             None => model.push((name.clone(), HostTensor::from_tensor(var.as_tensor())?)),

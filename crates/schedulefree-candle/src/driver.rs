@@ -2,15 +2,15 @@
 //! copies the vars (and gradients) into host buffers, calls the core, and writes back what
 //! the core changed. No optimizer math lives here.
 
-use candle_core::Var;
 use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
 use schedulefree::{
-    DynOptimizer, OptimizerState, Param, ParamDiagnostics, PresetConfig, StepInfo, StepInputs,
+    DynOptimizer, OptimizerState, Param, ParamDiagnostics, ParamTags, PresetConfig, StepInfo,
+    StepInputs,
 };
 
 use crate::error::CandleAdapterError;
 use crate::host::{HostElement, read_into, to_host, write_from};
-use crate::tags::TagRules;
 
 /// One registered var with its reusable host buffers (allocated once, so that a step
 /// allocates nothing per element).
@@ -38,17 +38,17 @@ pub(crate) struct Driver<T: HostElement> {
 }
 
 impl<T: HostElement> Driver<T> {
-    /// Build the preset and register `vars` (already sorted and checked) in group 0, tagged
-    /// by `rules`.
+    /// Build the preset and register `vars` (already sorted and checked) in group 0, each
+    /// tagged by `tags`.
     pub fn new(
         config: &PresetConfig,
         vars: Vec<(String, Var)>,
-        rules: &TagRules,
+        tags: &dyn Fn(&str) -> ParamTags,
     ) -> Result<Self, CandleAdapterError> {
         let mut opt = config.build_dyn::<T>()?;
         let mut entries = Vec::with_capacity(vars.len());
         for (name, var) in vars {
-            opt.add_param_tagged(0, &name, var.dims(), rules.tags_for(&name))?;
+            opt.add_param_tagged(0, &name, var.dims(), tags(&name))?;
             let n = var.elem_count();
             entries.push(Entry {
                 name,
@@ -73,6 +73,7 @@ impl<T: HostElement> Driver<T> {
         config: &PresetConfig,
         st: &OptimizerState,
     ) -> Result<(), CandleAdapterError> {
+        refuse_held_outside(st)?;
         let mut opt = config.build_dyn::<T>()?;
         if let Some(g) = self.opt.group_config(0) {
             opt.set_group_config(0, g)?;
@@ -96,6 +97,11 @@ impl<T: HostElement> Driver<T> {
     pub fn set_diagnostics(&mut self, on: bool) {
         self.diagnostics = on;
         self.opt.set_diagnostics(on);
+    }
+
+    /// Whether diagnostics are switched on.
+    pub fn diagnostics_on(&self) -> bool {
+        self.diagnostics
     }
 
     /// The core's diagnostics of the latest step.
@@ -224,18 +230,36 @@ impl<T: HostElement> Driver<T> {
         first
     }
 
-    /// The returned point `x` of entry `i`, from the var's current value, without changing
-    /// anything (allocates).
-    pub fn eval_point(&self, i: usize) -> Result<Vec<T>, CandleAdapterError> {
+    /// The returned point `x` of entry `i` as a new tensor on the var's device, from the
+    /// var's current value, without changing anything.
+    pub fn eval_point(&self, i: usize) -> Result<Tensor, CandleAdapterError> {
         let e = &self.entries[i];
         let value = to_host::<T>(e.var.as_tensor())?;
         let mut x = vec![T::zero(); value.len()];
         self.opt.eval_params_into(&e.name, &value, &mut x)?;
-        Ok(x)
+        Ok(Tensor::from_vec(x, e.var.shape(), e.var.device())?)
     }
 
-    /// The core's state snapshot.
-    pub fn state(&self) -> OptimizerState {
-        self.opt.state()
+    /// The core's state snapshot (infallible here; a `Result` as on the device path).
+    pub fn state(&self) -> Result<OptimizerState, CandleAdapterError> {
+        Ok(self.opt.state())
+    }
+}
+
+/// Refuse a state whose slots were held outside the optimizer and not filled in (a core's
+/// raw `state()` after external steps): neither path could resume it.
+///
+/// # Errors
+/// [`schedulefree::StateError::Param`] naming the first such parameter.
+pub(crate) fn refuse_held_outside(st: &OptimizerState) -> Result<(), CandleAdapterError> {
+    match st.params.iter().find(|(_, r)| r.external) {
+        Some((name, _)) => Err(schedulefree::StateError::Param {
+            name: name.clone(),
+            what: "the state records no slots (they were held outside the optimizer): save \
+                   with `ScheduleFreeOptimizer::state`"
+                .into(),
+        }
+        .into()),
+        None => Ok(()),
     }
 }

@@ -41,7 +41,7 @@ impl<'o> EvalGuard<'o> {
 
     fn restore_now(&mut self) -> Result<(), CandleAdapterError> {
         match self.written.take() {
-            Some(w) => with_driver!(&self.opt.core, d => d.restore(&w)),
+            Some(w) => with_driver!(&mut self.opt.core, d => d.restore(&w)),
             None => Ok(()),
         }
     }

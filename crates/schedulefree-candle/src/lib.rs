@@ -5,8 +5,18 @@
 //! preset ([`PresetConfig`]: Schedule-Free AdamW / SGD / RAdam and the reference forms,
 //! torch-style AdamW / SGD with a schedule, AdamC / SGDC, and any composed learner ×
 //! conversion × decay policy, e.g. AdaGrad-Norm, COCOB, Polyak or Prodigy with Schedule-Free
-//! averaging and the hypersphere projection). It owns no optimizer math: each step copies the
-//! vars and gradients into host buffers, calls the core, and writes the vars back.
+//! averaging and the hypersphere projection). It owns no optimizer math; the core takes every
+//! decision, on one of two paths ([`Placement`]):
+//!
+//! - **host** (the default for CPU vars): each step copies the vars and gradients into host
+//!   buffers, runs the core's fused kernel (one pass over memory) and writes the vars back;
+//! - **device** (the default when a var lives on a CUDA or Metal device): the state (`z`,
+//!   moments) is candle tensors on each var's device, the element update runs there as
+//!   candle tensor ops (recorded once from the core's own formulas, not a second copy of the
+//!   maths), and a step reads three numbers per var back to the host (`‖g‖₁`, `‖g‖₂²`,
+//!   finiteness, for the core's skip decision and norm-based learners), nothing
+//!   parameter-sized. State files and checkpoints are the same on both paths;
+//!   [`ScheduleFreeOptimizer::set_placement`] moves a running optimizer between them.
 //!
 //! Switching an existing candle loop is one line — the optimizer:
 //!
@@ -134,6 +144,7 @@
 //! reproducibly.
 
 mod checkpoint;
+mod device;
 mod driver;
 mod error;
 mod eval_guard;
@@ -141,6 +152,7 @@ mod host;
 mod init;
 mod loss_step;
 mod optimizer;
+mod placement;
 mod state_file;
 mod tags;
 mod tensor_file;
@@ -150,6 +162,7 @@ pub use error::CandleAdapterError;
 pub use eval_guard::EvalGuard;
 pub use init::seeded_init;
 pub use optimizer::ScheduleFreeOptimizer;
+pub use placement::Placement;
 pub use schedulefree::PresetConfig;
 pub use state_file::{OPTIMIZER_FORMAT, OPTIMIZER_FORMAT_VERSION};
 pub use tags::{

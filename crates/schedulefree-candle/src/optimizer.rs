@@ -9,27 +9,71 @@ use schedulefree::{
     ConfigError, GroupConfig, OptimizerState, ParamDiagnostics, ParamTags, PresetConfig, StepInfo,
 };
 
+use crate::device::{DeviceDriver, check_covered};
 use crate::driver::Driver;
 use crate::error::CandleAdapterError;
 use crate::eval_guard::EvalGuard;
+use crate::placement::Placement;
 use crate::state_file;
 use crate::tags::TagRules;
 
-/// The core optimizer for the vars' element type.
+/// The core optimizer for the vars' element type, on the host or the device path.
 #[derive(Debug)]
 pub(crate) enum Core {
     F32(Driver<f32>),
     F64(Driver<f64>),
+    DeviceF32(DeviceDriver<f32>),
+    DeviceF64(DeviceDriver<f64>),
 }
 
-/// Run `$body` with `$d` bound to the driver, whatever its element type.
+/// Run `$body` with `$d` bound to the driver, whatever its element type and path (both
+/// drivers have the same methods and the fields `opt` and `entries`).
 macro_rules! with_driver {
     ($core:expr, $d:ident => $body:expr) => {
         match $core {
             Core::F32($d) => $body,
             Core::F64($d) => $body,
+            Core::DeviceF32($d) => $body,
+            Core::DeviceF64($d) => $body,
         }
     };
+}
+
+impl Core {
+    /// `config`'s optimizer over `vars` (sorted, checked, all of `dtype`) on `placement`'s
+    /// path ([`Placement::Auto`] resolved here).
+    fn build(
+        config: &PresetConfig,
+        vars: Vec<(String, Var)>,
+        tags: &dyn Fn(&str) -> ParamTags,
+        dtype: DType,
+        placement: Placement,
+    ) -> Result<Self, CandleAdapterError> {
+        let f64 = dtype == DType::F64;
+        let covered = |vars: &[(String, Var)]| {
+            if f64 {
+                check_covered::<f64>(config, vars, tags)
+            } else {
+                check_covered::<f32>(config, vars, tags)
+            }
+        };
+        let device = match placement {
+            Placement::Host => false,
+            Placement::Device => {
+                covered(&vars)?;
+                true
+            }
+            Placement::Auto => {
+                vars.iter().any(|(_, v)| !v.device().is_cpu()) && covered(&vars).is_ok()
+            }
+        };
+        Ok(match (device, f64) {
+            (false, false) => Core::F32(Driver::new(config, vars, tags)?),
+            (false, true) => Core::F64(Driver::new(config, vars, tags)?),
+            (true, false) => Core::DeviceF32(DeviceDriver::new(config, vars, tags)?),
+            (true, true) => Core::DeviceF64(DeviceDriver::new(config, vars, tags)?),
+        })
+    }
 }
 pub(crate) use with_driver;
 
@@ -45,10 +89,18 @@ pub(crate) use with_driver;
 /// does not depend on `HashMap` order. All vars must be `f32` or all `f64` (the core's
 /// element types); integer vars are skipped, as candle's own optimizers do.
 ///
-/// A step copies each var that has a gradient, and its gradient, into host buffers, runs
-/// the core's fused step and writes the new values back into the var's storage in place
-/// (CPU vars without allocating; other devices through host transfers). Memory: the core's
-/// state slots plus two host buffers per var.
+/// Two paths ([`Placement`]; the constructors pick the device path when a var is not on the
+/// CPU and element programs cover the preset, else the host path):
+/// - host: a step copies each var that has a gradient, and its gradient, into host buffers,
+///   runs the core's fused step and writes the new values back into the var's storage in
+///   place (CPU vars without allocating). Memory: the core's state slots plus two host
+///   buffers per var, in host RAM.
+/// - device: the state slots are tensors on each var's device; a step reduces each gradient
+///   there to `‖g‖₁`, `‖g‖₂²` and a finiteness flag, reads those three numbers per var back
+///   at once (one synchronisation), lets the core decide the step, and runs each var's
+///   element update as candle tensor ops on its device, writing the var in place
+///   (`Var::set`). A device error in the middle of a step (out of memory) can leave it partly
+///   applied: resume from the last save.
 ///
 /// Schedule-Free presets keep the gradient point `y` in the vars while training; evaluate,
 /// export and checkpoint at `x` with [`ScheduleFreeOptimizer::eval_guard`],
@@ -122,10 +174,9 @@ impl ScheduleFreeOptimizer {
                 }
             }
         }
-        let core = match dtype {
-            Some(DType::F64) => Core::F64(Driver::new(&config, vars, rules)?),
-            _ => Core::F32(Driver::new(&config, vars, rules)?),
-        };
+        let dtype = dtype.unwrap_or(DType::F32);
+        let tags = |name: &str| rules.tags_for(name);
+        let core = Core::build(&config, vars, &tags, dtype, Placement::Auto)?;
         Ok(ScheduleFreeOptimizer {
             config,
             core,
@@ -337,10 +388,7 @@ impl ScheduleFreeOptimizer {
             .entries
             .iter()
             .enumerate()
-            .map(|(i, e)| {
-                let x = d.eval_point(i)?;
-                Ok((e.name.clone(), Tensor::from_vec(x, e.var.shape(), e.var.device())?))
-            })
+            .map(|(i, e)| Ok((e.name.clone(), d.eval_point(i)?)))
             .collect())
     }
 
@@ -357,15 +405,61 @@ impl ScheduleFreeOptimizer {
     /// The element type the core runs on (`F32` or `F64`).
     pub fn dtype(&self) -> DType {
         match self.core {
-            Core::F32(_) => DType::F32,
-            Core::F64(_) => DType::F64,
+            Core::F32(_) | Core::DeviceF32(_) => DType::F32,
+            Core::F64(_) | Core::DeviceF64(_) => DType::F64,
         }
     }
 
     /// A snapshot of the core's state (step counter, mode, slots by name), e.g. for
-    /// [`OptimizerState::save_json`].
-    pub fn state(&self) -> OptimizerState {
+    /// [`OptimizerState::save_json`]. On the device path the slots are read back to the
+    /// host (a full copy; not for every step).
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Candle`] if a slot cannot be read back from its device.
+    pub fn state(&self) -> Result<OptimizerState, CandleAdapterError> {
         with_driver!(&self.core, d => d.state())
+    }
+
+    /// Where the state lives and the element update runs: [`Placement::Host`] or
+    /// [`Placement::Device`] (the constructors resolve [`Placement::Auto`]).
+    pub fn placement(&self) -> Placement {
+        match self.core {
+            Core::F32(_) | Core::F64(_) => Placement::Host,
+            Core::DeviceF32(_) | Core::DeviceF64(_) => Placement::Device,
+        }
+    }
+
+    /// Move this optimizer to `placement`'s path, its state (tags, counters, slots, mode,
+    /// peak lr) carried over: e.g. [`Placement::Device`] keeps the state next to CPU vars too
+    /// (for tests, or where the device path is wanted on the CPU), [`Placement::Host`] brings
+    /// the state of GPU vars to host RAM. [`Placement::Auto`] chooses as the constructors do.
+    ///
+    /// # Errors
+    /// [`CandleAdapterError::Step`] with [`schedulefree::StepError::Program`] when
+    /// [`Placement::Device`] is asked for a composition element programs do not cover
+    /// (Prodigy; the hypersphere projection of `normalized` vars); as
+    /// [`ScheduleFreeOptimizer::state`] and [`ScheduleFreeOptimizer::load_state`]. Nothing
+    /// changes on error.
+    pub fn set_placement(&mut self, placement: Placement) -> Result<(), CandleAdapterError> {
+        let st = self.state()?;
+        let (group, diagnostics) =
+            with_driver!(&self.core, d => (d.opt.group_config(0), d.diagnostics_on()));
+        let vars: Vec<(String, Var)> = self
+            .vars()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect();
+        let tags = |name: &str| self.param_tags(name).unwrap_or_default();
+        let mut core = Core::build(&self.config, vars, &tags, self.dtype(), placement)?;
+        with_driver!(&mut core, d => {
+            if let Some(g) = group {
+                d.opt.set_group_config(0, g)?;
+            }
+            d.set_diagnostics(diagnostics);
+            d.load_state(&self.config, &st)?;
+        });
+        self.core = core;
+        Ok(())
     }
 
     /// Save the optimizer state (not the vars) to a safetensors file, atomically: slot
@@ -379,7 +473,7 @@ impl ScheduleFreeOptimizer {
     /// # Errors
     /// [`CandleAdapterError::Io`], [`CandleAdapterError::Safetensors`].
     pub fn save(&self, path: &Path) -> Result<(), CandleAdapterError> {
-        state_file::save(path, &self.state(), &self.config, &[])
+        state_file::save(path, &self.state()?, &self.config, &[])
     }
 
     /// Load a state written by [`ScheduleFreeOptimizer::save`]. The file must hold exactly

@@ -1,6 +1,7 @@
 //! The adapter computes exactly what the core computes over `Vec<f32>` on the same
 //! gradients: training point `y`, evaluation point `x` (pure, guard and mode switch), across a
-//! save/load of the optimizer state.
+//! save/load of the optimizer state, on the host path and on the device path (candle's CPU
+//! element ops are exact, so the device path gives the core's bits too).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -8,19 +9,50 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
 use common::{CoreRun, Mlp, assert_bits_eq, f32s, f64s, sf_adamw, temp_dir};
+use schedulefree::StepInfo;
 use schedulefree::{AdamWScheduleFree, Param, PresetConfig, SgdScheduleFree};
-use schedulefree_candle::ScheduleFreeOptimizer;
+use schedulefree_candle::{Placement, ScheduleFreeOptimizer};
+
+/// `config` on `placement`'s path (the constructors choose the host path for CPU vars).
+fn build(mlp: &Mlp, config: &PresetConfig, placement: Placement) -> ScheduleFreeOptimizer {
+    let mut opt = ScheduleFreeOptimizer::from_varmap(&mlp.varmap, config.clone()).unwrap();
+    assert_eq!(opt.placement(), Placement::Host);
+    opt.set_placement(placement).unwrap();
+    opt
+}
+
+/// The step info of both paths; the device path's gradient norms are sums taken in `f32`
+/// on the device, the core's in `f64`: equal to rounding.
+fn assert_info_eq(mut ours: StepInfo, theirs: StepInfo, what: &str) {
+    for (a, b) in [
+        (&mut ours.grad_l1, theirs.grad_l1),
+        (&mut ours.grad_l2, theirs.grad_l2),
+        (&mut ours.group.grad_l1, theirs.group.grad_l1),
+        (&mut ours.group.grad_l2, theirs.group.grad_l2),
+    ] {
+        assert!((*a - b).abs() <= 1e-6 * b.abs(), "{what}: norm {a} vs {b}");
+        *a = b;
+    }
+    assert_eq!(ours, theirs, "{what}");
+}
 
 fn check_parity(config: PresetConfig, test: &str) {
+    for placement in [Placement::Host, Placement::Device] {
+        check_parity_on(&config, &format!("{test}-{placement:?}"), placement);
+    }
+}
+
+fn check_parity_on(config: &PresetConfig, test: &str, placement: Placement) {
+    let config = config.clone();
     let mlp = Mlp::new(7);
     let mut core = CoreRun::new(&config, &mlp);
-    let mut opt = ScheduleFreeOptimizer::from_varmap(&mlp.varmap, config.clone()).unwrap();
+    let mut opt = build(&mlp, &config, placement);
     let path = temp_dir(test).join("opt.safetensors");
     for b in 0..12 {
         let grads = mlp.grads(b);
         let ours = opt.try_step(&grads).unwrap();
         let theirs = core.step(&mlp, &grads);
-        assert_eq!(ours, theirs, "step info at step {b}");
+        assert_info_eq(ours, theirs, &format!("step info at step {b}"));
         assert_bits_eq(&mlp.values(), &core.bufs, &format!("y after step {b}"));
         let x: Vec<Vec<f32>> = opt
             .eval_point()
@@ -32,9 +64,9 @@ fn check_parity(config: PresetConfig, test: &str) {
         if b == 5 {
             // Save, then continue with a fresh optimizer over the same vars.
             opt.save(&path).unwrap();
-            opt = ScheduleFreeOptimizer::from_varmap(&mlp.varmap, config.clone()).unwrap();
+            opt = build(&mlp, &config, placement);
             opt.load(&path).unwrap();
-            assert_eq!(opt.step_info(), Some(theirs));
+            assert_info_eq(opt.step_info().unwrap(), theirs, "step info after a load");
         }
     }
     if opt.has_modes() {
@@ -117,7 +149,7 @@ fn vars_without_a_gradient_are_not_moved_and_get_no_state() {
         opt.try_step(&mlp.grads(b)).unwrap();
     }
     assert_eq!(f32s(&unused), vec![1.0; 4]);
-    let st = opt.state();
+    let st = opt.state().unwrap();
     assert!(!st.params["unused"].has_state);
     assert!(st.params["l1.weight"].has_state);
     // Mode switches and guards leave it alone too.
@@ -148,10 +180,17 @@ fn trait_constructor_names_vars_in_order_and_steps_like_the_core() {
 
 #[test]
 fn f64_vars_run_on_the_f64_core() {
+    for placement in [Placement::Host, Placement::Device] {
+        f64_parity(placement);
+    }
+}
+
+fn f64_parity(placement: Placement) {
     let w = Var::from_tensor(&Tensor::new(&[1.0f64, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
     let target = Tensor::new(&[0.25f64, 0.5, -1.0], &Device::Cpu).unwrap();
     let config = sf_adamw();
     let mut opt = ScheduleFreeOptimizer::from_vars(vec![w.clone()], config.clone()).unwrap();
+    opt.set_placement(placement).unwrap();
     assert_eq!(opt.dtype(), DType::F64);
     let mut core = config.build_dyn::<f64>().unwrap();
     core.add_param_to(0, "p0000", &[3]).unwrap();

@@ -478,7 +478,9 @@ fn external_mode_switches_follow_the_host_and_resume_in_eval_mode() {
     let st = ext.state();
     assert!(!st.groups[0].train_mode && st.params["a.weight"].external);
     let mut resumed = build(&preset);
-    resumed.load_state(&st).expect("external state loads in eval mode");
+    resumed
+        .load_state(&st)
+        .expect("external state loads in eval mode");
     assert!(!resumed.is_train_mode());
     host_switch(host.as_mut(), &mut h_held, true);
     external_switch(resumed.as_mut(), &mut e_held, true);
@@ -487,7 +489,11 @@ fn external_mode_switches_follow_the_host_and_resume_in_eval_mode() {
     fill_grads(&mut e_held, 5, None);
     host_step(host.as_mut(), &mut h_held, 5, None);
     external_step(resumed.as_mut(), &mut e_held, 5, None).expect("trains again");
-    assert_eq!(values(&e_held), values(&h_held), "the step after the round trip");
+    assert_eq!(
+        values(&e_held),
+        values(&h_held),
+        "the step after the round trip"
+    );
 
     // Host state cannot be switched this way.
     let e = host.switch_external_mode(false);

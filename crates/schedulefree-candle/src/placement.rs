@@ -1,0 +1,32 @@
+//! [`Placement`]: where the optimizer state lives and the element update runs.
+
+/// Where a [`ScheduleFreeOptimizer`](crate::ScheduleFreeOptimizer) keeps its state and runs
+/// the element update. Both paths take the same scalar decisions (the core's: schedules,
+/// averaging weights, bias corrections, decay factors, skips on non-finite gradients) and
+/// read and write the same state files.
+///
+/// | path | state | a step moves to the host | measured |
+/// | --- | --- | --- | --- |
+/// | `Host` | host RAM (the core's fused kernel, one pass over memory) | every var and gradient, and the new values back | faster on the CPU device |
+/// | `Device` | candle tensors on each var's device (CPU, CUDA, Metal) | three numbers per var (`‖g‖₁`, `‖g‖₂²`, finiteness) | for GPU devices |
+///
+/// On candle's CPU device the device path gives the host path's bits for every method whose
+/// lr does not read the gradient norms (AdaGrad-Norm and Polyak differ by the rounding of
+/// sums taken in the vars' dtype on the device against `f64` on the host), but it runs one
+/// candle op, one pass over memory, per node of the element program.
+///
+/// Not covered by the device path (element programs cannot express them yet): Prodigy's
+/// pre-pass over every element and the hypersphere projection of `normalized` vars; norm
+/// diagnostics are not measured there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// The device path when a var is not on the CPU and the preset is covered; otherwise the
+    /// host path. What the constructors choose.
+    #[default]
+    Auto,
+    /// Host buffers and the core's fused CPU kernel: each step copies the vars and gradients
+    /// to the host and the new values back.
+    Host,
+    /// State as tensors on each var's device, the update as candle tensor ops there.
+    Device,
+}
