@@ -297,7 +297,9 @@ impl ScheduleFreeOptimizer {
     /// [`CandleAdapterError::Config`] if an lr set
     /// with [`candle_nn::Optimizer::set_learning_rate`] was invalid (reported once, the
     /// previous lr is kept); [`CandleAdapterError::Gradient`] for a gradient of the wrong
-    /// dtype or size. Nothing changes on error.
+    /// dtype or size. Nothing changes on error, except on the device path when the device
+    /// fails while the update runs (out of memory): the step may then be partly applied;
+    /// resume from the last save.
     pub fn try_step(&mut self, grads: &GradStore) -> Result<StepInfo, CandleAdapterError> {
         self.step_inner(grads, None)
     }

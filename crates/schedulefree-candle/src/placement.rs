@@ -10,10 +10,14 @@
 /// | `Host` | host RAM (the core's fused kernel, one pass over memory) | every var and gradient, and the new values back | faster on the CPU device |
 /// | `Device` | candle tensors on each var's device (CPU, CUDA, Metal) | three numbers per var (`‖g‖₁`, `‖g‖₂²`, finiteness) | for GPU devices |
 ///
-/// On candle's CPU device the device path gives the host path's bits for every method whose
-/// lr does not read the gradient norms (AdaGrad-Norm and Polyak differ by the rounding of
-/// sums taken in the vars' dtype on the device against `f64` on the host), but it runs one
-/// candle op, one pass over memory, per node of the element program.
+/// On candle's CPU device the device path gives the host path's bits (values, slots, eval
+/// points) for every method whose lr does not read the gradient norms; the norms themselves
+/// (in [`StepInfo`](schedulefree::StepInfo) and the state's record of the latest step), and
+/// with them AdaGrad-Norm's and Polyak's steps, differ by the rounding of sums taken in the
+/// vars' dtype on the device against `f64` on the host. A gradient whose squares overflow
+/// `f32` gives an infinite `‖g‖₂` there (AdaGrad-Norm and Polyak then refuse the step) where
+/// the host's `f64` sum does not. On the CPU the device path runs one candle op, one pass
+/// over memory, per node of the element program: slower than the host path's fused kernel.
 ///
 /// Not covered by the device path (element programs cannot express them yet): Prodigy's
 /// pre-pass over every element and the hypersphere projection of `normalized` vars; norm

@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use common::{Mlp, f32s, sf_adamw, temp_dir};
 use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
+use schedulefree::conversion::AveragingWeights;
 use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy};
 use schedulefree::learner::{AdaGradNorm, Adam, Cocob, Polyak, Prodigy, Sgd};
 use schedulefree::schedule::ScheduleConfig;
@@ -282,10 +283,21 @@ fn a_save_at_step_100_resumes_bit_for_bit_on_the_device_path() {
 
 #[test]
 fn moving_between_paths_mid_run_changes_nothing() {
-    let config = sf_adamw();
+    // Corrected decay on the tagged `l1.weight`: the move must keep the tags.
+    let config = composed(
+        LearnerConfig::Adam(Adam {
+            beta1: 0.0,
+            ..Adam::default()
+        }),
+        NormalizedPolicy::Corrected { peak_lr: None },
+    );
     let (a, b) = (Mlp::new(4), Mlp::new(4));
     let mut host = build(&a, &config, Placement::Host);
     let mut moving = build(&b, &config, Placement::Host);
+    for opt in [&mut host, &mut moving] {
+        opt.try_set_learning_rate(0.03).unwrap();
+        opt.set_diagnostics(true);
+    }
     for s in 0..30 {
         if s == 10 {
             moving.set_placement(Placement::Device).unwrap();
@@ -304,6 +316,8 @@ fn moving_between_paths_mid_run_changes_nothing() {
         step(&b, &mut moving, s);
     }
     assert_eq!(moving.placement(), Placement::Device);
+    assert_eq!(candle_nn::Optimizer::learning_rate(&moving), 0.03);
+    assert!(moving.param_tags("l1.weight").unwrap().normalized);
     assert_eq!(b.values(), a.values());
     assert_same_state(&host, &moving, "after the moves");
 }
@@ -423,4 +437,95 @@ fn vars_without_a_gradient_keep_no_state_and_f16_vars_are_refused() {
         ScheduleFreeOptimizer::from_varmap(&varmap, sf_adamw()),
         Err(CandleAdapterError::UnsupportedDtype { .. })
     ));
+}
+
+fn polyak_average() -> PresetConfig {
+    PresetConfig::Composed(Composed {
+        learner: LearnerConfig::Sgd(Sgd {
+            momentum: 0.9,
+            ..Sgd::default()
+        }),
+        conversion: ConversionConfig::PolyakAverage {
+            weights: AveragingWeights::UNIFORM,
+        },
+        decay: DecayConfig::standard(AnyDecay::Decoupled),
+        schedule: ScheduleConfig::Constant {},
+        lr: 0.05,
+        weight_decay: 0.01,
+    })
+}
+
+/// The model file of a checkpoint, by name.
+fn model_file(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let t = candle_core::safetensors::load(dir.join(schedulefree_candle::MODEL_FILE), &Device::Cpu)
+        .unwrap();
+    let mut v: Vec<(String, Vec<f32>)> = t.iter().map(|(k, t)| (k.clone(), f32s(t))).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn eval_mode_points_checkpoints_and_swapping_conversions_follow_the_host_path() {
+    // Schedule-Free computes x from y and z; Polyak averaging swaps buffer and slot.
+    for (name, config) in [
+        ("sf_adamw", sf_adamw()),
+        ("polyak_average", polyak_average()),
+    ] {
+        let (a, b) = (Mlp::new(8), Mlp::new(8));
+        let mut host = build(&a, &config, Placement::Host);
+        let mut dev = build(&b, &config, Placement::Device);
+        for s in 0..10 {
+            step(&a, &mut host, s);
+            step(&b, &mut dev, s);
+        }
+        let dir = temp_dir(&format!("device-eval-{name}"));
+        for (train_mode, what) in [(true, "train mode"), (false, "eval mode")] {
+            if !train_mode {
+                host.eval().unwrap();
+                dev.eval().unwrap();
+                assert_eq!(b.values(), a.values(), "{name}: x in the vars");
+                assert_eq!(eval_points(&dev), b.values(), "{name}: x is the value");
+            }
+            assert_eq!(eval_points(&dev), eval_points(&host), "{name}, {what}: x");
+            host.save_checkpoint(&a.varmap, &dir.join("host")).unwrap();
+            dev.save_checkpoint(&b.varmap, &dir.join("dev")).unwrap();
+            assert_eq!(
+                model_file(&dir.join("dev")),
+                model_file(&dir.join("host")),
+                "{name}, {what}: checkpoint at x"
+            );
+        }
+        host.train().unwrap();
+        dev.train().unwrap();
+        for s in 10..13 {
+            step(&a, &mut host, s);
+            step(&b, &mut dev, s);
+        }
+        assert_eq!(b.values(), a.values(), "{name}: after the round trip");
+    }
+}
+
+#[test]
+fn empty_vars_step_and_switch_like_the_others() {
+    for placement in [Placement::Host, Placement::Device] {
+        let mlp = Mlp::new(9);
+        let empty = mlp
+            .varmap
+            .get(0, "empty", candle_nn::init::ZERO, DType::F32, &Device::Cpu)
+            .unwrap();
+        let mut opt = build(&mlp, &sf_adamw(), placement);
+        for s in 0..3 {
+            let mut grads = mlp.grads(s);
+            grads.insert(&empty, empty.zeros_like().unwrap());
+            opt.try_step(&grads).unwrap();
+        }
+        drop(opt.eval_guard().unwrap());
+        opt.eval().unwrap();
+        opt.train().unwrap();
+        assert!(
+            opt.state().unwrap().params["empty"].has_state,
+            "{placement:?}"
+        );
+        assert_eq!(empty.elem_count(), 0);
+    }
 }

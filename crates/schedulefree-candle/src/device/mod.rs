@@ -253,10 +253,18 @@ impl<T: HostElement> DeviceDriver<T> {
             let e = &mut self.entries[*i];
             let value = e.var.as_tensor().detach();
             // Kept until replaced: a device error mid-step leaves the var's old state whole.
-            let mut slots = e.slots.clone().unwrap_or_default();
-            if let Some(init) = &pp.init {
-                slots = program::run::<T>(init, &value, None, &[])?.slots;
-            }
+            let slots = match (&pp.init, &e.slots) {
+                (Some(init), _) => program::run::<T>(init, &value, None, &[])?.slots,
+                (None, Some(s)) => s.clone(),
+                // Only after a device error interrupted this var's first step.
+                (None, None) => {
+                    return Err(candle_core::Error::Msg(format!(
+                        "`{}`: its state was lost by an interrupted step; reload a saved state",
+                        e.name
+                    ))
+                    .into());
+                }
+            };
             let o = program::run::<T>(&pp.update, &value, Some(grad), &slots)?;
             if let Some(v) = &o.value {
                 e.var.set(v)?;
@@ -286,7 +294,6 @@ impl<T: HostElement> DeviceDriver<T> {
                 None => None,
             });
         }
-        self.opt.switch_external_mode(to_train)?;
         for (e, o) in self.entries.iter_mut().zip(outs) {
             if let Some(o) = o {
                 if let Some(v) = &o.value {
@@ -295,6 +302,8 @@ impl<T: HostElement> DeviceDriver<T> {
                 e.slots = Some(o.slots);
             }
         }
+        // Cannot fail here: every parameter with state is held on this path.
+        self.opt.switch_external_mode(to_train)?;
         Ok(())
     }
 
@@ -321,7 +330,11 @@ impl<T: HostElement> DeviceDriver<T> {
         }
         for (i, (e, p)) in self.entries.iter_mut().zip(points).enumerate() {
             if let Some((x, y)) = p {
-                e.var.set(&x)?;
+                if let Err(err) = e.var.set(&x) {
+                    // Leave no var at x behind on failure.
+                    let _ = self.restore(&written);
+                    return Err(err.into());
+                }
                 e.saved_y = Some(y);
                 written.push(i);
             }
@@ -334,12 +347,16 @@ impl<T: HostElement> DeviceDriver<T> {
     pub fn restore(&mut self, written: &[usize]) -> Result<(), CandleAdapterError> {
         let mut first = Ok(());
         for &i in written {
-            if let Some(e) = self.entries.get_mut(i)
-                && let Some(y) = e.saved_y.take()
-                && let Err(err) = e.var.set(&y)
-                && first.is_ok()
-            {
-                first = Err(err.into());
+            let Some(e) = self.entries.get_mut(i) else {
+                continue;
+            };
+            if let Some(y) = &e.saved_y {
+                match e.var.set(y) {
+                    Ok(()) => e.saved_y = None,
+                    // Kept: a later restore may still succeed.
+                    Err(err) if first.is_ok() => first = Err(err.into()),
+                    Err(_) => {}
+                }
             }
         }
         first
@@ -351,7 +368,8 @@ impl<T: HostElement> DeviceDriver<T> {
         let e = &self.entries[i];
         let value = e.var.as_tensor().detach();
         let x = match &e.slots {
-            Some(s) if self.opt.has_modes() => {
+            // In eval mode the var already holds x.
+            Some(s) if self.opt.has_modes() && self.opt.is_train_mode() => {
                 let eval = self.opt.eval_program().map_err(StepError::from)?;
                 program::run::<T>(&eval, &value, None, s)?.value
             }
@@ -390,9 +408,10 @@ thread_local! {
     static HOST_READS: Cell<usize> = const { Cell::new(0) };
 }
 
-/// `t`'s elements on the host, row-major. Every read of element data in this path goes
-/// through here and is counted (per thread), so a test can check what a step moves to the
-/// host: three numbers per var, nothing parameter-sized.
+/// `t`'s elements on the host, row-major. Every read of element data by a step, an eval
+/// point, a mode switch or a state snapshot of this path goes through here and is counted
+/// (per thread), so a test can check what a step moves to the host: three numbers per var,
+/// nothing parameter-sized. (Checkpoints read the vars through their own file writer.)
 pub(crate) fn read_back<T: HostElement>(t: &Tensor) -> Result<Vec<T>, CandleAdapterError> {
     let v = t.flatten_all()?.to_vec1::<T>()?;
     HOST_READS.with(|c| c.set(c.get() + v.len()));

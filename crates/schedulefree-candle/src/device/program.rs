@@ -43,6 +43,18 @@ pub(crate) fn run<T: HostElement>(
     grad: Option<&Tensor>,
     slots: &[Tensor],
 ) -> Result<Outputs> {
+    if value.elem_count() == 0 {
+        // candle returns empty operands themselves from ops: nothing to compute, and the
+        // value must not be written from a tensor sharing its storage.
+        return Ok(Outputs {
+            value: None,
+            slots: program
+                .slots_out()
+                .iter()
+                .map(|_| value.zeros_like())
+                .collect::<Result<_>>()?,
+        });
+    }
     let ops = program.ops();
     // The last node reading each node, so registers are freed as early as possible.
     let mut last_use: Vec<usize> = (0..ops.len()).collect();
