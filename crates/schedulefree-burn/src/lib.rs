@@ -12,7 +12,7 @@
 //! | | [`ModelOptimizer`] (module, host path) | [`DeviceOptimizer`] (module, device path) | [`TensorOptimizer`] (per tensor, device path) |
 //! | --- | --- | --- | --- |
 //! | for | burn's flex (CPU) backend: fastest there | GPU backends: nothing parameter-sized leaves the device | burn's `ModuleOptimizer`, so burn-train's `Learner` unchanged |
-//! | plugs into | your loop, or [`TrainLoop`] | your loop | burn's `ModuleOptimizer` |
+//! | plugs into | your loop, or [`TrainLoop`] | your loop, or [`TrainLoop`] | burn's `ModuleOptimizer` |
 //! | sees | the whole parameter set at once | the whole parameter set at once | one tensor per call |
 //! | per step | copies every parameter and gradient to the host and back | one device-to-host read of three numbers per parameter, together | one read of three numbers per tensor (a sync each) |
 //! | eval point `x` | [`ModelOptimizer::eval_module`] (cheap) | [`DeviceOptimizer::eval_module`] (on the device) | [`TensorOptimizer::eval_module`] (serializes the states) |
@@ -193,6 +193,7 @@ mod device;
 mod error;
 mod model_optimizer;
 mod module_params;
+mod module_step;
 mod schedule_lr;
 mod tags;
 mod tensor_optimizer;
@@ -205,6 +206,7 @@ pub use checkpoint::{
 pub use device::DeviceOptimizer;
 pub use error::BurnAdapterError;
 pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
+pub use module_step::ModuleStep;
 pub use schedule_lr::ScheduleLr;
 pub use schedulefree::{GroupConfig, PresetConfig};
 pub use tags::{NORM_LAYER_TYPES, SelectedParam, Selector, TagRules, select_tags};

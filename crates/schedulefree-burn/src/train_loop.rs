@@ -1,4 +1,5 @@
-//! A minimal epoch loop around [`ModelOptimizer`] whose validation runs at the eval point `x`
+//! A minimal epoch loop around a [`ModuleStep`] optimizer ([`ModelOptimizer`](crate::ModelOptimizer)
+//! or [`DeviceOptimizer`](crate::DeviceOptimizer)) whose validation runs at the eval point `x`
 //! (Schedule-Free's returned point) unless told otherwise — the step users forget in PyTorch
 //! (`optimizer.eval()` before validating).
 
@@ -7,7 +8,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
 use crate::error::BurnAdapterError;
-use crate::model_optimizer::ModelOptimizer;
+use crate::module_step::ModuleStep;
 
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +50,9 @@ impl TrainLoop {
         self
     }
 
-    /// Train `module` for the configured epochs.
+    /// Train `module` for the configured epochs with `optim`: a
+    /// [`ModelOptimizer`](crate::ModelOptimizer) (host path) or a
+    /// [`DeviceOptimizer`](crate::DeviceOptimizer) (state on the parameters' devices).
     ///
     /// Each epoch draws its batches from `batches(epoch)`; for each batch `loss(&module, batch)`
     /// returns a scalar loss tensor (shape `[1]`, on the autodiff device), whose gradients step
@@ -61,15 +64,16 @@ impl TrainLoop {
     ///
     /// # Errors
     /// The first [`BurnAdapterError`] of a step or of computing `x`; training stops there.
-    pub fn run<M, I, B, L, V, R>(
+    pub fn run<O, M, I, B, L, V, R>(
         &self,
-        optim: &mut ModelOptimizer,
+        optim: &mut O,
         mut module: M,
         mut batches: impl FnMut(usize) -> I,
         mut loss: L,
         mut validate: V,
     ) -> Result<(M, Vec<EpochReport<R>>), BurnAdapterError>
     where
+        O: ModuleStep,
         M: Module,
         I: IntoIterator<Item = B>,
         L: FnMut(&M, B) -> Tensor<1>,

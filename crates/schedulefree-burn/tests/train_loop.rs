@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, values};
-use schedulefree_burn::{ModelOptimizer, TensorOptimizer, TrainLoop};
+use schedulefree_burn::{DeviceOptimizer, ModelOptimizer, TensorOptimizer, TrainLoop};
 
 #[test]
 fn validation_runs_at_x_unless_turned_off() {
@@ -59,6 +59,31 @@ fn validation_runs_at_x_unless_turned_off() {
             reports[2].train_loss < reports[0].train_loss,
             "loss goes down: {reports:?}"
         );
+    }
+}
+
+#[test]
+fn the_loop_runs_the_device_optimizer_as_the_host_one() {
+    let device = Device::default().autodiff();
+    let preset = presets().remove(0);
+    let start = Mlp::new(&device, &[4, 8, 3]);
+    let batches = |epoch: usize| (0..4).map(move |i| epoch * 4 + i);
+    let loss = |m: &Mlp, seed| mse(m, seed, &device);
+    let mut host = ModelOptimizer::new(preset.clone()).expect("valid");
+    let (host_model, host_reports) = TrainLoop::new(3)
+        .run(&mut host, start.clone(), batches, loss, values)
+        .expect("host training");
+    let mut dev = DeviceOptimizer::new(preset).expect("valid");
+    let (dev_model, dev_reports) = TrainLoop::new(3)
+        .run(&mut dev, start, batches, loss, values)
+        .expect("device training");
+    // flex's element ops are exact: the same bits at y and, validated, at x.
+    assert!(same_bits(&values(&host_model), &values(&dev_model)));
+    assert_eq!(host_reports.len(), 3);
+    for (h, d) in host_reports.iter().zip(&dev_reports) {
+        assert!(h.validated_at_x && d.validated_at_x);
+        assert!(same_bits(&h.validation, &d.validation), "epoch {}", h.epoch);
+        assert_eq!(h.train_loss.to_bits(), d.train_loss.to_bits());
     }
 }
 

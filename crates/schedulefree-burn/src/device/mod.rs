@@ -30,7 +30,7 @@ use params::DeviceParam;
 ///
 /// The step, eval and save interface of [`ModelOptimizer`](crate::ModelOptimizer) (state keyed
 /// by module path, registration at a parameter's first gradient, tag rules, eval point `x`
-/// as a scoped copy; not yet its diagnostics or [`TrainLoop`](crate::TrainLoop)), but a step
+/// as a scoped copy, [`TrainLoop`](crate::TrainLoop); not yet its diagnostics), but a step
 /// moves no parameter-sized data to the host: each gradient is reduced on
 /// its device to three numbers (`‖g‖₁`, `‖g‖₂²` and whether it is finite), the numbers of
 /// every parameter are read back at once, the core ([`schedulefree::DynOptimizer`]) decides
@@ -170,6 +170,11 @@ impl DeviceOptimizer {
     pub fn set_lr(&mut self, lr: f64) -> Result<(), BurnAdapterError> {
         let weight_decay = self.core.group_config(0).map_or(0.0, |g| g.weight_decay);
         self.set_group_config(GroupConfig { lr, weight_decay })
+    }
+
+    /// Whether the eval point `x` differs from the training point `y` (Schedule-Free presets).
+    pub fn has_modes(&self) -> bool {
+        self.core.has_modes()
     }
 
     /// Registered module paths with their shapes.

@@ -22,11 +22,25 @@ pub struct Mlp {
 }
 
 impl Mlp {
+    /// Deterministic weights (scaled like burn's default init) and biases: tests compare
+    /// runs and expect losses to fall, whatever the process's random state, which parallel
+    /// tests share.
     pub fn new(device: &Device, dims: &[usize]) -> Self {
         Mlp {
             layers: dims
                 .windows(2)
-                .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+                .enumerate()
+                .map(|(k, w)| {
+                    let mut l: Linear = LinearConfig::new(w[0], w[1]).init(device);
+                    let scale = 1.0 / (w[0] as f32).sqrt();
+                    let weight = matrix(w[0], w[1], 100 + k, device).mul_scalar(scale);
+                    let bias = matrix(1, w[1], 200 + k, device)
+                        .mul_scalar(scale)
+                        .reshape([w[1]]);
+                    l.weight = Param::from_tensor(weight);
+                    l.bias = Some(Param::from_tensor(bias));
+                    l
+                })
                 .collect(),
         }
     }
