@@ -122,18 +122,7 @@ impl<T: HostElement> Driver<T> {
             let Some(g) = grads.get(e.var.as_tensor()) else {
                 continue;
             };
-            if g.dtype() != T::CANDLE_DTYPE || g.elem_count() != e.grad.len() {
-                return Err(CandleAdapterError::Gradient {
-                    name: e.name.clone(),
-                    what: format!(
-                        "{:?} with {} elements, the var is {:?} with {}",
-                        g.dtype(),
-                        g.elem_count(),
-                        T::CANDLE_DTYPE,
-                        e.grad.len()
-                    ),
-                });
-            }
+            check_gradient(&e.name, g, &e.var)?;
             read_into(g, &mut e.grad)?;
             read_into(e.var.as_tensor(), &mut e.value)?;
             e.has_grad = true;
@@ -262,4 +251,32 @@ pub(crate) fn refuse_held_outside(st: &OptimizerState) -> Result<(), CandleAdapt
         .into()),
         None => Ok(()),
     }
+}
+
+/// Refuse a gradient whose dtype, shape or device differs from its var's.
+///
+/// # Errors
+/// [`CandleAdapterError::Gradient`] naming the var.
+pub(crate) fn check_gradient(name: &str, g: &Tensor, var: &Var) -> Result<(), CandleAdapterError> {
+    let what = if g.dtype() != var.dtype() || g.dims() != var.dims() {
+        format!(
+            "{:?} {:?}, the var is {:?} {:?}",
+            g.dtype(),
+            g.dims(),
+            var.dtype(),
+            var.dims()
+        )
+    } else if !g.device().same_device(var.device()) {
+        format!(
+            "on {:?}, the var on {:?}",
+            g.device().location(),
+            var.device().location()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(CandleAdapterError::Gradient {
+        name: name.to_string(),
+        what,
+    })
 }

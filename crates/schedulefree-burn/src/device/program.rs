@@ -134,143 +134,29 @@ mod tests {
     //! (flex's element ops are exact), whatever mix of constant and tensor operands it has.
 
     use burn::tensor::{Device, Tensor, TensorData};
-    use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
-    use schedulefree::conversion::AveragingWeights;
-    use schedulefree::decay::{AnyDecay, DecayConfig};
-    use schedulefree::learner::{AdaGradNorm, Adam, BiasCorrection, Cocob, Polyak, Sgd};
-    use schedulefree::schedule::ScheduleConfig;
-    use schedulefree::{ExternalParam, GradientSums, PresetConfig, StepInputs};
+    use schedulefree::program::{ElementProgram, Evaluated, check_evaluator};
 
     use super::run;
 
-    const N: usize = 37;
-
-    fn tensor(v: &[f32], device: &Device) -> Tensor<1> {
-        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
-    }
-
-    fn host(t: &Tensor<1>) -> Vec<u32> {
-        t.clone()
-            .try_into_vec_as::<f32>()
-            .expect("f32")
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
-    }
-
-    fn check(learner: LearnerConfig, conversion: ConversionConfig, decay: AnyDecay) {
-        let preset = PresetConfig::Composed(Composed {
-            learner,
-            conversion,
-            decay: DecayConfig::standard(decay),
-            schedule: ScheduleConfig::Linear {
-                warmup: 2,
-                total: 6,
-                end: 0.1,
-            },
-            lr: 0.1,
-            weight_decay: 0.1,
-        });
-        let mut core = preset.build_dyn::<f32>().expect("valid");
-        core.add_param_to(0, "w", &[N]).expect("new");
-        let device = Device::default();
-        let mut value: Vec<f32> = (0..N).map(|i| (i as f32 * 0.37).sin()).collect();
-        let mut slots = vec![vec![0.0f32; N]; core.slot_names().len()];
-        let mut value_t = tensor(&value, &device);
-        let mut slots_t: Vec<Tensor<1>> = slots.iter().map(|s| tensor(s, &device)).collect();
-        let mut regs = Vec::new();
-        for step in 0..4 {
-            let grad: Vec<f32> = (0..N)
-                .map(|i| ((i * 5 + step * 3) as f32 * 0.21).cos() - 0.2 + 0.5 * value[i])
-                .collect();
-            let sums = GradientSums {
-                l1: grad.iter().map(|g| f64::from(g.abs())).sum(),
-                l2_sq: grad.iter().map(|g| f64::from(g * g)).sum(),
-                finite: true,
-            };
-            let params = [ExternalParam {
-                name: "w",
-                grad: Some(sums),
-            }];
-            let out = core
-                .step_programs(&params, StepInputs::with_loss(0.5))
-                .expect("covered");
-            let grad_t = tensor(&grad, &device);
-            for pp in &out.programs {
-                for program in pp.init.iter().chain([&pp.update]) {
-                    let mut e = vec![0.0f32; slots.len()];
-                    for i in 0..N {
-                        for (v, s) in e.iter_mut().zip(&slots) {
-                            *v = s[i];
-                        }
-                        program
-                            .apply(&mut value[i], grad[i], &mut e, &mut regs)
-                            .expect("sizes");
-                        for (v, s) in e.iter().zip(&mut slots) {
-                            s[i] = *v;
-                        }
-                    }
-                    let o = run(program, &value_t, Some(&grad_t), slots_t.clone());
-                    (value_t, slots_t) = (o.value, o.slots);
-                }
-            }
-            let what = format!("{learner:?} + {conversion:?} + {decay:?}, step {step}");
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(host(&value_t), bits(&value), "value: {what}");
-            for (t, s) in slots_t.iter().zip(&slots) {
-                assert_eq!(host(t), bits(s), "slot: {what}");
-            }
-        }
-    }
-
     #[test]
     fn every_composition_runs_as_on_the_host() {
-        let learners = [
-            LearnerConfig::Sgd(Sgd::default()),
-            LearnerConfig::Sgd(Sgd {
-                momentum: 0.9,
-                nesterov: true,
-                ..Sgd::default()
-            }),
-            LearnerConfig::Adam(Adam::default()),
-            LearnerConfig::Adam(Adam {
-                beta1: 0.0,
-                bias_correction: BiasCorrection::EpsBeforeCorrection,
-                ..Adam::default()
-            }),
-            LearnerConfig::AdaGradNorm(AdaGradNorm::default()),
-            LearnerConfig::Cocob(Cocob::default()),
-            LearnerConfig::Polyak(Polyak::default()),
-        ];
-        let conversions = [
-            ConversionConfig::LastIterate,
-            ConversionConfig::ScheduleFree {
-                beta: 0.9,
-                weights: AveragingWeights::default(),
-            },
-            ConversionConfig::PolyakAverage {
-                weights: AveragingWeights::UNIFORM,
-            },
-        ];
-        let decays = [
-            AnyDecay::None,
-            AnyDecay::L2,
-            AnyDecay::DecoupledAtY,
-            AnyDecay::Decoupled,
-        ];
-        for l in learners {
-            for c in conversions {
-                for d in decays {
-                    // Learners with their own momentum refuse a Schedule-Free conversion.
-                    let momentum = matches!(l, LearnerConfig::Sgd(s) if s.momentum > 0.0)
-                        || matches!(l, LearnerConfig::Adam(a) if a.beta1 > 0.0);
-                    if momentum && matches!(c, ConversionConfig::ScheduleFree { .. }) {
-                        continue;
-                    }
-                    check(l, c, d);
-                }
-            }
-        }
+        let device = Device::default();
+        let t = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
+        let host = |x: Tensor<1>| x.try_into_vec_as::<f32>().expect("f32");
+        let evaluate = |p: &ElementProgram,
+                        value: &[f32],
+                        grad: Option<&[f32]>,
+                        slots: &[Vec<f32>]|
+         -> Evaluated<f32> {
+            let o = run(
+                p,
+                &t(value),
+                grad.map(t).as_ref(),
+                slots.iter().map(|s| t(s)).collect(),
+            );
+            (host(o.value), o.slots.into_iter().map(host).collect())
+        };
+        check_evaluator::<f32>(evaluate).expect("f32");
     }
 }
 

@@ -18,7 +18,7 @@ use schedulefree::{
     PresetConfig, StepError, StepInfo, StepInputs,
 };
 
-use crate::driver::refuse_held_outside;
+use crate::driver::{check_gradient, refuse_held_outside};
 use crate::error::CandleAdapterError;
 use crate::host::HostElement;
 
@@ -208,28 +208,7 @@ impl<T: HostElement> DeviceDriver<T> {
             let Some(g) = grads.get(e.var.as_tensor()) else {
                 continue;
             };
-            if g.dtype() != T::CANDLE_DTYPE || g.dims() != e.var.dims() {
-                return Err(CandleAdapterError::Gradient {
-                    name: e.name.clone(),
-                    what: format!(
-                        "{:?} {:?}, the var is {:?} {:?}",
-                        g.dtype(),
-                        g.dims(),
-                        T::CANDLE_DTYPE,
-                        e.var.dims()
-                    ),
-                });
-            }
-            if !g.device().same_device(e.var.device()) {
-                return Err(CandleAdapterError::Gradient {
-                    name: e.name.clone(),
-                    what: format!(
-                        "on {:?}, the var on {:?}",
-                        g.device().location(),
-                        e.var.device().location()
-                    ),
-                });
-            }
+            check_gradient(&e.name, g, &e.var)?;
             stepped.push((i, g.detach()));
         }
         let sums = gradient_sums::<T>(stepped.iter().map(|(_, g)| g))?;

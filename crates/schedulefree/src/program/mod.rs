@@ -20,10 +20,12 @@
 //! # }
 //! ```
 
+mod conformance;
 mod eval;
 mod kernel;
 pub(crate) mod trace;
 
+pub use conformance::{Evaluated, check_evaluator, covered_compositions};
 pub(crate) use kernel::{eval_program, init_program, mode_program, update_program};
 
 use crate::element::Dtype;

@@ -196,3 +196,41 @@ fn from_ops_checks_its_parts() {
     assert!(malformed(vec![Op::Value], 0, vec![]));
     assert!(malformed(vec![Op::Value], 1, vec![0]));
 }
+
+/// The host evaluation over whole buffers, as an evaluator for [`super::check_evaluator`].
+fn host_evaluator<T: Element>(
+    p: &ElementProgram,
+    value: &[T],
+    grad: Option<&[T]>,
+    slots: &[Vec<T>],
+) -> super::Evaluated<T> {
+    let (mut value, mut slots) = (value.to_vec(), slots.to_vec());
+    let (mut e, mut regs) = (vec![T::zero(); slots.len()], Vec::new());
+    for i in 0..value.len() {
+        for (v, s) in e.iter_mut().zip(&slots) {
+            *v = s[i];
+        }
+        let g = grad.map_or(T::zero(), |g| g[i]);
+        p.apply(&mut value[i], g, &mut e, &mut regs).expect("sizes");
+        for (v, s) in e.iter().zip(&mut slots) {
+            s[i] = *v;
+        }
+    }
+    (value, slots)
+}
+
+#[test]
+fn the_conformance_check_passes_the_host_and_catches_a_one_ulp_error() {
+    let n = super::check_evaluator::<f32>(host_evaluator).expect("the host conforms");
+    assert!(n > 300, "{n} programs");
+    super::check_evaluator::<f64>(host_evaluator).expect("in f64 too");
+    let off_by_one_ulp = |p: &ElementProgram, v: &[f32], g: Option<&[f32]>, s: &[Vec<f32>]| {
+        let (v, mut s) = host_evaluator(p, v, g, s);
+        if let Some(last) = s.last_mut() {
+            last[5] = f32::from_bits(last[5].to_bits() + 1);
+        }
+        (v, s)
+    };
+    let e = super::check_evaluator::<f32>(off_by_one_ulp).expect_err("caught");
+    assert!(e.contains("slot") && e.contains("element 5"), "{e}");
+}
