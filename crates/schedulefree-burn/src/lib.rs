@@ -9,21 +9,21 @@
 //!
 //! Three ways in:
 //!
-//! | | [`ModelOptimizer`] (module, host path) | [`DeviceOptimizer`] (module, device path) | [`TensorOptimizer`] (per tensor, device path) |
+//! | | [`ModelOptimizer`] (module; picks the path) | [`DeviceOptimizer`] (module, device path) | [`TensorOptimizer`] (per tensor, device path) |
 //! | --- | --- | --- | --- |
-//! | for | burn's flex (CPU) backend: fastest there | GPU backends: nothing parameter-sized leaves the device | burn's `ModuleOptimizer`, so burn-train's `Learner` unchanged |
+//! | for | every backend: the host path on flex (fastest there), the device path elsewhere ([`Placement::Auto`]) | the device path only | burn's `ModuleOptimizer`, so burn-train's `Learner` unchanged |
 //! | plugs into | your loop, or [`TrainLoop`] | your loop, or [`TrainLoop`] | burn's `ModuleOptimizer` |
 //! | sees | the whole parameter set at once | the whole parameter set at once | one tensor per call |
-//! | per step | copies every parameter and gradient to the host and back | one device-to-host read of three numbers per parameter, together | one read of three numbers per tensor (a sync each) |
-//! | eval point `x` | [`ModelOptimizer::eval_module`] (cheap) | [`DeviceOptimizer::eval_module`] (on the device) | [`TensorOptimizer::eval_module`] (serializes the states) |
+//! | per step | host path: copies every parameter and gradient to the host and back; device path: reads three numbers per parameter, together | one device-to-host read of three numbers per parameter, together | one read of three numbers per tensor (a sync each) |
+//! | eval point `x` | [`ModelOptimizer::eval_module`] | [`DeviceOptimizer::eval_module`] (on the device) | [`TensorOptimizer::eval_module`] (serializes the states) |
 //! | state keyed by | module path (`"layers.0.weight"`) | module path | burn's `ParamId` (not restored by burn on load) |
 //! | checkpoints | [`save_checkpoint`] / [`load_checkpoint`]: weights at `x`, bit-exact resume | the same through [`DeviceOptimizer::to_model_optimizer`] / [`DeviceOptimizer::load_from`] | `ModuleOptimizer::save` (same process / same ids) |
-//! | methods | every preset | all but Prodigy and the projection (typed errors at the first step) | elementwise ones (no AdaGrad-Norm, Polyak, Prodigy) |
+//! | methods | every preset (Prodigy and the projection stay on the host path) | all but Prodigy and the projection (typed errors at the first step) | elementwise ones (no AdaGrad-Norm, Polyak, Prodigy) |
 //!
 //! On flex the host path is as fast as burn's own AdamW and the device paths about twice
-//! slower (one pass over memory per program op; see the README's benchmark table). On GPU
-//! backends burn's fusion can compile a program's ops into one kernel; no GPU timing has
-//! been taken yet.
+//! slower (one pass over memory per program op; see the README's benchmark table), which is
+//! why [`Placement::Auto`] keeps flex on the host path. On GPU backends burn's fusion can
+//! compile a program's ops into one kernel; no GPU timing has been taken yet.
 //!
 //! plus [`ScheduleLr`] (a burn `LrScheduler` over the core's schedules) and
 //! [`recalibrate_batch_norm`] (batch-norm statistics at `x`).
@@ -194,6 +194,7 @@ mod error;
 mod model_optimizer;
 mod module_params;
 mod module_step;
+mod placement;
 mod schedule_lr;
 mod tags;
 mod tensor_optimizer;
@@ -207,6 +208,7 @@ pub use device::DeviceOptimizer;
 pub use error::BurnAdapterError;
 pub use model_optimizer::{MODEL_OPTIMIZER_FILE_VERSION, ModelOptimizer};
 pub use module_step::ModuleStep;
+pub use placement::Placement;
 pub use schedule_lr::ScheduleLr;
 pub use schedulefree::{GroupConfig, PresetConfig};
 pub use tags::{NORM_LAYER_TYPES, SelectedParam, Selector, TagRules, select_tags};

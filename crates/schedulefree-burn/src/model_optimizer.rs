@@ -13,8 +13,10 @@ use schedulefree::{
     PresetConfig, StepInfo, StepInputs,
 };
 
+use crate::device::DeviceOptimizer;
 use crate::error::BurnAdapterError;
 use crate::module_params::{GradSource, read_params, read_params_with_grads, write_params};
+use crate::placement::Placement;
 use crate::tags::TagRules;
 
 /// A core optimizer behind the object-safe interface.
@@ -42,11 +44,23 @@ pub(crate) struct OptimizerFile {
 ///
 /// One core optimizer ([`schedulefree::DynOptimizer`] over `f32`) holds every float parameter
 /// that has received a gradient, registered on its first gradient under its module path (burn's
-/// field names joined by `.`, e.g. `"layers.0.weight"`, `"bias"` for an `Option` field). Each
-/// [`step`](Self::step) copies parameters and gradients to the host, steps the core once and
-/// writes the new values back with their ids, devices, dtypes and autodiff state (the returned
-/// module stays trainable). The module always holds the training point `y`; the eval point `x`
-/// comes from [`eval_module`](Self::eval_module).
+/// field names joined by `.`, e.g. `"layers.0.weight"`, `"bias"` for an `Option` field). The
+/// module always holds the training point `y`; the eval point `x` comes from
+/// [`eval_module`](Self::eval_module). The returned module keeps its parameters' ids, devices,
+/// dtypes and autodiff state (it stays trainable).
+///
+/// Each step runs on one of two paths ([`Placement`], chosen for you by default):
+/// - **host path** (burn's flex CPU backend): [`step`](Self::step) copies parameters and
+///   gradients to the host, steps the core's fused kernel once and writes the new values back;
+/// - **device path** (any other backend: CUDA, ROCm, Metal, wgpu): the state stays burn tensors
+///   on each parameter's device and the update runs there as burn tensor ops, as
+///   [`DeviceOptimizer`] does; a step reads three numbers per parameter back, nothing
+///   parameter-sized. Prodigy and the hypersphere projection of `normalized` parameters stay
+///   on the host path (element programs do not cover them yet), and norm
+///   [`diagnostics`](Self::diagnostics) are measured on the host path only.
+///
+/// [`Placement::Auto`] decides at every step from the module's devices and moves the state
+/// (once) when the module moves; [`set_placement`](Self::set_placement) forces a path.
 ///
 /// State is keyed by path, not by burn's `ParamId` (burn does not restore ids when a module is
 /// loaded from a record, so id-keyed state would be silently orphaned).
@@ -87,6 +101,10 @@ pub struct ModelOptimizer {
     tag_rules: TagRules,
     /// Whether the core measures norm diagnostics.
     diagnostics: bool,
+    /// Which path steps: the policy.
+    placement: Placement,
+    /// The device path, when it holds the state (then `core` and `shapes` are stale).
+    device: Option<Box<DeviceOptimizer>>,
 }
 
 impl ModelOptimizer {
@@ -102,6 +120,8 @@ impl ModelOptimizer {
             shapes: BTreeMap::new(),
             tag_rules: TagRules::new(),
             diagnostics: false,
+            placement: Placement::Auto,
+            device: None,
         })
     }
 
@@ -109,8 +129,76 @@ impl ModelOptimizer {
     /// ones get the decay policy's corrected decay or projection, `no_decay` ones no decay.
     /// Set it before the first step; [`select_tags`](crate::select_tags) shows what it selects.
     pub fn with_tag_rules(mut self, rules: TagRules) -> Self {
+        self.device = self
+            .device
+            .take()
+            .map(|d| Box::new(d.with_tag_rules(rules.clone())));
         self.tag_rules = rules;
         self
+    }
+
+    /// This optimizer with `placement` ([`set_placement`](Self::set_placement)).
+    pub fn with_placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// Choose the path of the next steps ([`Placement::Auto`] by default). The state moves to
+    /// the chosen path at the next [`step`](Self::step) (read back to the host, or uploaded to
+    /// each parameter's device, once).
+    pub fn set_placement(&mut self, placement: Placement) {
+        self.placement = placement;
+    }
+
+    /// The placement policy.
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// Whether the device path holds the state now (decided at each step).
+    pub fn on_device(&self) -> bool {
+        self.device.is_some()
+    }
+
+    /// The core holding the live state.
+    fn live(&self) -> &dyn DynOptimizer<f32> {
+        match &self.device {
+            Some(d) => d.core(),
+            None => self.core.as_ref(),
+        }
+    }
+
+    /// Put the state on the path `self.placement` chooses for `module`.
+    fn place<M: Module>(&mut self, module: &M) -> Result<(), BurnAdapterError> {
+        let device = self
+            .placement
+            .wants_device(module, self.live(), &self.tag_rules);
+        match (device, self.device.take()) {
+            (true, Some(d)) => self.device = Some(d),
+            (false, None) => {}
+            (true, None) => {
+                let mut d = DeviceOptimizer::new(self.preset.clone())?
+                    .with_tag_rules(self.tag_rules.clone());
+                d.load_from(self)?;
+                self.device = Some(Box::new(d));
+            }
+            (false, Some(d)) => {
+                let host = d
+                    .state()
+                    .and_then(|st| build_core(&self.preset, d.group_config(), &st));
+                match host {
+                    Ok((mut core, shapes)) => {
+                        core.set_diagnostics(self.diagnostics);
+                        (self.core, self.shapes) = (core, shapes);
+                    }
+                    Err(e) => {
+                        self.device = Some(d);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The tag rules.
@@ -124,9 +212,10 @@ impl ModelOptimizer {
         self.core.set_diagnostics(on);
     }
 
-    /// Norms of the latest step per module path (empty unless diagnostics are on).
+    /// Norms of the latest step per module path (empty unless diagnostics are on, and on the
+    /// device path, which does not measure them).
     pub fn diagnostics(&self) -> Vec<ParamDiagnostics> {
-        self.core.diagnostics()
+        self.live().diagnostics()
     }
 
     /// The preset this optimizer was built from.
@@ -136,12 +225,18 @@ impl ModelOptimizer {
 
     /// Registered module paths with their shapes.
     pub fn param_shapes(&self) -> &BTreeMap<String, Vec<usize>> {
-        &self.shapes
+        match &self.device {
+            Some(d) => d.param_shapes(),
+            None => &self.shapes,
+        }
     }
 
-    /// The core optimizer (read-only: e.g. [`DynOptimizer::state_buffer`] for diagnostics).
+    /// The core optimizer holding the state (read-only: e.g. [`DynOptimizer::state_buffer`]
+    /// for diagnostics). On the device path its buffers are held on the devices: its
+    /// `state_buffer` and `slot` are `None` there; read the state with
+    /// [`state`](Self::state).
     pub fn core(&self) -> &dyn DynOptimizer<f32> {
-        self.core.as_ref()
+        self.live()
     }
 
     /// One update at `y`: reads the gradient of every float parameter of `module` from `grads`,
@@ -200,6 +295,10 @@ impl ModelOptimizer {
         mut grads: GradSource<'_>,
         loss: Option<f64>,
     ) -> Result<(M, StepInfo), BurnAdapterError> {
+        self.place(&module)?;
+        if let Some(d) = &mut self.device {
+            return d.step_from(module, grads, loss);
+        }
         let mut params = read_params_with_grads(&module, &mut grads)?;
         check_shapes(
             &self.shapes,
@@ -250,6 +349,9 @@ impl ModelOptimizer {
     /// [`BurnAdapterError::Shape`] if a registered path has another shape in `module`,
     /// [`BurnAdapterError::Tensor`], [`BurnAdapterError::DuplicatePath`].
     pub fn eval_module<M: Module>(&self, module: &M) -> Result<M, BurnAdapterError> {
+        if let Some(d) = &self.device {
+            return d.eval_module(module);
+        }
         if !self.core.has_modes() || self.shapes.is_empty() {
             return Ok(module.clone());
         }
@@ -282,12 +384,12 @@ impl ModelOptimizer {
     /// Group 0's values from the latest step: completed updates `k`, scheduled lr, averaging
     /// weight `c`, `lr_max`, weight sum. `Some(default)` before the first step.
     pub fn group_info(&self) -> Option<GroupStepInfo> {
-        self.core.group_info(0)
+        self.live().group_info(0)
     }
 
     /// Group 0's configuration (peak lr and weight decay).
     pub fn group_config(&self) -> Option<GroupConfig> {
-        self.core.group_config(0)
+        self.live().group_config(0)
     }
 
     /// Replace group 0's configuration (peak lr and weight decay).
@@ -295,8 +397,10 @@ impl ModelOptimizer {
     /// # Errors
     /// [`BurnAdapterError::Config`] for a negative or non-finite value.
     pub fn set_group_config(&mut self, config: GroupConfig) -> Result<(), BurnAdapterError> {
-        self.core.set_group_config(0, config)?;
-        Ok(())
+        match &mut self.device {
+            Some(d) => d.set_group_config(config),
+            None => Ok(self.core.set_group_config(0, config)?),
+        }
     }
 
     /// Override the peak lr of group 0 (the preset's own schedule and warmup still multiply it),
@@ -305,17 +409,22 @@ impl ModelOptimizer {
     /// # Errors
     /// [`BurnAdapterError::Config`] for a negative or non-finite lr.
     pub fn set_lr(&mut self, lr: f64) -> Result<(), BurnAdapterError> {
-        let weight_decay = self.core.group_config(0).map_or(0.0, |g| g.weight_decay);
-        self.core
-            .set_group_config(0, GroupConfig { lr, weight_decay })?;
-        Ok(())
+        let weight_decay = self.group_config().map_or(0.0, |g| g.weight_decay);
+        self.set_group_config(GroupConfig { lr, weight_decay })
     }
 
     /// Snapshot of the core state (train mode; keyed by module path). Together with the module
     /// at `y` it resumes bit-exactly; for checkpoints at `x` use
-    /// [`save_checkpoint`](crate::save_checkpoint).
-    pub fn state(&self) -> OptimizerState {
-        self.core.state()
+    /// [`save_checkpoint`](crate::save_checkpoint). On the device path every slot is read back
+    /// to the host (a full copy; not for every step).
+    ///
+    /// # Errors
+    /// [`BurnAdapterError::Tensor`] if a slot cannot be read back from its device.
+    pub fn state(&self) -> Result<OptimizerState, BurnAdapterError> {
+        match &self.device {
+            Some(d) => d.state(),
+            None => Ok(self.core.state()),
+        }
     }
 
     /// Replace the state with `state` (keyed by module path): the parameters it names are
@@ -332,8 +441,7 @@ impl ModelOptimizer {
             return Err(BurnAdapterError::EvalModeState);
         }
         let (core, shapes) = self.core_from_state(state)?;
-        self.core = core;
-        self.shapes = shapes;
+        self.replace_core(core, shapes);
         Ok(())
     }
 
@@ -345,22 +453,24 @@ impl ModelOptimizer {
         if let Some((path, _)) = state.params.iter().find(|(_, r)| r.external) {
             return Err(BurnAdapterError::StateWithoutSlots { path: path.clone() });
         }
-        let (mut core, shapes) = build_core(&self.preset, self.core.group_config(0), state)?;
+        let (mut core, shapes) = build_core(&self.preset, self.group_config(), state)?;
         core.set_diagnostics(self.diagnostics);
         Ok((core, shapes))
     }
 
-    /// Replace the core (after a checkpoint load).
+    /// Replace the state with a host core (after a load); the next step places it.
     pub(crate) fn replace_core(&mut self, core: Core, shapes: Shapes) {
         self.core = core;
         self.shapes = shapes;
+        self.device = None;
     }
 
     /// Write the state and group 0's configuration to `path` as JSON, atomically (temporary
     /// sibling, fsync, rename). Buffers are written as `f64` (exact for `f32`).
     ///
     /// # Errors
-    /// [`BurnAdapterError::Io`].
+    /// [`BurnAdapterError::Io`]; [`BurnAdapterError::Tensor`] if a slot cannot be read back
+    /// from its device.
     pub fn save(&self, path: &Path) -> Result<(), BurnAdapterError> {
         let file = self.to_file()?;
         write_json(path, &file)
@@ -374,7 +484,7 @@ impl ModelOptimizer {
                 path: String::new(),
                 message: "the optimizer has no group 0".into(),
             })?,
-            state: self.state(),
+            state: self.state()?,
         })
     }
 
@@ -391,8 +501,7 @@ impl ModelOptimizer {
         }
         let (mut core, shapes) = self.core_from_state(&file.state)?;
         core.set_group_config(0, file.group)?;
-        self.core = core;
-        self.shapes = shapes;
+        self.replace_core(core, shapes);
         Ok(())
     }
 }

@@ -111,6 +111,47 @@ pub(crate) fn check_unique<'p>(
     Ok(())
 }
 
+/// A float parameter's path, owner and shape, read without touching its data.
+pub(crate) struct ParamMeta {
+    /// Module path, fields joined by `.`.
+    pub path: String,
+    /// Type of the innermost module owning the parameter.
+    pub owner: String,
+    /// Shape, row-major.
+    pub shape: Vec<usize>,
+}
+
+struct CollectMeta {
+    at: ModulePath,
+    out: Vec<ParamMeta>,
+}
+
+impl ModuleVisitor for CollectMeta {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.at.enter(name, container_type);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.at.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.out.push(ParamMeta {
+            path: self.at.path(),
+            owner: self.at.owner(),
+            shape: param.lazy_shape().to_vec(),
+        });
+    }
+}
+
+/// Every float parameter of `module` (in module visit order), without reading any tensor.
+pub(crate) fn param_meta<M: Module>(module: &M) -> Vec<ParamMeta> {
+    let mut v = CollectMeta {
+        at: ModulePath::default(),
+        out: Vec::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
 /// Collects every float parameter (and, with a source, its gradient) with its path.
 struct Collect<'g, 'a> {
     at: ModulePath,

@@ -1,6 +1,6 @@
 //! [`ModuleStep`]: what [`TrainLoop`](crate::TrainLoop) needs of an optimizer over a whole
-//! module, so that it runs on the host path ([`ModelOptimizer`]) and the device path
-//! ([`DeviceOptimizer`]) alike.
+//! module, so that it runs [`ModelOptimizer`] (which picks the host or the device path) and
+//! [`DeviceOptimizer`] (the device path alone) alike.
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -11,7 +11,7 @@ use crate::error::BurnAdapterError;
 use crate::model_optimizer::ModelOptimizer;
 
 /// An optimizer stepping a whole burn module and giving its eval point `x`:
-/// [`ModelOptimizer`] (host path, the faster one on flex) or [`DeviceOptimizer`] (state and
+/// [`ModelOptimizer`] (host path on flex, device path elsewhere) or [`DeviceOptimizer`] (state and
 /// update on the parameters' devices, for GPU backends).
 pub trait ModuleStep {
     /// One update at `y` with `grads` of `module`; returns the new module and what the step

@@ -7,7 +7,7 @@ use regex::Regex;
 use schedulefree::ParamTags;
 
 use crate::error::BurnAdapterError;
-use crate::module_params::read_params;
+use crate::module_params::{check_unique, param_meta};
 
 /// Layer types whose parameters are gains and shifts of a normalization (burn's container
 /// type names, without the `Struct:` prefix): every parameter of these is `no_decay` under
@@ -246,13 +246,14 @@ impl std::fmt::Display for SelectedParam {
 /// training.
 ///
 /// # Errors
-/// [`BurnAdapterError::Tensor`] if a parameter cannot be read,
-/// [`BurnAdapterError::DuplicatePath`].
+/// [`BurnAdapterError::DuplicatePath`]. No tensor data is read.
 pub fn select_tags<M: burn::module::Module>(
     module: &M,
     rules: &TagRules,
 ) -> Result<Vec<SelectedParam>, BurnAdapterError> {
-    Ok(read_params(module)?
+    let params = param_meta(module);
+    check_unique(params.iter().map(|p| p.path.as_str()))?;
+    Ok(params
         .into_iter()
         .map(|p| SelectedParam {
             tags: rules.tags_for(&p.path, &p.owner),

@@ -127,7 +127,9 @@ fn unmatched_state_is_an_error() {
 
     // State loaded into an optimizer that then meets a module with other paths.
     let mut other_optim = ModelOptimizer::new(preset.clone()).expect("valid");
-    other_optim.load_state(&optim.state()).expect("state loads");
+    other_optim
+        .load_state(&optim.state().expect("state"))
+        .expect("state loads");
     let other = Other {
         first: LinearConfig::new(4, 3).init(&device),
     };
@@ -154,7 +156,7 @@ fn unmatched_state_is_an_error() {
     let dir = temp_dir("unmatched");
     save_checkpoint(&model, &optim, &dir).expect("save");
     let mut fresh = ModelOptimizer::new(preset).expect("valid");
-    let before = fresh.state();
+    let before = fresh.state().expect("state");
     let err = load_checkpoint(
         Other {
             first: LinearConfig::new(4, 3).init(&device),
@@ -166,7 +168,11 @@ fn unmatched_state_is_an_error() {
         err.is_err(),
         "a record for other paths must not load silently"
     );
-    assert_eq!(fresh.state(), before, "the optimizer is unchanged on error");
+    assert_eq!(
+        fresh.state().expect("state"),
+        before,
+        "the optimizer is unchanged on error"
+    );
     // An eval-mode state is refused by load_state (it has no module to recover y from).
     let ckpt: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.join(schedulefree_burn::CHECKPOINT_FILE)).expect("read"),

@@ -16,8 +16,8 @@ use schedulefree::learner::{AdaGradNorm, Prodigy};
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{PresetConfig, Skipped, StepError};
 use schedulefree_burn::{
-    BurnAdapterError, DeviceOptimizer, ModelOptimizer, TensorOptimizer, checkpoint_model_path,
-    load_checkpoint, save_checkpoint,
+    BurnAdapterError, DeviceOptimizer, ModelOptimizer, Placement, TensorOptimizer,
+    checkpoint_model_path, load_checkpoint, save_checkpoint,
 };
 
 const STEPS: usize = 10;
@@ -303,4 +303,105 @@ fn set_lr_acts_as_on_the_host_path() {
     assert_eq!(dev.group_config().map(|g| g.lr), Some(0.04));
     assert!(same_bits(&values(&m), &values(&hm)));
     assert!(matches!(dev.set_lr(-1.0), Err(BurnAdapterError::Config(_))));
+}
+
+/// `ModelOptimizer`'s placement: on flex `Auto` keeps the host path; a run that moves its
+/// state host → device → host mid-training (with an lr change and a checkpoint in between)
+/// gives the uninterrupted host run's bits, for every preset of the parity suite.
+#[test]
+fn model_optimizer_moves_its_state_between_paths_exactly() {
+    let device = Device::default().autodiff();
+    let dir = temp_dir("placement");
+    for preset in presets() {
+        let start = Mlp::new(&device, &DIMS);
+        let mut host = ModelOptimizer::new(preset.clone()).expect("valid");
+        let mut moved = ModelOptimizer::new(preset.clone()).expect("valid");
+        assert_eq!(moved.placement(), Placement::Auto);
+        let (mut hm, mut m) = (start.clone(), start);
+        for step in 0..STEPS {
+            let placement = match step {
+                3..6 => Placement::Device,
+                6..8 => Placement::Auto,
+                _ => Placement::Host,
+            };
+            moved.set_placement(placement);
+            if step == 4 {
+                host.set_lr(0.005).expect("valid");
+                moved.set_lr(0.005).expect("valid");
+                save_checkpoint(&m, &moved, &dir).expect("saves from the device path");
+                assert!(moved.on_device(), "saving leaves the state where it is");
+            }
+            let (hg, g) = (grads(&hm, step, &device), grads(&m, step, &device));
+            hm = host.step(hm, hg).expect("host").0;
+            m = moved.step(m, g).expect("moved").0;
+            assert_eq!(moved.on_device(), placement == Placement::Device, "{step}");
+            assert!(!host.on_device(), "Auto on flex is the host path");
+            assert!(
+                same_bits(&values(&hm), &values(&m)),
+                "{preset:?} step {step}"
+            );
+        }
+        assert_eq!(moved.group_config(), host.group_config());
+        moved.set_placement(Placement::Device);
+        let g = grads(&m, STEPS, &device);
+        m = moved.step(m, g).expect("device").0;
+        let g = grads(&hm, STEPS, &device);
+        hm = host.step(hm, g).expect("host").0;
+        let x = |o: &ModelOptimizer, m: &Mlp| values(&o.eval_module(m).expect("x"));
+        assert!(same_bits(&x(&host, &hm), &x(&moved, &m)), "{preset:?}: x");
+        // The slots read back are the host's (the record of the latest step's gradient norms
+        // differs: summed in f32 on the device).
+        let (hs, ms) = (
+            host.state().expect("host"),
+            moved.state().expect("read back"),
+        );
+        for (name, rec) in &hs.params {
+            assert_eq!(rec.buffers, ms.params[name].buffers, "{preset:?}: {name}");
+        }
+
+        // The checkpoint written on the device path resumes on the host path.
+        let mut resumed = ModelOptimizer::new(preset.clone()).expect("valid");
+        let mut rm = load_checkpoint(Mlp::new(&device, &DIMS), &mut resumed, &dir).expect("loads");
+        assert!(!resumed.on_device());
+        let mut reference = ModelOptimizer::new(preset.clone()).expect("valid");
+        let mut refm = Mlp::new(&device, &DIMS);
+        for step in 0..4 {
+            let g = grads(&refm, step, &device);
+            refm = reference.step(refm, g).expect("reference").0;
+        }
+        reference.set_lr(0.005).expect("valid");
+        for step in 4..6 {
+            let (g, rg) = (grads(&rm, step, &device), grads(&refm, step, &device));
+            rm = resumed.step(rm, g).expect("resumed").0;
+            refm = reference.step(refm, rg).expect("reference").0;
+        }
+        assert!(
+            same_bits(&values(&rm), &values(&refm)),
+            "{preset:?}: resume"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn forcing_the_device_path_on_an_uncovered_preset_is_a_typed_error() {
+    let device = Device::default().autodiff();
+    let model = Mlp::new(&device, &DIMS);
+    let mut opt = ModelOptimizer::new(composed(LearnerConfig::Prodigy(Prodigy::default())))
+        .expect("valid")
+        .with_placement(Placement::Device);
+    let e = opt
+        .step(model.clone(), grads(&model, 0, &device))
+        .map(|_| ());
+    assert!(
+        matches!(e, Err(BurnAdapterError::Step(StepError::Program(_)))),
+        "{e:?}"
+    );
+    assert_eq!(opt.core().step_count(), 0);
+    // Back on the host path it trains.
+    opt.set_placement(Placement::Auto);
+    opt.step(model.clone(), grads(&model, 0, &device))
+        .expect("host path");
+    assert!(!opt.on_device());
+    assert_eq!(opt.core().step_count(), 1);
 }

@@ -253,7 +253,7 @@ fn projection_keeps_the_output_columns_of_burn_linear_weights() {
         let got = column_norms(&values(&m)[name], 8);
         assert!(max_rel(&got, &want) < 1e-5, "{name}: {got:?} vs {want:?}");
         assert!(!same_bits(&values(&m), &init), "the weights moved");
-        let radius = opt.state().params[name]
+        let radius = opt.state().expect("state").params[name]
             .radius
             .clone()
             .expect("radii are saved");
@@ -313,7 +313,11 @@ fn polyak_needs_the_loss() {
     }
     assert_eq!(opt.group_info().expect("group").k, 0, "no step taken");
     assert!(
-        opt.state().params.values().all(|p| !p.has_state),
+        opt.state()
+            .expect("state")
+            .params
+            .values()
+            .all(|p| !p.has_state),
         "no state after the refused step"
     );
     let first = f64::from(loss(&m, 0, &device).into_scalar::<f32>());
@@ -430,14 +434,14 @@ fn resume_of_the_new_learners_and_policies_is_bit_exact() {
             .expect("valid")
             .with_tag_rules(rules());
         let want = train(start.clone(), &mut opt, 0..STEPS, &device);
-        let (want_y, want_state) = (values(&want), opt.state());
+        let (want_y, want_state) = (values(&want), opt.state().expect("state"));
         assert!(!same_bits(&want_y, &values(&start)), "{name}: trained");
 
         let mut opt = ModelOptimizer::new(preset.clone())
             .expect("valid")
             .with_tag_rules(rules());
         let half = train(start.clone(), &mut opt, 0..SAVE_AT, &device);
-        let st = opt.state();
+        let st = opt.state().expect("state");
         match name {
             "projected" => assert!(
                 st.params["fc1.weight"].radius.is_some()
@@ -474,7 +478,11 @@ fn resume_of_the_new_learners_and_policies_is_bit_exact() {
             same_bits(&values(&resumed), &want_y),
             "{name}: save/load resume"
         );
-        assert_eq!(loaded.state(), want_state, "{name}: save/load state");
+        assert_eq!(
+            loaded.state().expect("state"),
+            want_state,
+            "{name}: save/load state"
+        );
 
         // Checkpoint into a fresh model (other weights and ids) and a fresh optimizer.
         save_checkpoint(&half, &opt, &dir.join("ckpt")).expect("save checkpoint");
@@ -490,7 +498,11 @@ fn resume_of_the_new_learners_and_policies_is_bit_exact() {
             same_bits(&values(&resumed), &want_y),
             "{name}: checkpoint resume"
         );
-        assert_eq!(fresh_opt.state(), want_state, "{name}: checkpoint state");
+        assert_eq!(
+            fresh_opt.state().expect("state"),
+            want_state,
+            "{name}: checkpoint state"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

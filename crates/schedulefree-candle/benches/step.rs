@@ -1,7 +1,8 @@
 //! Step time of our optimizer against `candle_nn::AdamW` on the vars of a 784-256-256-10 MLP
-//! (269 322 f32 parameters), with fixed synthetic gradients, on the host path (the CPU
+//! (269 322 f32 parameters) and of a flat 50M-parameter model (twelve 4096×1024 matrices,
+//! 50 331 648 parameters), with fixed synthetic gradients, on the host path (the CPU
 //! default) and the device path (the default for GPU vars, forced here on the CPU).
-//! `cargo bench -p schedulefree-candle --bench step`
+//! `cargo bench -p schedulefree-candle --bench step` (`-- mlp` or `-- flat_50m` for one).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use candle_core::backprop::GradStore;
@@ -11,10 +12,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use schedulefree::{AdamWScheduleFree, PresetConfig, SgdScheduleFree};
 use schedulefree_candle::{Placement, ScheduleFreeOptimizer};
 
-/// Fresh vars of the MLP and a gradient for each.
-fn vars_and_grads() -> (Vec<Var>, GradStore) {
+const MLP: [&[usize]; 6] = [&[256, 784], &[256], &[256, 256], &[256], &[10, 256], &[10]];
+const FLAT_50M: [&[usize]; 12] = [&[4096, 1024]; 12];
+
+/// Fresh vars of `shapes` and a gradient for each.
+fn vars_and_grads(shapes: &[&[usize]]) -> (Vec<Var>, GradStore) {
     let dev = Device::Cpu;
-    let shapes: [&[usize]; 6] = [&[256, 784], &[256], &[256, 256], &[256], &[10, 256], &[10]];
     let mut grads = GradStore::default();
     let vars: Vec<Var> = shapes
         .iter()
@@ -36,22 +39,8 @@ fn vars_and_grads() -> (Vec<Var>, GradStore) {
     (vars, grads)
 }
 
-fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("mlp_784_256_256_10_step");
-    {
-        let (vars, grads) = vars_and_grads();
-        let mut opt = AdamW::new(
-            vars,
-            ParamsAdamW {
-                lr: 1e-3,
-                weight_decay: 0.01,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        group.bench_function("candle_nn::AdamW", |b| b.iter(|| opt.step(&grads).unwrap()));
-    }
-    let ours = [
+fn ours() -> [(&'static str, PresetConfig); 3] {
+    [
         (
             "ours: AdamWScheduleFree",
             PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
@@ -73,10 +62,32 @@ fn bench(c: &mut Criterion) {
             )
             .unwrap(),
         ),
-    ];
-    for (name, config) in ours {
+    ]
+}
+
+/// candle-nn's AdamW and `methods` of ours on both paths, over vars of `shapes`.
+fn group(c: &mut Criterion, name: &str, shapes: &[&[usize]], methods: usize) {
+    let mut group = c.benchmark_group(name);
+    if shapes.len() > 6 {
+        // Steps of a 50M model take about a second on 2 cores.
+        group.sample_size(10);
+    }
+    {
+        let (vars, grads) = vars_and_grads(shapes);
+        let mut opt = AdamW::new(
+            vars,
+            ParamsAdamW {
+                lr: 1e-3,
+                weight_decay: 0.01,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        group.bench_function("candle_nn::AdamW", |b| b.iter(|| opt.step(&grads).unwrap()));
+    }
+    for (name, config) in ours().into_iter().take(methods) {
         for placement in [Placement::Host, Placement::Device] {
-            let (vars, grads) = vars_and_grads();
+            let (vars, grads) = vars_and_grads(shapes);
             let mut opt = ScheduleFreeOptimizer::new(vars, config.clone()).unwrap();
             opt.set_placement(placement).unwrap();
             let name = format!("{name} ({placement:?} path)");
@@ -84,6 +95,11 @@ fn bench(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    group(c, "mlp_784_256_256_10_step", &MLP, 3);
+    group(c, "flat_50m_step", &FLAT_50M, 1);
 }
 
 criterion_group!(benches, bench);

@@ -326,6 +326,7 @@ fn host_and_external_parameters_refuse_each_others_calls() {
 #[test]
 fn compositions_without_a_program_are_refused_before_anything_moves() {
     let mut o = build(&composed(LearnerConfig::Prodigy(Prodigy::default())));
+    assert!(o.programs_cover(ParamTags::default()).is_err());
     let mut held = start(o.slot_names().len());
     fill_grads(&mut held, 1, None);
     let e = external_step(o.as_mut(), &mut held, 1, None);
@@ -343,6 +344,9 @@ fn compositions_without_a_program_are_refused_before_anything_moves() {
         };
     }
     let mut o = projected.build_dyn::<f32>().expect("valid");
+    // Only `normalized` parameters are projected: the others are covered.
+    assert_eq!(o.programs_cover(ParamTags::default()), Ok(()));
+    assert!(o.programs_cover(ParamTags::NORMALIZED).is_err());
     o.add_param_tagged(0, "w", &[4, 3], ParamTags::NORMALIZED)
         .expect("new");
     let g = [0.1f32; 12];

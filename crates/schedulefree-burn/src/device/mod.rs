@@ -26,7 +26,9 @@ use crate::tags::TagRules;
 use params::DeviceParam;
 
 /// Schedule-Free (or any preset an element program covers) over a whole burn module, with
-/// the state on the parameters' devices.
+/// the state on the parameters' devices: the device path alone. [`ModelOptimizer`](crate::ModelOptimizer)
+/// runs it for you on every backend but flex ([`Placement`](crate::Placement)); use this
+/// type to insist on it.
 ///
 /// The step, eval and save interface of [`ModelOptimizer`](crate::ModelOptimizer) (state keyed
 /// by module path, registration at a parameter's first gradient, tag rules, eval point `x`
@@ -232,7 +234,7 @@ impl DeviceOptimizer {
         self.step_from(module, GradSource::Multi(&mut grads), None)
     }
 
-    fn step_from<M: Module>(
+    pub(crate) fn step_from<M: Module>(
         &mut self,
         module: M,
         mut grads: GradSource<'_>,

@@ -98,8 +98,8 @@ impl DeviceOptimizer {
         self.install(&file.state, Some(file.group))
     }
 
-    /// A [`ModelOptimizer`] (host path) holding this optimizer's state, configuration and
-    /// tag rules (the slots read back once): for checkpoints at `x`
+    /// A [`ModelOptimizer`] on the host path ([`Placement::Host`](crate::Placement::Host))
+    /// holding this optimizer's state, configuration and tag rules (the slots read back once): for checkpoints at `x`
     /// ([`save_checkpoint`](crate::save_checkpoint)) and whatever else the host path offers.
     ///
     /// ```no_run
@@ -112,8 +112,9 @@ impl DeviceOptimizer {
     /// [`BurnAdapterError::Tensor`] (reading a slot back), then as
     /// [`ModelOptimizer::load_state`].
     pub fn to_model_optimizer(&self) -> Result<ModelOptimizer, BurnAdapterError> {
-        let mut host =
-            ModelOptimizer::new(self.preset.clone())?.with_tag_rules(self.tag_rules.clone());
+        let mut host = ModelOptimizer::new(self.preset.clone())?
+            .with_tag_rules(self.tag_rules.clone())
+            .with_placement(crate::Placement::Host);
         if let Some(g) = self.core.group_config(0) {
             host.set_group_config(g)?;
         }
@@ -128,7 +129,7 @@ impl DeviceOptimizer {
     /// # Errors
     /// As [`load_state`](Self::load_state). The optimizer is unchanged on error.
     pub fn load_from(&mut self, host: &ModelOptimizer) -> Result<(), BurnAdapterError> {
-        self.install(&host.state(), host.group_config())
+        self.install(&host.state()?, host.group_config())
     }
 
     /// Validate `state` with its host buffers, then keep the buffers aside (pending upload)

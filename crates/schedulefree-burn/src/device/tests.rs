@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use schedulefree::{AdamWScheduleFree, PresetConfig};
 
 use super::{DeviceOptimizer, host_reads};
-use crate::TensorOptimizer;
+use crate::{ModelOptimizer, Placement, TensorOptimizer};
 
 fn preset() -> PresetConfig {
     PresetConfig::AdamWScheduleFree(AdamWScheduleFree {
@@ -46,6 +46,34 @@ fn a_step_reads_three_numbers_per_parameter() {
     dev.state().expect("state");
     assert_eq!(host_reads() - before, 2 * (300 * 200 + 200));
     drop(at_x);
+
+    // The module-level optimizer placed on the device path moves no more.
+    let mut model: Linear = LinearConfig::new(300, 200).init(&device);
+    let mut opt = ModelOptimizer::new(preset())
+        .expect("valid")
+        .with_placement(Placement::Device);
+    for _ in 0..3 {
+        let g = grads(&model, &device);
+        let before = host_reads();
+        model = opt.step(model, g).expect("step").0;
+        assert!(opt.on_device());
+        assert_eq!(host_reads() - before, 3 * 2, "ModelOptimizer on the device");
+    }
+    // Moving the state to the host path reads it back once, and host steps count nothing
+    // (they read through burn's host copies, not `read_back`).
+    opt.set_placement(Placement::Host);
+    let before = host_reads();
+    model = opt
+        .step(model.clone(), grads(&model, &device))
+        .expect("step")
+        .0;
+    assert!(!opt.on_device());
+    assert_eq!(
+        host_reads() - before,
+        2 * (300 * 200 + 200),
+        "the two slots, once"
+    );
+    drop(model);
 
     let mut model: Linear = LinearConfig::new(300, 200).init(&device);
     let mut optim: ModuleOptimizer = TensorOptimizer::new(preset()).expect("valid").into();

@@ -16,6 +16,7 @@ use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::{GradSums, Kernel};
 use crate::learner::{Learner, StepIndex};
+use crate::param::ParamTags;
 use crate::program::{
     ElementProgram, ProgramError, eval_program, init_program, mode_program, update_program,
 };
@@ -101,12 +102,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 learner: self.learner.name(),
             });
         }
-        if self.learner.prepass_len() > 0 {
-            return Err(ProgramError::Unsupported {
-                what: "a learner with a pre-pass over every element (Prodigy)",
-            }
-            .into());
-        }
+        self.programs_cover(ParamTags::default())?;
         self.resolve_external(params)?;
         self.entry_sums.fill(GradSums::default());
         let check = self.non_finite != NonFinitePolicy::Propagate;
@@ -150,6 +146,29 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             info: self.finish(),
             programs,
         })
+    }
+
+    /// Whether element programs cover a parameter tagged `tags` under this composition, so
+    /// that [`Optimizer::step_programs`] can step it: runtimes that choose between a host and
+    /// a device path ask this before placing state. The check [`Optimizer::step_programs`]
+    /// itself makes, from the composition alone (nothing is recorded).
+    ///
+    /// # Errors
+    /// [`ProgramError::Unsupported`] for a learner with a pre-pass over every element
+    /// (Prodigy), and for a `normalized` parameter under a decay policy with the hypersphere
+    /// projection (a reduction over rows).
+    pub fn programs_cover(&self, tags: ParamTags) -> Result<(), ProgramError> {
+        if self.learner.prepass_len() > 0 {
+            return Err(ProgramError::Unsupported {
+                what: "a learner with a pre-pass over every element (Prodigy)",
+            });
+        }
+        if tags.normalized && self.decay.projection().is_some() {
+            return Err(ProgramError::Unsupported {
+                what: "the hypersphere projection of a `normalized` parameter",
+            });
+        }
+        Ok(())
     }
 
     /// The program that gives the eval point `x` of an external parameter from its value `y`
@@ -203,7 +222,6 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     fn resolve_external(&mut self, params: &[ExternalParam<'_>]) -> Result<(), StepError> {
         self.stamp += 1;
         self.resolved.clear();
-        let projection = self.decay.projection();
         for p in params {
             let idx = self
                 .entry_index(p.name)
@@ -216,11 +234,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             if e.has_state && !e.external {
                 return Err(StepError::HostState(p.name.to_string()));
             }
-            if projection.is_some() && e.tags.normalized && p.grad.is_some() {
-                return Err(ProgramError::Unsupported {
-                    what: "the hypersphere projection of a `normalized` parameter",
-                }
-                .into());
+            let tags = e.tags;
+            if p.grad.is_some() {
+                self.programs_cover(tags)?;
             }
             self.resolved.push(idx);
         }

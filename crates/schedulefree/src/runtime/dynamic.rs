@@ -87,6 +87,11 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
         params: &[ExternalParam<'_>],
         inputs: StepInputs<'_>,
     ) -> Result<ProgramStep, StepError>;
+    /// [`Optimizer::programs_cover`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn programs_cover(&self, tags: ParamTags) -> Result<(), ProgramError>;
     /// [`Optimizer::eval_program`].
     ///
     /// # Errors
@@ -221,6 +226,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
         inputs: StepInputs<'_>,
     ) -> Result<ProgramStep, StepError> {
         Optimizer::step_programs(self, params, inputs)
+    }
+    fn programs_cover(&self, tags: ParamTags) -> Result<(), ProgramError> {
+        Optimizer::programs_cover(self, tags)
     }
     fn eval_program(&self) -> Result<ElementProgram, ProgramError> {
         Optimizer::eval_program(self)
