@@ -14,11 +14,11 @@
 //! | for | every backend: the host path on flex (fastest there), the device path elsewhere ([`Placement::Auto`]) | the device path only | burn's `ModuleOptimizer`, so burn-train's `Learner` unchanged |
 //! | plugs into | your loop, or [`TrainLoop`] | your loop, or [`TrainLoop`] | burn's `ModuleOptimizer` |
 //! | sees | the whole parameter set at once | the whole parameter set at once | one tensor per call |
-//! | per step | host path: copies every parameter and gradient to the host and back; device path: reads three numbers per parameter, together | one device-to-host read of three numbers per parameter, together | one read of three numbers per tensor (a sync each) |
+//! | per step | host path: copies every parameter and gradient to the host and back; device path: reads three numbers per parameter, together (Prodigy: two more, in a second read) | one device-to-host read of three numbers per parameter, together (Prodigy: two more, in a second read) | one read of three numbers per tensor (a sync each) |
 //! | eval point `x` | [`ModelOptimizer::eval_module`] | [`DeviceOptimizer::eval_module`] (on the device) | [`TensorOptimizer::eval_module`] (serializes the states) |
 //! | state keyed by | module path (`"layers.0.weight"`) | module path | burn's `ParamId` (not restored by burn on load) |
 //! | checkpoints | [`save_checkpoint`] / [`load_checkpoint`]: weights at `x`, bit-exact resume | the same through [`DeviceOptimizer::to_model_optimizer`] / [`DeviceOptimizer::load_from`] | `ModuleOptimizer::save` (same process / same ids) |
-//! | methods | every preset (Prodigy and the projection stay on the host path) | all but Prodigy and the projection (typed errors at the first step) | elementwise ones (no AdaGrad-Norm, Polyak, Prodigy) |
+//! | methods | every preset (the projection stays on the host path) | all but the projection (a typed error at the first step) | elementwise ones (no AdaGrad-Norm, Polyak, Prodigy) |
 //!
 //! On flex the host path is as fast as burn's own AdamW and the device paths about twice
 //! slower (one pass over memory per program op; see the README's benchmark table), which is

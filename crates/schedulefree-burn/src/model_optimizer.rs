@@ -55,9 +55,9 @@ pub(crate) struct OptimizerFile {
 /// - **device path** (any other backend: CUDA, ROCm, Metal, wgpu): the state stays burn tensors
 ///   on each parameter's device and the update runs there as burn tensor ops, as
 ///   [`DeviceOptimizer`] does; a step reads three numbers per parameter back, nothing
-///   parameter-sized. Prodigy and the hypersphere projection of `normalized` parameters stay
-///   on the host path (element programs do not cover them yet), and norm
-///   [`diagnostics`](Self::diagnostics) are measured on the host path only.
+///   parameter-sized (Prodigy: two more, its pre-pass sums). The hypersphere projection of
+///   `normalized` parameters stays on the host path (element programs do not cover it yet),
+///   and norm [`diagnostics`](Self::diagnostics) are measured on the host path only.
 ///
 /// [`Placement::Auto`] decides at every step from the module's devices and moves the state
 /// (once) when the module moves; [`set_placement`](Self::set_placement) forces a path.
@@ -251,7 +251,8 @@ impl ModelOptimizer {
     /// state loaded from another architecture), [`BurnAdapterError::DuplicatePath`],
     /// [`BurnAdapterError::Tensor`], and the core's [`BurnAdapterError::Step`]. No value or
     /// state changes on error (parameters seen for the first time may stay registered, without
-    /// state, as after a step in which they had no gradient).
+    /// state, as after a step in which they had no gradient), except that the state may have
+    /// moved to the path [`Placement`] chose, its values exact.
     pub fn step<M: Module>(
         &mut self,
         module: M,

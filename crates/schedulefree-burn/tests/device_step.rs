@@ -11,12 +11,12 @@ use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor};
 use common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, temp_dir, values};
 use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
-use schedulefree::decay::{AnyDecay, DecayConfig};
+use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy};
 use schedulefree::learner::{AdaGradNorm, Prodigy};
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{PresetConfig, Skipped, StepError};
 use schedulefree_burn::{
-    BurnAdapterError, DeviceOptimizer, ModelOptimizer, Placement, TensorOptimizer,
+    BurnAdapterError, DeviceOptimizer, ModelOptimizer, Placement, TagRules, TensorOptimizer,
     checkpoint_model_path, load_checkpoint, save_checkpoint,
 };
 
@@ -105,12 +105,56 @@ fn a_non_finite_gradient_skips_the_step_on_the_device() {
     assert_eq!(z_before, z_after);
 }
 
+/// The projection of `normalized` rows (a row reduction) has no element program yet.
+fn projected() -> PresetConfig {
+    let mut p = composed(LearnerConfig::Adam(Default::default()));
+    if let PresetConfig::Composed(c) = &mut p {
+        c.decay = DecayConfig {
+            base: AnyDecay::DecoupledAtY,
+            normalized: NormalizedPolicy::Projected(Default::default()),
+        };
+    }
+    p
+}
+
+fn normalized_first_layer() -> TagRules {
+    TagRules::new().normalized_path("layers.0.weight")
+}
+
+/// Prodigy's pre-pass runs on the device: its sums (`f64` on flex, in burn's order) move `d`
+/// from the host's by rounding only.
+#[test]
+fn prodigy_runs_on_the_device_and_follows_the_host_to_rounding() {
+    let mut preset = composed(LearnerConfig::Prodigy(Prodigy {
+        d0: 1e-3,
+        ..Default::default()
+    }));
+    if let PresetConfig::Composed(c) = &mut preset {
+        c.lr = 1.0; // Prodigy's customary lr: `d` grows within the run
+    }
+    let (worst, _) = run_both(&preset);
+    assert!(worst <= 1e-5, "Prodigy: {worst:e}");
+    // d grew, so the comparison covers the pre-pass.
+    let device = Device::default().autodiff();
+    let mut m = Mlp::new(&device, &DIMS);
+    let mut dev = DeviceOptimizer::new(preset).expect("valid");
+    for step in 0..STEPS {
+        let g = grads(&m, step, &device);
+        m = dev.step(m, g).expect("device").0;
+    }
+    let t = STEPS as i32;
+    let bc = (1.0 - 0.999f64.powi(t)).sqrt() / (1.0 - 0.9f64.powi(t));
+    let d = dev.core().group_info(0).expect("group").lr_factor / bc;
+    assert!(d > 1.1e-3, "d = {d}");
+}
+
 #[test]
 fn unsupported_methods_are_typed_errors() {
     let device = Device::default().autodiff();
     let model = Mlp::new(&device, &DIMS);
-    let mut dev =
-        DeviceOptimizer::new(composed(LearnerConfig::Prodigy(Prodigy::default()))).expect("valid");
+    let mut dev = DeviceOptimizer::new(projected())
+        .expect("valid")
+        .with_tag_rules(normalized_first_layer());
     let e = dev
         .step(model.clone(), grads(&model, 0, &device))
         .map(|_| ());
@@ -387,8 +431,9 @@ fn model_optimizer_moves_its_state_between_paths_exactly() {
 fn forcing_the_device_path_on_an_uncovered_preset_is_a_typed_error() {
     let device = Device::default().autodiff();
     let model = Mlp::new(&device, &DIMS);
-    let mut opt = ModelOptimizer::new(composed(LearnerConfig::Prodigy(Prodigy::default())))
+    let mut opt = ModelOptimizer::new(projected())
         .expect("valid")
+        .with_tag_rules(normalized_first_layer())
         .with_placement(Placement::Device);
     let e = opt
         .step(model.clone(), grads(&model, 0, &device))

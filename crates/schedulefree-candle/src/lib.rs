@@ -14,8 +14,8 @@
 //!   moments) is candle tensors on each var's device, the element update runs there as
 //!   candle tensor ops (recorded once from the core's own formulas, not a second copy of the
 //!   maths), and a step reads three numbers per var back to the host (`‖g‖₁`, `‖g‖₂²`,
-//!   finiteness, for the core's skip decision and norm-based learners), nothing
-//!   parameter-sized. State files and checkpoints are the same on both paths;
+//!   finiteness, for the core's skip decision and norm-based learners; Prodigy two more, its
+//!   pre-pass sums), nothing parameter-sized. State files and checkpoints are the same on both paths;
 //!   [`ScheduleFreeOptimizer::set_placement`] moves a running optimizer between them.
 //!
 //! Switching an existing candle loop is one line — the optimizer:

@@ -97,7 +97,8 @@ pub(crate) use with_driver;
 ///   buffers per var, in host RAM.
 /// - device: the state slots are tensors on each var's device; a step reduces each gradient
 ///   there to `‖g‖₁`, `‖g‖₂²` and a finiteness flag, reads those three numbers per var back
-///   at once (one synchronisation), lets the core decide the step, and runs each var's
+///   at once (one synchronisation; Prodigy's pre-pass sums are a second), lets the core
+///   decide the step, and runs each var's
 ///   element update as candle tensor ops on its device, writing the var in place
 ///   (`Var::set`). A device error in the middle of a step (out of memory) can leave it partly
 ///   applied: resume from the last save.
@@ -439,7 +440,7 @@ impl ScheduleFreeOptimizer {
     /// # Errors
     /// [`CandleAdapterError::Step`] with [`schedulefree::StepError::Program`] when
     /// [`Placement::Device`] is asked for a composition element programs do not cover
-    /// (Prodigy; the hypersphere projection of `normalized` vars); as
+    /// (the hypersphere projection of `normalized` vars); as
     /// [`ScheduleFreeOptimizer::state`] and [`ScheduleFreeOptimizer::load_state`]. Nothing
     /// changes on error.
     pub fn set_placement(&mut self, placement: Placement) -> Result<(), CandleAdapterError> {

@@ -8,7 +8,7 @@
 /// | path | state | a step moves to the host | measured |
 /// | --- | --- | --- | --- |
 /// | `Host` | host RAM (the core's fused kernel, one pass over memory) | every var and gradient, and the new values back | faster on the CPU device |
-/// | `Device` | candle tensors on each var's device (CPU, CUDA, Metal) | three numbers per var (`‖g‖₁`, `‖g‖₂²`, finiteness) | for GPU devices |
+/// | `Device` | candle tensors on each var's device (CPU, CUDA, Metal) | three numbers per var (`‖g‖₁`, `‖g‖₂²`, finiteness); Prodigy two more | for GPU devices |
 ///
 /// On candle's CPU device the device path gives the host path's bits (values, slots, eval
 /// points) for every method whose lr does not read the gradient norms; the norms themselves
@@ -19,9 +19,14 @@
 /// the host's `f64` sum does not. On the CPU the device path runs one candle op, one pass
 /// over memory, per node of the element program: slower than the host path's fused kernel.
 ///
-/// Not covered by the device path (element programs cannot express them yet): Prodigy's
-/// pre-pass over every element and the hypersphere projection of `normalized` vars; norm
-/// diagnostics are not measured there.
+/// Prodigy's pre-pass runs on the device too: each var's terms are summed there (in `f64`;
+/// in the vars' dtype on Metal, which lacks `f64`) and read back together, two numbers per
+/// var; the sums differ from the host's by the order of summation, and Prodigy's `d` with
+/// them, by rounding.
+///
+/// Not covered by the device path (element programs cannot express it yet): the hypersphere
+/// projection of `normalized` vars (a reduction over rows); norm diagnostics are not
+/// measured there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Placement {
     /// The device path when a var is not on the CPU and the preset is covered; otherwise the

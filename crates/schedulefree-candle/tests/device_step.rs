@@ -3,7 +3,8 @@
 //! covers, resume and checkpoints, skips on non-finite gradients, moves between the paths and
 //! bad input. candle's CPU device stands in for a GPU here: its element ops are exact, so the
 //! paths agree bit for bit except where the lr reads the gradient norms (AdaGrad-Norm,
-//! Polyak), whose sums the device path takes in the vars' dtype.
+//! Polyak), whose sums the device path takes in the vars' dtype, and Prodigy, whose pre-pass
+//! sums it takes in another order.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -159,7 +160,24 @@ fn presets() -> Vec<(&'static str, PresetConfig, bool)> {
             composed(LearnerConfig::Polyak(Polyak::default()), corrected),
             true,
         ),
+        // The pre-pass sums, taken in f64 in candle's order, move `d` by rounding (lr 1, as
+        // customary for Prodigy, so that `d` grows within the run).
+        ("prodigy", prodigy(corrected), true),
     ]
+}
+
+fn prodigy(normalized: NormalizedPolicy) -> PresetConfig {
+    let mut p = composed(
+        LearnerConfig::Prodigy(Prodigy {
+            d0: 1e-3,
+            ..Prodigy::default()
+        }),
+        normalized,
+    );
+    if let PresetConfig::Composed(c) = &mut p {
+        c.lr = 1.0;
+    }
+    p
 }
 
 /// `l1.weight` feeds the (implicit) normalization: AdamC / SGDC / corrected decay act on it.
@@ -347,18 +365,6 @@ fn a_non_finite_gradient_skips_the_whole_step_on_the_device() {
 #[test]
 fn uncovered_compositions_and_bad_input_are_typed_errors() {
     let mlp = Mlp::new(6);
-    let prodigy = composed(
-        LearnerConfig::Prodigy(Prodigy::default()),
-        NormalizedPolicy::Standard,
-    );
-    let mut opt =
-        ScheduleFreeOptimizer::from_varmap_tagged(&mlp.varmap, prodigy, &rules()).unwrap();
-    let e = opt.set_placement(Placement::Device);
-    assert!(
-        matches!(e, Err(CandleAdapterError::Step(StepError::Program(_)))),
-        "{e:?}"
-    );
-    assert_eq!(opt.placement(), Placement::Host, "unchanged");
     let projected = composed(
         LearnerConfig::Adam(Adam {
             beta1: 0.0,
@@ -368,7 +374,12 @@ fn uncovered_compositions_and_bad_input_are_typed_errors() {
     );
     let mut opt =
         ScheduleFreeOptimizer::from_varmap_tagged(&mlp.varmap, projected, &rules()).unwrap();
-    assert!(opt.set_placement(Placement::Device).is_err());
+    let e = opt.set_placement(Placement::Device);
+    assert!(
+        matches!(e, Err(CandleAdapterError::Step(StepError::Program(_)))),
+        "{e:?}"
+    );
+    assert_eq!(opt.placement(), Placement::Host, "unchanged");
     // Auto keeps CPU vars on the host path.
     opt.set_placement(Placement::Auto).unwrap();
     assert_eq!(opt.placement(), Placement::Host);

@@ -163,6 +163,19 @@ pub enum StepError {
     /// The step cannot be written as element programs ([`crate::Optimizer::step_programs`]).
     #[error(transparent)]
     Program(#[from] crate::program::ProgramError),
+    /// The caller's pre-pass evaluator ([`crate::Optimizer::step_programs_with`]) gave no
+    /// sums.
+    #[error("the pre-pass evaluator failed (step_programs_with); nothing was changed")]
+    PrepassFailed,
+    /// The caller's pre-pass evaluator gave another number of sums than the programs have
+    /// terms.
+    #[error("the pre-pass evaluator returned {got} sums for {expected} terms")]
+    PrepassLength {
+        /// Terms of the programs passed.
+        expected: usize,
+        /// Sums returned.
+        got: usize,
+    },
     /// The all-reduce hook changed the length of the vector it was given. Not returned by
     /// this version: the hook receives a fixed-length slice ([`crate::AllReduce`]); kept so
     /// that code matching on it still compiles.

@@ -95,8 +95,9 @@ pub mod schedule;
 
 pub use driver::{
     AllReduce, EvalGuard, ExternalParam, GradientSums, GroupRecord, NextStep, NonFinitePolicy,
-    Optimizer, OptimizerState, ParamDiagnostics, ParamProgram, ParamRecord, ProgramStep,
-    STATE_FORMAT_VERSION, Skipped, SlotView, StepInfo, StepInputs, write_atomic,
+    Optimizer, OptimizerState, ParamDiagnostics, ParamProgram, ParamRecord, PrepassEval,
+    PrepassProgram, ProgramStep, STATE_FORMAT_VERSION, Skipped, SlotView, StepInfo, StepInputs,
+    write_atomic,
 };
 pub use element::{Dtype, Element, lerp};
 pub use error::{ConfigError, ParamError, StateError, StepError};

@@ -11,8 +11,9 @@ use schedulefree::learner::{AdaGradNorm, Cocob, Polyak, Prodigy};
 use schedulefree::program::{ElementProgram, ProgramError};
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{
-    AdamWScheduleFree, DynOptimizer, ExternalParam, GradientSums, Param, ParamTags, PresetConfig,
-    RAdamScheduleFree, SgdScheduleFree, Skipped, StepError, StepInputs,
+    AdamWScheduleFree, DynOptimizer, ExternalParam, GradientSums, Param, ParamTags, PrepassEval,
+    PrepassProgram, PresetConfig, RAdamScheduleFree, SgdScheduleFree, Skipped, StepError,
+    StepInputs,
 };
 
 const SHAPES: [(&str, &[usize]); 3] = [("a.weight", &[7, 5]), ("a.bias", &[7]), ("b", &[33])];
@@ -85,6 +86,33 @@ fn run(program: &ElementProgram, h: &mut Held) {
     }
 }
 
+/// The sums over `h`'s elements of `program`'s terms, which must leave `h` unchanged.
+fn term_sums(program: &ElementProgram, h: &mut Held) -> Vec<f64> {
+    let before = (h.value.clone(), h.slots.clone());
+    let n = h.value.len();
+    let mut e = vec![0.0f32; h.slots.len()];
+    let mut regs = Vec::new();
+    let mut total = vec![0.0f64; program.terms().len()];
+    for i in 0..n {
+        for (v, s) in e.iter_mut().zip(&h.slots) {
+            *v = s.get(i).copied().unwrap_or(0.0);
+        }
+        program
+            .apply(&mut h.value[i], h.grad[i], &mut e, &mut regs)
+            .expect("sizes match");
+        let t = program.term_values(&regs).expect("regs of this program");
+        for (a, v) in total.iter_mut().zip(t) {
+            *a += v;
+        }
+    }
+    assert_eq!(
+        (h.value.clone(), h.slots.clone()),
+        before,
+        "a pre-pass writes nothing"
+    );
+    total
+}
+
 fn build(preset: &PresetConfig) -> Box<dyn DynOptimizer<f32>> {
     let mut o = preset.build_dyn::<f32>().expect("valid preset");
     for (name, shape) in SHAPES {
@@ -113,7 +141,22 @@ fn external_step(
         loss,
         all_reduce: None,
     };
-    let out = o.step_programs(&params, inputs)?;
+    // The pre-pass evaluator (Prodigy): the terms summed element by element in f64.
+    let mut prepass = |programs: &[PrepassProgram]| {
+        let mut out = Vec::new();
+        for p in programs {
+            let mut h = held[p.index].clone();
+            if let Some(init) = &p.init {
+                run(init, &mut h);
+            }
+            out.extend(term_sums(&p.terms, &mut h));
+        }
+        Some(out)
+    };
+    let eval = o
+        .needs_prepass()
+        .then_some(&mut prepass as &mut PrepassEval<'_>);
+    let out = o.step_programs_with(&params, inputs, eval)?;
     for p in &out.programs {
         let h = &mut held[p.index];
         if let Some(init) = &p.init {
@@ -275,6 +318,72 @@ fn learners_reading_gradient_norms_follow_to_rounding() {
     }
 }
 
+/// Prodigy's pre-pass through `step_programs_with`: the caller's sums (element order, not the
+/// host's blocked order) move `d` by rounding only, and a parameter without a gradient adds
+/// nothing to the sums (parameter `b` skips every other step).
+#[test]
+fn a_pre_pass_learner_follows_the_host_step_to_rounding() {
+    // Prodigy's customary lr of 1: `d` then grows from `d0` within the run.
+    let prodigy = |d_coef: f64| {
+        let mut p = composed(LearnerConfig::Prodigy(Prodigy {
+            d0: 1e-3,
+            d_coef,
+            ..Default::default()
+        }));
+        if let PresetConfig::Composed(c) = &mut p {
+            c.lr = 1.0;
+        }
+        p
+    };
+    for d_coef in [1.0, 0.0] {
+        let worst = compare(&prodigy(d_coef), None);
+        assert!(worst <= 1e-5, "d_coef {d_coef}: {worst:e}");
+    }
+    // And `d` did grow (the comparison is not of two runs that stand still).
+    let mut o = build(&prodigy(1.0));
+    let mut held = start(o.slot_names().len());
+    for step in 0..STEPS {
+        fill_grads(&mut held, step, None);
+        external_step(o.as_mut(), &mut held, step, None).expect("step");
+    }
+    // lr_factor = d·sqrt(1 − β2^t)/(1 − β1^t) at the last step, t = STEPS.
+    let t = STEPS as i32;
+    let bc = (1.0 - 0.999f64.powi(t)).sqrt() / (1.0 - 0.9f64.powi(t));
+    let d = o.group_info(0).expect("group").lr_factor / bc;
+    assert!(d > 10.0 * 1e-3, "d = {d}");
+}
+
+#[test]
+fn a_failing_or_short_pre_pass_changes_nothing() {
+    let preset = composed(LearnerConfig::Prodigy(Prodigy::default()));
+    let mut o = build(&preset);
+    let mut held = start(o.slot_names().len());
+    fill_grads(&mut held, 1, None);
+    let params: Vec<ExternalParam<'_>> = SHAPES
+        .iter()
+        .zip(&held)
+        .map(|((name, _), h)| ExternalParam {
+            name,
+            grad: Some(sums(&h.grad)),
+        })
+        .collect();
+    let state = o.state();
+    let mut failing = |_: &[PrepassProgram]| None;
+    let e = o.step_programs_with(&params, StepInputs::default(), Some(&mut failing));
+    assert_eq!(e, Err(StepError::PrepassFailed));
+    let mut short = |p: &[PrepassProgram]| Some(vec![1.0; p.len()]);
+    let e = o.step_programs_with(&params, StepInputs::default(), Some(&mut short));
+    assert_eq!(
+        e,
+        Err(StepError::PrepassLength {
+            expected: 6,
+            got: 3
+        })
+    );
+    assert_eq!(o.state(), state);
+    assert_eq!(o.step_count(), 0);
+}
+
 #[test]
 fn a_non_finite_gradient_skips_the_step_and_moves_nothing() {
     let preset = PresetConfig::AdamWScheduleFree(AdamWScheduleFree::default());
@@ -325,11 +434,21 @@ fn host_and_external_parameters_refuse_each_others_calls() {
 
 #[test]
 fn compositions_without_a_program_are_refused_before_anything_moves() {
+    // A pre-pass learner needs an evaluator.
     let mut o = build(&composed(LearnerConfig::Prodigy(Prodigy::default())));
-    assert!(o.programs_cover(ParamTags::default()).is_err());
+    assert_eq!(o.programs_cover(ParamTags::default()), Ok(()));
+    assert!(o.needs_prepass());
     let mut held = start(o.slot_names().len());
     fill_grads(&mut held, 1, None);
-    let e = external_step(o.as_mut(), &mut held, 1, None);
+    let params: Vec<ExternalParam<'_>> = SHAPES
+        .iter()
+        .zip(&held)
+        .map(|((name, _), h)| ExternalParam {
+            name,
+            grad: Some(sums(&h.grad)),
+        })
+        .collect();
+    let e = o.step_programs(&params, StepInputs::default());
     assert!(matches!(
         e,
         Err(StepError::Program(ProgramError::Unsupported { .. }))

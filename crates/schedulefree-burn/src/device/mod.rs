@@ -14,9 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, MultiGradientsParams};
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 use schedulefree::{
-    DynOptimizer, ExternalParam, GradientSums, GroupConfig, PresetConfig, StepInfo, StepInputs,
+    DynOptimizer, ExternalParam, GradientSums, GroupConfig, PrepassEval, PrepassProgram,
+    PresetConfig, StepInfo, StepInputs,
 };
 
 use crate::error::BurnAdapterError;
@@ -39,7 +40,8 @@ use params::DeviceParam;
 /// the step (skip on a non-finite gradient, lr, averaging weight, decay, learner state) and
 /// returns each parameter's element update, which runs as burn tensor ops on the parameter's
 /// device (burn's fusion backends can compile them into one kernel; not measured yet). The
-/// read of the sums is one device-to-host synchronisation per step.
+/// read of the sums is one device-to-host synchronisation per step (two for Prodigy, whose
+/// pre-pass sums are read back in a second transfer).
 ///
 /// ```
 /// use burn::module::Module;
@@ -92,8 +94,13 @@ use params::DeviceParam;
 /// &optim.to_model_optimizer()?, dir)`, and after [`load_checkpoint`](crate::load_checkpoint)
 /// into a `ModelOptimizer`, [`load_from`](Self::load_from) it.
 ///
-/// Not yet covered (each a typed error or said here): Prodigy and the hypersphere projection
-/// (no element program, [`BurnAdapterError::Step`]); norm diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
+/// Prodigy's pre-pass runs on the devices too: each parameter's terms are summed there (in
+/// `f64` where the device has it, else `f32`) and read back together with the others', two
+/// numbers per parameter (a second synchronisation in Prodigy's steps); the sums differ from
+/// the host's by the order of summation, and `d` with them, by rounding.
+///
+/// Not yet covered (each a typed error or said here): the hypersphere projection (no element
+/// program, [`BurnAdapterError::Step`]); norm diagnostics. The gradient sums are taken in the parameters' `f32`, so a gradient whose
 /// squares overflow `f32` reports an infinite `‖g‖₂` (AdaGrad-Norm and Polyak then refuse
 /// the step with a non-finite scalar) where the host path, summing in `f64`, does not.
 #[derive(Debug)]
@@ -269,7 +276,45 @@ impl DeviceOptimizer {
             loss,
             all_reduce: None,
         };
-        let out = self.core.step_programs(&external, inputs)?;
+        // The pre-pass (Prodigy): each program's term sums on its device, read back together.
+        if self.core.needs_prepass() {
+            // Loaded slots go up once, for the pre-pass and the update alike.
+            for (p, value, _) in &stepped {
+                if let Some(h) = self.pending.remove(&p.path) {
+                    self.slots.insert(p.path.clone(), state::upload(&h, value));
+                }
+            }
+        }
+        let (slots, pending) = (&self.slots, &self.pending);
+        let mut failure = None;
+        let mut prepass = |programs: &[PrepassProgram]| {
+            let mut sums = Vec::new();
+            for pp in programs {
+                let (p, value, grad) = stepped[pp.index];
+                let mut s = state::stored_slots(slots, pending, &p.path, value).unwrap_or_default();
+                if let Some(init) = &pp.init {
+                    let zeros = (0..init.n_slots()).map(|_| value.zeros_like()).collect();
+                    s = program::run(init, value, None, zeros).slots;
+                }
+                sums.extend(program::run(&pp.terms, value, Some(grad), s).terms);
+            }
+            match read_back_sums(sums, stepped.first().map_or("", |s| s.0.path.as_str())) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            }
+        };
+        let eval = self
+            .core
+            .needs_prepass()
+            .then_some(&mut prepass as &mut PrepassEval<'_>);
+        let out = self.core.step_programs_with(&external, inputs, eval);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let out = out?;
         if out.info.skipped.is_some() {
             return Ok((module, out.info));
         }
@@ -337,6 +382,34 @@ thread_local! {
 pub(crate) fn read_back(t: Tensor<1>, path: &str) -> Result<Vec<f32>, BurnAdapterError> {
     let v = t
         .try_into_vec_as::<f32>()
+        .map_err(|e| BurnAdapterError::Tensor {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+    HOST_READS.with(|c| c.set(c.get() + v.len()));
+    Ok(v)
+}
+
+/// One-element sums (of any float dtype, on any devices) read back in one transfer, in
+/// `f64` where the first one's device has it.
+fn read_back_sums(sums: Vec<Tensor<1>>, path: &str) -> Result<Vec<f64>, BurnAdapterError> {
+    let Some(first) = sums.first() else {
+        return Ok(Vec::new());
+    };
+    let device = first.device();
+    let dtype = if device.supports_dtype(DType::F64) {
+        DType::F64
+    } else {
+        DType::F32
+    };
+    let all = Tensor::cat(
+        sums.into_iter()
+            .map(|t| t.to_device(&device).cast(dtype))
+            .collect(),
+        0,
+    );
+    let v = all
+        .try_into_vec_as::<f64>()
         .map_err(|e| BurnAdapterError::Tensor {
             path: path.to_string(),
             message: e.to_string(),

@@ -12,7 +12,7 @@
 //! under `NonFinitePolicy::Propagate` (Cocob's slots can then hold NaN on one path and a
 //! number on the other; the value is NaN on both).
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 use schedulefree::program::{ElementProgram, Op};
 
 /// A register: a constant of the program or a tensor.
@@ -30,6 +30,11 @@ pub(crate) struct Outputs {
     pub value: Tensor<1>,
     /// The new state slots.
     pub slots: Vec<Tensor<1>>,
+    /// The sum over the elements of each of the program's terms (pre-pass programs), one
+    /// element each: in `f64` where the device has it (exact products of `f32` factors, as
+    /// the host takes them), else in `f32`. A constant factor multiplies the sum (exact for
+    /// Prodigy's factor 1).
+    pub terms: Vec<Tensor<1>>,
 }
 
 /// `program` over every element of `value` (flattened), `grad` and `slots` (same length).
@@ -49,7 +54,8 @@ pub(crate) fn run(
         }
     }
     let outputs = program.slots_out().iter().copied();
-    for o in outputs.chain([program.value_out()]) {
+    let factors = program.terms().iter().flat_map(|&(a, b)| [a, b]);
+    for o in outputs.chain([program.value_out()]).chain(factors) {
         last_use[o] = usize::MAX;
     }
     let full = |c: f64| value.full_like(c);
@@ -86,9 +92,26 @@ pub(crate) fn run(
         regs.push(Some(out));
     }
     let out = |i: usize| regs[i].clone().map_or_else(|| full(f64::NAN), tensor);
+    let wide = value.device().supports_dtype(DType::F64);
+    let widen = |t: Tensor<1>| if wide { t.cast(DType::F64) } else { t };
+    // A constant factor (Prodigy's `|s|·1`) multiplies the sum, not every element.
+    let constant = |o: usize| match program.ops().get(o) {
+        Some(Op::Const(c)) => Some(*c),
+        _ => None,
+    };
+    let terms = program
+        .terms()
+        .iter()
+        .map(|&(a, b)| match (constant(a), constant(b)) {
+            (_, Some(c)) => widen(out(a)).sum().mul_scalar(c),
+            (Some(c), None) => widen(out(b)).sum().mul_scalar(c),
+            (None, None) => widen(out(a)).mul(widen(out(b))).sum(),
+        })
+        .collect();
     Outputs {
         value: out(program.value_out()),
         slots: program.slots_out().iter().map(|&o| out(o)).collect(),
+        terms,
     }
 }
 

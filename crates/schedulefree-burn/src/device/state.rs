@@ -189,15 +189,25 @@ impl DeviceOptimizer {
 
     /// The slots of `path` on `like`'s device without changing anything (`None`: no state).
     pub(super) fn slots_for(&self, path: &str, like: &Tensor<1>) -> Option<Vec<Tensor<1>>> {
-        let device = like.device();
-        self.slots
-            .get(path)
-            .map(|s| s.iter().map(|t| t.clone().to_device(&device)).collect())
-            .or_else(|| self.pending.get(path).map(|p| upload(p, like)))
+        stored_slots(&self.slots, &self.pending, path, like)
     }
 }
 
-fn upload(slots: &[Vec<f32>], like: &Tensor<1>) -> Vec<Tensor<1>> {
+/// [`DeviceOptimizer::slots_for`] from the optimizer's live and pending slots.
+pub(super) fn stored_slots(
+    slots: &HashMap<String, Vec<Tensor<1>>>,
+    pending: &HashMap<String, Vec<Vec<f32>>>,
+    path: &str,
+    like: &Tensor<1>,
+) -> Option<Vec<Tensor<1>>> {
+    let device = like.device();
+    slots
+        .get(path)
+        .map(|s| s.iter().map(|t| t.clone().to_device(&device)).collect())
+        .or_else(|| pending.get(path).map(|p| upload(p, like)))
+}
+
+pub(super) fn upload(slots: &[Vec<f32>], like: &Tensor<1>) -> Vec<Tensor<1>> {
     slots
         .iter()
         .map(|s| Tensor::from_data(TensorData::new(s.clone(), [s.len()]), &like.device()))

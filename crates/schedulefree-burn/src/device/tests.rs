@@ -6,6 +6,10 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
+use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
+use schedulefree::decay::{AnyDecay, DecayConfig};
+use schedulefree::learner::Prodigy;
+use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{AdamWScheduleFree, PresetConfig};
 
 use super::{DeviceOptimizer, host_reads};
@@ -46,6 +50,27 @@ fn a_step_reads_three_numbers_per_parameter() {
     dev.state().expect("state");
     assert_eq!(host_reads() - before, 2 * (300 * 200 + 200));
     drop(at_x);
+
+    // Prodigy's pre-pass adds its two sums per parameter, read back together.
+    let mut model: Linear = LinearConfig::new(300, 200).init(&device);
+    let prodigy = PresetConfig::Composed(Composed {
+        learner: LearnerConfig::Prodigy(Prodigy::default()),
+        conversion: ConversionConfig::ScheduleFree {
+            beta: 0.9,
+            weights: Default::default(),
+        },
+        decay: DecayConfig::standard(AnyDecay::DecoupledAtY),
+        schedule: ScheduleConfig::Constant {},
+        lr: 1.0,
+        weight_decay: 0.0,
+    });
+    let mut dev = DeviceOptimizer::new(prodigy).expect("valid");
+    for _ in 0..3 {
+        let g = grads(&model, &device);
+        let before = host_reads();
+        model = dev.step(model, g).expect("step").0;
+        assert_eq!(host_reads() - before, (3 + 2) * 2, "Prodigy");
+    }
 
     // The module-level optimizer placed on the device path moves no more.
     let mut model: Linear = LinearConfig::new(300, 200).init(&device);

@@ -1,9 +1,9 @@
 //! The device-resident path: the optimizer state lives as candle tensors on each var's
 //! device and the element update runs there as candle tensor ops; the core takes the step's
 //! scalar decisions and hands back one element program per var
-//! ([`schedulefree::Optimizer::step_programs`]). A step reads three numbers per var back
-//! to the host (the gradient's `‖g‖₁`, `‖g‖₂²` and whether it is finite), nothing
-//! parameter-sized.
+//! ([`schedulefree::Optimizer::step_programs_with`]). A step reads three numbers per var
+//! back to the host (the gradient's `‖g‖₁`, `‖g‖₂²` and whether it is finite), and
+//! Prodigy's two more (its pre-pass sums, a second read); nothing parameter-sized.
 
 mod program;
 #[cfg(test)]
@@ -15,7 +15,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use schedulefree::{
     DynOptimizer, ExternalParam, GradientSums, OptimizerState, ParamDiagnostics, ParamTags,
-    PresetConfig, StepError, StepInfo, StepInputs,
+    PrepassEval, PrepassProgram, PresetConfig, StepError, StepInfo, StepInputs,
 };
 
 use crate::driver::{check_gradient, refuse_held_outside};
@@ -59,8 +59,7 @@ fn build_core<T: HostElement>(
 }
 
 /// Whether element programs cover `config` over `vars` tagged by `rules`: a trial step of a
-/// throwaway core (Prodigy's pre-pass and the hypersphere projection of a `normalized` var
-/// are not covered).
+/// throwaway core (the hypersphere projection of a `normalized` var is not covered).
 ///
 /// # Errors
 /// [`CandleAdapterError::Step`] with [`StepError::Program`] when they do not; the
@@ -83,7 +82,10 @@ pub(crate) fn check_covered<T: HostElement>(
             grad: Some(sums),
         })
         .collect();
-    opt.step_programs(&params, StepInputs::with_loss(1.0))?;
+    // A pre-pass learner is covered: its evaluator is `prepass_sums`.
+    let mut zeros =
+        |p: &[PrepassProgram]| Some(vec![0.0; p.iter().map(|p| p.terms.terms().len()).sum()]);
+    opt.step_programs_with(&params, StepInputs::with_loss(1.0), Some(&mut zeros))?;
     Ok(())
 }
 
@@ -220,13 +222,31 @@ impl<T: HostElement> DeviceDriver<T> {
                 grad: Some(*s),
             })
             .collect();
-        let out = self.opt.step_programs(
-            &params,
-            StepInputs {
-                loss,
-                all_reduce: None,
-            },
-        )?;
+        // The pre-pass (Prodigy): each program's term sums on its var's device, read back
+        // together.
+        let entries = &self.entries;
+        let mut failure = None;
+        let mut prepass =
+            |programs: &[PrepassProgram]| match prepass_sums::<T>(programs, entries, &stepped) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            };
+        let eval = self
+            .opt
+            .needs_prepass()
+            .then_some(&mut prepass as &mut PrepassEval<'_>);
+        let inputs = StepInputs {
+            loss,
+            all_reduce: None,
+        };
+        let out = self.opt.step_programs_with(&params, inputs, eval);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let out = out?;
         for pp in &out.programs {
             let (i, grad) = &stepped[pp.index];
             let e = &mut self.entries[*i];
@@ -236,13 +256,7 @@ impl<T: HostElement> DeviceDriver<T> {
                 (Some(init), _) => program::run::<T>(init, &value, None, &[])?.slots,
                 (None, Some(s)) => s.clone(),
                 // Only after a device error interrupted this var's first step.
-                (None, None) => {
-                    return Err(candle_core::Error::Msg(format!(
-                        "`{}`: its state was lost by an interrupted step; reload a saved state",
-                        e.name
-                    ))
-                    .into());
-                }
+                (None, None) => return Err(lost_state(&e.name)),
             };
             let o = program::run::<T>(&pp.update, &value, Some(grad), &slots)?;
             if let Some(v) = &o.value {
@@ -395,6 +409,55 @@ pub(crate) fn read_back<T: HostElement>(t: &Tensor) -> Result<Vec<T>, CandleAdap
     let v = t.flatten_all()?.to_vec1::<T>()?;
     HOST_READS.with(|c| c.set(c.get() + v.len()));
     Ok(v)
+}
+
+/// The term sums of the pre-pass `programs` over the stepped vars (`(entry, gradient)`),
+/// read back in one transfer.
+fn prepass_sums<T: HostElement>(
+    programs: &[PrepassProgram],
+    entries: &[Entry],
+    stepped: &[(usize, Tensor)],
+) -> Result<Vec<f64>, CandleAdapterError> {
+    let mut sums = Vec::new();
+    let mut device = None;
+    for pp in programs {
+        let (i, grad) = &stepped[pp.index];
+        let e = &entries[*i];
+        let value = e.var.as_tensor().detach();
+        let slots = match (&pp.init, &e.slots) {
+            (Some(init), _) => program::run::<T>(init, &value, None, &[])?.slots,
+            (None, Some(s)) => s.clone(),
+            (None, None) => return Err(lost_state(&e.name)),
+        };
+        let target = device.get_or_insert_with(|| value.device().clone());
+        // Metal has no f64: the sums are then in T.
+        let dtype = if target.is_metal() {
+            T::CANDLE_DTYPE
+        } else {
+            candle_core::DType::F64
+        };
+        for t in program::run::<T>(&pp.terms, &value, Some(grad), &slots)?.terms {
+            // Moved first: the var's own device may lack the target's dtype.
+            sums.push(t.to_device(target)?.to_dtype(dtype)?);
+        }
+    }
+    let Some(target) = device else {
+        return Ok(Vec::new());
+    };
+    let all = Tensor::stack(&sums, 0)?;
+    if target.is_metal() {
+        Ok(read_back::<T>(&all)?.into_iter().map(T::f64).collect())
+    } else {
+        read_back::<f64>(&all)
+    }
+}
+
+/// A var whose first step a device error interrupted has no state to step from.
+fn lost_state(name: &str) -> CandleAdapterError {
+    candle_core::Error::Msg(format!(
+        "`{name}`: its state was lost by an interrupted step; reload a saved state"
+    ))
+    .into()
 }
 
 /// Elements [`read_back`] has read on this thread so far.

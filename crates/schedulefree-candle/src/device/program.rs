@@ -13,7 +13,7 @@
 //! either is NaN, where the host's `maxNum` returns the number. Only NaN elements differ,
 //! which arise only from NaN gradients under `NonFinitePolicy::Propagate`.
 
-use candle_core::{Result, Tensor, WithDType};
+use candle_core::{DType, Result, Tensor, WithDType};
 use schedulefree::program::{ElementProgram, Op};
 
 use crate::host::HostElement;
@@ -32,6 +32,20 @@ pub(crate) struct Outputs {
     pub value: Option<Tensor>,
     /// The new state slots, none of them sharing storage with the value.
     pub slots: Vec<Tensor>,
+    /// The sum over the elements of each of the program's terms (pre-pass programs), 0-d:
+    /// in `f64` where the device has it (exact products of `f32` factors, as the host takes
+    /// them), in `T` on Metal. A constant factor multiplies the sum (exact for Prodigy's
+    /// factor 1).
+    pub terms: Vec<Tensor>,
+}
+
+/// The dtype term sums are taken in on `t`'s device.
+fn sum_dtype<T: HostElement>(t: &Tensor) -> DType {
+    if t.device().is_metal() {
+        T::CANDLE_DTYPE
+    } else {
+        DType::F64
+    }
 }
 
 /// `program` over every element of `value`, `grad` and `slots` (same shape; element type
@@ -53,6 +67,11 @@ pub(crate) fn run<T: HostElement>(
                 .iter()
                 .map(|_| value.zeros_like())
                 .collect::<Result<_>>()?,
+            terms: program
+                .terms()
+                .iter()
+                .map(|_| Tensor::zeros((), sum_dtype::<T>(value), value.device()))
+                .collect::<Result<_>>()?,
         });
     }
     let ops = program.ops();
@@ -63,7 +82,14 @@ pub(crate) fn run<T: HostElement>(
             last_use[a] = i;
         }
     }
-    for &o in program.slots_out().iter().chain([&program.value_out()]) {
+    let factors = program.terms().iter().flat_map(|&(a, b)| [a, b]);
+    for o in program
+        .slots_out()
+        .iter()
+        .copied()
+        .chain([program.value_out()])
+        .chain(factors)
+    {
         last_use[o] = usize::MAX;
     }
     let scalar = |c: f64| Tensor::new(<T as WithDType>::from_f64(c), value.device());
@@ -109,7 +135,27 @@ pub(crate) fn run<T: HostElement>(
         None => full(f64::NAN),
     };
     let value_out = program.value_out();
+    let wide = sum_dtype::<T>(value);
+    // A constant factor (Prodigy's `|s|·1`) multiplies the sum, not every element.
+    let constant = |o: usize| match ops.get(o) {
+        Some(Op::Const(c)) => Some(*c),
+        _ => None,
+    };
+    let sum = |o: usize| out(o)?.to_dtype(wide)?.sum_all();
+    let terms = program
+        .terms()
+        .iter()
+        .map(|&(a, b)| match (constant(a), constant(b)) {
+            (_, Some(c)) => sum(a)?.affine(c, 0.0),
+            (Some(c), None) => sum(b)?.affine(c, 0.0),
+            (None, None) => out(a)?
+                .to_dtype(wide)?
+                .mul(&out(b)?.to_dtype(wide)?)?
+                .sum_all(),
+        })
+        .collect::<Result<_>>()?;
     Ok(Outputs {
+        terms,
         value: if is_value(value_out) {
             None
         } else {

@@ -6,7 +6,11 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
+use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
+use schedulefree::decay::{AnyDecay, DecayConfig};
+use schedulefree::learner::Prodigy;
 use schedulefree::program::{ElementProgram, Evaluated, Op, check_evaluator};
+use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{AdamWScheduleFree, Dtype, PresetConfig};
 
 use super::host_reads;
@@ -132,4 +136,25 @@ fn a_step_reads_three_numbers_per_var() {
     // The counter does see parameter-sized reads: a state snapshot reads every slot.
     opt.state().expect("state");
     assert_eq!(host_reads() - before, 2 * (300 * 200 + 200));
+
+    // Prodigy's pre-pass adds its two sums per var, read back together.
+    let prodigy = PresetConfig::Composed(Composed {
+        learner: LearnerConfig::Prodigy(Prodigy::default()),
+        conversion: ConversionConfig::ScheduleFree {
+            beta: 0.9,
+            weights: Default::default(),
+        },
+        decay: DecayConfig::standard(AnyDecay::DecoupledAtY),
+        schedule: ScheduleConfig::Constant {},
+        lr: 1.0,
+        weight_decay: 0.0,
+    });
+    let mut opt = ScheduleFreeOptimizer::from_varmap(&varmap, prodigy).expect("valid");
+    opt.set_placement(Placement::Device).expect("covered");
+    for _ in 0..3 {
+        let grads = loss(&model).backward().expect("backward");
+        let before = host_reads();
+        opt.try_step(&grads).expect("step");
+        assert_eq!(host_reads() - before, (3 + 2) * 2, "Prodigy");
+    }
 }

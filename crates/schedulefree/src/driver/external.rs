@@ -15,10 +15,11 @@ use crate::decay::{Decay, DecayTerms};
 use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::{GradSums, Kernel};
-use crate::learner::{Learner, StepIndex};
+use crate::learner::{Learner, MAX_PREPASS, StepIndex};
 use crate::param::ParamTags;
 use crate::program::{
-    ElementProgram, ProgramError, eval_program, init_program, mode_program, update_program,
+    ElementProgram, ProgramError, eval_program, init_program, mode_program, prepass_program,
+    update_program,
 };
 use crate::schedule::Schedule;
 
@@ -56,6 +57,27 @@ pub struct ParamProgram {
     pub update: ElementProgram,
 }
 
+/// The pre-pass work of one parameter in [`Optimizer::step_programs_with`]: run `init` (if
+/// any) on slots of zeros, then `terms` on the value, the gradient and those slots, and sum
+/// each of its [`ElementProgram::terms`] over the tensor. `terms` writes nothing (its value
+/// and slot outputs are its inputs); the slots `init` made are the ones
+/// [`ParamProgram::init`] makes again for the update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrepassProgram {
+    /// Index into the slice passed to [`Optimizer::step_programs_with`].
+    pub index: usize,
+    /// At the parameter's first gradient: its state at creation (as [`ParamProgram::init`]).
+    pub init: Option<ElementProgram>,
+    /// The element terms, with this step's scalars folded in.
+    pub terms: ElementProgram,
+}
+
+/// The caller's pre-pass evaluator: given the [`PrepassProgram`]s of a step, the sums of
+/// their terms, `n` per program in order (`n` = the terms of each program), or `None` when
+/// it failed (the step is then refused with [`StepError::PrepassFailed`], nothing changed;
+/// keep the reason on the caller's side).
+pub type PrepassEval<'a> = dyn FnMut(&[PrepassProgram]) -> Option<Vec<f64>> + 'a;
+
 /// The outcome of [`Optimizer::step_programs`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgramStep {
@@ -87,12 +109,41 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Nothing is modified on error. As [`Optimizer::step_with`] (no length checks: the
     /// caller owns the buffers), plus [`StepError::HostState`] for a parameter whose state
     /// the host path created, and [`StepError::Program`] for compositions an element program
-    /// does not cover: a learner with a pre-pass (Prodigy), the hypersphere projection of a
-    /// `normalized` parameter (a row reduction), or formulas that cannot be recorded.
+    /// does not cover: a learner with a pre-pass (Prodigy: use
+    /// [`Optimizer::step_programs_with`]), the hypersphere projection of a `normalized`
+    /// parameter (a row reduction), or formulas that cannot be recorded.
     pub fn step_programs(
         &mut self,
         params: &[ExternalParam<'_>],
+        inputs: StepInputs<'_>,
+    ) -> Result<ProgramStep, StepError> {
+        self.step_programs_with(params, inputs, None)
+    }
+
+    /// [`Optimizer::step_programs`] with a pre-pass evaluator, for learners whose step needs
+    /// sums over every element before any element is updated (Prodigy's `⟨g, z₀ − z⟩` and
+    /// `‖s‖₁`). After the scalar phase, `prepass` gets one [`PrepassProgram`] per parameter
+    /// with a gradient and returns the sums of their terms; the core adds them per group in
+    /// name order (all-reduced across shards with the step's hook) exactly as it adds the
+    /// host pre-pass's, and goes on with the step. Not called for learners without a
+    /// pre-pass, nor when the step is skipped.
+    ///
+    /// The host pre-pass sums each tensor's terms in `f64` in a fixed blocked order; an
+    /// evaluator that sums in another order (or in `f32`) gives sums that differ by rounding,
+    /// and the learner's group state (Prodigy's `d`) with them.
+    ///
+    /// # Errors
+    /// As [`Optimizer::step_programs`] (a pre-pass learner without an evaluator is
+    /// [`ProgramError::Unsupported`]), plus [`StepError::PrepassFailed`] when the evaluator
+    /// returns `None` and [`StepError::PrepassLength`] when it returns another number of sums.
+    /// Nothing is modified on error. With an all-reduce hook, a failing evaluator returns
+    /// before the pre-pass sums are all-reduced: shards must agree to fail together (e.g.
+    /// all-reduce a failure flag in the evaluator first), or the others wait in the hook.
+    pub fn step_programs_with(
+        &mut self,
+        params: &[ExternalParam<'_>],
         mut inputs: StepInputs<'_>,
+        prepass: Option<&mut PrepassEval<'_>>,
     ) -> Result<ProgramStep, StepError> {
         if let Some(g) = self.groups.iter().position(|g| !g.train_mode) {
             return Err(StepError::EvalMode { group: g });
@@ -102,7 +153,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 learner: self.learner.name(),
             });
         }
-        self.programs_cover(ParamTags::default())?;
+        let n_pre = self.learner.prepass_len();
+        if n_pre > 0 && prepass.is_none() {
+            return Err(ProgramError::Unsupported {
+                what: "a learner with a pre-pass over every element (Prodigy) without a \
+                       pre-pass evaluator (step_programs_with)",
+            }
+            .into());
+        }
         self.resolve_external(params)?;
         self.entry_sums.fill(GradSums::default());
         let check = self.non_finite != NonFinitePolicy::Propagate;
@@ -126,6 +184,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             });
         }
         self.scalar_phase(inputs.loss)?;
+        if let Some(eval) = prepass.filter(|_| n_pre > 0) {
+            self.external_prepass(params, &mut inputs, eval)?;
+        }
         let groups = self.groups.clone();
         self.commit_scalars()?;
         let programs = match self.programs(params) {
@@ -149,20 +210,15 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     }
 
     /// Whether element programs cover a parameter tagged `tags` under this composition, so
-    /// that [`Optimizer::step_programs`] can step it: runtimes that choose between a host and
-    /// a device path ask this before placing state. The check [`Optimizer::step_programs`]
+    /// that [`Optimizer::step_programs_with`] can step it (with a pre-pass evaluator for
+    /// learners that have a pre-pass, [`Optimizer::needs_prepass`]): runtimes that choose
+    /// between a host and a device path ask this before placing state. The check the step
     /// itself makes, from the composition alone (nothing is recorded).
     ///
     /// # Errors
-    /// [`ProgramError::Unsupported`] for a learner with a pre-pass over every element
-    /// (Prodigy), and for a `normalized` parameter under a decay policy with the hypersphere
-    /// projection (a reduction over rows).
+    /// [`ProgramError::Unsupported`] for a `normalized` parameter under a decay policy with
+    /// the hypersphere projection (a reduction over rows).
     pub fn programs_cover(&self, tags: ParamTags) -> Result<(), ProgramError> {
-        if self.learner.prepass_len() > 0 {
-            return Err(ProgramError::Unsupported {
-                what: "a learner with a pre-pass over every element (Prodigy)",
-            });
-        }
         if tags.normalized && self.decay.projection().is_some() {
             return Err(ProgramError::Unsupported {
                 what: "the hypersphere projection of a `normalized` parameter",
@@ -215,6 +271,64 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 g.train_mode = to_train;
             }
         }
+        Ok(())
+    }
+
+    /// Whether the learner's step needs a pre-pass over every element (Prodigy): external
+    /// runtimes then step with [`Optimizer::step_programs_with`] and an evaluator.
+    pub fn needs_prepass(&self) -> bool {
+        self.learner.prepass_len() > 0
+    }
+
+    /// The pre-pass of an external step: programs from this step's (uncommitted) scalars,
+    /// the caller's sums, then the per-group sums as the host pre-pass leaves them.
+    fn external_prepass(
+        &mut self,
+        params: &[ExternalParam<'_>],
+        inputs: &mut StepInputs<'_>,
+        eval: &mut PrepassEval<'_>,
+    ) -> Result<(), StepError> {
+        let n_pre = self.learner.prepass_len();
+        let mut programs = Vec::new();
+        let mut owners = Vec::new();
+        for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {
+            if p.grad.is_none() {
+                continue;
+            }
+            let e = &self.entries[idx];
+            let gs = &self.scratch[e.group];
+            let ls = self.learner.scalars(
+                StepIndex {
+                    group: self.groups[e.group].k,
+                    param: e.updates,
+                },
+                gs.lr,
+                &gs.learner_state,
+            );
+            let init = if e.has_state {
+                None
+            } else {
+                Some(init_program::<T, _, _>(&self.learner, &self.conversion)?)
+            };
+            programs.push(PrepassProgram {
+                index,
+                init,
+                terms: prepass_program::<T, _, _>(&self.learner, &self.conversion, &ls)?,
+            });
+            owners.push(idx);
+        }
+        let sums = eval(&programs).ok_or(StepError::PrepassFailed)?;
+        if sums.len() != programs.len() * n_pre {
+            return Err(StepError::PrepassLength {
+                expected: programs.len() * n_pre,
+                got: sums.len(),
+            });
+        }
+        self.entry_prepass.fill([0.0; MAX_PREPASS]);
+        for (&idx, s) in owners.iter().zip(sums.chunks_exact(n_pre.max(1))) {
+            self.entry_prepass[idx][..n_pre].copy_from_slice(s);
+        }
+        self.add_prepass(inputs);
         Ok(())
     }
 

@@ -40,7 +40,9 @@ use crate::schedule::Schedule;
 
 pub use diagnostics::ParamDiagnostics;
 pub use eval_guard::EvalGuard;
-pub use external::{ExternalParam, GradientSums, ParamProgram, ProgramStep};
+pub use external::{
+    ExternalParam, GradientSums, ParamProgram, PrepassEval, PrepassProgram, ProgramStep,
+};
 pub use inspect::{NextStep, SlotView};
 pub(crate) use state::json_float;
 pub use state::{GroupRecord, OptimizerState, ParamRecord, STATE_FORMAT_VERSION, write_atomic};

@@ -26,6 +26,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         if n_pre == 0 {
             return Ok(());
         }
+        // Parameters without a gradient this step add nothing (not last step's sums).
+        self.entry_prepass.fill([0.0; MAX_PREPASS]);
         for (p, &idx) in params.iter_mut().zip(&self.resolved) {
             let Some(grad) = p.grad else { continue };
             let e = &mut self.entries[idx];
@@ -59,6 +61,15 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 pass.run(p.value, grad, &mut st, &mut self.chunk_prepass)
             };
         }
+        self.add_prepass(inputs);
+        Ok(())
+    }
+
+    /// `self.prepass_sums` from the per-parameter sums in `self.entry_prepass` (of the
+    /// parameters in `self.resolved` with a gradient): per group in name order, then
+    /// all-reduced across shards.
+    pub(super) fn add_prepass(&mut self, inputs: &mut StepInputs<'_>) {
+        let n_pre = self.learner.prepass_len();
         self.prepass_sums.fill([0.0; MAX_PREPASS]);
         for &idx in &self.by_name {
             let (s, acc) = (
@@ -80,6 +91,5 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 s[..n_pre].copy_from_slice(v);
             }
         }
-        Ok(())
     }
 }

@@ -180,6 +180,17 @@ fn check_prepass<T: Element, L: Learner, C: Conversion>(
         }
     }
     let ns = kernel.n_learner + C::SLOTS;
+    // The recorded pre-pass program (for runtimes that hold the tensors elsewhere) gives
+    // each element's terms bit for bit and writes nothing.
+    let n_pre = kernel.learner.prepass_len();
+    let program =
+        crate::program::prepass_program::<T, L, C>(kernel.learner, kernel.conversion, &kernel.ls)
+            .map_err(|e| e.to_string())?;
+    if program.terms().len() != n_pre {
+        return Err("pre-pass program has another number of terms".into());
+    }
+    let mut regs = Vec::new();
+    let mut program_ok = true;
     let mut blocks = [0.0; MAX_PREPASS];
     let (mut serial, mut magnitude) = ([0.0; MAX_PREPASS], [0.0; MAX_PREPASS]);
     let mut st_blocks = st.chunks_mut((CHUNK * ns).max(1));
@@ -198,15 +209,26 @@ fn check_prepass<T: Element, L: Learner, C: Conversion>(
         };
         l.for_each(s, |i, e| {
             let z = kernel.conversion.iterate(p[i], &e[kernel.n_learner..]);
-            let t = kernel
+            let f = kernel
                 .learner
-                .prepass(&kernel.ls, g[i], z, &e[..kernel.n_learner]);
+                .prepass_factors(&kernel.ls, g[i], z, &e[..kernel.n_learner]);
+            let t: [f64; MAX_PREPASS] = std::array::from_fn(|j| f[j].0.f64() * f[j].1.f64());
+            let (mut v, mut e2) = (p[i], e.to_vec());
+            let traced = program
+                .apply(&mut v, g[i], &mut e2, &mut regs)
+                .and_then(|_| program.term_values(&regs));
+            program_ok &= traced.is_ok_and(|tv| same(&tv, &t[..n_pre]))
+                && same(&[v], &[p[i]])
+                && same(&e2, e);
             serial = std::array::from_fn(|j| serial[j] + t[j]);
             magnitude = std::array::from_fn(|j| magnitude[j] + t[j].abs());
         });
     }
     if !same(&blocks, &reference) {
         return Err("pre-pass one-element path differs".into());
+    }
+    if !program_ok {
+        return Err("the recorded pre-pass program differs from the kernel's terms".into());
     }
     // Reordering a sum of m terms moves it by at most about m·ε·Σ|t|.
     let close = |(a, b, m): (f64, f64, f64)| !m.is_finite() || (a - b).abs() <= 1e-10 * m;

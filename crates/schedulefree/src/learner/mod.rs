@@ -126,20 +126,23 @@ pub trait Learner: Clone + Debug + Send + Sync {
         0
     }
 
-    /// One element's terms of the pre-pass sums (the first [`Learner::prepass_len`] entries;
-    /// the rest are ignored), before any element is updated (Prodigy's `g·(z₀ − z)` and
-    /// `|s|`); `z` is the learner's iterate. The driver adds the terms in `f64`, in 16
-    /// interleaved partial sums per block of 16384 elements, the blocks in order, so the
+    /// One element's terms of the pre-pass sums, as factors: term `j` is `a_j·b_j` with the
+    /// product taken in `f64` (exact for `f32` factors), for the first
+    /// [`Learner::prepass_len`] entries (the rest are ignored); computed before any element
+    /// is updated (Prodigy's `g·(z₀ − z)` and `|s|·1`); `z` is the learner's iterate. The
+    /// factors are element values, so an element program can record them
+    /// ([`crate::Optimizer::step_programs_with`]). The host driver adds the terms in `f64`, in
+    /// 16 interleaved partial sums per block of 16384 elements, the blocks in order, so the
     /// result does not depend on the thread count.
     #[inline(always)]
-    fn prepass<T: Element>(
+    fn prepass_factors<T: Element>(
         &self,
         _sc: &Self::Scalars,
         _g: T,
         _z: T,
         _slots: &[T],
-    ) -> [f64; MAX_PREPASS] {
-        [0.0; MAX_PREPASS]
+    ) -> [(T, T); MAX_PREPASS] {
+        [(T::zero(), T::zero()); MAX_PREPASS]
     }
 
     /// Advance the group state after the step's reductions and pre-pass sums (called in the

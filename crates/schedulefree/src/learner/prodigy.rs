@@ -129,15 +129,16 @@ impl Learner for Prodigy {
         2
     }
     #[inline(always)]
-    fn prepass<T: Element>(
+    fn prepass_factors<T: Element>(
         &self,
         sc: &ProdigyScalars,
         g: T,
         z: T,
         slots: &[T],
-    ) -> [f64; MAX_PREPASS] {
+    ) -> [(T, T); MAX_PREPASS] {
         let s = T::of(sc.beta3) * slots[2] + T::of(sc.s_coef) * g;
-        [g.f64() * (slots[3] - z).f64(), s.abs().f64(), 0.0, 0.0]
+        let none = (T::zero(), T::zero());
+        [(g, slots[3] - z), (s.abs(), T::one()), none, none]
     }
     fn update_group_state(
         &self,

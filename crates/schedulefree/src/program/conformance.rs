@@ -21,7 +21,10 @@ const STEPS: usize = 4;
 /// corrections, AdaGrad-Norm, COCOB, Polyak; last iterate, Schedule-Free, Polyak averaging;
 /// no decay, L2, decoupled at `y` and at `z`), with a warmup-then-decay schedule and nonzero
 /// weight decay. Learners with their own momentum are left out of Schedule-Free, which
-/// refuses them.
+/// refuses them. Prodigy is not listed: its update programs are Adam-like, and its pre-pass
+/// programs ([`crate::PrepassProgram`]) give sums, which an evaluator reduces in its own
+/// order; the core's tests check their terms against the kernel's bit for bit, and the
+/// adapters' parity tests their sums end to end.
 pub fn covered_compositions() -> Vec<PresetConfig> {
     let learners = [
         LearnerConfig::Sgd(Sgd::default()),

@@ -58,4 +58,23 @@ impl ElementProgram {
         }
         Ok(self.direction.map_or(T::zero(), |d| regs[d]))
     }
+
+    /// The element's [`ElementProgram::terms`] (`a·b` in `f64`) from the `regs` an
+    /// [`ElementProgram::apply`] call of this program left.
+    ///
+    /// # Errors
+    /// [`ProgramError::Malformed`] if `regs` does not hold one value per node.
+    pub fn term_values<T: Element>(&self, regs: &[T]) -> Result<Vec<f64>, ProgramError> {
+        if regs.len() != self.ops.len() {
+            return Err(ProgramError::Malformed {
+                node: regs.len(),
+                what: "registers given for another number of nodes",
+            });
+        }
+        Ok(self
+            .terms
+            .iter()
+            .map(|&(a, b)| regs[a].f64() * regs[b].f64())
+            .collect())
+    }
 }

@@ -124,3 +124,35 @@ pub(crate) fn mode_program<T: Element, C: Conversion>(
     })?;
     Ok(ElementProgram::new(T::DTYPE, ns, &ops, value, &slots, None))
 }
+
+/// The learner's pre-pass over one element ([`Learner::prepass_factors`]) with this step's
+/// learner scalars `ls` as constants: value and slots unchanged, and the
+/// [`Learner::prepass_len`] terms as [`ElementProgram::terms`].
+///
+/// # Errors
+/// [`ProgramError::Untraceable`] for formulas a program cannot express.
+pub(crate) fn prepass_program<T: Element, L: Learner, C: Conversion>(
+    learner: &L,
+    conversion: &C,
+    ls: &L::Scalars,
+) -> Result<ElementProgram, ProgramError> {
+    let nl = learner.slot_names().len();
+    let ns = nl + C::SLOTS;
+    let (ops, (value, slots, terms)) = record(|| {
+        let (p, g, e) = inputs::<T>(ns);
+        let z = conversion.iterate(p, &e[nl..ns]);
+        let f = learner.prepass_factors(ls, g, z, &e[..nl]);
+        let terms: Vec<(usize, usize)> = f[..learner.prepass_len()]
+            .iter()
+            .map(|&(a, b)| (a.node(), b.node()))
+            .collect();
+        (p.node(), nodes(&e[..ns]), terms)
+    })?;
+    Ok(ElementProgram::with_terms(
+        T::DTYPE,
+        ns,
+        &ops,
+        (value, &slots, None),
+        &terms,
+    ))
+}

@@ -26,7 +26,9 @@ mod kernel;
 pub(crate) mod trace;
 
 pub use conformance::{Evaluated, check_evaluator, covered_compositions};
-pub(crate) use kernel::{eval_program, init_program, mode_program, update_program};
+pub(crate) use kernel::{
+    eval_program, init_program, mode_program, prepass_program, update_program,
+};
 
 use crate::element::Dtype;
 
@@ -125,6 +127,7 @@ pub struct ElementProgram {
     value_out: usize,
     slots_out: Vec<usize>,
     direction: Option<usize>,
+    terms: Vec<(usize, usize)>,
 }
 
 impl ElementProgram {
@@ -137,12 +140,24 @@ impl ElementProgram {
         slots_out: &[usize],
         direction: Option<usize>,
     ) -> Self {
+        Self::with_terms(dtype, n_slots, ops, (value_out, slots_out, direction), &[])
+    }
+
+    /// [`ElementProgram::new`] with per-element terms to be summed.
+    fn with_terms(
+        dtype: Dtype,
+        n_slots: usize,
+        ops: &[Op],
+        (value_out, slots_out, direction): (usize, &[usize], Option<usize>),
+        terms: &[(usize, usize)],
+    ) -> Self {
         let mut live = vec![false; ops.len()];
         let roots = slots_out
             .iter()
             .copied()
             .chain([value_out])
-            .chain(direction);
+            .chain(direction)
+            .chain(terms.iter().flat_map(|&(a, b)| [a, b]));
         for r in roots {
             live[r] = true;
         }
@@ -168,6 +183,7 @@ impl ElementProgram {
             value_out: index[value_out],
             slots_out: slots_out.iter().map(|&s| index[s]).collect(),
             direction: direction.map(|d| index[d]),
+            terms: terms.iter().map(|&(a, b)| (index[a], index[b])).collect(),
         }
     }
 
@@ -221,6 +237,7 @@ impl ElementProgram {
             value_out,
             slots_out,
             direction,
+            terms: Vec::new(),
         })
     }
 
@@ -253,6 +270,13 @@ impl ElementProgram {
     /// The node holding the learner's direction `d`, for update programs.
     pub fn direction(&self) -> Option<usize> {
         self.direction
+    }
+
+    /// For pre-pass programs ([`crate::PrepassProgram`]): the per-element terms to sum over
+    /// the tensor, each the product `a·b` of two nodes taken in `f64` (exact for `f32`
+    /// nodes: widen both, then multiply). Empty for other programs.
+    pub fn terms(&self) -> &[(usize, usize)] {
+        &self.terms
     }
 }
 

@@ -5,7 +5,7 @@ use crate::conversion::Conversion;
 use crate::decay::Decay;
 use crate::driver::{
     ExternalParam, NextStep, NonFinitePolicy, Optimizer, OptimizerState, ParamDiagnostics,
-    ProgramStep, SlotView, StepInfo, StepInputs,
+    PrepassEval, ProgramStep, SlotView, StepInfo, StepInputs,
 };
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StateError, StepError};
@@ -87,6 +87,18 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
         params: &[ExternalParam<'_>],
         inputs: StepInputs<'_>,
     ) -> Result<ProgramStep, StepError>;
+    /// [`Optimizer::step_programs_with`].
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn step_programs_with(
+        &mut self,
+        params: &[ExternalParam<'_>],
+        inputs: StepInputs<'_>,
+        prepass: Option<&mut PrepassEval<'_>>,
+    ) -> Result<ProgramStep, StepError>;
+    /// [`Optimizer::needs_prepass`].
+    fn needs_prepass(&self) -> bool;
     /// [`Optimizer::programs_cover`].
     ///
     /// # Errors
@@ -229,6 +241,17 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
     }
     fn programs_cover(&self, tags: ParamTags) -> Result<(), ProgramError> {
         Optimizer::programs_cover(self, tags)
+    }
+    fn step_programs_with(
+        &mut self,
+        params: &[ExternalParam<'_>],
+        inputs: StepInputs<'_>,
+        prepass: Option<&mut PrepassEval<'_>>,
+    ) -> Result<ProgramStep, StepError> {
+        Optimizer::step_programs_with(self, params, inputs, prepass)
+    }
+    fn needs_prepass(&self) -> bool {
+        Optimizer::needs_prepass(self)
     }
     fn eval_program(&self) -> Result<ElementProgram, ProgramError> {
         Optimizer::eval_program(self)
