@@ -101,7 +101,7 @@
 //! # Ok::<(), schedulefree_burn::BurnAdapterError>(())
 //! ```
 //!
-//! See also `examples/train_mlp.rs` (iris, burn AdamW vs Schedule-Free AdamW).
+//! See also `examples/burn_mlp.rs` (iris, burn AdamW vs Schedule-Free AdamW).
 //!
 //! ## Data parallel
 //!

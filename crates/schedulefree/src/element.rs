@@ -14,9 +14,47 @@ pub enum Dtype {
 }
 
 pub(crate) mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
+    use crate::error::ConfigError;
+    use crate::runtime::composed::Composed;
+    use crate::runtime::{DynOptimizer, PresetConfig};
+
+    /// Closes [`super::Element`] to `f32` and `f64`, and builds the run-time optimizers of
+    /// each once, in this crate: generic code is compiled again in every crate that uses it
+    /// (release builds share no instances), and every preset is every kernel.
+    pub trait Sealed: Sized {
+        /// [`PresetConfig::build_dyn`] (generic here; `f32` and `f64` override it with
+        /// functions compiled in this crate).
+        fn preset_dyn(c: &PresetConfig) -> Result<Box<dyn DynOptimizer<Self>>, ConfigError>
+        where
+            Self: super::Element,
+        {
+            c.build_dyn_here::<Self>()
+        }
+        /// [`Composed::build_dyn`], as [`Sealed::preset_dyn`].
+        fn composed_dyn(c: &Composed) -> Result<Box<dyn DynOptimizer<Self>>, ConfigError>
+        where
+            Self: super::Element,
+        {
+            c.build_dyn_here::<Self>()
+        }
+    }
+
+    macro_rules! sealed {
+        ($t:ty) => {
+            impl Sealed for $t {
+                #[inline(never)]
+                fn preset_dyn(c: &PresetConfig) -> Result<Box<dyn DynOptimizer<$t>>, ConfigError> {
+                    c.build_dyn_here::<$t>()
+                }
+                #[inline(never)]
+                fn composed_dyn(c: &Composed) -> Result<Box<dyn DynOptimizer<$t>>, ConfigError> {
+                    c.build_dyn_here::<$t>()
+                }
+            }
+        };
+    }
+    sealed!(f32);
+    sealed!(f64);
 }
 
 /// A buffer element: `f32` or `f64`. Element-wise kernels compute in this type; per-step

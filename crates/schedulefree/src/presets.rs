@@ -15,7 +15,7 @@
 //!
 //! The Schedule-Free closure classes (`*ScheduleFreeClosure`) compute the same iterates as
 //! the train/eval classes (their `closure` re-evaluates the gradient at `y` inside `step`,
-//! which changes no iterate; `tests/conformance.rs` checks both forms); use the presets above with
+//! which changes no iterate; `tests/suite/conformance.rs` checks both forms); use the presets above with
 //! `train()`/`eval()` around each step.
 
 mod corrected;

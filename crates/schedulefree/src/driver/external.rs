@@ -153,7 +153,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 learner: self.learner.name(),
             });
         }
-        let n_pre = self.learner.prepass_len();
+        let n_pre = L::PREPASS_LEN;
         if n_pre > 0 && prepass.is_none() {
             return Err(ProgramError::Unsupported {
                 what: "a learner with a pre-pass over every element (Prodigy) without a \
@@ -277,7 +277,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Whether the learner's step needs a pre-pass over every element (Prodigy): external
     /// runtimes then step with [`Optimizer::step_programs_with`] and an evaluator.
     pub fn needs_prepass(&self) -> bool {
-        self.learner.prepass_len() > 0
+        L::PREPASS_LEN > 0
     }
 
     /// The pre-pass of an external step: programs from this step's (uncommitted) scalars,
@@ -288,7 +288,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         inputs: &mut StepInputs<'_>,
         eval: &mut PrepassEval<'_>,
     ) -> Result<(), StepError> {
-        let n_pre = self.learner.prepass_len();
+        let n_pre = L::PREPASS_LEN;
         let mut programs = Vec::new();
         let mut owners = Vec::new();
         for (index, (p, &idx)) in params.iter().zip(&self.resolved).enumerate() {

@@ -146,6 +146,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         schedule: S,
         group: GroupConfig,
     ) -> Result<Self, ConfigError> {
+        const {
+            assert!(
+                L::PREPASS_LEN <= MAX_PREPASS,
+                "Learner::PREPASS_LEN > MAX_PREPASS"
+            )
+        };
         learner.validate()?;
         conversion.validate()?;
         decay.validate()?;

@@ -20,12 +20,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         params: &mut [Param<'_, T>],
         inputs: &mut StepInputs<'_>,
     ) -> Result<(), StepError> {
-        let n_learner = self.learner.slot_names().len();
-        let n_slots = self.num_slots();
-        let n_pre = self.learner.prepass_len();
-        if n_pre == 0 {
+        // A constant, so learners without a pre-pass compile none.
+        if const { L::PREPASS_LEN == 0 } {
             return Ok(());
         }
+        let n_learner = self.learner.slot_names().len();
+        let n_slots = self.num_slots();
         // Parameters without a gradient this step add nothing (not last step's sums).
         self.entry_prepass.fill([0.0; MAX_PREPASS]);
         for (p, &idx) in params.iter_mut().zip(&self.resolved) {
@@ -69,7 +69,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// parameters in `self.resolved` with a gradient): per group in name order, then
     /// all-reduced across shards.
     pub(super) fn add_prepass(&mut self, inputs: &mut StepInputs<'_>) {
-        let n_pre = self.learner.prepass_len();
+        let n_pre = L::PREPASS_LEN;
         self.prepass_sums.fill([0.0; MAX_PREPASS]);
         for &idx in &self.by_name {
             let (s, acc) = (

@@ -77,7 +77,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         self.non_finite == NonFinitePolicy::Propagate
             && inputs.all_reduce.is_none()
             && !self.learner.lr_factor_needs_reductions()
-            && self.learner.prepass_len() == 0
+            && L::PREPASS_LEN == 0
     }
 
     /// The reduction phase of a one-pass step: only the loss is checked; the sums are NaN

@@ -101,7 +101,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Advance each group's learner state with the step's reductions and pre-pass sums, check
     /// it, then commit the averaging state and the step info of every group.
     pub(super) fn commit_scalars(&mut self) -> Result<(), StepError> {
-        let n_pre = self.learner.prepass_len();
+        let n_pre = L::PREPASS_LEN;
         for (gi, s) in self.scratch.iter_mut().enumerate() {
             self.learner.update_group_state(
                 self.groups[gi].k,

@@ -17,8 +17,11 @@ use super::{CHUNK, PARALLEL_MIN_LEN};
 pub(crate) trait BlockOp<T> {
     /// What one block returns.
     type Out;
-    /// The learner's slot count (0, 1, 2, 4 and 5 are compiled; others run
-    /// [`BlockOp::block_dyn`]).
+    /// The learner slot counts to compile [`BlockOp::block`] for (of 0, 1, 2, 4 and 5: the
+    /// learner's [`crate::learner::Learner::SLOT_COUNTS`]); others run
+    /// [`BlockOp::block_dyn`].
+    const SLOT_COUNTS: &'static [usize];
+    /// The learner's slot count.
     fn n_learner(&self) -> usize;
     /// The block with exactly `NL` learner slots; inlined into each instruction-set variant.
     fn block<const NL: usize>(&self, p: &mut [T], g: &[T], st: &mut [T], want: Want) -> Self::Out;
@@ -39,14 +42,27 @@ pub(crate) fn run_block<T, B: BlockOp<T>>(
     (p, g, st): (&mut [T], &[T], &mut [T]),
     want: Want,
 ) -> B::Out {
+    // The guards are constants, so the variants of undeclared counts are never instantiated.
     match op.n_learner() {
-        0 => on_isa::<T, B, 0>(op, isa, p, g, st, want),
-        1 => on_isa::<T, B, 1>(op, isa, p, g, st, want),
-        2 => on_isa::<T, B, 2>(op, isa, p, g, st, want),
-        4 => on_isa::<T, B, 4>(op, isa, p, g, st, want),
-        5 => on_isa::<T, B, 5>(op, isa, p, g, st, want),
+        0 if const { compiled(B::SLOT_COUNTS, 0) } => on_isa::<T, B, 0>(op, isa, p, g, st, want),
+        1 if const { compiled(B::SLOT_COUNTS, 1) } => on_isa::<T, B, 1>(op, isa, p, g, st, want),
+        2 if const { compiled(B::SLOT_COUNTS, 2) } => on_isa::<T, B, 2>(op, isa, p, g, st, want),
+        4 if const { compiled(B::SLOT_COUNTS, 4) } => on_isa::<T, B, 4>(op, isa, p, g, st, want),
+        5 if const { compiled(B::SLOT_COUNTS, 5) } => on_isa::<T, B, 5>(op, isa, p, g, st, want),
         _ => op.block_dyn(isa, p, g, st, want),
     }
+}
+
+/// Whether `counts` holds `n`.
+const fn compiled(counts: &[usize], n: usize) -> bool {
+    let mut i = 0;
+    while i < counts.len() {
+        if counts[i] == n {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 #[allow(unsafe_code)]

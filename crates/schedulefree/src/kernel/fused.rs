@@ -98,6 +98,7 @@ pub(crate) type After<'a, T> = dyn Fn(usize, &mut [T], &mut [T]) -> [f64; 2] + S
 
 impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Kernel<'_, T, L, C> {
     type Out = BlockSums;
+    const SLOT_COUNTS: &'static [usize] = L::SLOT_COUNTS;
 
     fn n_learner(&self) -> usize {
         self.n_learner

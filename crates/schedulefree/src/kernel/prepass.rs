@@ -80,6 +80,12 @@ fn total(acc: &[[f64; LANES]; MAX_PREPASS]) -> PrepassSums {
 
 impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Prepass<'_, L, C> {
     type Out = PrepassSums;
+    // Learners without a pre-pass never run one: compile no vector loop for them.
+    const SLOT_COUNTS: &'static [usize] = if L::PREPASS_LEN == 0 {
+        &[]
+    } else {
+        L::SLOT_COUNTS
+    };
 
     fn n_learner(&self) -> usize {
         self.n_learner
@@ -88,7 +94,7 @@ impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Prepass<'_, L, C> {
     #[inline(always)]
     fn block<const NL: usize>(&self, p: &mut [T], g: &[T], st: &mut [T], _: Want) -> PrepassSums {
         let (n, ns) = (p.len(), NL + C::SLOTS);
-        let n_pre = self.learner.prepass_len();
+        let n_pre = L::PREPASS_LEN;
         let mut runs: [&[T]; MAX_SLOTS] = [&[]; MAX_SLOTS];
         let mut rest: &[T] = st;
         for r in runs.iter_mut().take(ns) {
@@ -137,7 +143,7 @@ impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Prepass<'_, L, C> {
                 *v = st[j * n + i];
             }
             let t = self.element(*p, *g, &e, nl);
-            for j in 0..self.learner.prepass_len() {
+            for j in 0..L::PREPASS_LEN {
                 acc[j][i % LANES] += t[j];
             }
         }

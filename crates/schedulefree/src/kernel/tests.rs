@@ -55,6 +55,10 @@ struct Case {
 fn check<T: Element, L: Learner, C: Conversion>(l: &L, c: &C, case: &Case) -> Result<(), String> {
     let n = case.p.len();
     let nl = l.slot_names().len();
+    // An undeclared count would run the slow one-element path in production.
+    if !L::SLOT_COUNTS.contains(&nl) {
+        return Err(format!("{} has {nl} slots, undeclared", l.name()));
+    }
     let ns = nl + C::SLOTS;
     let mut gs = GroupState::default();
     l.init_group_state(&mut gs);
@@ -182,7 +186,7 @@ fn check_prepass<T: Element, L: Learner, C: Conversion>(
     let ns = kernel.n_learner + C::SLOTS;
     // The recorded pre-pass program (for runtimes that hold the tensors elsewhere) gives
     // each element's terms bit for bit and writes nothing.
-    let n_pre = kernel.learner.prepass_len();
+    let n_pre = L::PREPASS_LEN;
     let program =
         crate::program::prepass_program::<T, L, C>(kernel.learner, kernel.conversion, &kernel.ls)
             .map_err(|e| e.to_string())?;

@@ -11,7 +11,7 @@ use crate::error::{ConfigError, check};
 /// The scope of `b` is the parameter group: one group gives the paper's single scalar for
 /// the whole model; put each tensor in its own group for one `b` per tensor. `b` never
 /// decreases, so the effective step `η/b` never increases and is at most `η/b₀`
-/// (`tests/magnitude.rs` checks it).
+/// (`tests/suite/magnitude.rs` checks it).
 ///
 /// Group state: `["b_sq"]` (starts at `b0²`). No per-element slots.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -22,7 +22,7 @@ pub struct AdaGradNorm {
 }
 
 impl Default for AdaGradNorm {
-    /// `b0 = 0.1`: robust by the paper's analysis; the golden values of `tests/magnitude.rs`
+    /// `b0 = 0.1`: robust by the paper's analysis; the golden values of `tests/suite/magnitude.rs`
     /// use it.
     fn default() -> Self {
         AdaGradNorm { b0: 0.1 }
@@ -31,6 +31,7 @@ impl Default for AdaGradNorm {
 
 impl Learner for AdaGradNorm {
     type Scalars = ();
+    const SLOT_COUNTS: &'static [usize] = &[0];
 
     fn name(&self) -> &'static str {
         "adagrad_norm"

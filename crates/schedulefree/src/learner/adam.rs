@@ -108,6 +108,7 @@ pub(crate) fn validate_betas(beta1: f64, beta2: f64, eps: f64) -> Result<(), Con
 
 impl Learner for Adam {
     type Scalars = AdamScalars;
+    const SLOT_COUNTS: &'static [usize] = &[1, 2];
 
     fn name(&self) -> &'static str {
         match self.bias_correction {

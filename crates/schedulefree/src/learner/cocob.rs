@@ -44,6 +44,7 @@ pub struct CocobScalars {
 
 impl Learner for Cocob {
     type Scalars = CocobScalars;
+    const SLOT_COUNTS: &'static [usize] = &[5];
 
     fn name(&self) -> &'static str {
         "cocob"

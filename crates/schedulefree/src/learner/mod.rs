@@ -61,11 +61,21 @@ pub struct StepIndex {
 /// creation. `direction` is called once per element per step and must not allocate; it is
 /// inlined into the vectorised lane loop of the kernel, so it should branch only on its
 /// scalars (the same for every element), never on element values (use `max`, `min`, `abs`).
-/// The slot counts of this crate's learners (0, 1, 2, 4, 5) are compiled for vectors; other
-/// counts run one element at a time, with the same bits.
+/// The slot counts a learner declares in [`Learner::SLOT_COUNTS`] (of 0, 1, 2, 4 and 5) are
+/// compiled for vectors; other counts run one element at a time, with the same bits.
 pub trait Learner: Clone + Debug + Send + Sync {
     /// Per-step scalars (bias corrections, ...), computed once per tensor in `f64`.
     type Scalars: Copy + Send + Sync + std::fmt::Debug;
+
+    /// Every length [`Learner::slot_names`] can have. The kernel compiles its vector lane
+    /// loop for these counts only (each compiled count is a copy of the loop per conversion,
+    /// element type and instruction set, the bulk of the crate's build time); a count not
+    /// listed still runs, one element at a time, with the same bits, only slower.
+    const SLOT_COUNTS: &'static [usize] = &[0, 1, 2, 4, 5];
+
+    /// Number of sums of the learner's pre-pass (0: no pre-pass, and none is compiled); at
+    /// most [`MAX_PREPASS`].
+    const PREPASS_LEN: usize = 0;
 
     /// Short name used in saved state and reports, e.g. `"adam"`.
     fn name(&self) -> &'static str;
@@ -121,14 +131,9 @@ pub trait Learner: Clone + Debug + Send + Sync {
     /// step.
     fn scalars(&self, k: StepIndex, lr: f64, state: &GroupState) -> Self::Scalars;
 
-    /// Number of sums of the learner's pre-pass (0: no pre-pass); at most [`MAX_PREPASS`].
-    fn prepass_len(&self) -> usize {
-        0
-    }
-
     /// One element's terms of the pre-pass sums, as factors: term `j` is `a_j·b_j` with the
     /// product taken in `f64` (exact for `f32` factors), for the first
-    /// [`Learner::prepass_len`] entries (the rest are ignored); computed before any element
+    /// [`Learner::PREPASS_LEN`] entries (the rest are ignored); computed before any element
     /// is updated (Prodigy's `g·(z₀ − z)` and `|s|·1`); `z` is the learner's iterate. The
     /// factors are element values, so an element program can record them
     /// ([`crate::Optimizer::step_programs_with`]). The host driver adds the terms in `f64`, in

@@ -38,6 +38,7 @@ impl Default for Polyak {
 
 impl Learner for Polyak {
     type Scalars = ();
+    const SLOT_COUNTS: &'static [usize] = &[0];
 
     fn name(&self) -> &'static str {
         "polyak"

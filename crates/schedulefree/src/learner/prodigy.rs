@@ -17,7 +17,7 @@ use crate::error::{ConfigError, check};
 /// decay uses `dlr` as the lr, as optax.
 ///
 /// `d` never decreases and stays `≥ d0`; with `d_coef = 0` this is Adam with lr `d0·lr`
-/// (`tests/magnitude.rs` checks both).
+/// (`tests/suite/magnitude.rs` checks both).
 ///
 /// Slots: `["exp_avg", "exp_avg_sq", "s", "z0"]`. Group state: `["d", "r"]`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -73,6 +73,8 @@ pub struct ProdigyScalars {
 
 impl Learner for Prodigy {
     type Scalars = ProdigyScalars;
+    const SLOT_COUNTS: &'static [usize] = &[4];
+    const PREPASS_LEN: usize = 2;
 
     fn name(&self) -> &'static str {
         "prodigy"
@@ -124,9 +126,6 @@ impl Learner for Prodigy {
             s_coef: lr / self.d0 * d,
             eps: d * self.eps,
         }
-    }
-    fn prepass_len(&self) -> usize {
-        2
     }
     #[inline(always)]
     fn prepass_factors<T: Element>(

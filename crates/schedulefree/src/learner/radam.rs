@@ -68,6 +68,7 @@ pub struct RAdamScalars {
 
 impl Learner for RAdam {
     type Scalars = RAdamScalars;
+    const SLOT_COUNTS: &'static [usize] = &[1];
 
     fn name(&self) -> &'static str {
         "radam"

@@ -43,6 +43,7 @@ pub struct SgdScalars {
 
 impl Learner for Sgd {
     type Scalars = SgdScalars;
+    const SLOT_COUNTS: &'static [usize] = &[0, 1];
 
     fn name(&self) -> &'static str {
         "sgd"

@@ -127,7 +127,7 @@ pub(crate) fn mode_program<T: Element, C: Conversion>(
 
 /// The learner's pre-pass over one element ([`Learner::prepass_factors`]) with this step's
 /// learner scalars `ls` as constants: value and slots unchanged, and the
-/// [`Learner::prepass_len`] terms as [`ElementProgram::terms`].
+/// [`Learner::PREPASS_LEN`] terms as [`ElementProgram::terms`].
 ///
 /// # Errors
 /// [`ProgramError::Untraceable`] for formulas a program cannot express.
@@ -142,7 +142,7 @@ pub(crate) fn prepass_program<T: Element, L: Learner, C: Conversion>(
         let (p, g, e) = inputs::<T>(ns);
         let z = conversion.iterate(p, &e[nl..ns]);
         let f = learner.prepass_factors(ls, g, z, &e[..nl]);
-        let terms: Vec<(usize, usize)> = f[..learner.prepass_len()]
+        let terms: Vec<(usize, usize)> = f[..L::PREPASS_LEN]
             .iter()
             .map(|&(a, b)| (a.node(), b.node()))
             .collect();

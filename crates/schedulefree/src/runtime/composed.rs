@@ -158,6 +158,13 @@ impl Composed {
     /// # Errors
     /// Any component's [`ConfigError`].
     pub fn build_dyn<T: Element>(&self) -> Result<Box<dyn DynOptimizer<T>>, ConfigError> {
+        T::composed_dyn(self)
+    }
+
+    /// [`Composed::build_dyn`], instantiated only by this crate's `Element` impls.
+    pub(crate) fn build_dyn_here<T: Element>(
+        &self,
+    ) -> Result<Box<dyn DynOptimizer<T>>, ConfigError> {
         let s = self.schedule.build()?;
         match self.learner {
             LearnerConfig::Sgd(l) => with_conversion(l, self, s),

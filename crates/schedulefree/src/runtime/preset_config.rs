@@ -176,6 +176,13 @@ impl PresetConfig {
     /// # Errors
     /// The preset builder's [`ConfigError`] (out-of-range hyperparameters, invalid schedule).
     pub fn build_dyn<T: Element>(&self) -> Result<Box<dyn DynOptimizer<T>>, ConfigError> {
+        T::preset_dyn(self)
+    }
+
+    /// [`PresetConfig::build_dyn`], instantiated only by this crate's `Element` impls.
+    pub(crate) fn build_dyn_here<T: Element>(
+        &self,
+    ) -> Result<Box<dyn DynOptimizer<T>>, ConfigError> {
         match self {
             Self::SgdScheduleFree(c) => boxed(c.build::<T>()),
             Self::SgdScheduleFreeReference(c) => boxed(SgdScheduleFreeReference(*c).build::<T>()),

@@ -1,5 +1,5 @@
 //! Train a 4-32-3 MLP on iris with Schedule-Free AdamW; validate at x through the eval guard.
-//! `cargo run --release -p schedulefree-candle --example train_mlp`
+//! `cargo run --release -p schedulefree-candle --example candle_mlp`
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{Module, Optimizer, VarBuilder, VarMap, linear, loss};
 use schedulefree::AdamWScheduleFree;

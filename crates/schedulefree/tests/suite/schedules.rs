@@ -7,7 +7,7 @@ use schedulefree::schedule::{
     ScheduleExt, Tabulated, TorchCosineAnnealing, TorchLinearLr, Warmup, Wsd,
 };
 
-const GOLDEN: &str = include_str!("data/schedules.json");
+const GOLDEN: &str = include_str!("../data/schedules.json");
 
 /// Our closed form for each torch schedule in the golden file, by name.
 fn torch_equivalent(name: &str) -> Box<dyn Schedule> {

@@ -1,7 +1,7 @@
 //! A small MLP on the iris data set (150 flowers, 4 features, 3 classes; `data/libsvm/iris.libsvm`),
 //! first with burn's AdamW, then with Schedule-Free AdamW through a one-line switch, validating
 //! at the eval point `x`. Runs in about a second:
-//! `cargo run --release -p schedulefree-burn --example train_mlp`.
+//! `cargo run --release -p schedulefree-burn --example burn_mlp`.
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
