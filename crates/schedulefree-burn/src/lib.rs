@@ -107,7 +107,7 @@
 //!
 //! [`ModelOptimizer::step_multi`] takes burn's `MultiGradientsParams` (one `GradientsParams` per
 //! device, summed per parameter by burn) and `ModuleOptimizer::step_multi` works with
-//! [`TensorOptimizer`] unchanged. `tests/data_parallel.rs` checks that two replicas on their own
+//! [`TensorOptimizer`] unchanged. `tests/suite/data_parallel.rs` checks that two replicas on their own
 //! threads, each with half the batch, train exactly like one replica on the whole batch (up to
 //! the gradient's summation order). With this build's backend the two replicas share the one
 //! CPU device: burn's flex backend has a single device (`FlexDevice` is a unit struct) and the

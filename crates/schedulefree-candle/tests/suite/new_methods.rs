@@ -5,14 +5,12 @@
 //! saved state (ALGORITHMS.md §10.4, §10.5, §11, §12.3).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::{assert_bits_eq, batch, f32s, temp_dir};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{LayerNorm, Linear, Module, Optimizer, VarBuilder, VarMap, layer_norm, linear};
-use common::{assert_bits_eq, batch, f32s, temp_dir};
 use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
 use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy, Projection, RadiusInit};
 use schedulefree::learner::{AdaGradNorm, Adam, Polyak, Prodigy};

@@ -194,7 +194,10 @@ impl CoreRun {
 
 /// A fresh, empty temporary directory for one test.
 pub fn temp_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sf-candle-{test}-{}", std::process::id()));
+    // One process runs every test: a sequence number keeps equal names apart.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("sf-candle-{test}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

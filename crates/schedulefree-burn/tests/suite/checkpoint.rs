@@ -1,12 +1,12 @@
 //! Checkpoints: weights exported at x, resume bit-exact into a freshly built model (other
 //! ParamIds), and state that does not match the module is an error, never silently dropped.
 
-mod common;
+use crate::common;
 
+use crate::common::{Mlp, grads, max_rel_diff, presets, same_bits, temp_dir, values};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Device;
-use common::{Mlp, grads, max_rel_diff, presets, same_bits, temp_dir, values};
 use schedulefree_burn::{
     BurnAdapterError, ModelOptimizer, checkpoint_model_path, load_checkpoint, save_checkpoint,
 };

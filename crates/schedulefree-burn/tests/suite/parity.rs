@@ -2,14 +2,14 @@
 //! point `y` after every step and the eval point `x`, with a save/load of the optimizer state
 //! half way.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
+use crate::common::{Mlp, grad_values, grads, max_rel_diff, presets, same_bits, temp_dir, values};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use common::{Mlp, grad_values, grads, max_rel_diff, presets, same_bits, temp_dir, values};
 use schedulefree::{DynOptimizer, Param, PresetConfig};
 use schedulefree_burn::{ModelOptimizer, TensorOptimizer};
 

@@ -4,16 +4,14 @@
 //! Polyak learner's loss, diagnostics, and bit-exact resume with tags, radii and learner state
 //! restored from the saved state (ALGORITHMS.md §10.4, §10.5, §11, §12.3).
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::{matrix, same_bits, temp_dir, values};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use common::{matrix, same_bits, temp_dir, values};
 use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
 use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy, Projection, RadiusInit};
 use schedulefree::learner::{AdaGradNorm, Adam, Polyak, Prodigy};

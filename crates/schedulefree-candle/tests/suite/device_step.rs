@@ -7,11 +7,9 @@
 //! sums it takes in another order.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::{Mlp, f32s, sf_adamw, temp_dir};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use common::{Mlp, f32s, sf_adamw, temp_dir};
 use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
 use schedulefree::conversion::AveragingWeights;
 use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy};

@@ -2,10 +2,8 @@
 //! N/2 steps — through optimizer files and through checkpoints, in train and eval mode.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::{Mlp, assert_bits_eq, f32s, sf_adamw, temp_dir};
 use candle_core::{DType, Device};
-use common::{Mlp, assert_bits_eq, f32s, sf_adamw, temp_dir};
 use schedulefree::PresetConfig;
 use schedulefree_candle::{
     CandleAdapterError, MODEL_FILE, OPTIMIZER_FILE, ScheduleFreeOptimizer, TRAIN_POINT_FILE,

@@ -1,13 +1,11 @@
 //! The training loop validates at x by default and at y when told; the per-tensor optimizer
 //! reports refused steps instead of panicking.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, values};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, values};
 use schedulefree_burn::{DeviceOptimizer, ModelOptimizer, TensorOptimizer, TrainLoop};
 
 #[test]

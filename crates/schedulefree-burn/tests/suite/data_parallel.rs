@@ -6,12 +6,10 @@
 //! exactly as burn-train's multi-device strategy does (`ModuleOptimizer::step_multi`; our
 //! `ModelOptimizer::step_multi`). With two GPUs the same code runs with two real devices.
 
-mod common;
-
+use crate::common::{Mlp, matrix, max_rel_diff, values};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::{Device, Tensor};
-use common::{Mlp, matrix, max_rel_diff, values};
 use schedulefree::{AdamWScheduleFree, PresetConfig, SgdScheduleFree};
 use schedulefree_burn::{ModelOptimizer, TensorOptimizer};
 

@@ -4,11 +4,9 @@
 //! element ops are exact, so the device path gives the core's bits too).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common::{CoreRun, Mlp, assert_bits_eq, f32s, f64s, sf_adamw, temp_dir};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
-use common::{CoreRun, Mlp, assert_bits_eq, f32s, f64s, sf_adamw, temp_dir};
 use schedulefree::StepInfo;
 use schedulefree::{AdamWScheduleFree, Param, PresetConfig, SgdScheduleFree};
 use schedulefree_candle::{Placement, ScheduleFreeOptimizer};

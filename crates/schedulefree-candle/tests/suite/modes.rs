@@ -1,9 +1,7 @@
 //! Evaluation at x: the guard restores y bit for bit; PyTorch-style mode switches.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Mlp, assert_bits_eq, f32s, sf_adamw};
+use crate::common::{Mlp, assert_bits_eq, f32s, sf_adamw};
 use schedulefree::StepError;
 use schedulefree_candle::{CandleAdapterError, ScheduleFreeOptimizer};
 

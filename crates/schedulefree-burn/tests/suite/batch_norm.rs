@@ -1,13 +1,11 @@
 //! Batch-norm recalibration at x: running statistics become the plain mean over the batches of
 //! the per-batch statistics computed at x; the training module's statistics are untouched.
 
-mod common;
-
+use crate::common::matrix;
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
-use common::matrix;
 use schedulefree::{AdamWScheduleFree, PresetConfig};
 use schedulefree_burn::{BurnAdapterError, ModelOptimizer, recalibrate_batch_norm};
 

@@ -1,12 +1,12 @@
 //! ScheduleLr returns peak · the core schedule's value, including what burn's own schedulers
 //! refuse (lr above 1, a start at 0), survives its record, and drives ModuleOptimizer.
 
-mod common;
+use crate::common;
 
+use crate::common::{Mlp, grads, values};
 use burn::lr_scheduler::LrScheduler;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use common::{Mlp, grads, values};
 use schedulefree::PresetConfig;
 use schedulefree::presets::TorchSgd;
 use schedulefree::schedule::{Cooldown, ScheduleConfig};

@@ -1,11 +1,11 @@
 //! Construction rules, learning-rate control and seeded initialisation.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
+use crate::common::{Mlp, f32s, sf_adamw};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
-use common::{Mlp, f32s, sf_adamw};
 use schedulefree::{ConfigError, PresetConfig};
 use schedulefree_candle::{CandleAdapterError, ScheduleFreeOptimizer, seeded_init};
 

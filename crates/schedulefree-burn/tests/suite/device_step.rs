@@ -4,12 +4,12 @@
 //! skip on a non-finite gradient, the refusals, and learners that read the gradient norms
 //! (summed in `f32` on the device, in `f64` on the host) to rounding.
 
-mod common;
+use crate::common;
 
+use crate::common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, temp_dir, values};
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{DType, Device, Tensor};
-use common::{Mlp, grads, max_rel_diff, mse, presets, same_bits, temp_dir, values};
 use schedulefree::composed::{Composed, ConversionConfig, LearnerConfig};
 use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy};
 use schedulefree::learner::{AdaGradNorm, Prodigy};

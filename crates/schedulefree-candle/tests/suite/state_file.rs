@@ -1,13 +1,11 @@
 //! Optimizer state files: what they contain, and typed errors for files that do not fit.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::common::{Mlp, sf_adamw, temp_dir};
 use candle_core::{DType, Device};
-use common::{Mlp, sf_adamw, temp_dir};
 use safetensors::SafeTensors;
 use schedulefree::{PresetConfig, SgdScheduleFree, StateError};
 use schedulefree_candle::{CandleAdapterError, OPTIMIZER_FORMAT, ScheduleFreeOptimizer};
