@@ -156,7 +156,7 @@
 //! // (PyTorch and candle store [out, in]: axis 0; burn's Conv2d weight [out, in, kh, kw]: 0).
 //! let projected = PresetConfig::Composed(Composed {
 //!     learner: LearnerConfig::Adam(Adam::default()),
-//!     conversion: ConversionConfig::ScheduleFree { beta: 0.9, weights: Default::default() },
+//!     conversion: ConversionConfig::ScheduleFree { beta: 0.9, weights: Default::default(), decoupling_c: 0.0 },
 //!     decay: DecayConfig {
 //!         base: AnyDecay::Decoupled,
 //!         normalized: NormalizedPolicy::Projected(Projection { axis: 1, ..Default::default() }),

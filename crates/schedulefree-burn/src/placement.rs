@@ -109,6 +109,7 @@ mod tests {
             conversion: ConversionConfig::ScheduleFree {
                 beta: 0.9,
                 weights: Default::default(),
+                decoupling_c: 0.0,
             },
             decay: DecayConfig {
                 base: AnyDecay::DecoupledAtY,

@@ -100,7 +100,7 @@
 //! // Linear weight is [out, in], so output units are rows, axis 0 (burn: axis 1).
 //! let config = PresetConfig::Composed(Composed {
 //!     learner: LearnerConfig::Adam(Adam::default()),
-//!     conversion: ConversionConfig::ScheduleFree { beta: 0.9, weights: Default::default() },
+//!     conversion: ConversionConfig::ScheduleFree { beta: 0.9, weights: Default::default(), decoupling_c: 0.0 },
 //!     decay: DecayConfig {
 //!         base: AnyDecay::Decoupled,
 //!         normalized: NormalizedPolicy::Projected(Projection { axis: 0, ..Default::default() }),

@@ -138,6 +138,29 @@ fn eval_train_round_trip_is_exercised_for_schedule_free_fixtures() {
     }
 }
 
+/// pytorch_optimizer's `decoupling_c` (the averaging weight rescaled to
+/// `min(1, c·(1 − β)·C)`) is replayed through `AdamWScheduleFree { decoupling_c, .. }`, open
+/// and closed loop, `y`, `x` and `z` compared within 1e-12.
+#[test]
+fn decoupling_c_fixture_is_replayed_and_passes() {
+    for mode in [LoopMode::Open, LoopMode::Closed] {
+        let r = reports()
+            .iter()
+            .find(|r| r.name == "kz_schedulefree_adamw_decoupling_c" && r.mode == mode)
+            .expect("fixture replayed");
+        assert_eq!(r.status, Status::Pass, "{}", describe(r));
+        let c = r.comparison().expect("compared, not skipped");
+        assert!(c.mapping.contains("decoupling_c: 50"), "{}", c.mapping);
+        for q in ["y", "x", "state.z"] {
+            let found = c.quantities.iter().find(|x| x.name == q);
+            assert!(
+                found.is_some_and(|x| x.count > 0),
+                "[{mode:?}]: {q} not compared"
+            );
+        }
+    }
+}
+
 /// pytorch_optimizer's AdamC (corrected decay `λ·γ_t²/γ_max` on groups flagged `normalized`,
 /// ε before the bias correction) is replayed through `presets::AdamC`, not skipped: both
 /// fixtures, open and closed loop, every recorded quantity compared within 1e-12.

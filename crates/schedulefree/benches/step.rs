@@ -64,6 +64,7 @@ fn optimizers() -> Vec<(&'static str, u64, Build)> {
         ConversionConfig::ScheduleFree {
             beta: 0.9,
             weights: Default::default(),
+            decoupling_c: 0.0,
         }
     }
     fn composed(learner: LearnerConfig, normalized: NormalizedPolicy) -> Composed {

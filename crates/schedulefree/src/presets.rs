@@ -80,6 +80,9 @@ pub struct SgdScheduleFree {
     pub r: f64,
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
+    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
+    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    pub decoupling_c: f64,
 }
 
 impl Default for SgdScheduleFree {
@@ -91,6 +94,7 @@ impl Default for SgdScheduleFree {
             warmup_steps: 0,
             r: 0.0,
             weight_lr_power: 2.0,
+            decoupling_c: 0.0,
         }
     }
 }
@@ -110,6 +114,7 @@ impl SgdScheduleFree {
                     r: self.r,
                     weight_lr_power: self.weight_lr_power,
                 },
+                decoupling_c: self.decoupling_c,
             },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
@@ -133,6 +138,7 @@ impl SgdScheduleFree {
                     r: self.r,
                     weight_lr_power: self.weight_lr_power,
                 },
+                decoupling_c: self.decoupling_c,
             },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
@@ -177,6 +183,9 @@ pub struct AdamWScheduleFree {
     pub r: f64,
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
+    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
+    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    pub decoupling_c: f64,
     /// Adam first-moment decay inside the learner (0: none, no buffer).
     pub inner_momentum: f64,
 }
@@ -191,6 +200,7 @@ impl Default for AdamWScheduleFree {
             warmup_steps: 0,
             r: 0.0,
             weight_lr_power: 2.0,
+            decoupling_c: 0.0,
             inner_momentum: 0.0,
         }
     }
@@ -276,6 +286,7 @@ impl AdamWScheduleFree {
             ScheduleFree {
                 beta: self.betas.0,
                 weights: self.weights(),
+                decoupling_c: self.decoupling_c,
             },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
@@ -298,6 +309,7 @@ impl AdamWScheduleFree {
             ScheduleFreeReference {
                 beta: self.betas.0,
                 weights: self.weights(),
+                decoupling_c: self.decoupling_c,
             },
             if decay_at_z {
                 AnyDecay::Decoupled
@@ -329,6 +341,9 @@ pub struct RAdamScheduleFree {
     pub r: f64,
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
+    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
+    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    pub decoupling_c: f64,
     /// Freeze parameters while the variance is not rectifiable.
     pub silent_sgd_phase: bool,
 }
@@ -342,6 +357,7 @@ impl Default for RAdamScheduleFree {
             weight_decay: 0.0,
             r: 0.0,
             weight_lr_power: 2.0,
+            decoupling_c: 0.0,
             silent_sgd_phase: true,
         }
     }
@@ -365,6 +381,7 @@ impl RAdamScheduleFree {
                     r: self.r,
                     weight_lr_power: self.weight_lr_power,
                 },
+                decoupling_c: self.decoupling_c,
             },
             DecoupledAtY,
             Constant,
@@ -387,6 +404,9 @@ pub struct ScheduleFreeWrapper {
     pub r: f64,
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
+    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
+    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    pub decoupling_c: f64,
 }
 
 impl Default for ScheduleFreeWrapper {
@@ -396,6 +416,7 @@ impl Default for ScheduleFreeWrapper {
             weight_decay_at_y: 0.0,
             r: 0.0,
             weight_lr_power: 2.0,
+            decoupling_c: 0.0,
         }
     }
 }
@@ -430,6 +451,7 @@ impl ScheduleFreeWrapper {
                     r: self.r,
                     weight_lr_power: self.weight_lr_power,
                 },
+                decoupling_c: self.decoupling_c,
             },
             DecoupledAtY,
             Constant,
@@ -455,6 +477,7 @@ impl ScheduleFreeWrapper {
                     r: self.r,
                     weight_lr_power: self.weight_lr_power,
                 },
+                decoupling_c: self.decoupling_c,
             },
             DecoupledAtY,
             Constant,

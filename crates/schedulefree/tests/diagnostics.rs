@@ -314,6 +314,7 @@ fn steady_state_steps_do_not_allocate_with_new_learners_and_policies() {
     let sf = ConversionConfig::ScheduleFree {
         beta: 0.9,
         weights: AveragingWeights::default(),
+        decoupling_c: 0.0,
     };
     let cases = [
         (

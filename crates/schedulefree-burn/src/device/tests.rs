@@ -58,6 +58,7 @@ fn a_step_reads_three_numbers_per_parameter() {
         conversion: ConversionConfig::ScheduleFree {
             beta: 0.9,
             weights: Default::default(),
+            decoupling_c: 0.0,
         },
         decay: DecayConfig::standard(AnyDecay::DecoupledAtY),
         schedule: ScheduleConfig::Constant {},

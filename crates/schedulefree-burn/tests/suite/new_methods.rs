@@ -132,6 +132,7 @@ fn schedule_free() -> ConversionConfig {
     ConversionConfig::ScheduleFree {
         beta: 0.9,
         weights: Default::default(),
+        decoupling_c: 0.0,
     }
 }
 

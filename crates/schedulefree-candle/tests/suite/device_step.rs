@@ -33,6 +33,7 @@ fn composed(learner: LearnerConfig, normalized: NormalizedPolicy) -> PresetConfi
         conversion: ConversionConfig::ScheduleFree {
             beta: 0.9,
             weights: Default::default(),
+            decoupling_c: 0.0,
         },
         decay: DecayConfig {
             base: AnyDecay::DecoupledAtY,

@@ -151,6 +151,7 @@ fn with_learner<L: Learner + 'static>(run: &Run<'_>, learner: L) -> anyhow::Resu
             ScheduleFree {
                 beta: SF_BETA,
                 weights,
+                decoupling_c: 0.0,
             },
             schedule,
             run.lr,

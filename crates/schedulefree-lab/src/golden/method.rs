@@ -189,14 +189,15 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
     let mut kw = Kwargs::new(class, &fx.optimizer_kwargs);
     kw.ignore(&NO_MATH);
     let kozistr = class.starts_with("pytorch_optimizer.");
+    // Only pytorch_optimizer's classes take it (rescaled ckp1; the official ones have none).
+    let decoupling_c = if kozistr {
+        kw.f64("decoupling_c", 0.0)?
+    } else {
+        0.0
+    };
     if kozistr {
         // Present in pytorch_optimizer's ScheduleFree* signatures; only the official maths is mapped.
         kw.ignore(&["eps"]); // ScheduleFreeSGD takes an unused eps
-        kw.require_f64(
-            "decoupling_c",
-            0.0,
-            "decoupling_c > 0 rescales ckp1, not in the official classes",
-        )?;
         kw.require_bool("ams_bound", false)?;
         kw.require_bool("use_palm", false)?;
     }
@@ -213,6 +214,7 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
                 warmup_steps: kw.u64("warmup_steps", d.warmup_steps)?,
                 r: kw.f64("r", d.r)?,
                 weight_lr_power: kw.f64("weight_lr_power", d.weight_lr_power)?,
+                decoupling_c,
             };
             if name == "SGDScheduleFreeReference" {
                 Method::SgdScheduleFreeReference(SgdScheduleFreeReference(c))
@@ -235,6 +237,7 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
                 r: kw.f64("r", d.r)?,
                 weight_lr_power: kw.f64("weight_lr_power", d.weight_lr_power)?,
                 inner_momentum: kw.f64("inner_momentum", d.inner_momentum)?,
+                decoupling_c,
             };
             match name {
                 "AdamWScheduleFreePaper" => {
@@ -259,6 +262,7 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
                 r: kw.f64("r", d.r)?,
                 weight_lr_power: kw.f64("weight_lr_power", d.weight_lr_power)?,
                 silent_sgd_phase: kw.bool("silent_sgd_phase", d.silent_sgd_phase)?,
+                decoupling_c,
             })
         }
         "ScheduleFreeWrapper" | "ScheduleFreeWrapperReference" => {
@@ -268,6 +272,7 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
                 weight_decay_at_y: kw.f64("weight_decay_at_y", d.weight_decay_at_y)?,
                 r: kw.f64("r", d.r)?,
                 weight_lr_power: kw.f64("weight_lr_power", d.weight_lr_power)?,
+                decoupling_c,
             };
             kw.finish()?;
             return wrapper_plan(fx, wrapper, name == "ScheduleFreeWrapperReference");

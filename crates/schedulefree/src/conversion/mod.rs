@@ -104,6 +104,30 @@ impl AveragingWeights {
     }
 }
 
+/// The decoupled averaging weight of Refined Schedule-Free AdamW (Song et al. 2025, "Through
+/// the River", arXiv 2507.09846; `decoupling_c` of pytorch_optimizer 4.1.0's
+/// `ScheduleFreeAdamW`): `c ← min(1, c·(1 − β)·C)`, which decouples the averaging weight from
+/// the interpolation `β` (`C ≈ 200` suggested; `C = 1/(1 − β)` is the original weight up to
+/// rounding); `C = 0` leaves `c` unchanged. Products left to right, as there.
+#[inline]
+pub(crate) fn decoupled_weight(c: f64, beta: f64, decoupling_c: f64) -> f64 {
+    if decoupling_c > 0.0 {
+        (c * (1.0 - beta) * decoupling_c).min(1.0)
+    } else {
+        c
+    }
+}
+
+/// Check `decoupling_c ≥ 0` (finite).
+pub(crate) fn validate_decoupling_c(decoupling_c: f64) -> Result<(), ConfigError> {
+    check(
+        "decoupling_c",
+        decoupling_c,
+        decoupling_c.is_finite() && decoupling_c >= 0.0,
+        "finite decoupling_c >= 0 (0 = off)",
+    )
+}
+
 /// An online-to-batch conversion, composed into an optimizer's fused loop.
 ///
 /// `update` receives the scheduled lr `γ`, the decay shrink factor `s` of the learner's
@@ -163,5 +187,25 @@ pub trait Conversion: Clone + Debug + Send + Sync {
     /// The returned point for a training-mode element, without changing anything.
     fn eval_value<T: Element>(&self, p: T, _slots: &[T]) -> T {
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoupled_weight_rescales_clamps_and_is_off_at_zero() {
+        let c = 1.0 / 7.0;
+        assert_eq!(decoupled_weight(c, 0.9, 0.0).to_bits(), c.to_bits());
+        assert_eq!(
+            decoupled_weight(c, 0.9, 5.0).to_bits(),
+            (c * (1.0 - 0.9) * 5.0).to_bits()
+        );
+        assert_eq!(decoupled_weight(c, 0.9, 500.0), 1.0);
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let e = validate_decoupling_c(bad).expect_err("invalid");
+            assert!(e.to_string().contains("decoupling_c"), "{e}");
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! NeurIPS 2024, Algorithm 1 / Theorem 2), in the memory-efficient form of the reference
 //! `SGDScheduleFree` / `AdamWScheduleFree` (schedulefree 1.4.1; arXiv 2405.15682v4, Alg. 1).
 
-use super::{AveragingState, AveragingWeights, Conversion};
+use super::{
+    AveragingState, AveragingWeights, Conversion, decoupled_weight, validate_decoupling_c,
+};
 use crate::element::{Element, lerp};
 use crate::error::{ConfigError, check};
 
@@ -23,6 +25,11 @@ pub struct ScheduleFree {
     pub beta: f64,
     /// Averaging weights (`r`, `weight_lr_power`).
     pub weights: AveragingWeights,
+    /// Decoupled averaging weight `C ≥ 0`: `c ← min(1, c·(1 − β)·C)` after the weights
+    /// ("Through the River", arXiv 2507.09846; `decoupling_c` of pytorch_optimizer); 0 (default)
+    /// is off.
+    #[serde(default)]
+    pub decoupling_c: f64,
 }
 
 impl Default for ScheduleFree {
@@ -30,6 +37,7 @@ impl Default for ScheduleFree {
         ScheduleFree {
             beta: 0.9,
             weights: AveragingWeights::default(),
+            decoupling_c: 0.0,
         }
     }
 }
@@ -62,10 +70,15 @@ impl Conversion for ScheduleFree {
     }
     fn validate(&self) -> Result<(), ConfigError> {
         Self::validate_beta(self.beta)?;
+        validate_decoupling_c(self.decoupling_c)?;
         self.weights.validate()
     }
     fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (ScheduleFreeScalars, f64) {
-        let c = self.weights.advance(avg, lr, k);
+        let c = decoupled_weight(
+            self.weights.advance(avg, lr, k),
+            self.beta,
+            self.decoupling_c,
+        );
         let y_coef = lr * (self.beta * (1.0 - c) - 1.0);
         (
             ScheduleFreeScalars {

@@ -2,7 +2,9 @@
 //! classes (schedulefree 1.4.1): three buffers, the plain form of the recursion,
 //! valid for every `β ∈ [0, 1]`.
 
-use super::{AveragingState, AveragingWeights, Conversion};
+use super::{
+    AveragingState, AveragingWeights, Conversion, decoupled_weight, validate_decoupling_c,
+};
 use crate::element::Element;
 use crate::error::{ConfigError, check};
 
@@ -16,6 +18,11 @@ pub struct ScheduleFreeReference {
     pub beta: f64,
     /// Averaging weights.
     pub weights: AveragingWeights,
+    /// Decoupled averaging weight `C ≥ 0`: `c ← min(1, c·(1 − β)·C)` after the weights
+    /// ("Through the River", arXiv 2507.09846; `decoupling_c` of pytorch_optimizer); 0 (default)
+    /// is off.
+    #[serde(default)]
+    pub decoupling_c: f64,
 }
 
 impl Default for ScheduleFreeReference {
@@ -23,6 +30,7 @@ impl Default for ScheduleFreeReference {
         ScheduleFreeReference {
             beta: 0.9,
             weights: AveragingWeights::default(),
+            decoupling_c: 0.0,
         }
     }
 }
@@ -51,10 +59,15 @@ impl Conversion for ScheduleFreeReference {
             (0.0..=1.0).contains(&self.beta),
             "0 <= beta <= 1",
         )?;
+        validate_decoupling_c(self.decoupling_c)?;
         self.weights.validate()
     }
     fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (ReferenceScalars, f64) {
-        let c = self.weights.advance(avg, lr, k);
+        let c = decoupled_weight(
+            self.weights.advance(avg, lr, k),
+            self.beta,
+            self.decoupling_c,
+        );
         (ReferenceScalars { c, beta: self.beta }, c)
     }
     fn init_slots<T: Element>(&self, p: T, slots: &mut [T]) {

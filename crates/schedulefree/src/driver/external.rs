@@ -15,7 +15,7 @@ use crate::decay::{Decay, DecayTerms};
 use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::{GradSums, Kernel};
-use crate::learner::{Learner, MAX_PREPASS, StepIndex};
+use crate::learner::{Learner, MAX_PREPASS};
 use crate::param::ParamTags;
 use crate::program::{
     ElementProgram, ProgramError, eval_program, init_program, mode_program, prepass_program,
@@ -297,14 +297,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             }
             let e = &self.entries[idx];
             let gs = &self.scratch[e.group];
-            let ls = self.learner.scalars(
-                StepIndex {
-                    group: self.groups[e.group].k,
-                    param: e.updates,
-                },
-                gs.lr,
-                &gs.learner_state,
-            );
+            let ls = gs.learner_scalars(&self.learner, self.groups[e.group].k, e.updates);
             let init = if e.has_state {
                 None
             } else {
@@ -370,14 +363,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             let kernel = Kernel {
                 learner: &self.learner,
                 conversion: &self.conversion,
-                ls: self.learner.scalars(
-                    StepIndex {
-                        group: self.groups[e.group].k,
-                        param: e.updates,
-                    },
-                    gs.lr,
-                    &gs.learner_state,
-                ),
+                ls: gs.learner_scalars(&self.learner, self.groups[e.group].k, e.updates),
                 cs: gs.conversion,
                 decay: DecayTerms::of(gs.decay_for(e.tags)),
                 lr: T::of(gs.lr),

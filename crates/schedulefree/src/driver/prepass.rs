@@ -9,7 +9,7 @@ use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::Prepass;
-use crate::learner::{Learner, MAX_PREPASS, StepIndex};
+use crate::learner::{Learner, MAX_PREPASS};
 use crate::param::Param;
 use crate::schedule::Schedule;
 
@@ -32,14 +32,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             let Some(grad) = p.grad else { continue };
             let e = &mut self.entries[idx];
             let gs = &self.scratch[e.group];
-            let ls = self.learner.scalars(
-                StepIndex {
-                    group: self.groups[e.group].k,
-                    param: e.updates,
-                },
-                gs.lr,
-                &gs.learner_state,
-            );
+            let ls = gs.learner_scalars(&self.learner, self.groups[e.group].k, e.updates);
             let pass = Prepass {
                 learner: &self.learner,
                 conversion: &self.conversion,

@@ -9,7 +9,7 @@ use crate::decay::{Decay, DecayContext, DecayScalars};
 use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::GradSums;
-use crate::learner::{GroupState, Learner, Reductions};
+use crate::learner::{GroupState, Learner, Reductions, StepIndex};
 use crate::param::{Group, GroupStepInfo, ParamTags};
 use crate::schedule::Schedule;
 
@@ -28,6 +28,21 @@ pub(super) struct GroupScalars<CS> {
 }
 
 impl<CS> GroupScalars<CS> {
+    /// `learner`'s per-tensor scalars this step, for a parameter of this group that has had
+    /// `updates` updates, the group `k`.
+    pub(super) fn learner_scalars<L: Learner>(
+        &self,
+        learner: &L,
+        k: u64,
+        updates: u64,
+    ) -> L::Scalars {
+        let index = StepIndex {
+            group: k,
+            param: updates,
+        };
+        learner.scalars(index, self.lr, &self.learner_state)
+    }
+
     pub(super) fn decay_for(&self, tags: ParamTags) -> DecayScalars {
         if tags.no_decay {
             DecayScalars::NONE

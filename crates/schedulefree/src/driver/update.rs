@@ -8,7 +8,7 @@ use crate::conversion::Conversion;
 use crate::decay::{BlockProjection, Decay, DecayTerms, init_radius, project_rows};
 use crate::element::Element;
 use crate::kernel::{After, GradSums, Kernel};
-use crate::learner::{Learner, StepIndex};
+use crate::learner::Learner;
 use crate::param::Param;
 use crate::schedule::Schedule;
 
@@ -50,14 +50,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 e.radius = init_radius(&proj, layout, &z);
                 e.row_scratch = vec![0.0; layout.0];
             }
-            let ls = self.learner.scalars(
-                StepIndex {
-                    group: self.groups[e.group].k,
-                    param: e.updates,
-                },
-                gs.lr,
-                &gs.learner_state,
-            );
+            let ls = gs.learner_scalars(&self.learner, self.groups[e.group].k, e.updates);
             let decay = gs.decay_for(e.tags);
             let kernel = Kernel {
                 learner: &self.learner,

@@ -48,6 +48,7 @@ pub fn covered_compositions() -> Vec<PresetConfig> {
         ConversionConfig::ScheduleFree {
             beta: 0.9,
             weights: AveragingWeights::default(),
+            decoupling_c: 0.0,
         },
         ConversionConfig::PolyakAverage {
             weights: AveragingWeights::UNIFORM,

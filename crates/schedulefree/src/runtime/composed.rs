@@ -63,6 +63,9 @@ pub enum ConversionConfig {
         /// Averaging weights.
         #[serde(default)]
         weights: AveragingWeights,
+        /// Decoupled averaging weight `C ≥ 0` ([`ScheduleFree::decoupling_c`]; 0 = off).
+        #[serde(default)]
+        decoupling_c: f64,
     },
     /// [`PolyakAverage`] of the iterates.
     PolyakAverage {
@@ -135,9 +138,17 @@ fn with_conversion<T: Element, L: Learner + 'static>(
         ConversionConfig::LastIterate => {
             boxed(Optimizer::new(learner, LastIterate, c.decay, schedule, g))
         }
-        ConversionConfig::ScheduleFree { beta, weights } => boxed(Optimizer::new(
+        ConversionConfig::ScheduleFree {
+            beta,
+            weights,
+            decoupling_c,
+        } => boxed(Optimizer::new(
             learner,
-            ScheduleFree { beta, weights },
+            ScheduleFree {
+                beta,
+                weights,
+                decoupling_c,
+            },
             c.decay,
             schedule,
             g,

@@ -116,6 +116,7 @@ fn tabulated_sf<L: schedulefree::learner::Learner + 'static>(
             ScheduleFree {
                 beta: 0.9,
                 weights: AveragingWeights::default(),
+                decoupling_c: 0.0,
             },
             DecoupledAtY,
             Tabulated::new(table).expect("valid"),

@@ -90,11 +90,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
-    fn sgd_schedule_free_validates(lr in float(), m in float(), wd in float(), r in float(), p in float(), w in any::<u64>()) {
-        let cfg = SgdScheduleFree { lr, momentum: m, weight_decay: wd, warmup_steps: w, r, weight_lr_power: p };
+    fn sgd_schedule_free_validates(lr in float(), m in float(), wd in float(), r in float(), p in float(), w in any::<u64>(), dc in float()) {
+        let cfg = SgdScheduleFree { lr, momentum: m, weight_decay: wd, warmup_steps: w, r, weight_lr_power: p, decoupling_c: dc };
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(m)), ("weight_decay", nonneg(wd)),
-            ("r", exponent(r)), ("weight_lr_power", exponent(p)),
+            ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("decoupling_c", nonneg(dc)),
         ];
         check(cfg.build::<f64>(), &fields)?;
         check(cfg.build::<f32>(), &fields)?;
@@ -104,14 +104,16 @@ proptest! {
     #[test]
     fn adamw_schedule_free_validates(
         lr in float(), b0 in float(), b1 in float(), eps in float(), wd in float(), r in float(), p in float(), mu in float(),
-        decay_at_z in any::<bool>(),
+        decay_at_z in any::<bool>(), dc in float(),
     ) {
         let cfg = AdamWScheduleFree {
             lr, betas: (b0, b1), eps, weight_decay: wd, warmup_steps: 3, r, weight_lr_power: p, inner_momentum: mu,
+            decoupling_c: dc,
         };
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", decay(b1)), ("eps", eps_ok(eps)),
             ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("beta1", decay(mu)),
+            ("decoupling_c", nonneg(dc)),
         ];
         check(cfg.build::<f64>(), &fields)?;
         check(cfg.build::<f32>(), &fields)?;
@@ -122,24 +124,26 @@ proptest! {
     #[test]
     fn radam_schedule_free_validates(
         lr in float(), b0 in float(), b1 in float(), eps in float(), wd in float(), r in float(), p in float(),
-        silent in any::<bool>(),
+        silent in any::<bool>(), dc in float(),
     ) {
         let cfg = RAdamScheduleFree {
             lr, betas: (b0, b1), eps, weight_decay: wd, r, weight_lr_power: p, silent_sgd_phase: silent,
+            decoupling_c: dc,
         };
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", radam_beta2(b1, silent)), ("eps", eps_ok(eps)),
             ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)),
+            ("decoupling_c", nonneg(dc)),
         ];
         check(cfg.build::<f64>(), &fields)?;
     }
 
     #[test]
     fn wrapper_validates(
-        lr in float(), m in float(), wd in float(), r in float(), p in float(), b2 in float(), eps in float(),
+        lr in float(), m in float(), wd in float(), r in float(), p in float(), b2 in float(), eps in float(), dc in float(),
     ) {
-        let cfg = ScheduleFreeWrapper { momentum: m, weight_decay_at_y: wd, r, weight_lr_power: p };
-        let common = [("lr", nonneg(lr)), ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p))];
+        let cfg = ScheduleFreeWrapper { momentum: m, weight_decay_at_y: wd, r, weight_lr_power: p, decoupling_c: dc };
+        let common = [("lr", nonneg(lr)), ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("decoupling_c", nonneg(dc))];
         let with = |beta: (&'static str, bool), extra: &[(&'static str, bool)]| -> Vec<(&'static str, bool)> {
             common.iter().copied().chain([beta]).chain(extra.iter().copied()).collect()
         };

@@ -252,6 +252,7 @@ fn composed(learner: LearnerConfig) -> PresetConfig {
         conversion: ConversionConfig::ScheduleFree {
             beta: 0.9,
             weights: Default::default(),
+            decoupling_c: 0.0,
         },
         decay: DecayConfig::standard(AnyDecay::DecoupledAtY),
         schedule: ScheduleConfig::Linear {

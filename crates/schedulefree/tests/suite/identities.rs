@@ -75,7 +75,7 @@ proptest! {
         r in 0.0..2.0_f64, p in 0.0..3.0_f64, n in 1usize..20, steps in 1usize..30, seed in any::<u64>(),
     ) {
         let weights = AveragingWeights { r, weight_lr_power: p };
-        let mut sf = SgdScheduleFree { lr, momentum: 1.0, weight_decay: wd, warmup_steps: warmup, r, weight_lr_power: p }
+        let mut sf = SgdScheduleFree { lr, momentum: 1.0, weight_decay: wd, warmup_steps: warmup, r, weight_lr_power: p, decoupling_c: 0.0 }
             .build::<f64>().expect("valid");
         let mut pa = Optimizer::<f64, _, _, _, _>::new(
             Sgd::plain(), PrimalAverage { weights }, DecoupledAtY, Warmup::new(warmup, Constant), group(lr, wd),
@@ -113,7 +113,7 @@ proptest! {
         let weights = AveragingWeights { r, weight_lr_power: p };
         let sched = || Warmup::new(warmup, Constant);
         let mut sf = Optimizer::<f64, _, _, _, _>::new(
-            Sgd::plain(), ScheduleFreeReference { beta: 0.0, weights }, DecoupledAtY, sched(), group(lr, wd),
+            Sgd::plain(), ScheduleFreeReference { beta: 0.0, weights, decoupling_c: 0.0 }, DecoupledAtY, sched(), group(lr, wd),
         ).expect("β = 0 is valid for the reference form");
         // torch-style SGD: L2 decay `g + λy` is the same direction as decay at y.
         let mut sgd = schedulefree::presets::TorchSgd { lr, weight_decay: wd, ..Default::default() }
@@ -148,7 +148,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 // §12.1 item 1 beyond the oracle: efficient ≡ reference form with Adam's inner momentum and
 // with decay at z (`AdamWScheduleFreeReference(decay_at_z)`), where the efficient update has
-// the extra `(1 − β(1 − c))(s − 1)·z` term.
+// the extra `(1 − β(1 − c))(s − 1)·z` term, and with the decoupled averaging weight.
 // ---------------------------------------------------------------------------------------
 
 proptest! {
@@ -159,16 +159,17 @@ proptest! {
         lr in 1e-3..0.5_f64, beta in 0.1..=1.0_f64, wd in 0.0..0.5_f64, warmup in 0u64..6, r in 0.0..1.5_f64,
         mu in prop_oneof![Just(0.0), 0.0..0.95_f64], at_z in any::<bool>(),
         n in 1usize..12, steps in 1usize..25, seed in any::<u64>(),
+        dc in prop_oneof![Just(0.0), 0.0..60.0_f64],
     ) {
         let weights = AveragingWeights { r, weight_lr_power: 2.0 };
         let decay = if at_z { AnyDecay::Decoupled } else { AnyDecay::DecoupledAtY };
         let adam = Adam { beta1: mu, ..Default::default() };
         let sched = || Warmup::new(warmup, Constant);
         let mut eff = Optimizer::<f64, _, _, _, _>::new(
-            adam, ScheduleFree { beta, weights }, decay, sched(), group(lr, wd),
+            adam, ScheduleFree { beta, weights, decoupling_c: dc }, decay, sched(), group(lr, wd),
         ).expect("valid");
         let mut refr = Optimizer::<f64, _, _, _, _>::new(
-            adam, ScheduleFreeReference { beta, weights }, decay, sched(), group(lr, wd),
+            adam, ScheduleFreeReference { beta, weights, decoupling_c: dc }, decay, sched(), group(lr, wd),
         ).expect("valid");
         eff.add_param("w", &[n]).expect("new");
         refr.add_param("w", &[n]).expect("new");
@@ -207,7 +208,7 @@ proptest! {
         warmup in 0u64..8, r in prop_oneof![Just(0.0), 0.0..2.0_f64], p in prop_oneof![Just(2.0), 0.0..3.0_f64],
         n in 1usize..10, steps in 1usize..25, seed in any::<u64>(), reference in any::<bool>(),
     ) {
-        let cfg = SgdScheduleFree { lr, momentum: beta, weight_decay: wd, warmup_steps: warmup, r, weight_lr_power: p };
+        let cfg = SgdScheduleFree { lr, momentum: beta, weight_decay: wd, warmup_steps: warmup, r, weight_lr_power: p, decoupling_c: 0.0 };
         let mut opt: Box<dyn DynOptimizer<f64>> = if reference {
             Box::new(cfg.build_reference::<f64>().expect("valid"))
         } else {
@@ -245,7 +246,7 @@ proptest! {
     fn uniform_weights_give_one_over_k(table in prop::collection::vec(0.0..2.0_f64, 1..20), lr in 0.0..2.0_f64) {
         let sched = Tabulated::new(table).expect("valid table");
         let mut opt = Optimizer::<f64, _, _, _, _>::new(
-            Sgd::plain(), ScheduleFree { beta: 0.9, weights: AveragingWeights::UNIFORM }, DecoupledAtY, sched, group(lr, 0.0),
+            Sgd::plain(), ScheduleFree { beta: 0.9, weights: AveragingWeights::UNIFORM, decoupling_c: 0.0 }, DecoupledAtY, sched, group(lr, 0.0),
         ).expect("valid");
         opt.add_param("w", &[2]).expect("new");
         let mut y = vec![1.0, -1.0];
@@ -287,7 +288,7 @@ proptest! {
         let first = table[0];
         let mut opt = Optimizer::<f64, _, _, _, _>::new(
             Sgd::plain(),
-            ScheduleFree { beta: 0.9, weights: AveragingWeights { r, weight_lr_power: p } },
+            ScheduleFree { beta: 0.9, weights: AveragingWeights { r, weight_lr_power: p }, decoupling_c: 0.0 },
             DecoupledAtY,
             Tabulated::new(table.clone()).expect("valid"),
             group(1.0, 0.0),
@@ -324,7 +325,7 @@ proptest! {
     #[test]
     fn momentum_form(beta in 0.1..=1.0_f64, lr in 1e-2..1.0_f64, n in 1usize..8, seed in any::<u64>()) {
         let mut opt = Optimizer::<f64, _, _, _, _>::new(
-            Sgd::plain(), ScheduleFree { beta, weights: AveragingWeights::UNIFORM }, DecoupledAtY, Constant, group(lr, 0.0),
+            Sgd::plain(), ScheduleFree { beta, weights: AveragingWeights::UNIFORM, decoupling_c: 0.0 }, DecoupledAtY, Constant, group(lr, 0.0),
         ).expect("valid");
         opt.add_param("w", &[n]).expect("new");
         let mut rng = SplitMix(seed);

@@ -197,6 +197,7 @@ fn next_step_leaves_gradient_dependent_lrs_unknown() {
             conversion: ConversionConfig::ScheduleFree {
                 beta: 0.9,
                 weights: AveragingWeights::default(),
+                decoupling_c: 0.0,
             },
             decay: DecayConfig::default(),
             schedule: ScheduleConfig::Constant {},

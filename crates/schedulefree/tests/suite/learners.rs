@@ -215,6 +215,7 @@ fn conversions() -> [ConversionConfig; 3] {
         ConversionConfig::ScheduleFree {
             beta: 0.9,
             weights: AveragingWeights::default(),
+            decoupling_c: 0.0,
         },
         ConversionConfig::PolyakAverage {
             weights: AveragingWeights::UNIFORM,

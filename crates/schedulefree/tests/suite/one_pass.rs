@@ -51,6 +51,7 @@ fn config(learner: LearnerConfig, projected: bool) -> Composed {
         conversion: ConversionConfig::ScheduleFree {
             beta: 0.9,
             weights: AveragingWeights::default(),
+            decoupling_c: 0.0,
         },
         decay: DecayConfig {
             base: AnyDecay::Decoupled,

@@ -45,6 +45,7 @@ fn build<T: Element>(form: Form, cfg: &OracleConfig) -> Box<dyn DynOptimizer<T>>
         warmup_steps: cfg.warmup_steps,
         r: cfg.r,
         weight_lr_power: cfg.weight_lr_power,
+        decoupling_c: 0.0,
     };
     let adam = |beta2, eps| AdamWScheduleFree {
         lr: cfg.lr,
@@ -55,6 +56,7 @@ fn build<T: Element>(form: Form, cfg: &OracleConfig) -> Box<dyn DynOptimizer<T>>
         r: cfg.r,
         weight_lr_power: cfg.weight_lr_power,
         inner_momentum: 0.0,
+        decoupling_c: 0.0,
     };
     match (form, cfg.learner) {
         (Form::Efficient, OracleLearner::Sgd) => Box::new(sgd.build::<T>().expect("valid")),

@@ -36,6 +36,7 @@ fn schedule_free() -> ConversionConfig {
     ConversionConfig::ScheduleFree {
         beta: 0.9,
         weights: AveragingWeights::default(),
+        decoupling_c: 0.0,
     }
 }
 

@@ -34,6 +34,7 @@ fn schedule_free() -> ConversionConfig {
             r: 0.5,
             weight_lr_power: 2.0,
         },
+        decoupling_c: 0.0,
     }
 }
 

@@ -67,6 +67,7 @@ fn cases() -> [(&'static str, Composed); 4] {
     let sf = ConversionConfig::ScheduleFree {
         beta: 0.9,
         weights: AveragingWeights::default(),
+        decoupling_c: 0.0,
     };
     [
         (

@@ -35,6 +35,7 @@ fn configs() -> Vec<(&'static str, Composed)> {
     let sf = ConversionConfig::ScheduleFree {
         beta: 0.9,
         weights: AveragingWeights::default(),
+        decoupling_c: 0.0,
     };
     let composed = |learner, normalized| Composed {
         learner,
