@@ -80,8 +80,10 @@ pub struct SgdScheduleFree {
     pub r: f64,
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
-    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
-    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` ("Through the River",
+    /// arXiv 2507.09846; pytorch_optimizer has it on `ScheduleFreeAdamW` only, this is the same
+    /// rule here); 0 (default) is off, and must be when `β = 1`.
+    #[serde(skip_serializing_if = "crate::conversion::is_off")]
     pub decoupling_c: f64,
 }
 
@@ -104,7 +106,7 @@ impl SgdScheduleFree {
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] for `momentum ∉ (0, 1]`, negative lr / decay / `r` /
-    /// `weight_lr_power`.
+    /// `weight_lr_power` / `decoupling_c`, `decoupling_c > 0` with `momentum = 1`.
     pub fn build<T: Element>(&self) -> Result<SgdScheduleFreeOptimizer<T>, ConfigError> {
         Optimizer::new(
             learner::Sgd::plain(),
@@ -184,7 +186,9 @@ pub struct AdamWScheduleFree {
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
     /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
-    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off, and must be
+    /// when `β = 1`.
+    #[serde(skip_serializing_if = "crate::conversion::is_off")]
     pub decoupling_c: f64,
     /// Adam first-moment decay inside the learner (0: none, no buffer).
     pub inner_momentum: f64,
@@ -264,7 +268,8 @@ impl AdamWScheduleFree {
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] for `betas.0 ∉ (0, 1]`, `betas.1 ∉ [0, 1)`, `eps ≤ 0`,
-    /// `inner_momentum ∉ [0, 1)`, negative lr / decay / `r` / `weight_lr_power`.
+    /// `inner_momentum ∉ [0, 1)`, negative lr / decay / `r` / `weight_lr_power` /
+    /// `decoupling_c`, `decoupling_c > 0` with `betas.0 = 1`.
     pub fn build<T: Element>(&self) -> Result<AdamWScheduleFreeOptimizer<T>, ConfigError> {
         self.build_with(BiasCorrection::Denominator)
     }
@@ -341,8 +346,10 @@ pub struct RAdamScheduleFree {
     pub r: f64,
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
-    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
-    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` ("Through the River",
+    /// arXiv 2507.09846; pytorch_optimizer has it on `ScheduleFreeAdamW` only, this is the same
+    /// rule here); 0 (default) is off, and must be when `β = 1`.
+    #[serde(skip_serializing_if = "crate::conversion::is_off")]
     pub decoupling_c: f64,
     /// Freeze parameters while the variance is not rectifiable.
     pub silent_sgd_phase: bool,
@@ -404,8 +411,10 @@ pub struct ScheduleFreeWrapper {
     pub r: f64,
     /// Averaging `lr_max` power `p ≥ 0`.
     pub weight_lr_power: f64,
-    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` (pytorch_optimizer's
-    /// `decoupling_c`; "Through the River", arXiv 2507.09846); 0 (default) is off.
+    /// Decoupled averaging weight `C ≥ 0`, `c ← min(1, c·(1 − β)·C)` ("Through the River",
+    /// arXiv 2507.09846; pytorch_optimizer has it on `ScheduleFreeAdamW` only, this is the same
+    /// rule here); 0 (default) is off, and must be when `β = 1`.
+    #[serde(skip_serializing_if = "crate::conversion::is_off")]
     pub decoupling_c: f64,
 }
 

@@ -18,7 +18,8 @@ fn golden_dir() -> PathBuf {
 }
 
 /// The preset of a fixture's reference class and constructor arguments; `None` for classes
-/// this replay does not map (closures, wrappers, third-party ports, schedulers, groups).
+/// this replay does not map (closures, wrappers, third-party ports but the decoupled
+/// `ScheduleFreeAdamW`, schedulers, groups).
 fn preset(fx: &Value) -> Option<PresetConfig> {
     if !fx["scheduler"].is_null() || !fx["param_groups"].is_null() {
         return None;
@@ -36,6 +37,10 @@ fn preset(fx: &Value) -> Option<PresetConfig> {
         "schedulefree.AdamWScheduleFreeReference" => {
             let decay_at_z = kwargs.remove("decay_at_z")?;
             json!({"method": "adamw_schedule_free_reference", "config": kwargs, "decay_at_z": decay_at_z})
+        }
+        // pytorch_optimizer's port, for its decoupled averaging weight (Refined SF-AdamW).
+        "pytorch_optimizer.ScheduleFreeAdamW" if kwargs.contains_key("decoupling_c") => {
+            with_method("adamw_schedule_free", kwargs)
         }
         "torch.optim.AdamW" => json!({"method": "adamw", "config": kwargs}),
         "torch.optim.SGD" => json!({"method": "sgd", "config": kwargs}),
@@ -160,6 +165,7 @@ fn golden_trajectories_replay_through_the_device_path() {
         "adamw_sf_paper",
         "adamw_sf_reference",
         "radam_sf",
+        "kz_schedulefree_adamw_decoupling_c",
         "torch_adamw_const",
         "torch_sgd_plain",
     ] {

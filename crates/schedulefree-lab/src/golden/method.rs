@@ -189,12 +189,20 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
     let mut kw = Kwargs::new(class, &fx.optimizer_kwargs);
     kw.ignore(&NO_MATH);
     let kozistr = class.starts_with("pytorch_optimizer.");
-    // Only pytorch_optimizer's classes take it (rescaled ckp1; the official ones have none).
-    let decoupling_c = if kozistr {
+    // Only pytorch_optimizer's ScheduleFreeAdamW reads it (its SGD and RAdam drop it, the
+    // official classes have none): replay it there, refuse it elsewhere.
+    let decoupling_c = if class == "pytorch_optimizer.ScheduleFreeAdamW" {
         kw.f64("decoupling_c", 0.0)?
     } else {
         0.0
     };
+    if kozistr && decoupling_c == 0.0 {
+        kw.require_f64(
+            "decoupling_c",
+            0.0,
+            "decoupling_c > 0 is ignored by this class upstream",
+        )?;
+    }
     if kozistr {
         // Present in pytorch_optimizer's ScheduleFree* signatures; only the official maths is mapped.
         kw.ignore(&["eps"]); // ScheduleFreeSGD takes an unused eps

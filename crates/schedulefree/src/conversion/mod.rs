@@ -118,14 +118,21 @@ pub(crate) fn decoupled_weight(c: f64, beta: f64, decoupling_c: f64) -> f64 {
     }
 }
 
-/// Check `decoupling_c ≥ 0` (finite).
-pub(crate) fn validate_decoupling_c(decoupling_c: f64) -> Result<(), ConfigError> {
+/// Check `decoupling_c ≥ 0` (finite), and 0 when `β = 1`: there `c·(1 − β)·C = 0`, `x` never
+/// moves and neither would the parameters.
+pub(crate) fn validate_decoupling_c(decoupling_c: f64, beta: f64) -> Result<(), ConfigError> {
     check(
         "decoupling_c",
         decoupling_c,
-        decoupling_c.is_finite() && decoupling_c >= 0.0,
-        "finite decoupling_c >= 0 (0 = off)",
+        decoupling_c.is_finite() && decoupling_c >= 0.0 && (decoupling_c == 0.0 || beta < 1.0),
+        "finite decoupling_c >= 0, and 0 (off) when beta = 1",
     )
+}
+
+/// Serde: leave `decoupling_c` out of saved configs while it is off, so that files written
+/// without it stay readable by builds that predate it.
+pub(crate) fn is_off(decoupling_c: &f64) -> bool {
+    *decoupling_c == 0.0
 }
 
 /// An online-to-batch conversion, composed into an optimizer's fused loop.
@@ -203,8 +210,15 @@ mod tests {
             (c * (1.0 - 0.9) * 5.0).to_bits()
         );
         assert_eq!(decoupled_weight(c, 0.9, 500.0), 1.0);
-        for bad in [-1.0, f64::NAN, f64::INFINITY] {
-            let e = validate_decoupling_c(bad).expect_err("invalid");
+        assert!(validate_decoupling_c(50.0, 0.9).is_ok());
+        assert!(validate_decoupling_c(0.0, 1.0).is_ok());
+        for (bad, beta) in [
+            (-1.0, 0.9),
+            (f64::NAN, 0.9),
+            (f64::INFINITY, 0.9),
+            (50.0, 1.0),
+        ] {
+            let e = validate_decoupling_c(bad, beta).expect_err("invalid");
             assert!(e.to_string().contains("decoupling_c"), "{e}");
         }
     }

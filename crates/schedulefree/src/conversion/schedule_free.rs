@@ -27,8 +27,8 @@ pub struct ScheduleFree {
     pub weights: AveragingWeights,
     /// Decoupled averaging weight `C ≥ 0`: `c ← min(1, c·(1 − β)·C)` after the weights
     /// ("Through the River", arXiv 2507.09846; `decoupling_c` of pytorch_optimizer); 0 (default)
-    /// is off.
-    #[serde(default)]
+    /// is off, and must be at `β = 1`.
+    #[serde(default, skip_serializing_if = "super::is_off")]
     pub decoupling_c: f64,
 }
 
@@ -70,7 +70,7 @@ impl Conversion for ScheduleFree {
     }
     fn validate(&self) -> Result<(), ConfigError> {
         Self::validate_beta(self.beta)?;
-        validate_decoupling_c(self.decoupling_c)?;
+        validate_decoupling_c(self.decoupling_c, self.beta)?;
         self.weights.validate()
     }
     fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (ScheduleFreeScalars, f64) {

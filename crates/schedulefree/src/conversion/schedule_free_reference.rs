@@ -20,8 +20,8 @@ pub struct ScheduleFreeReference {
     pub weights: AveragingWeights,
     /// Decoupled averaging weight `C ≥ 0`: `c ← min(1, c·(1 − β)·C)` after the weights
     /// ("Through the River", arXiv 2507.09846; `decoupling_c` of pytorch_optimizer); 0 (default)
-    /// is off.
-    #[serde(default)]
+    /// is off, and must be at `β = 1`.
+    #[serde(default, skip_serializing_if = "super::is_off")]
     pub decoupling_c: f64,
 }
 
@@ -59,7 +59,7 @@ impl Conversion for ScheduleFreeReference {
             (0.0..=1.0).contains(&self.beta),
             "0 <= beta <= 1",
         )?;
-        validate_decoupling_c(self.decoupling_c)?;
+        validate_decoupling_c(self.decoupling_c, self.beta)?;
         self.weights.validate()
     }
     fn scalars(&self, avg: &mut AveragingState, lr: f64, k: u64) -> (ReferenceScalars, f64) {

@@ -64,7 +64,7 @@ pub enum ConversionConfig {
         #[serde(default)]
         weights: AveragingWeights,
         /// Decoupled averaging weight `C ≥ 0` ([`ScheduleFree::decoupling_c`]; 0 = off).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "crate::conversion::is_off")]
         decoupling_c: f64,
     },
     /// [`PolyakAverage`] of the iterates.

@@ -33,6 +33,10 @@ fn float() -> impl Strategy<Value = f64> {
 fn nonneg(v: f64) -> bool {
     v >= 0.0 && v.is_finite()
 }
+/// `decoupling_c ≥ 0`, and off when the interpolation `β` is 1 (no averaging step otherwise).
+fn decoupling(c: f64, beta: f64) -> bool {
+    nonneg(c) && (c == 0.0 || beta < 1.0)
+}
 /// `(0, 1]`: the Schedule-Free interpolation β.
 fn sf_beta(v: f64) -> bool {
     v > 0.0 && v <= 1.0
@@ -94,7 +98,7 @@ proptest! {
         let cfg = SgdScheduleFree { lr, momentum: m, weight_decay: wd, warmup_steps: w, r, weight_lr_power: p, decoupling_c: dc };
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(m)), ("weight_decay", nonneg(wd)),
-            ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("decoupling_c", nonneg(dc)),
+            ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("decoupling_c", decoupling(dc, m)),
         ];
         check(cfg.build::<f64>(), &fields)?;
         check(cfg.build::<f32>(), &fields)?;
@@ -113,7 +117,7 @@ proptest! {
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", decay(b1)), ("eps", eps_ok(eps)),
             ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("beta1", decay(mu)),
-            ("decoupling_c", nonneg(dc)),
+            ("decoupling_c", decoupling(dc, b0)),
         ];
         check(cfg.build::<f64>(), &fields)?;
         check(cfg.build::<f32>(), &fields)?;
@@ -133,7 +137,7 @@ proptest! {
         let fields = [
             ("lr", nonneg(lr)), ("beta", sf_beta(b0)), ("beta2", radam_beta2(b1, silent)), ("eps", eps_ok(eps)),
             ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)),
-            ("decoupling_c", nonneg(dc)),
+            ("decoupling_c", decoupling(dc, b0)),
         ];
         check(cfg.build::<f64>(), &fields)?;
     }
@@ -143,7 +147,7 @@ proptest! {
         lr in float(), m in float(), wd in float(), r in float(), p in float(), b2 in float(), eps in float(), dc in float(),
     ) {
         let cfg = ScheduleFreeWrapper { momentum: m, weight_decay_at_y: wd, r, weight_lr_power: p, decoupling_c: dc };
-        let common = [("lr", nonneg(lr)), ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("decoupling_c", nonneg(dc))];
+        let common = [("lr", nonneg(lr)), ("weight_decay", nonneg(wd)), ("r", exponent(r)), ("weight_lr_power", exponent(p)), ("decoupling_c", decoupling(dc, m))];
         let with = |beta: (&'static str, bool), extra: &[(&'static str, bool)]| -> Vec<(&'static str, bool)> {
             common.iter().copied().chain([beta]).chain(extra.iter().copied()).collect()
         };

@@ -134,7 +134,7 @@ struct Fixture {
 }
 
 /// Record the fixtures (run on the release whose files the test should load:
-/// `cargo test --release -p schedulefree --test state_compat -- --ignored`).
+/// `cargo test --release -p schedulefree --test suite state_compat::record_fixtures -- --ignored`).
 #[test]
 #[ignore = "records fixtures; run on the release that writes them"]
 fn record_fixtures() {

@@ -175,6 +175,8 @@ pub fn presets() -> Vec<PresetConfig> {
             lr: 0.5,
             warmup_steps: 2,
             weight_decay: 0.001,
+            // The decoupled averaging weight, on the host and device paths alike.
+            decoupling_c: 20.0,
             ..Default::default()
         }),
         PresetConfig::RAdamScheduleFree(RAdamScheduleFree {
