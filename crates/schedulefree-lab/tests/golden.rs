@@ -84,6 +84,7 @@ fn every_schedulefree_and_torch_fixture_is_supported() {
         "torch_sgd_",
         "f32_",
         "adamc_",
+        "sfplus_",
     ] {
         let n = reports()
             .iter()
@@ -128,10 +129,12 @@ fn eval_train_round_trip_is_exercised_for_schedule_free_fixtures() {
             "{}: no state compared",
             r.name
         );
+        // The ScheduleFree+ fixtures record no `ckp1_derived` (their `weight_sum` is compared).
         assert!(
-            c.quantities
-                .iter()
-                .any(|q| q.name == "group.c (ckp1_derived)"),
+            r.name.contains("sfplus_")
+                || c.quantities
+                    .iter()
+                    .any(|q| q.name == "group.c (ckp1_derived)"),
             "{}: c not compared",
             r.name
         );
@@ -156,6 +159,50 @@ fn decoupling_c_fixture_is_replayed_and_passes() {
             assert!(
                 found.is_some_and(|x| x.count > 0),
                 "[{mode:?}]: {q} not compared"
+            );
+        }
+    }
+}
+
+/// ScheduleFree+ (`sf_plus`): every fixture is replayed through `ScheduleFreePlus`, stepped
+/// with the recorded loss (closed loop: the loss recomputed at our `y`), the official class
+/// with the reference's stored-corrected L1 EMA and the patched one with our default raw EMA;
+/// points, state, the Polyak step and the EMA compared.
+#[test]
+fn schedule_free_plus_fixtures_replay_with_both_ema_rules() {
+    let plus: Vec<&FixtureReport> = reports()
+        .iter()
+        .filter(|r| r.name.contains("sfplus_"))
+        .collect();
+    assert!(plus.len() >= 8, "{} ScheduleFree+ replays", plus.len());
+    for r in plus {
+        assert_eq!(r.status, Status::Pass, "{}", describe(r));
+        let c = r.comparison().expect("compared, not skipped");
+        let ema = if r.reference.ends_with("(grad_l1_ema stored raw)") {
+            "ema: Raw"
+        } else {
+            "ema: Reference"
+        };
+        assert!(c.mapping.contains(ema), "{}: {}", r.name, c.mapping);
+        let mut wanted = vec![
+            "y",
+            "x",
+            "state.z",
+            "state.exp_avg",
+            "state.exp_avg_sq",
+            "group.grad_l1_ema",
+            "group.scheduled_lr",
+        ];
+        if r.mode == LoopMode::Closed {
+            wanted.push("function_value");
+        }
+        for q in wanted {
+            let found = c.quantities.iter().find(|x| x.name == q);
+            assert!(
+                found.is_some_and(|x| x.count > 0),
+                "{} [{:?}]: {q} not compared",
+                r.name,
+                r.mode
             );
         }
     }

@@ -8,11 +8,16 @@
 //! base online learner  --z-steps-->  online-to-batch conversion  --> the point we return
 //!   (Sgd, Adam, RAdam,                (LastIterate + schedule, WeightedLastIterate,
 //!    AdaGradNorm, Cocob,               PolyakAverage, Ema, PrimalAverage,
-//!    Polyak, Prodigy)                  ScheduleFree{beta, r, weight_lr_power})
-//!                  + weight-decay policy (NoDecay, L2, DecoupledAtY, Decoupled, and for
+//!    Polyak, Prodigy,                  ScheduleFree{beta, r, weight_lr_power,
+//!    PolyakL1<Adam>)                   decoupling_c, anneal, c_warmup})
+//!                  + weight-decay policy (NoDecay, L2, DecoupledAtY, Decoupled,
+//!                    SquaredLrAtY, and for
 //!                    parameters tagged `normalized`: Corrected (AdamC/SGDC), Projected)
 //!                  + learning-rate schedule (pure function of the step)
 //! ```
+//!
+//! ScheduleFree+ ([`ScheduleFreePlus`], arXiv 2605.19095) is `PolyakL1<Adam>` + annealed
+//! `ScheduleFree` + `SquaredLrAtY`: a learning-rate-free Polyak step inside Schedule-Free.
 //!
 //! Global quantities (gradient norms, the loss for Polyak steps, Prodigy's sums) are reduced
 //! once per step by the driver, with an all-reduce hook for sharded parameters
@@ -104,8 +109,8 @@ pub use error::{ConfigError, ParamError, StateError, StepError};
 pub use param::{GroupConfig, GroupStepInfo, Param, ParamTags};
 pub use presets::{
     AdamC, AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
-    RAdamScheduleFree, ScheduleFreeWrapper, SgdC, SgdScheduleFree, SgdScheduleFreeReference,
-    TorchSgd,
+    RAdamScheduleFree, ScheduleFreePlus, ScheduleFreeWrapper, SgdC, SgdScheduleFree,
+    SgdScheduleFreeReference, TorchSgd,
 };
 pub use runtime::composed;
 pub use runtime::{DynOptimizer, PresetConfig};

@@ -10,6 +10,7 @@
 //! | [`SgdScheduleFreeReference`] | SGD | Schedule-Free (x, y, z stored) | at `y` | warmup |
 //! | [`AdamWScheduleFreeReference`] | Adam | Schedule-Free (x, y, z stored) | at `y` or `z` | warmup |
 //! | [`ScheduleFreeWrapper`] | any momentum-free learner | Schedule-Free (or reference) | at `y` | — |
+//! | [`ScheduleFreePlus`] | Polyak step × Adam (β1) | Schedule-Free (annealed β, `c_warmup`) | `γ²λ` at `y` | — |
 //! | [`AdamW`] | Adam | last iterate | decoupled (× lr) | any |
 //! | [`TorchSgd`] | SGD (momentum, Nesterov) | last iterate | L2 | any |
 //!
@@ -19,7 +20,9 @@
 //! `train()`/`eval()` around each step.
 
 mod corrected;
+mod schedule_free_plus;
 pub use corrected::{AdamC, AdamCOptimizer, SgdC, SgdCOptimizer};
+pub use schedule_free_plus::{ScheduleFreePlus, ScheduleFreePlusOptimizer};
 
 use crate::conversion::{AveragingWeights, LastIterate, ScheduleFree, ScheduleFreeReference};
 use crate::decay::{AnyDecay, Decoupled, DecoupledAtY, L2};
@@ -117,6 +120,8 @@ impl SgdScheduleFree {
                     weight_lr_power: self.weight_lr_power,
                 },
                 decoupling_c: self.decoupling_c,
+                anneal: None,
+                c_warmup: 0,
             },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
@@ -292,6 +297,8 @@ impl AdamWScheduleFree {
                 beta: self.betas.0,
                 weights: self.weights(),
                 decoupling_c: self.decoupling_c,
+                anneal: None,
+                c_warmup: 0,
             },
             DecoupledAtY,
             Warmup::new(self.warmup_steps, Constant),
@@ -389,6 +396,8 @@ impl RAdamScheduleFree {
                     weight_lr_power: self.weight_lr_power,
                 },
                 decoupling_c: self.decoupling_c,
+                anneal: None,
+                c_warmup: 0,
             },
             DecoupledAtY,
             Constant,
@@ -461,6 +470,8 @@ impl ScheduleFreeWrapper {
                     weight_lr_power: self.weight_lr_power,
                 },
                 decoupling_c: self.decoupling_c,
+                anneal: None,
+                c_warmup: 0,
             },
             DecoupledAtY,
             Constant,

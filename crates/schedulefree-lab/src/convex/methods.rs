@@ -152,6 +152,8 @@ fn with_learner<L: Learner + 'static>(run: &Run<'_>, learner: L) -> anyhow::Resu
                 beta: SF_BETA,
                 weights,
                 decoupling_c: 0.0,
+                anneal: None,
+                c_warmup: 0,
             },
             schedule,
             run.lr,

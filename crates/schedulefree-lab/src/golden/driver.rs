@@ -2,7 +2,7 @@
 //! [`DynOptimizer`] so that the replay loop is written once for every method.
 
 use schedulefree::learner::{self, Adam, BiasCorrection, StepCount};
-use schedulefree::{ConfigError, DynOptimizer, Element, ParamTags};
+use schedulefree::{ConfigError, DynOptimizer, Element, ParamTags, PresetConfig};
 
 use super::method::{Method, Plan, WrapperBase};
 
@@ -64,6 +64,8 @@ pub(crate) fn build<T: Element>(
         Method::TorchAdamW(c) => boxed(c.build::<T, _>(table()?))?,
         Method::TorchSgd(c) => boxed(c.build::<T, _>(table()?))?,
         Method::AdamC(c) => boxed(c.build::<T, _>(table()?))?,
+        // Built in the core (no kernels instantiated here).
+        Method::ScheduleFreePlus(c) => PresetConfig::ScheduleFreePlus(*c).build_dyn::<T>()?,
     };
     for g in plan.groups.iter().skip(1) {
         opt.add_group(*g)?;

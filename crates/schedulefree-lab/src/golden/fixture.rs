@@ -54,6 +54,9 @@ pub enum RecordKind {
     SfClosure,
     /// Plain optimizer (+ scheduler): `params` after the step.
     Plain,
+    /// ScheduleFree+ (`step_func(f)`): as [`RecordKind::SfY`], each step fed the loss
+    /// [`StepRecord::function_value`] at `y`.
+    SfPlus,
 }
 
 impl RecordKind {
@@ -94,6 +97,10 @@ pub struct GradientModel {
     pub b: Vec<Vec<f64>>,
     /// `noise[t−1][i][row]`.
     pub noise: Vec<Vec<Vec<f64>>>,
+    /// Constant added to the loss (`0.5·Σ bᵀA⁻¹b`, so the noiseless minimum is 0);
+    /// ScheduleFree+ fixtures only.
+    #[serde(default)]
+    pub f_offset: Option<f64>,
 }
 
 /// The torch base optimizer of a `ScheduleFreeWrapper` case.
@@ -143,6 +150,9 @@ pub struct StepRecord {
     /// Per-group scalars after the step.
     #[serde(default)]
     pub groups: Vec<Map<String, Value>>,
+    /// The loss at `y` fed to the step (record kind `sf_plus`).
+    #[serde(default)]
+    pub function_value: Option<f64>,
 }
 
 /// One golden trajectory (`<case>.json`).
@@ -287,6 +297,12 @@ impl Fixture {
                 self.gradient.noise.get(s),
                 &lens,
             )?;
+            if self.record_kind == RecordKind::SfPlus {
+                anyhow::ensure!(
+                    rec.function_value.is_some() && self.gradient.f_offset.is_some(),
+                    "steps[{s}]: a `sf_plus` record needs `function_value` (and the gradient model `f_offset`)"
+                );
+            }
             if sf {
                 check_tensors(&format!("steps[{s}].y"), rec.y.as_ref(), &lens)?;
                 check_tensors(&format!("steps[{s}].x"), rec.x.as_ref(), &lens)?;

@@ -7,15 +7,17 @@ use schedulefree::presets;
 use schedulefree::schedule::Tabulated;
 use schedulefree::{
     AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference, GroupConfig,
-    RAdamScheduleFree, ScheduleFreeWrapper, SgdScheduleFree, SgdScheduleFreeReference,
+    RAdamScheduleFree, ScheduleFreePlus, ScheduleFreeWrapper, SgdScheduleFree,
+    SgdScheduleFreeReference,
 };
 use serde_json::{Map, Value};
 
 use super::fixture::Fixture;
 use super::kwargs::Kwargs;
+use super::sf_plus;
 
 /// Arguments that never change the maths of a single-tensor CPU run.
-const NO_MATH: [&str; 4] = ["foreach", "fused", "capturable", "differentiable"];
+pub(super) const NO_MATH: [&str; 4] = ["foreach", "fused", "capturable", "differentiable"];
 
 /// The momentum-free base learner of a `ScheduleFreeWrapper` case.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +66,9 @@ pub enum Method {
     /// `presets::AdamC { .. }.build(schedule)` (`pytorch_optimizer.AdamC`; `peak_lr` = the
     /// constructor's lr, groups with `normalized: true` registered with `ParamTags::NORMALIZED`).
     AdamC(presets::AdamC),
+    /// `ScheduleFreePlus { .. }` through `PresetConfig::build_dyn`, stepped with the
+    /// recorded loss (`schedulefree.AdamCScheduleFreePlusPaper`).
+    ScheduleFreePlus(ScheduleFreePlus),
 }
 
 impl Method {
@@ -110,6 +115,10 @@ pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
     fx.validate()?;
     let class = fx.reference.as_str();
     let plan = match class {
+        sf_plus::CLASS | sf_plus::CLASS_RAW_EMA => match sf_plus::plan(fx, class)? {
+            Support::Supported(plan) => plan,
+            skipped => return Ok(skipped),
+        },
         "pytorch_optimizer.AdamC" => adamc_plan(fx, class)?,
         "pytorch_optimizer.ScheduleFreeRAdam" => {
             return Ok(Support::Skipped(
@@ -135,6 +144,14 @@ pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
         }
     };
     anyhow::ensure!(
+        matches!(plan.method, Method::ScheduleFreePlus(_))
+            == (fx.record_kind == super::fixture::RecordKind::SfPlus),
+        "{class}: record_kind {:?} does not fit the mapped preset {:?} (the loss is fed only \
+         to ScheduleFree+)",
+        fx.record_kind,
+        plan.method
+    );
+    anyhow::ensure!(
         plan.method.is_schedule_free() == fx.record_kind.is_schedule_free(),
         "{class}: record_kind {:?} does not fit the mapped preset {:?}",
         fx.record_kind,
@@ -145,7 +162,7 @@ pub fn resolve(fx: &Fixture) -> anyhow::Result<Support> {
 
 /// Per-group configurations: `default` overridden by each entry of `param_groups`
 /// (`lr`, and the weight decay under the name `wd_key`).
-fn group_configs(
+pub(super) fn group_configs(
     fx: &Fixture,
     default: GroupConfig,
     wd_key: &str,
@@ -385,6 +402,11 @@ fn with_group0(method: Method, g: GroupConfig) -> Method {
         }),
         // The peak stays the constructor's lr (set by the caller), whatever group 0's lr.
         Method::AdamC(c) => Method::AdamC(presets::AdamC {
+            lr,
+            weight_decay,
+            ..c
+        }),
+        Method::ScheduleFreePlus(c) => Method::ScheduleFreePlus(ScheduleFreePlus {
             lr,
             weight_decay,
             ..c

@@ -14,6 +14,7 @@ mod kwargs;
 pub mod method;
 pub mod replay;
 pub mod report;
+pub mod sf_plus;
 mod torch_scheduler;
 
 use std::path::PathBuf;

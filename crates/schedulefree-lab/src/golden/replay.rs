@@ -74,6 +74,31 @@ fn gradient_into<T: Element>(
     Ok(())
 }
 
+/// The ScheduleFree+ fixtures' loss at `y` (`record_semantics`): `f_offset + Σ_i q_i` with
+/// `q_i = 0.5·yᵀA_i y − bᵀy + noiseᵀy`, each dot product summed left to right in `f64`
+/// (numpy's order differs by rounding only).
+fn quadratic_loss<T: Element>(
+    model: &GradientModel,
+    s: usize,
+    y: &[Vec<T>],
+) -> anyhow::Result<f64> {
+    let noise = model
+        .noise
+        .get(s)
+        .ok_or_else(|| anyhow::anyhow!("no noise for step {}", s + 1))?;
+    let offset = model
+        .f_offset
+        .ok_or_else(|| anyhow::anyhow!("the gradient model has no f_offset"))?;
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y);
+    let mut f = offset;
+    for (i, yi) in y.iter().enumerate() {
+        let yi = widen(yi);
+        let ay: Vec<f64> = model.a[i].iter().map(|row| dot(row, &yi)).collect();
+        f += 0.5 * dot(&yi, &ay) - dot(&model.b[i], &yi) + dot(&noise[i], &yi);
+    }
+    Ok(f)
+}
+
 fn cast<T: Element>(v: &[f64]) -> Vec<T> {
     v.iter().map(|&x| T::of(x)).collect()
 }
@@ -139,6 +164,8 @@ fn replay_typed<T: Element>(
                 }
             }
         }
+        // ScheduleFree+ takes the loss at y (recorded; recomputed from our y in closed loop).
+        let mut loss = rec.function_value;
         match opts.mode {
             LoopMode::Open => {
                 for (g, r) in grads.iter_mut().zip(&rec.grad) {
@@ -150,6 +177,16 @@ fn replay_typed<T: Element>(
                 for (i, (g, r)) in grads.iter().zip(&rec.grad).enumerate() {
                     table.record_tensor("grad", t, i, &widen(g), r);
                 }
+                if let Some(want) = loss {
+                    let ours = quadratic_loss(&fx.gradient, s, &y)?;
+                    let at = Location {
+                        step: t,
+                        index: 0,
+                        element: 0,
+                    };
+                    table.record("function_value", at, ours, want);
+                    loss = Some(ours);
+                }
             }
         }
         {
@@ -159,7 +196,10 @@ fn replay_typed<T: Element>(
                 .zip(&grads)
                 .map(|((nm, v), g)| Param::new(nm, v, g))
                 .collect();
-            let info = opt.step(&mut params)?;
+            let info = match loss {
+                Some(f) => opt.step_with_loss(&mut params, f)?,
+                None => opt.step(&mut params)?,
+            };
             anyhow::ensure!(
                 info.skipped.is_none(),
                 "step {t} was skipped: {:?}",
@@ -230,8 +270,27 @@ fn replay_typed<T: Element>(
             }
         }
 
-        // Group scalars.
+        // Group scalars; learner group state recorded under the same name (ScheduleFree+'s
+        // `grad_l1_ema`).
+        let learner_state = if rec.groups.iter().any(|rg| rg.contains_key("grad_l1_ema")) {
+            opt.state().groups
+        } else {
+            Vec::new()
+        };
         for (g, rg) in rec.groups.iter().enumerate() {
+            if let (Some(want), Some(ours)) = (
+                rg.get("grad_l1_ema").and_then(Value::as_f64),
+                learner_state
+                    .get(g)
+                    .and_then(|r| r.learner_state.get("grad_l1_ema")),
+            ) {
+                let at = Location {
+                    step: t,
+                    index: g,
+                    element: 0,
+                };
+                table.record("group.grad_l1_ema", at, *ours, want);
+            }
             let info = opt
                 .group_info(g)
                 .ok_or_else(|| anyhow::anyhow!("group {g} missing"))?;

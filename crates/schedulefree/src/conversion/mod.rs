@@ -16,6 +16,7 @@ use crate::error::{ConfigError, check};
 use std::fmt::Debug;
 
 mod averaging;
+mod beta_anneal;
 mod last_iterate;
 mod primal;
 mod schedule_free;
@@ -23,6 +24,7 @@ mod schedule_free_reference;
 mod weighted_last_iterate;
 
 pub use averaging::{Ema, PolyakAverage};
+pub use beta_anneal::BetaAnneal;
 pub use last_iterate::LastIterate;
 pub use primal::PrimalAverage;
 pub use schedule_free::ScheduleFree;
@@ -135,6 +137,11 @@ pub(crate) fn is_off(decoupling_c: &f64) -> bool {
     *decoupling_c == 0.0
 }
 
+/// Serde: leave a step count out of saved configs while it is 0.
+pub(crate) fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 /// An online-to-batch conversion, composed into an optimizer's fused loop.
 ///
 /// `update` receives the scheduled lr `γ`, the decay shrink factor `s` of the learner's
@@ -185,6 +192,19 @@ pub trait Conversion: Clone + Debug + Send + Sync {
     /// scalars `sc`, by `z_new`, adjusting the buffer and any average as if the step had
     /// landed on `z_new` (used by the hypersphere projection, [`crate::decay::Projected`]).
     fn set_iterate<T: Element>(&self, sc: &Self::Scalars, p: &mut T, slots: &mut [T], z_new: T);
+    /// The conversion as mode switches and the eval point see a group after `k` completed
+    /// updates: one whose coefficients change with the step (an annealed Schedule-Free `β`)
+    /// returns a copy with them fixed at the values that formed the current buffer. Default:
+    /// a copy of `self`.
+    fn at_step(&self, _k: u64) -> Self {
+        self.clone()
+    }
+    /// The factor that turns `⟨g, z − y⟩` (gradient, learner's iterate, gradient point) of
+    /// the update after `k` completed updates into ScheduleFree+'s correction `β_k·⟨g, z − x⟩`
+    /// (arXiv 2605.19095): 1 unless `β` changed since `y` was formed (`z − y = β'·(z − x)`).
+    fn correction_scale(&self, _k: u64) -> f64 {
+        1.0
+    }
     /// Whether the returned point differs from the training buffer (needs train/eval modes).
     fn has_modes(&self) -> bool;
     /// Turn a training-mode element into its eval-mode form (buffer holds the returned point).

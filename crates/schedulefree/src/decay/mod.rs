@@ -157,6 +157,26 @@ impl Decay for DecoupledAtY {
     }
 }
 
+/// Decoupled decay at `y` with its coefficient scaled by the step's effective lr `γ`:
+/// `z ← z − γ²·λ·y` (ScheduleFree+, arXiv 2605.19095: AdamC's correction `λ_t = λ·γ_t/γ_max`
+/// with `γ_max = 1`, on every parameter). With an adaptive `γ` (a Polyak step) the
+/// equilibrium weight norm then no longer follows `γ`; `λ` is correspondingly large (20–50
+/// for language models, whose `γ` is ~1e-3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SquaredLrAtY;
+
+impl Decay for SquaredLrAtY {
+    fn name(&self) -> &'static str {
+        "squared_lr_at_y"
+    }
+    fn scalars(&self, ctx: DecayContext) -> DecayScalars {
+        DecayScalars {
+            at_y: ctx.weight_decay * ctx.lr,
+            ..DecayScalars::NONE
+        }
+    }
+}
+
 /// Decoupled decay of the learner's iterate, `z ← (1 − γλ)·z` before the step (Loshchilov &
 /// Hutter, arXiv 1711.05101, Algorithm 2, as in torch `AdamW`); for Schedule-Free this is
 /// "decay at z" (`AdamWScheduleFreeReference(decay_at_z=True)`).

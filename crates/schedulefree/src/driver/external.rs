@@ -143,7 +143,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         &mut self,
         params: &[ExternalParam<'_>],
         mut inputs: StepInputs<'_>,
-        prepass: Option<&mut PrepassEval<'_>>,
+        mut prepass: Option<&mut PrepassEval<'_>>,
     ) -> Result<ProgramStep, StepError> {
         if let Some(g) = self.groups.iter().position(|g| !g.train_mode) {
             return Err(StepError::EvalMode { group: g });
@@ -176,6 +176,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 l2_sq: g.l2_sq,
             };
         }
+        if L::PREPASS_BEFORE_LR {
+            // The lr reads the pre-pass sums: take them now, all-reduced with the norms.
+            self.prepass_sums.fill([0.0; MAX_PREPASS]);
+            if let (None, Some(eval)) = (bad, prepass.as_deref_mut()) {
+                self.external_prepass(params, eval)?;
+            }
+        }
         if let Some(why) = self.agree(bad, &mut inputs) {
             let info = self.skip(|i| params[i].name, why)?;
             return Ok(ProgramStep {
@@ -184,8 +191,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             });
         }
         self.scalar_phase(inputs.loss)?;
-        if let Some(eval) = prepass.filter(|_| n_pre > 0) {
-            self.external_prepass(params, &mut inputs, eval)?;
+        if let Some(eval) = prepass.filter(|_| n_pre > 0 && !L::PREPASS_BEFORE_LR) {
+            self.external_prepass(params, eval)?;
+            self.reduce_prepass(&mut inputs);
         }
         let groups = self.groups.clone();
         self.commit_scalars()?;
@@ -229,12 +237,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
 
     /// The program that gives the eval point `x` of an external parameter from its value `y`
     /// and slots (its value output; the slots are left as they are). Parameters without
-    /// state yet have `x = y`.
+    /// state yet have `x = y`. With an annealed Schedule-Free `β` the program holds the `β`
+    /// of the latest step (group 0's): build it again after each step.
     ///
     /// # Errors
     /// [`ProgramError::Untraceable`] for formulas that cannot be recorded.
     pub fn eval_program(&self) -> Result<ElementProgram, ProgramError> {
-        eval_program::<T, C>(&self.conversion, self.learner.slot_names().len())
+        let conv = self.conversion.at_step(self.groups[0].k);
+        eval_program::<T, C>(&conv, self.learner.slot_names().len())
     }
 
     /// The program of an in-place mode switch of one element, for callers that switch
@@ -242,12 +252,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// [`Optimizer::train`] do for host buffers: `to_train = false` turns a training-mode
     /// element (value `y`) into its eval-mode form (value `x`; conversions that swap buffer
     /// and slot, Polyak averaging and EMA, swap them), `true` turns it back. Run it on every
-    /// parameter with state, together.
+    /// parameter with state, together. With an annealed Schedule-Free `β` the program holds
+    /// the `β` of the latest step (group 0's): build it at the switch, not once.
     ///
     /// # Errors
     /// [`ProgramError::Untraceable`] for formulas that cannot be recorded.
     pub fn mode_program(&self, to_train: bool) -> Result<ElementProgram, ProgramError> {
-        mode_program::<T, C>(&self.conversion, self.learner.slot_names().len(), to_train)
+        let conv = self.conversion.at_step(self.groups[0].k);
+        mode_program::<T, C>(&conv, self.learner.slot_names().len(), to_train)
     }
 
     /// Record a mode switch the caller has made: after running
@@ -281,11 +293,11 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     }
 
     /// The pre-pass of an external step: programs from this step's (uncommitted) scalars,
-    /// the caller's sums, then the per-group sums as the host pre-pass leaves them.
+    /// the caller's sums, then the per-group sums as the host pre-pass leaves them (before
+    /// the all-reduce).
     fn external_prepass(
         &mut self,
         params: &[ExternalParam<'_>],
-        inputs: &mut StepInputs<'_>,
         eval: &mut PrepassEval<'_>,
     ) -> Result<(), StepError> {
         let n_pre = L::PREPASS_LEN;
@@ -296,8 +308,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 continue;
             }
             let e = &self.entries[idx];
-            let gs = &self.scratch[e.group];
-            let ls = gs.learner_scalars(&self.learner, self.groups[e.group].k, e.updates);
+            let ls = self.prepass_scalars(e.group, e.updates);
             let init = if e.has_state {
                 None
             } else {
@@ -321,7 +332,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         for (&idx, s) in owners.iter().zip(sums.chunks_exact(n_pre.max(1))) {
             self.entry_prepass[idx][..n_pre].copy_from_slice(s);
         }
-        self.add_prepass(inputs);
+        self.sum_prepass();
         Ok(())
     }
 

@@ -127,8 +127,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             return Ok(());
         }
         let (n_learner, n_slots) = (self.learner.slot_names().len(), self.num_slots());
+        let conv = self.conversion.at_step(self.groups[e.group].k);
         e.layout(n_slots).for_each(&e.state, |i, st| {
-            out[i] = self.conversion.eval_value(value[i], &st[n_learner..]);
+            out[i] = conv.eval_value(value[i], &st[n_learner..]);
         });
         Ok(())
     }
@@ -165,12 +166,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             out.copy_from_slice(value);
             return Ok(());
         }
+        let conv = self.conversion.at_step(self.groups[e.group].k);
         e.layout(n_slots).for_each(&e.state, |i, st| {
             let cs = &st[n_learner..];
             out[i] = if eval {
-                self.conversion().iterate_eval(value[i], cs)
+                conv.iterate_eval(value[i], cs)
             } else {
-                self.conversion().iterate(value[i], cs)
+                conv.iterate(value[i], cs)
             };
         });
         Ok(())
@@ -214,13 +216,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let k = grp.k;
         let unfactored_lr = grp.config.lr * self.schedule.value(k);
         let known = !self.learner.lr_factor_needs_reductions();
-        let none = Reductions {
-            group_l1: 0.0,
-            group_l2_sq: 0.0,
-            total_l2_sq: 0.0,
-            loss: None,
-        };
-        let (lr_factor, lr) = known.then(|| self.group_lr(grp, &none)).unzip();
+        let (lr_factor, lr) = known.then(|| self.group_lr(grp, &Reductions::NONE)).unzip();
         let c = lr.map(|lr| {
             let mut averaging = grp.averaging;
             self.conversion().scalars(&mut averaging, lr, k).1

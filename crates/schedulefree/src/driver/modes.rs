@@ -60,12 +60,13 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                     continue;
                 }
                 let value = &mut *p.value;
+                let conv = self.conversion.at_step(self.groups[e.group].k);
                 e.layout(n_slots).for_each_mut(&mut e.state, |i, st| {
                     let cs = &mut st[n_learner..];
                     if to_train {
-                        self.conversion.to_train(&mut value[i], cs)
+                        conv.to_train(&mut value[i], cs)
                     } else {
-                        self.conversion.to_eval(&mut value[i], cs)
+                        conv.to_eval(&mut value[i], cs)
                     }
                 });
             }

@@ -9,16 +9,17 @@ use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::{GradSums, grad_sums};
-use crate::learner::Learner;
+use crate::learner::{Learner, MAX_PREPASS};
 use crate::param::Param;
 use crate::schedule::Schedule;
 
 impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, L, C, D, S> {
-    /// Fill the entry and group gradient sums; `Some(why)` if the step must be skipped (a
-    /// non-finite gradient here or on another shard, or a non-finite loss).
+    /// Fill the entry and group gradient sums (and the pre-pass sums of learners whose lr
+    /// reads them); `Some(why)` if the step must be skipped (a non-finite gradient here or on
+    /// another shard, or a non-finite loss).
     pub(super) fn reduce(
         &mut self,
-        params: &[Param<'_, T>],
+        params: &mut [Param<'_, T>],
         inputs: &mut StepInputs<'_>,
     ) -> Result<Option<Skipped>, StepError> {
         self.entry_sums.fill(GradSums::default());
@@ -33,11 +34,19 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             }
             self.entry_sums[idx] = sums;
         }
+        if L::PREPASS_BEFORE_LR {
+            if bad.is_none() {
+                self.local_prepass(params);
+            } else {
+                self.prepass_sums.fill([0.0; MAX_PREPASS]);
+            }
+        }
         Ok(self.agree(bad, inputs))
     }
 
     /// From the entry sums and the index of a local non-finite gradient (if any): the group
-    /// sums, all-reduced across shards with `inputs`' hook, and whether to skip the step.
+    /// sums, all-reduced across shards with `inputs`' hook (with the pre-pass sums of
+    /// learners whose lr reads them, in the same call), and whether to skip the step.
     pub(super) fn agree(
         &mut self,
         bad: Option<usize>,
@@ -49,17 +58,32 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let loss_bad = inputs.loss.is_some_and(|l| !l.is_finite());
         let mut elsewhere = false;
         if let Some(hook) = inputs.all_reduce.as_mut() {
-            // Layout: [non-finite count (gradients or loss), then ‖g‖₁, ‖g‖₂² per group].
+            // Layout: [non-finite count (gradients or loss), then ‖g‖₁, ‖g‖₂² per group, then
+            // (PREPASS_BEFORE_LR) the pre-pass sums per group].
+            let n_pre = if L::PREPASS_BEFORE_LR {
+                L::PREPASS_LEN
+            } else {
+                0
+            };
             let buf = &mut self.reduce_buf;
             buf.clear();
             buf.push(f64::from(u8::from(bad.is_some() || loss_bad)));
             for s in &self.group_sums {
                 buf.extend_from_slice(&[s.l1, s.l2_sq]);
             }
+            for s in self.prepass_sums.iter().filter(|_| n_pre > 0) {
+                buf.extend_from_slice(&s[..n_pre]);
+            }
             hook(buf);
             elsewhere = bad.is_none() && !loss_bad && buf[0] != 0.0;
-            for (s, v) in self.group_sums.iter_mut().zip(buf[1..].chunks_exact(2)) {
+            let (norms, pre) = buf[1..].split_at(2 * self.group_sums.len());
+            for (s, v) in self.group_sums.iter_mut().zip(norms.chunks_exact(2)) {
                 (s.l1, s.l2_sq) = (v[0], v[1]);
+            }
+            if n_pre > 0 {
+                for (s, v) in self.prepass_sums.iter_mut().zip(pre.chunks_exact(n_pre)) {
+                    s[..n_pre].copy_from_slice(v);
+                }
             }
         }
         match (bad, loss_bad, elsewhere) {

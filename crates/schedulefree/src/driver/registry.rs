@@ -27,7 +27,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         g.train_mode = self.groups[0].train_mode;
         self.groups.push(g);
         self.group_sums.push(GradSums::default());
-        self.reduce_buf.resize(1 + 2 * self.groups.len(), 0.0);
+        self.reduce_buf
+            .resize(1 + (2 + MAX_PREPASS) * self.groups.len(), 0.0);
         self.prepass_sums.push([0.0; MAX_PREPASS]);
         Ok(self.groups.len() - 1)
     }

@@ -9,7 +9,7 @@ use crate::decay::{Decay, DecayContext, DecayScalars};
 use crate::element::Element;
 use crate::error::StepError;
 use crate::kernel::GradSums;
-use crate::learner::{GroupState, Learner, Reductions, StepIndex};
+use crate::learner::{GroupState, Learner, MAX_PREPASS, Reductions, StepIndex};
 use crate::param::{Group, GroupStepInfo, ParamTags};
 use crate::schedule::Schedule;
 
@@ -63,6 +63,16 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// Per-group scalars into `self.scratch` from the step's reductions and `loss`.
     pub(super) fn scalar_phase(&mut self, loss: Option<f64>) -> Result<(), StepError> {
         let total_l2_sq = self.group_sums.iter().map(|s| s.l2_sq).sum::<f64>();
+        let total_l1 = self.group_sums.iter().map(|s| s.l1).sum::<f64>();
+        // Over every group, in group order (the per-group sums are in name order).
+        let mut prepass = [0.0; MAX_PREPASS];
+        if L::PREPASS_BEFORE_LR {
+            for s in &self.prepass_sums {
+                for (a, v) in prepass.iter_mut().zip(s) {
+                    *a += v;
+                }
+            }
+        }
         self.scratch.clear();
         for (gi, g) in self.groups.iter().enumerate() {
             let k = g.k;
@@ -70,7 +80,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
                 group_l1: self.group_sums[gi].l1,
                 group_l2_sq: self.group_sums[gi].l2_sq,
                 total_l2_sq,
+                total_l1,
                 loss,
+                prepass,
+                correction_scale: self.conversion.correction_scale(k),
             };
             let (lr_factor, lr) = self.group_lr(g, &reductions);
             let mut averaging = g.averaging;

@@ -100,6 +100,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             return self.skip(|i| params[i].name, why);
         }
         self.scalar_phase(inputs.loss)?;
+        // After the scalar phase: its sums may depend on the lr (Prodigy). Learners whose
+        // lr reads them had theirs in `reduce`.
         self.prepass(params, &mut inputs)?;
         self.commit_scalars()?;
         self.update(params, one_pass);

@@ -50,10 +50,11 @@ pub struct StepInputs<'a> {
     pub loss: Option<f64>,
     /// Sums a vector of partial sums element-wise across shards in place (an all-reduce):
     /// called once with `[non-finite count (gradients or loss), then ‖g‖₁, ‖g‖₂² per group]`
-    /// before anything is
-    /// decided, and once more with the learner's pre-pass sums (per group) for learners that
-    /// have one (Prodigy). Every shard must call `step_with` with the same parameter groups,
-    /// so that the collective calls match.
+    /// before anything is decided, and once more with the learner's pre-pass sums (per
+    /// group) for learners that have one (Prodigy). Learners whose lr reads their pre-pass
+    /// (ScheduleFree+'s `⟨g, z − y⟩`) have those sums appended to the first call instead:
+    /// one collective call per step. Every shard must call `step_with` with the same
+    /// parameter groups, so that the collective calls match.
     pub all_reduce: Option<&'a mut AllReduce<'a>>,
 }
 

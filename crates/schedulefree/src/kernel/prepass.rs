@@ -67,7 +67,9 @@ impl<L: Learner, C: Conversion> Prepass<'_, L, C> {
     #[inline(always)]
     fn element<T: Element>(&self, p: T, g: T, slots: &[T], nl: usize) -> PrepassSums {
         let z = self.conversion.iterate(p, &slots[nl..nl + C::SLOTS]);
-        let f = self.learner.prepass_factors(&self.ls, g, z, &slots[..nl]);
+        let f = self
+            .learner
+            .prepass_factors(&self.ls, g, z, p, &slots[..nl]);
         std::array::from_fn(|j| f[j].0.f64() * f[j].1.f64())
     }
 }

@@ -213,9 +213,10 @@ fn check_prepass<T: Element, L: Learner, C: Conversion>(
         };
         l.for_each(s, |i, e| {
             let z = kernel.conversion.iterate(p[i], &e[kernel.n_learner..]);
-            let f = kernel
-                .learner
-                .prepass_factors(&kernel.ls, g[i], z, &e[..kernel.n_learner]);
+            let f =
+                kernel
+                    .learner
+                    .prepass_factors(&kernel.ls, g[i], z, p[i], &e[..kernel.n_learner]);
             let t: [f64; MAX_PREPASS] = std::array::from_fn(|j| f[j].0.f64() * f[j].1.f64());
             let (mut v, mut e2) = (p[i], e.to_vec());
             let traced = program

@@ -11,6 +11,7 @@ mod adagrad_norm;
 mod adam;
 mod cocob;
 mod polyak;
+mod polyak_l1;
 mod prodigy;
 mod radam;
 mod sgd;
@@ -19,6 +20,7 @@ pub use adagrad_norm::AdaGradNorm;
 pub use adam::{Adam, BiasCorrection, StepCount};
 pub use cocob::Cocob;
 pub use polyak::Polyak;
+pub use polyak_l1::{L1Ema, PolyakL1};
 pub use prodigy::Prodigy;
 pub use radam::RAdam;
 pub use sgd::Sgd;
@@ -42,8 +44,30 @@ pub struct Reductions {
     pub group_l2_sq: f64,
     /// `‖g‖₂²` over every gradient of the step (all groups).
     pub total_l2_sq: f64,
+    /// `‖g‖₁` over every gradient of the step (all groups).
+    pub total_l1: f64,
     /// The loss at the gradient point, when the caller passed one.
     pub loss: Option<f64>,
+    /// The learner's pre-pass sums over every group, when it runs before the scalar phase
+    /// ([`Learner::PREPASS_BEFORE_LR`]); zeros otherwise.
+    pub prepass: [f64; MAX_PREPASS],
+    /// The conversion's [`crate::conversion::Conversion::correction_scale`] for this step:
+    /// turns `⟨g, z − y⟩` into the Schedule-Free correction `β_k·⟨g, z − x⟩`.
+    pub correction_scale: f64,
+}
+
+impl Reductions {
+    /// No gradient, loss or pre-pass seen (what [`crate::Optimizer::next_step`] passes when
+    /// the learner does not read them).
+    pub const NONE: Reductions = Reductions {
+        group_l1: 0.0,
+        group_l2_sq: 0.0,
+        total_l2_sq: 0.0,
+        total_l1: 0.0,
+        loss: None,
+        prepass: [0.0; MAX_PREPASS],
+        correction_scale: 1.0,
+    };
 }
 
 /// Step counters a learner may use for its per-step scalars.
@@ -76,6 +100,12 @@ pub trait Learner: Clone + Debug + Send + Sync {
     /// Number of sums of the learner's pre-pass (0: no pre-pass, and none is compiled); at
     /// most [`MAX_PREPASS`].
     const PREPASS_LEN: usize = 0;
+
+    /// Whether [`Learner::lr_factor`] reads the pre-pass sums ([`Reductions::prepass`]):
+    /// then the pre-pass runs before the scalar phase, its sums are all-reduced together with
+    /// the gradient norms (one collective call per step), and the [`Learner::scalars`] it is
+    /// given are computed with `lr = 0` (its factors must not depend on the lr).
+    const PREPASS_BEFORE_LR: bool = false;
 
     /// Short name used in saved state and reports, e.g. `"adam"`.
     fn name(&self) -> &'static str;
@@ -134,7 +164,8 @@ pub trait Learner: Clone + Debug + Send + Sync {
     /// One element's terms of the pre-pass sums, as factors: term `j` is `a_j·b_j` with the
     /// product taken in `f64` (exact for `f32` factors), for the first
     /// [`Learner::PREPASS_LEN`] entries (the rest are ignored); computed before any element
-    /// is updated (Prodigy's `g·(z₀ − z)` and `|s|·1`); `z` is the learner's iterate. The
+    /// is updated (Prodigy's `g·(z₀ − z)` and `|s|·1`); `z` is the learner's iterate and `y`
+    /// the parameter buffer (the gradient point in train mode). The
     /// factors are element values, so an element program can record them
     /// ([`crate::Optimizer::step_programs_with`]). The host driver adds the terms in `f64`, in
     /// 16 interleaved partial sums per block of 16384 elements, the blocks in order, so the
@@ -145,6 +176,7 @@ pub trait Learner: Clone + Debug + Send + Sync {
         _sc: &Self::Scalars,
         _g: T,
         _z: T,
+        _y: T,
         _slots: &[T],
     ) -> [(T, T); MAX_PREPASS] {
         [(T::zero(), T::zero()); MAX_PREPASS]

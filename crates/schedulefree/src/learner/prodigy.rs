@@ -133,6 +133,7 @@ impl Learner for Prodigy {
         sc: &ProdigyScalars,
         g: T,
         z: T,
+        _y: T,
         slots: &[T],
     ) -> [(T, T); MAX_PREPASS] {
         let s = T::of(sc.beta3) * slots[2] + T::of(sc.s_coef) * g;

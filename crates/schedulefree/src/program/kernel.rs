@@ -141,7 +141,7 @@ pub(crate) fn prepass_program<T: Element, L: Learner, C: Conversion>(
     let (ops, (value, slots, terms)) = record(|| {
         let (p, g, e) = inputs::<T>(ns);
         let z = conversion.iterate(p, &e[nl..ns]);
-        let f = learner.prepass_factors(ls, g, z, &e[..nl]);
+        let f = learner.prepass_factors(ls, g, z, p, &e[..nl]);
         let terms: Vec<(usize, usize)> = f[..L::PREPASS_LEN]
             .iter()
             .map(|&(a, b)| (a.node(), b.node()))

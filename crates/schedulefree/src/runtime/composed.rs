@@ -148,6 +148,8 @@ fn with_conversion<T: Element, L: Learner + 'static>(
                 beta,
                 weights,
                 decoupling_c,
+                anneal: None,
+                c_warmup: 0,
             },
             c.decay,
             schedule,

@@ -7,7 +7,7 @@ use crate::element::Element;
 use crate::error::ConfigError;
 use crate::presets::{
     AdamC, AdamW, AdamWScheduleFree, AdamWScheduleFreePaper, AdamWScheduleFreeReference,
-    RAdamScheduleFree, SgdC, SgdScheduleFree, SgdScheduleFreeReference, TorchSgd,
+    RAdamScheduleFree, ScheduleFreePlus, SgdC, SgdScheduleFree, SgdScheduleFreeReference, TorchSgd,
 };
 use crate::schedule::ScheduleConfig;
 
@@ -43,6 +43,9 @@ pub enum PresetConfig {
     /// [`RAdamScheduleFree`].
     #[serde(rename = "radam_schedule_free")]
     RAdamScheduleFree(RAdamScheduleFree),
+    /// [`ScheduleFreePlus`] (steps need the loss: `step_with_loss`).
+    #[serde(rename = "schedule_free_plus")]
+    ScheduleFreePlus(ScheduleFreePlus),
     /// [`AdamW`] driven by `schedule`.
     #[serde(rename = "adamw")]
     AdamW {
@@ -107,6 +110,7 @@ impl PresetConfig {
             Self::AdamWScheduleFreePaper(_) => "adamw_schedule_free_paper",
             Self::AdamWScheduleFreeReference(_) => "adamw_schedule_free_reference",
             Self::RAdamScheduleFree(_) => "radam_schedule_free",
+            Self::ScheduleFreePlus(_) => "schedule_free_plus",
             Self::AdamW { .. } => "adamw",
             Self::Sgd { .. } => "sgd",
             Self::AdamC { .. } => "adamc",
@@ -122,6 +126,7 @@ impl PresetConfig {
             Self::AdamWScheduleFree(c) | Self::AdamWScheduleFreePaper(c) => c.lr,
             Self::AdamWScheduleFreeReference(c) => c.config.lr,
             Self::RAdamScheduleFree(c) => c.lr,
+            Self::ScheduleFreePlus(c) => c.lr,
             Self::AdamW { config, .. } => config.lr,
             Self::Sgd { config, .. } => config.lr,
             Self::AdamC { config, .. } => config.lr,
@@ -137,6 +142,7 @@ impl PresetConfig {
             Self::AdamWScheduleFree(c) | Self::AdamWScheduleFreePaper(c) => c.lr = lr,
             Self::AdamWScheduleFreeReference(c) => c.config.lr = lr,
             Self::RAdamScheduleFree(c) => c.lr = lr,
+            Self::ScheduleFreePlus(c) => c.lr = lr,
             Self::AdamW { config, .. } => config.lr = lr,
             Self::Sgd { config, .. } => config.lr = lr,
             Self::AdamC { config, .. } => config.lr = lr,
@@ -152,6 +158,7 @@ impl PresetConfig {
             Self::AdamWScheduleFree(c) | Self::AdamWScheduleFreePaper(c) => c.weight_decay = wd,
             Self::AdamWScheduleFreeReference(c) => c.config.weight_decay = wd,
             Self::RAdamScheduleFree(c) => c.weight_decay = wd,
+            Self::ScheduleFreePlus(c) => c.weight_decay = wd,
             Self::AdamW { config, .. } => config.weight_decay = wd,
             Self::Sgd { config, .. } => config.weight_decay = wd,
             Self::AdamC { config, .. } => config.weight_decay = wd,
@@ -190,6 +197,7 @@ impl PresetConfig {
             Self::AdamWScheduleFreePaper(c) => boxed(AdamWScheduleFreePaper(*c).build::<T>()),
             Self::AdamWScheduleFreeReference(c) => boxed(c.build::<T>()),
             Self::RAdamScheduleFree(c) => boxed(c.build::<T>()),
+            Self::ScheduleFreePlus(c) => boxed(c.build::<T>()),
             Self::AdamW { config, schedule } => boxed(config.build::<T, _>(schedule.build()?)),
             Self::Sgd { config, schedule } => boxed(config.build::<T, _>(schedule.build()?)),
             Self::AdamC { config, schedule } => boxed(config.build::<T, _>(schedule.build()?)),
@@ -212,6 +220,7 @@ mod tests {
             PresetConfig::AdamWScheduleFreePaper(AdamWScheduleFree::default()),
             PresetConfig::AdamWScheduleFreeReference(AdamWScheduleFreeReference::default()),
             PresetConfig::RAdamScheduleFree(RAdamScheduleFree::default()),
+            PresetConfig::ScheduleFreePlus(ScheduleFreePlus::default()),
             PresetConfig::AdamW {
                 config: AdamW::default(),
                 schedule: ScheduleConfig::Constant {},

@@ -117,6 +117,8 @@ fn tabulated_sf<L: schedulefree::learner::Learner + 'static>(
                 beta: 0.9,
                 weights: AveragingWeights::default(),
                 decoupling_c: 0.0,
+                anneal: None,
+                c_warmup: 0,
             },
             DecoupledAtY,
             Tabulated::new(table).expect("valid"),

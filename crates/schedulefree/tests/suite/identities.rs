@@ -166,7 +166,7 @@ proptest! {
         let adam = Adam { beta1: mu, ..Default::default() };
         let sched = || Warmup::new(warmup, Constant);
         let mut eff = Optimizer::<f64, _, _, _, _>::new(
-            adam, ScheduleFree { beta, weights, decoupling_c: dc }, decay, sched(), group(lr, wd),
+            adam, ScheduleFree { beta, weights, decoupling_c: dc, anneal: None, c_warmup: 0 }, decay, sched(), group(lr, wd),
         ).expect("valid");
         let mut refr = Optimizer::<f64, _, _, _, _>::new(
             adam, ScheduleFreeReference { beta, weights, decoupling_c: dc }, decay, sched(), group(lr, wd),
@@ -246,7 +246,7 @@ proptest! {
     fn uniform_weights_give_one_over_k(table in prop::collection::vec(0.0..2.0_f64, 1..20), lr in 0.0..2.0_f64) {
         let sched = Tabulated::new(table).expect("valid table");
         let mut opt = Optimizer::<f64, _, _, _, _>::new(
-            Sgd::plain(), ScheduleFree { beta: 0.9, weights: AveragingWeights::UNIFORM, decoupling_c: 0.0 }, DecoupledAtY, sched, group(lr, 0.0),
+            Sgd::plain(), ScheduleFree { beta: 0.9, weights: AveragingWeights::UNIFORM, decoupling_c: 0.0, anneal: None, c_warmup: 0 }, DecoupledAtY, sched, group(lr, 0.0),
         ).expect("valid");
         opt.add_param("w", &[2]).expect("new");
         let mut y = vec![1.0, -1.0];
@@ -288,7 +288,7 @@ proptest! {
         let first = table[0];
         let mut opt = Optimizer::<f64, _, _, _, _>::new(
             Sgd::plain(),
-            ScheduleFree { beta: 0.9, weights: AveragingWeights { r, weight_lr_power: p }, decoupling_c: 0.0 },
+            ScheduleFree { beta: 0.9, weights: AveragingWeights { r, weight_lr_power: p }, decoupling_c: 0.0, anneal: None, c_warmup: 0 },
             DecoupledAtY,
             Tabulated::new(table.clone()).expect("valid"),
             group(1.0, 0.0),
@@ -325,7 +325,7 @@ proptest! {
     #[test]
     fn momentum_form(beta in 0.1..=1.0_f64, lr in 1e-2..1.0_f64, n in 1usize..8, seed in any::<u64>()) {
         let mut opt = Optimizer::<f64, _, _, _, _>::new(
-            Sgd::plain(), ScheduleFree { beta, weights: AveragingWeights::UNIFORM, decoupling_c: 0.0 }, DecoupledAtY, Constant, group(lr, 0.0),
+            Sgd::plain(), ScheduleFree { beta, weights: AveragingWeights::UNIFORM, decoupling_c: 0.0, anneal: None, c_warmup: 0 }, DecoupledAtY, Constant, group(lr, 0.0),
         ).expect("valid");
         opt.add_param("w", &[n]).expect("new");
         let mut rng = SplitMix(seed);

@@ -22,6 +22,7 @@ mod projection;
 mod refine;
 mod resume;
 mod resume_new;
+mod schedule_free_plus;
 mod schedules;
 mod sharding;
 mod state_compat;

@@ -110,7 +110,7 @@ proptest! {
     #[test]
     fn schedule_free_follows_the_momentum_form(beta in 0.05..1.0_f64, r in 0.0..3.0_f64) {
         let weights = AveragingWeights { r, weight_lr_power: 0.0 };
-        let mut opt = Optimizer::<f64, _, _, _, _>::new(Sgd::plain(), ScheduleFree { beta, weights, decoupling_c: 0.0 }, NoDecay, Constant, group(0.2)).expect("config");
+        let mut opt = Optimizer::<f64, _, _, _, _>::new(Sgd::plain(), ScheduleFree { beta, weights, decoupling_c: 0.0, anneal: None, c_warmup: 0 }, NoDecay, Constant, group(0.2)).expect("config");
         opt.add_param("w", &[4]).expect("name");
         let mut y = vec![0.0; 4];
         let (mut xs, mut ys, mut zs) = (Vec::new(), Vec::new(), Vec::new());

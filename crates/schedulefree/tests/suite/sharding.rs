@@ -1,7 +1,7 @@
 //! Sharded parameters (`StepInputs::all_reduce`): one model's parameters split across two
 //! optimizers stepping in two threads, whose global reductions (gradient norms, the non-finite
-//! count, Prodigy's pre-pass sums, the loss) are summed through channels, follow the trajectory
-//! of one optimizer holding every parameter.
+//! count, Prodigy's pre-pass sums, ScheduleFree+'s `⟨g, z − y⟩`, the loss) are summed through
+//! channels, follow the trajectory of one optimizer holding every parameter.
 //!
 //! Bit-identical when each shard holds one tensor: the single optimizer adds per-tensor sums in
 //! name order starting from 0, `(0 + s_a) + s_b = s_a + s_b`, exactly what the all-reduce
@@ -17,7 +17,7 @@ use schedulefree::conversion::AveragingWeights;
 use schedulefree::decay::{AnyDecay, DecayConfig};
 use schedulefree::learner::{AdaGradNorm, Polyak, Prodigy};
 use schedulefree::schedule::ScheduleConfig;
-use schedulefree::{Param, Skipped, StepInfo, StepInputs};
+use schedulefree::{Param, PresetConfig, ScheduleFreePlus, Skipped, StepInfo, StepInputs};
 
 const STEPS: usize = 30;
 /// The step at which one shard sees a NaN gradient (in the test that injects one).
@@ -48,8 +48,8 @@ impl Peer {
     }
 }
 
-fn composed(learner: LearnerConfig, conversion: ConversionConfig) -> Composed {
-    Composed {
+fn composed(learner: LearnerConfig, conversion: ConversionConfig) -> PresetConfig {
+    PresetConfig::Composed(Composed {
         learner,
         conversion,
         decay: DecayConfig::standard(AnyDecay::DecoupledAtY),
@@ -60,10 +60,10 @@ fn composed(learner: LearnerConfig, conversion: ConversionConfig) -> Composed {
         },
         lr: 0.5,
         weight_decay: 0.01,
-    }
+    })
 }
 
-fn cases() -> [(&'static str, Composed); 4] {
+fn cases() -> [(&'static str, PresetConfig); 5] {
     let sf = ConversionConfig::ScheduleFree {
         beta: 0.9,
         weights: AveragingWeights::default(),
@@ -101,6 +101,16 @@ fn cases() -> [(&'static str, Composed); 4] {
                 }),
                 sf,
             ),
+        ),
+        (
+            "schedule_free_plus",
+            PresetConfig::ScheduleFreePlus(ScheduleFreePlus {
+                weight_decay: 0.2,
+                polyak_beta: 0.5,
+                c_warmup: 2,
+                sf_beta1_anneal_steps: 12,
+                ..Default::default()
+            }),
         ),
     ]
 }
@@ -153,7 +163,7 @@ fn grad(t: &Tensor, step: usize, poison: bool) -> (Vec<f64>, f64) {
 /// Run `tensors` on one optimizer; `peer` (if any) is this shard's end of the all-reduce. The loss passed
 /// is the global one (all-reduced). Returns the final values and every step's info.
 fn run(
-    c: &Composed,
+    c: &PresetConfig,
     mut tensors: Vec<Tensor>,
     mut peer: Option<&mut Peer>,
     poison: bool,
@@ -195,7 +205,7 @@ fn run(
 /// running in two threads; shard 0 gets a NaN gradient at [`NAN_STEP`] when `poison`.
 #[allow(clippy::type_complexity)]
 fn single_and_sharded(
-    c: &Composed,
+    c: &PresetConfig,
     split: bool,
     poison: bool,
 ) -> (
