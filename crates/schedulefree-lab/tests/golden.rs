@@ -174,7 +174,7 @@ fn schedule_free_plus_fixtures_replay_with_both_ema_rules() {
         .iter()
         .filter(|r| r.name.contains("sfplus_"))
         .collect();
-    assert!(plus.len() >= 8, "{} ScheduleFree+ replays", plus.len());
+    assert!(plus.len() >= 12, "{} ScheduleFree+ replays", plus.len());
     for r in plus {
         assert_eq!(r.status, Status::Pass, "{}", describe(r));
         let c = r.comparison().expect("compared, not skipped");

@@ -1,6 +1,6 @@
 //! Parameters as the optimizer sees them, and parameter groups.
 
-use crate::conversion::AveragingState;
+use crate::conversion::{AveragingState, GroupAveraging};
 use crate::error::{ConfigError, check};
 use crate::kernel::SlotLayout;
 use crate::learner::GroupState;
@@ -142,6 +142,8 @@ fn one() -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Group {
     pub config: GroupConfig,
+    /// Per-group averaging settings ([`crate::Optimizer::set_group_averaging`]).
+    pub averaging_overrides: GroupAveraging,
     pub k: u64,
     pub averaging: AveragingState,
     /// The learner's scalar state ([`crate::learner::Learner::group_state_names`]).
@@ -154,6 +156,7 @@ impl Group {
     pub fn new(config: GroupConfig, learner_state: GroupState) -> Self {
         Group {
             config,
+            averaging_overrides: GroupAveraging::default(),
             k: 0,
             averaging: AveragingState::default(),
             learner_state,

@@ -9,6 +9,7 @@ mod data_parallel;
 mod device_step;
 mod new_methods;
 mod parity;
+mod schedule_free_plus;
 mod schedule_lr;
 mod tags;
 mod train_loop;

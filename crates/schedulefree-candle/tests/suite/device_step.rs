@@ -17,7 +17,7 @@ use schedulefree::learner::{AdaGradNorm, Adam, Cocob, Polyak, Prodigy, Sgd};
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{
     AdamWScheduleFree, AdamWScheduleFreeReference, PresetConfig, RAdamScheduleFree,
-    SgdScheduleFree, StepError,
+    ScheduleFreePlus, SgdScheduleFree, StepError,
 };
 use schedulefree_candle::{CandleAdapterError, Placement, ScheduleFreeOptimizer, TagRules};
 
@@ -162,6 +162,18 @@ fn presets() -> Vec<(&'static str, PresetConfig, bool)> {
         // The pre-pass sums, taken in f64 in candle's order, move `d` by rounding (lr 1, as
         // customary for Prodigy, so that `d` grows within the run).
         ("prodigy", prodigy(corrected), true),
+        // The Polyak step reads ‖g‖₁ and the pre-pass ⟨g, z − y⟩ (before the lr).
+        (
+            "schedule_free_plus",
+            PresetConfig::ScheduleFreePlus(ScheduleFreePlus {
+                weight_decay: 0.5,
+                polyak_beta: 0.5,
+                c_warmup: 5,
+                sf_beta1_anneal_steps: 50,
+                ..Default::default()
+            }),
+            true,
+        ),
     ]
 }
 
@@ -254,7 +266,16 @@ fn every_covered_preset_follows_the_host_path_for_200_steps() {
             max_rel(&eval_points(&host), &eval_points(&dev)),
         ];
         if reads_norms {
-            assert!(worst.iter().all(|w| *w <= 1e-6), "{name}: {worst:?}");
+            // ScheduleFree+'s lr is `f + ⟨g, z − y⟩` over `‖g‖₁`, fed back through its own
+            // iterates for 200 steps: the device's f32 `‖g‖₁` (~1e-7 relative off the host's
+            // f64) leaves `x` ~1e-6 absolute apart (1.1e-3 relative at the 1e-3 floor); the
+            // f32 golden fixture replays on this path within 1e-6 of the reference.
+            let tol = if name == "schedule_free_plus" {
+                2e-3
+            } else {
+                1e-6
+            };
+            assert!(worst.iter().all(|w| *w <= tol), "{name}: {worst:?}");
         } else {
             assert_eq!(worst, [0.0; 3], "{name}: y, slots, x bit for bit");
             assert_same_state(&host, &dev, name);

@@ -1,7 +1,7 @@
 //! The golden trajectories recorded from the reference PyTorch code (`golden/`, format in its
 //! README) replayed through the device path (`Placement::Device`) on candle vars: every
 //! fixture of a preset without a torch scheduler or parameter groups, fed its recorded
-//! gradients (open loop), must give the recorded training point `y` (or parameters) and
+//! gradients (and, for ScheduleFree+, losses) open loop, must give the recorded training point `y` (or parameters) and
 //! eval point `x` at every step: within `1e-12` relative in `f64`, `1e-6` in `f32`.
 #![allow(clippy::unwrap_used)]
 
@@ -41,6 +41,14 @@ fn preset(fx: &Value) -> Option<PresetConfig> {
         // pytorch_optimizer's port, for its decoupled averaging weight (Refined SF-AdamW).
         "pytorch_optimizer.ScheduleFreeAdamW" if kwargs.contains_key("decoupling_c") => {
             with_method("adamw_schedule_free", kwargs)
+        }
+        // ScheduleFree+, with the reference's stored-corrected L1 EMA, and patched to keep it raw.
+        "schedulefree.AdamCScheduleFreePlusPaper" => {
+            kwargs.insert("ema".into(), json!("reference"));
+            with_method("schedule_free_plus", kwargs)
+        }
+        "schedulefree.AdamCScheduleFreePlusPaper (grad_l1_ema stored raw)" => {
+            with_method("schedule_free_plus", kwargs)
         }
         "torch.optim.AdamW" => json!({"method": "adamw", "config": kwargs}),
         "torch.optim.SGD" => json!({"method": "sgd", "config": kwargs}),
@@ -114,7 +122,11 @@ fn replay(file: &str, fx: &Value) -> bool {
             let g = Tensor::from_vec(floats(&rec["grad"][i]), v.shape(), &Device::Cpu).unwrap();
             grads.insert(v.as_tensor(), g.to_dtype(dtype).unwrap());
         }
-        let info = opt.try_step(&grads).unwrap();
+        // ScheduleFree+ records the loss it was fed.
+        let info = match rec["function_value"].as_f64() {
+            Some(f) => opt.try_step_with_loss(&grads, f).unwrap(),
+            None => opt.try_step(&grads).unwrap(),
+        };
         assert!(info.skipped.is_none(), "{file}: step {t}");
         let x = opt.eval_point().unwrap();
         for (i, v) in vars.iter().enumerate() {
@@ -166,6 +178,10 @@ fn golden_trajectories_replay_through_the_device_path() {
         "adamw_sf_reference",
         "radam_sf",
         "kz_schedulefree_adamw_decoupling_c",
+        "sfplus_defaults",
+        "sfplus_wd0.5_pb0.9",
+        "sfplus_fixedema_wd0.5",
+        "f32_sfplus",
         "torch_adamw_const",
         "torch_sgd_plain",
     ] {

@@ -70,6 +70,9 @@ pub(crate) fn build<T: Element>(
     for g in plan.groups.iter().skip(1) {
         opt.add_group(*g)?;
     }
+    for (g, o) in plan.averaging.iter().enumerate() {
+        opt.set_group_averaging(g, *o)?;
+    }
     anyhow::ensure!(
         members.len() == plan.groups.len(),
         "group membership does not match the groups"

@@ -3,6 +3,7 @@
 //! defaults (our presets' `Default` impls, ALGORITHMS.md §2.1, §3.1, §4, §5, §10.4; torch's
 //! docs; pytorch_optimizer 4.1.0 for `AdamC`).
 
+use schedulefree::conversion::GroupAveraging;
 use schedulefree::presets;
 use schedulefree::schedule::Tabulated;
 use schedulefree::{
@@ -94,6 +95,9 @@ pub struct Plan {
     /// The lr schedule of torch cases (`None` for the schedule-free presets, whose warmup is
     /// built in; an external scheduler acting on them is replayed by setting the group lr).
     pub table: Option<Tabulated>,
+    /// Per-group averaging overrides (`r`, `weight_lr_power`, `c_warmup`), by group index;
+    /// empty: none.
+    pub averaging: Vec<GroupAveraging>,
 }
 
 /// Whether we replay a fixture.
@@ -171,7 +175,7 @@ pub(super) fn group_configs(
 }
 
 /// [`group_configs`], also accepting the per-group keys `extra` (read elsewhere).
-fn group_configs_with(
+pub(super) fn group_configs_with(
     fx: &Fixture,
     default: GroupConfig,
     wd_key: &str,
@@ -330,6 +334,7 @@ fn sf_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
         groups,
         normalized,
         table: None,
+        averaging: Vec::new(),
     })
 }
 
@@ -479,6 +484,7 @@ fn wrapper_plan(
         groups,
         normalized,
         table: None,
+        averaging: Vec::new(),
     })
 }
 
@@ -543,6 +549,7 @@ fn torch_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
         groups,
         normalized,
         table: Some(table),
+        averaging: Vec::new(),
     })
 }
 
@@ -591,6 +598,7 @@ fn adamc_plan(fx: &Fixture, class: &str) -> anyhow::Result<Plan> {
         groups,
         normalized,
         table: Some(table),
+        averaging: Vec::new(),
     })
 }
 

@@ -3,20 +3,22 @@
 //! ([`L1Ema::Reference`]); the `(grad_l1_ema stored raw)` fixtures were made with it patched
 //! to store the raw EMA, our default ([`L1Ema::Raw`]).
 
+use schedulefree::conversion::GroupAveraging;
 use schedulefree::learner::L1Ema;
 use schedulefree::{GroupConfig, ScheduleFreePlus};
+use serde_json::Value;
 
 use super::fixture::Fixture;
 use super::kwargs::Kwargs;
-use super::method::{Method, NO_MATH, Plan, Support, group_configs};
+use super::method::{Method, NO_MATH, Plan, Support, group_configs_with};
 
 /// The official class.
 pub const CLASS: &str = "schedulefree.AdamCScheduleFreePlusPaper";
 /// The official class patched to store the raw EMA.
 pub const CLASS_RAW_EMA: &str = "schedulefree.AdamCScheduleFreePlusPaper (grad_l1_ema stored raw)";
 
-/// Per-group keys the reference reads per group that our preset keeps optimizer-wide.
-const OPTIMIZER_WIDE: [&str; 3] = ["r", "weight_lr_power", "c_warmup"];
+/// Per-group keys of the reference besides `lr` and `weight_decay`.
+const PER_GROUP: [&str; 3] = ["r", "weight_lr_power", "c_warmup"];
 
 /// The plan of a ScheduleFree+ fixture (`class` is [`CLASS`] or [`CLASS_RAW_EMA`]).
 ///
@@ -46,22 +48,22 @@ pub fn plan(fx: &Fixture, class: &str) -> anyhow::Result<Support> {
         ema,
     };
     kw.finish()?;
-    for (g, m) in fx.param_groups.iter().flatten().enumerate() {
-        if let Some(key) = OPTIMIZER_WIDE.iter().find(|k| m.contains_key(**k)) {
-            return Ok(Support::Skipped(format!(
-                "param_groups[{g}] sets `{key}`: ScheduleFreePlus keeps r, weight_lr_power and \
-                 c_warmup for all groups"
-            )));
-        }
-    }
-    let groups = group_configs(
+    let groups = group_configs_with(
         fx,
         GroupConfig {
             lr: c.lr,
             weight_decay: c.weight_decay,
         },
         "weight_decay",
+        &PER_GROUP,
     )?;
+    let averaging = fx
+        .param_groups
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(g, m)| group_averaging(m, g))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let method = Method::ScheduleFreePlus(ScheduleFreePlus {
         lr: groups[0].lr,
         weight_decay: groups[0].weight_decay,
@@ -73,5 +75,28 @@ pub fn plan(fx: &Fixture, class: &str) -> anyhow::Result<Support> {
         groups,
         normalized,
         table: None,
+        averaging,
     }))
+}
+
+/// A group's `r`, `weight_lr_power` and `c_warmup` overrides.
+fn group_averaging(m: &serde_json::Map<String, Value>, g: usize) -> anyhow::Result<GroupAveraging> {
+    let num = |key: &str| -> anyhow::Result<Option<f64>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| {
+                anyhow::anyhow!("{CLASS} param_groups[{g}]: `{key}` = {v} is not a number")
+            }),
+        }
+    };
+    let c_warmup = match num("c_warmup")? {
+        Some(v) if v >= 0.0 && v.fract() == 0.0 => Some(v as u64),
+        Some(v) => anyhow::bail!("{CLASS} param_groups[{g}]: c_warmup = {v} is not a count"),
+        None => None,
+    };
+    Ok(GroupAveraging {
+        r: num("r")?,
+        weight_lr_power: num("weight_lr_power")?,
+        c_warmup,
+    })
 }

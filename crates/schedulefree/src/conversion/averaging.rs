@@ -1,7 +1,7 @@
 //! Averaging the learner's iterates while taking gradients at them: Polyak–Ruppert averaging
 //! and the exponential moving average (the general weighted conversion of arXiv 2405.15682v4, Theorem 2, with `β = 0`).
 
-use super::{AveragingState, AveragingWeights, Conversion};
+use super::{AveragingState, AveragingWeights, Conversion, GroupAveraging};
 use crate::element::{Element, lerp};
 use crate::error::{ConfigError, check};
 
@@ -105,6 +105,10 @@ impl Conversion for PolyakAverage {
     }
     fn slot_names(&self) -> &'static [&'static str] {
         &["x"]
+    }
+    fn with_group_averaging(&self, o: &GroupAveraging) -> Result<Self, ConfigError> {
+        let weights = o.weights_only(self.name(), self.weights)?;
+        Ok(Self { weights })
     }
     fn validate(&self) -> Result<(), ConfigError> {
         self.weights.validate()

@@ -106,6 +106,56 @@ impl AveragingWeights {
     }
 }
 
+/// Per-group overrides of a conversion's averaging: the reference classes read `r` and
+/// `weight_lr_power` (and ScheduleFree+ `c_warmup`) from each parameter group. `None` keeps
+/// the conversion's value. Set with [`crate::Optimizer::set_group_averaging`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupAveraging {
+    /// Averaging exponent `r ≥ 0` of the group.
+    pub r: Option<f64>,
+    /// Averaging `lr_max` power `p ≥ 0` of the group.
+    pub weight_lr_power: Option<f64>,
+    /// Updates during which the group's averaging weight is 1 ([`ScheduleFree::c_warmup`]).
+    pub c_warmup: Option<u64>,
+}
+
+impl GroupAveraging {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == GroupAveraging::default()
+    }
+
+    /// `base` with the overridden weights.
+    pub fn weights(&self, base: AveragingWeights) -> AveragingWeights {
+        AveragingWeights {
+            r: self.r.unwrap_or(base.r),
+            weight_lr_power: self.weight_lr_power.unwrap_or(base.weight_lr_power),
+        }
+    }
+
+    /// `base` with the overridden weights, validated, for a conversion without `c_warmup`.
+    pub(crate) fn weights_only(
+        &self,
+        conversion: &str,
+        base: AveragingWeights,
+    ) -> Result<AveragingWeights, ConfigError> {
+        if self.c_warmup.is_some() {
+            return Err(self.unsupported(conversion, "c_warmup"));
+        }
+        let w = self.weights(base);
+        w.validate()?;
+        Ok(w)
+    }
+
+    /// [`ConfigError::Unsupported`] for a conversion that has none of the overridden settings.
+    pub(crate) fn unsupported(&self, conversion: &str, what: &str) -> ConfigError {
+        ConfigError::Unsupported(format!(
+            "per-group {what} on the {conversion} conversion (overrides {self:?})"
+        ))
+    }
+}
+
 /// The decoupled averaging weight of Refined Schedule-Free AdamW (Song et al. 2025, "Through
 /// the River", arXiv 2507.09846; `decoupling_c` of pytorch_optimizer 4.1.0's
 /// `ScheduleFreeAdamW`): `c ← min(1, c·(1 − β)·C)`, which decouples the averaging weight from
@@ -204,6 +254,19 @@ pub trait Conversion: Clone + Debug + Send + Sync {
     /// (arXiv 2605.19095): 1 unless `β` changed since `y` was formed (`z − y = β'·(z − x)`).
     fn correction_scale(&self, _k: u64) -> f64 {
         1.0
+    }
+    /// This conversion with a group's averaging overrides applied (for that group's scalar
+    /// phase). Default: no averaging settings, so only an empty override is accepted.
+    ///
+    /// # Errors
+    /// [`ConfigError::Unsupported`] for an override of a setting the conversion does not
+    /// have; [`ConfigError::OutOfRange`] for an invalid value.
+    fn with_group_averaging(&self, o: &GroupAveraging) -> Result<Self, ConfigError> {
+        if o.is_empty() {
+            Ok(self.clone())
+        } else {
+            Err(o.unsupported(self.name(), "averaging"))
+        }
     }
     /// Whether the returned point differs from the training buffer (needs train/eval modes).
     fn has_modes(&self) -> bool;

@@ -3,7 +3,7 @@
 //! `SGDScheduleFree` / `AdamWScheduleFree` (schedulefree 1.4.1; arXiv 2405.15682v4, Alg. 1).
 
 use super::{
-    AveragingState, AveragingWeights, BetaAnneal, Conversion, decoupled_weight,
+    AveragingState, AveragingWeights, BetaAnneal, Conversion, GroupAveraging, decoupled_weight,
     validate_decoupling_c,
 };
 use crate::element::{Element, lerp};
@@ -135,6 +135,15 @@ impl Conversion for ScheduleFree {
             },
             c,
         )
+    }
+    fn with_group_averaging(&self, o: &GroupAveraging) -> Result<Self, ConfigError> {
+        let c = ScheduleFree {
+            weights: o.weights(self.weights),
+            c_warmup: o.c_warmup.unwrap_or(self.c_warmup),
+            ..*self
+        };
+        c.validate()?;
+        Ok(c)
     }
     fn at_step(&self, k: u64) -> Self {
         match self.anneal {

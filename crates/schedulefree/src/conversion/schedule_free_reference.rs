@@ -3,7 +3,8 @@
 //! valid for every `β ∈ [0, 1]`.
 
 use super::{
-    AveragingState, AveragingWeights, Conversion, decoupled_weight, validate_decoupling_c,
+    AveragingState, AveragingWeights, Conversion, GroupAveraging, decoupled_weight,
+    validate_decoupling_c,
 };
 use crate::element::Element;
 use crate::error::{ConfigError, check};
@@ -51,6 +52,10 @@ impl Conversion for ScheduleFreeReference {
     }
     fn slot_names(&self) -> &'static [&'static str] {
         &["z", "x", "y"]
+    }
+    fn with_group_averaging(&self, o: &GroupAveraging) -> Result<Self, ConfigError> {
+        let weights = o.weights_only(self.name(), self.weights)?;
+        Ok(Self { weights, ..*self })
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check(

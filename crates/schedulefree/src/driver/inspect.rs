@@ -219,7 +219,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let (lr_factor, lr) = known.then(|| self.group_lr(grp, &Reductions::NONE)).unzip();
         let c = lr.map(|lr| {
             let mut averaging = grp.averaging;
-            self.conversion().scalars(&mut averaging, lr, k).1
+            self.group_conversion(grp).scalars(&mut averaging, lr, k).1
         });
         Some(NextStep {
             k,

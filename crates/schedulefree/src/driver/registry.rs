@@ -2,7 +2,7 @@
 //! to a call against them.
 
 use super::Optimizer;
-use crate::conversion::Conversion;
+use crate::conversion::{Conversion, GroupAveraging};
 use crate::decay::Decay;
 use crate::element::Element;
 use crate::error::{ConfigError, ParamError, StepError};
@@ -31,6 +31,49 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             .resize(1 + (2 + MAX_PREPASS) * self.groups.len(), 0.0);
         self.prepass_sums.push([0.0; MAX_PREPASS]);
         Ok(self.groups.len() - 1)
+    }
+
+    /// Give group `g` its own averaging settings (`r`, `weight_lr_power`, and `c_warmup` of
+    /// Schedule-Free), as the reference classes read them from each parameter group; `None`
+    /// fields keep the optimizer's. Like the group's lr, a setting of the configuration: not
+    /// saved with the state. Takes effect at the next step.
+    ///
+    /// # Errors
+    /// [`ConfigError::Unsupported`] for a setting the conversion does not have (no
+    /// averaging, or `c_warmup` outside Schedule-Free); [`ConfigError::OutOfRange`] for an
+    /// invalid value or a missing group. Nothing changes on error.
+    pub fn set_group_averaging(
+        &mut self,
+        g: usize,
+        overrides: GroupAveraging,
+    ) -> Result<(), ConfigError> {
+        self.conversion.with_group_averaging(&overrides)?;
+        let grp = self.groups.get_mut(g).ok_or(ConfigError::OutOfRange {
+            field: "group",
+            value: g as f64,
+            expected: "an existing group index",
+        })?;
+        grp.averaging_overrides = overrides;
+        Ok(())
+    }
+
+    /// Group `g`'s averaging overrides ([`Optimizer::set_group_averaging`]), if the group
+    /// exists.
+    pub fn group_averaging(&self, g: usize) -> Option<GroupAveraging> {
+        self.groups.get(g).map(|x| x.averaging_overrides)
+    }
+
+    /// The conversion as group `g` uses it (with its averaging overrides).
+    pub(super) fn group_conversion(&self, g: &crate::param::Group) -> std::borrow::Cow<'_, C> {
+        use std::borrow::Cow;
+        if g.averaging_overrides.is_empty() {
+            return Cow::Borrowed(&self.conversion);
+        }
+        // Checked when set, so the fallback is never taken.
+        match self.conversion.with_group_averaging(&g.averaging_overrides) {
+            Ok(c) => Cow::Owned(c),
+            Err(_) => Cow::Borrowed(&self.conversion),
+        }
     }
 
     /// Register parameter `name` with `shape` (row-major; elements = product) in group 0.

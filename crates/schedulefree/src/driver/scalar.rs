@@ -87,7 +87,7 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             };
             let (lr_factor, lr) = self.group_lr(g, &reductions);
             let mut averaging = g.averaging;
-            let (cs, c) = self.conversion.scalars(&mut averaging, lr, k);
+            let (cs, c) = self.group_conversion(g).scalars(&mut averaging, lr, k);
             let ctx = |normalized| DecayContext {
                 weight_decay: g.config.weight_decay,
                 lr,

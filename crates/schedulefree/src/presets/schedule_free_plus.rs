@@ -46,9 +46,10 @@ pub type ScheduleFreePlusOptimizer<T> =
 /// `ema: L1Ema::Reference` reproduces it); a zero gradient gives a zero step (the reference
 /// divides by 0); `lr_max` starts at −1 as in the other Schedule-Free presets (the
 /// reference starts it at `eps`: its `c` differs by about `eps²/Σw`, only after zero
-/// steps); the group lr is used as given (the reference clamps it at `eps`); `r`,
-/// `weight_lr_power` and `c_warmup` are optimizer-wide (groups differ in `lr` and
-/// `weight_decay`).
+/// steps); the group lr is used as given (the reference clamps it at `eps`). Per group, as
+/// in the reference: `lr` and `weight_decay` ([`crate::GroupConfig`]), `r`,
+/// `weight_lr_power` and `c_warmup` ([`Optimizer::set_group_averaging`]); the other
+/// arguments are optimizer-wide (the reference reads them from group 0).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleFreePlus {

@@ -1,7 +1,7 @@
 //! Object-safe view of any composed optimizer, for code that picks the method at run time
 //! (config files, the lab, framework adapters).
 
-use crate::conversion::Conversion;
+use crate::conversion::{Conversion, GroupAveraging};
 use crate::decay::Decay;
 use crate::driver::{
     ExternalParam, NextStep, NonFinitePolicy, Optimizer, OptimizerState, ParamDiagnostics,
@@ -22,6 +22,13 @@ pub trait DynOptimizer<T: Element>: Send + std::fmt::Debug {
     /// # Errors
     /// As the inherent method.
     fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError>;
+    /// [`Optimizer::set_group_averaging`]: group `g`'s own `r`, `weight_lr_power`, `c_warmup`.
+    ///
+    /// # Errors
+    /// As the inherent method.
+    fn set_group_averaging(&mut self, g: usize, o: GroupAveraging) -> Result<(), ConfigError>;
+    /// [`Optimizer::group_averaging`].
+    fn group_averaging(&self, g: usize) -> Option<GroupAveraging>;
     /// [`Optimizer::add_param`]: register `name` with `shape` in group 0.
     ///
     /// # Errors
@@ -198,6 +205,12 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> DynOptimizer<
 {
     fn add_group(&mut self, config: GroupConfig) -> Result<usize, ConfigError> {
         Optimizer::add_group(self, config)
+    }
+    fn set_group_averaging(&mut self, g: usize, o: GroupAveraging) -> Result<(), ConfigError> {
+        Optimizer::set_group_averaging(self, g, o)
+    }
+    fn group_averaging(&self, g: usize) -> Option<GroupAveraging> {
+        Optimizer::group_averaging(self, g)
     }
     fn add_param_to(
         &mut self,

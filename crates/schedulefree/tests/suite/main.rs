@@ -10,6 +10,7 @@ mod edge_cases;
 mod errors;
 mod external_step;
 mod grad_norms;
+mod group_averaging;
 mod identities;
 mod inspection;
 mod learners;
