@@ -276,6 +276,31 @@ fn resolve(flags: &[&str]) -> TrainConfig {
     Cli::parse_from(argv).args.resolve().expect("resolve")
 }
 
+/// ScheduleFree+ runs from the command line with its defaults (no lr warmup: its Polyak step
+/// sets the lr; the loss of each batch is passed to the step).
+#[test]
+fn schedule_free_plus_runs_from_the_command_line() {
+    let c = resolve(&[
+        "--task",
+        "mnist_mlp",
+        "--optimizer",
+        "schedule_free_plus",
+        "--steps",
+        "60",
+    ]);
+    assert_eq!(
+        c.optimizer,
+        PresetConfig::ScheduleFreePlus(schedulefree::ScheduleFreePlus::default())
+    );
+    let (r, sink) = run_with_steps(&short(Task::MnistMlp, 60, 32, c.optimizer));
+    assert!(!r.diverged);
+    assert_eq!(sink.steps.len(), 60);
+    // The Polyak step adapts: the effective lr differs between steps.
+    let lrs: Vec<f64> = sink.steps.iter().map(|s| s.lr).collect();
+    assert!(lrs.iter().any(|&l| l != lrs[0]), "{lrs:?}");
+    assert!(r.last().is_some_and(|e| e.eval_loss.is_finite()));
+}
+
 #[test]
 fn command_line_flags() {
     let c = resolve(&[

@@ -8,7 +8,9 @@
 //! Bytes moved per element and step (f32; read + written): the copy roofline 8 B; the fused
 //! AdamW roofline reads p, g, m, v and writes p, m, v (28 B); the 20 B roofline reads p, g, z
 //! and writes p, z. Schedule-Free AdamW and AdamC move 28 B, Schedule-Free SGD and
-//! AdaGrad-Norm 20 B, Schedule-Free Prodigy 52 B (its pre-pass reads 16 B more); the
+//! AdaGrad-Norm 20 B, Schedule-Free Prodigy 52 B (its pre-pass reads 16 B more),
+//! ScheduleFree+ 48 B (Adam with its first moment reads p, g, m, v, z and writes p, m, v, z:
+//! 36 B; the pre-pass `⟨g, z − y⟩` reads 12 B more; stepped with a loss of 1); the
 //! projection of Schedule-Free Adam is counted as 28 B too (it runs on each block while the
 //! block is in cache). Every optimizer is reported against the roofline of its own byte count.
 //!
@@ -28,7 +30,8 @@ use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy, Projection};
 use schedulefree::learner::{AdaGradNorm, Adam, Prodigy};
 use schedulefree::schedule::{Constant, ScheduleConfig};
 use schedulefree::{
-    AdamC, AdamWScheduleFree, DynOptimizer, NonFinitePolicy, Param, ParamTags, SgdScheduleFree,
+    AdamC, AdamWScheduleFree, DynOptimizer, NonFinitePolicy, Param, ParamTags, ScheduleFreePlus,
+    SgdScheduleFree,
 };
 
 #[path = "step/roofline.rs"]
@@ -128,6 +131,14 @@ fn optimizers() -> Vec<(&'static str, u64, Build)> {
             .build_dyn()
             .expect("valid config")
         }),
+        ("sf_plus", 48, || {
+            let c = ScheduleFreePlus {
+                weight_decay: 0.01,
+                polyak_beta: 0.9,
+                ..Default::default()
+            };
+            Box::new(c.build::<f32>().expect("valid config"))
+        }),
         ("sf_prodigy", 52, || {
             composed(
                 LearnerConfig::Prodigy(Prodigy::default()),
@@ -176,7 +187,11 @@ impl Tensors {
             .zip(&self.grads)
             .map(|((n, v), g)| Param::new(n, v, black_box(g)))
             .collect();
-        opt.step(&mut params).expect("finite step");
+        if opt.needs_loss() {
+            opt.step_with_loss(&mut params, 1.0).expect("finite step");
+        } else {
+            opt.step(&mut params).expect("finite step");
+        }
     }
 }
 

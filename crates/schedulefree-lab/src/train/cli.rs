@@ -195,7 +195,7 @@ pub fn set_sf_warmup(p: &mut PresetConfig, warmup: u64) -> anyhow::Result<()> {
             c.warmup_steps = warmup
         }
         PresetConfig::AdamWScheduleFreeReference(c) => c.config.warmup_steps = warmup,
-        PresetConfig::RAdamScheduleFree(_) if warmup == 0 => {}
+        PresetConfig::RAdamScheduleFree(_) | PresetConfig::ScheduleFreePlus(_) if warmup == 0 => {}
         other => bail!("{} has no warmup setting", other.name()),
     }
     Ok(())
@@ -279,8 +279,13 @@ impl TrainArgs {
                 );
             }
             if let Some(w) = warmup {
-                if matches!(p, PresetConfig::RAdamScheduleFree(_)) && self.warmup.is_none() {
-                    // RAdam's rectification is its warmup.
+                if matches!(
+                    p,
+                    PresetConfig::RAdamScheduleFree(_) | PresetConfig::ScheduleFreePlus(_)
+                ) && self.warmup.is_none()
+                {
+                    // RAdam's rectification is its warmup; ScheduleFree+'s Polyak step sets
+                    // its own lr (its `c_warmup` is set through --optimizer-json).
                 } else {
                     set_sf_warmup(&mut p, w)?;
                 }

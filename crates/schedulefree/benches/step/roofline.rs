@@ -102,7 +102,7 @@ fn mean_ns(group: &str, name: &str) -> Option<f64> {
 
 /// Print each optimizer's time per byte as a fraction of its roofline's, per group.
 pub fn print_table(groups: &[&str]) {
-    let rows: [(&str, u64, &str); 7] = [
+    let rows: [(&str, u64, &str); 8] = [
         ("sf_adamw", 28, "adamw_roofline"),
         ("sf_adamw_one_pass", 28, "adamw_roofline"),
         ("sf_sgd", 20, "roofline_20b"),
@@ -110,6 +110,7 @@ pub fn print_table(groups: &[&str]) {
         ("sf_adam_projection", 28, "adamw_roofline"),
         ("sf_adagrad_norm", 20, "roofline_20b"),
         ("sf_prodigy", 52, "adamw_roofline"),
+        ("sf_plus", 48, "adamw_roofline"),
     ];
     println!("\nFraction of the roofline (time per byte of the roofline / of the optimizer):");
     print!("{:<20}", "optimizer");
@@ -137,6 +138,13 @@ pub fn print_table(groups: &[&str]) {
                 sf / 1e6,
                 r / 1e6
             );
+            if let Some(plus) = mean_ns(g, "sf_plus") {
+                println!(
+                    "{g}: sf_plus {:.1} ms = {:.2} × sf_adamw (48 B against 28 B per element)",
+                    plus / 1e6,
+                    plus / sf
+                );
+            }
         }
     }
 }
