@@ -6,7 +6,7 @@ use anyhow::bail;
 use schedulefree::PresetConfig;
 use serde::Serialize;
 
-use super::method::{Method, RunSpec, SF_BETA};
+use super::method::{Method, RunSpec, SF_BETA, SF_PLUS_LR};
 use crate::train::{Task, TrainConfig};
 
 /// Budgets as divisors of `T`: the schedules run `T/8, T/4, T/2, T` updates.
@@ -380,13 +380,13 @@ impl ParetoConfig {
         ((self.warmup_fraction * steps as f64).round() as u64).clamp(1, steps)
     }
 
-    /// The runs of the lr grid: Schedule-Free (β = [`SF_BETA`]) at `T`, then every schedule
-    /// at every budget, each for every lr and seed. Longest first, so that the pool ends
-    /// together.
+    /// The runs of the lr grid: Schedule-Free (β = [`SF_BETA`]) at `T`, ScheduleFree+ at `T`
+    /// (lr [`SF_PLUS_LR`] only), then every schedule at every budget, each for every lr and
+    /// seed. Longest first, so that the pool ends together.
     pub fn grid_specs(&self) -> Vec<RunSpec> {
         let mut v = Vec::new();
-        let mut push = |method, steps| {
-            for &lr in &self.lrs {
+        let mut push = |method, steps, lrs: &[f64]| {
+            for &lr in lrs {
                 for seed in 0..self.seeds {
                     v.push(RunSpec {
                         method,
@@ -399,13 +399,14 @@ impl ParetoConfig {
                 }
             }
         };
-        push(Method::ScheduleFree, self.steps);
+        push(Method::ScheduleFree, self.steps, &self.lrs);
+        push(Method::ScheduleFreePlus, self.steps, &[SF_PLUS_LR]);
         if self.schedule.is_some() {
-            push(Method::Custom, self.steps);
+            push(Method::Custom, self.steps, &self.lrs);
         }
         for &b in self.budgets.iter().rev() {
             for m in Method::SCHEDULES {
-                push(m, b);
+                push(m, b, &self.lrs);
             }
         }
         v

@@ -111,18 +111,19 @@ fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
         out,
         "Held-out loss (lower is better), with the lr and held-out accuracy. \"SF\" is the single \
          Schedule-Free run at lr {sf_lr} read at that step; \"SF vs best\" is `100·(SF − best schedule)/best \
-         schedule` (negative: Schedule-Free is better). The last two columns give Schedule-Free's best lr \
-         at that step instead (from the same T-runs).\n"
+         schedule` (negative: Schedule-Free is better). The next two columns give Schedule-Free's best lr \
+         at that step instead (from the same T-runs); the last two ScheduleFree+'s single run at lr \
+         multiplier 1, untuned (its Polyak step sets the step size).\n"
     );
     out.push_str(
-        "| budget | best cosine | best linear decay | SF (one run) | SF vs best | SF, best lr here | vs best |\n\
-         | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| budget | best cosine | best linear decay | SF (one run) | SF vs best | SF, best lr here | vs best | SF+ (untuned) | SF+ vs best |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for row in &r.pareto {
         let best = row.best_schedule().map(|b| b.0);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             budget_label(cfg, row.budget),
             bold_if(cell_with_lr(cfg, row.cosine), best == Some(Method::Cosine)),
             bold_if(
@@ -133,6 +134,8 @@ fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
             signed_pct(row.relative_pct()),
             cell_with_lr(cfg, row.schedule_free_best),
             signed_pct(row.relative_best_pct()),
+            cell_with_lr(cfg, row.schedule_free_plus),
+            signed_pct(row.relative_plus_pct()),
         );
     }
     let rel: Vec<f64> = r.pareto.iter().filter_map(|p| p.relative_pct()).collect();

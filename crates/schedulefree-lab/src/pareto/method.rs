@@ -7,13 +7,14 @@
 //! | `linear_decay` | same | linear warmup, linear to 0 at the run's end |
 //! | `schedule_free` | [`AdamWScheduleFree`] β = (β, [`ADAM_BETA2`]) | linear warmup, then 1 |
 //! | `custom` | [`AdamW`] as the schedules | the `--schedule FILE` schedule (only with that flag, only at `T`) |
+//! | `schedule_free_plus` | [`ScheduleFreePlus`] (reference defaults) | its Polyak step × [`SF_PLUS_LR`] = 1, untuned, one run at `T` |
 //!
 //! Adam `ε` = [`ADAM_EPS`]; weight decay is the protocol's (default 0) for every method.
 
 use std::fmt;
 
 use schedulefree::schedule::ScheduleConfig;
-use schedulefree::{AdamW, AdamWScheduleFree, PresetConfig};
+use schedulefree::{AdamW, AdamWScheduleFree, PresetConfig, ScheduleFreePlus};
 use serde::Serialize;
 
 /// AdamW's first-moment decay for the scheduled baselines.
@@ -24,6 +25,8 @@ pub const ADAM_BETA2: f64 = 0.95;
 pub const ADAM_EPS: f64 = 1e-8;
 /// Schedule-Free interpolation `β` of the Pareto comparison and the lr sweep.
 pub const SF_BETA: f64 = 0.9;
+/// ScheduleFree+'s lr multiplier: 1, as its authors run it (learning-rate free, no sweep).
+pub const SF_PLUS_LR: f64 = 1.0;
 
 /// A method compared by `sflab pareto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -38,6 +41,9 @@ pub enum Method {
     /// AdamW with the `--schedule FILE` schedule (e.g. from `sflab refine`), run at `T`
     /// only; not in [`Method::ALL`] (it runs only when the flag is given).
     Custom,
+    /// ScheduleFree+ at lr multiplier [`SF_PLUS_LR`], evaluated at `x`: one untuned run at
+    /// `T` read at every budget; not in [`Method::ALL`] (no lr sweep).
+    ScheduleFreePlus,
 }
 
 impl Method {
@@ -53,6 +59,7 @@ impl Method {
             Method::LinearDecay => "linear_decay",
             Method::ScheduleFree => "schedule_free",
             Method::Custom => "custom",
+            Method::ScheduleFreePlus => "schedule_free_plus",
         }
     }
 
@@ -63,6 +70,7 @@ impl Method {
             Method::LinearDecay => "LD",
             Method::ScheduleFree => "SF",
             Method::Custom => "Custom",
+            Method::ScheduleFreePlus => "SF+",
         }
     }
 
@@ -113,6 +121,12 @@ impl Method {
                 warmup_steps: warmup,
                 ..Default::default()
             }),
+            // Its own step size: no warmup, no schedule, no β.
+            Method::ScheduleFreePlus => PresetConfig::ScheduleFreePlus(ScheduleFreePlus {
+                lr,
+                weight_decay,
+                ..Default::default()
+            }),
         }
     }
 }
@@ -143,6 +157,17 @@ pub struct RunSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedule_free_plus_is_the_untuned_preset() {
+        let p = Method::ScheduleFreePlus.preset(SF_PLUS_LR, SF_BETA, 80, 4, 0.0);
+        assert_eq!(
+            p,
+            PresetConfig::ScheduleFreePlus(ScheduleFreePlus::default())
+        );
+        assert!(p.has_modes());
+        assert!(!Method::ALL.contains(&Method::ScheduleFreePlus));
+    }
 
     #[test]
     fn presets_build_and_carry_the_run_length() {

@@ -20,6 +20,7 @@ fn color(m: Method) -> RGBColor {
         Method::LinearDecay => RGBColor(31, 119, 180),
         Method::ScheduleFree => RGBColor(214, 39, 40),
         Method::Custom => RGBColor(44, 160, 44),
+        Method::ScheduleFreePlus => RGBColor(255, 127, 14),
     }
 }
 
@@ -212,6 +213,24 @@ impl Figure for ParetoFigure<'_> {
             .draw_series(DashedLineSeries::new(envelope, 8, 5, BLACK.stroke_width(2)))?
             .label("best schedule end point per length")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        if let Some(c) = r
+            .curves
+            .iter()
+            .find(|c| c.method == Method::ScheduleFreePlus)
+        {
+            let col = color(Method::ScheduleFreePlus);
+            let pts: Vec<(f64, f64)> = c
+                .points
+                .iter()
+                .map(|&(s, l)| (s as f64, clamp_log(l, range)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, col.stroke_width(3)))?
+                .label("ScheduleFree+, one run (lr multiplier 1, untuned)")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3))
+                });
+        }
         if let Some(c) = self.sf() {
             let col = color(Method::ScheduleFree);
             let pts: Vec<(f64, f64)> = c

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::config::ParetoConfig;
-use super::method::{Method, SF_BETA};
+use super::method::{Method, SF_BETA, SF_PLUS_LR};
 use super::power_law::{self, PowerLawFit};
 use super::record::RunRecord;
 use super::select::{Cell, Query, best, best_cell, cells, rank_key};
@@ -27,6 +27,8 @@ pub struct ParetoRow {
     pub schedule_free: Option<Cell>,
     /// Schedule-Free's best lr at this step (from the same `T`-runs).
     pub schedule_free_best: Option<Cell>,
+    /// ScheduleFree+'s untuned `T`-run (lr multiplier 1), read at this step.
+    pub schedule_free_plus: Option<Cell>,
 }
 
 impl ParetoRow {
@@ -55,6 +57,11 @@ impl ParetoRow {
     /// As [`Self::relative_pct`] with Schedule-Free's best lr at this budget.
     pub fn relative_best_pct(&self) -> Option<f64> {
         relative(self.schedule_free_best?, self.best_schedule()?.1)
+    }
+
+    /// As [`Self::relative_pct`] for ScheduleFree+'s untuned run.
+    pub fn relative_plus_pct(&self) -> Option<f64> {
+        relative(self.schedule_free_plus?, self.best_schedule()?.1)
     }
 }
 
@@ -203,6 +210,17 @@ pub fn mean_curve(records: &[RunRecord], q: &Query, lr: f64) -> Curve {
     }
 }
 
+/// ScheduleFree+'s `T`-runs read at `at`.
+fn sf_plus_query(cfg: &ParetoConfig, at: u64) -> Query {
+    Query {
+        method: Method::ScheduleFreePlus,
+        run_steps: cfg.steps,
+        at,
+        beta: None,
+        beta_sweep: Some(false),
+    }
+}
+
 /// Schedule-Free's grid runs (β = [`SF_BETA`], not the β sweep) read at `at`.
 fn sf_query(cfg: &ParetoConfig, at: u64) -> Query {
     Query {
@@ -249,6 +267,11 @@ impl Report {
                 linear_decay: sched(Method::LinearDecay),
                 schedule_free: sf_lr.and_then(|lr| sf_cells.iter().copied().find(|c| c.lr == lr)),
                 schedule_free_best: best(&sf_cells),
+                schedule_free_plus: super::select::cell(
+                    records,
+                    &sf_plus_query(cfg, b),
+                    SF_PLUS_LR,
+                ),
             });
             for m in Method::SCHEDULES {
                 let q = Query::end(m, b);
@@ -291,6 +314,10 @@ impl Report {
             },
         };
         curves.extend(sf_curve);
+        let plus = mean_curve(records, &sf_plus_query(cfg, t), SF_PLUS_LR);
+        if !plus.points.is_empty() {
+            curves.push(plus);
+        }
 
         // The β sweep ran at one lr (Schedule-Free's best at T when the sweep was queued).
         let beta_lr = records
