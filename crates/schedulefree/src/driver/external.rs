@@ -122,11 +122,14 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
 
     /// [`Optimizer::step_programs`] with a pre-pass evaluator, for learners whose step needs
     /// sums over every element before any element is updated (Prodigy's `⟨g, z₀ − z⟩` and
-    /// `‖s‖₁`). After the scalar phase, `prepass` gets one [`PrepassProgram`] per parameter
-    /// with a gradient and returns the sums of their terms; the core adds them per group in
-    /// name order (all-reduced across shards with the step's hook) exactly as it adds the
-    /// host pre-pass's, and goes on with the step. Not called for learners without a
-    /// pre-pass, nor when the step is skipped.
+    /// `‖s‖₁`, ScheduleFree+'s `⟨g, z − y⟩`). After the scalar phase, `prepass` gets one
+    /// [`PrepassProgram`] per parameter with a gradient and returns the sums of their terms;
+    /// the core adds them per group in name order (all-reduced across shards with the step's
+    /// hook) exactly as it adds the host pre-pass's, and goes on with the step. Not called for
+    /// learners without a pre-pass, nor when the step is skipped. For learners whose lr reads
+    /// the sums ([`Learner::PREPASS_BEFORE_LR`]) it is called before anything is reduced, on
+    /// every shard, even one whose own gradient is non-finite (the step is then skipped
+    /// everywhere), and its sums travel in the first all-reduce with the gradient norms.
     ///
     /// The host pre-pass sums each tensor's terms in `f64` in a fixed blocked order; an
     /// evaluator that sums in another order (or in `f32`) gives sums that differ by rounding,
@@ -137,8 +140,9 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// [`ProgramError::Unsupported`]), plus [`StepError::PrepassFailed`] when the evaluator
     /// returns `None` and [`StepError::PrepassLength`] when it returns another number of sums.
     /// Nothing is modified on error. With an all-reduce hook, a failing evaluator returns
-    /// before the pre-pass sums are all-reduced: shards must agree to fail together (e.g.
-    /// all-reduce a failure flag in the evaluator first), or the others wait in the hook.
+    /// before its sums are all-reduced (before any all-reduce, for
+    /// [`Learner::PREPASS_BEFORE_LR`]): shards must agree to fail together (e.g. all-reduce a
+    /// failure flag in the evaluator first), or the others wait in the hook.
     pub fn step_programs_with(
         &mut self,
         params: &[ExternalParam<'_>],
@@ -156,8 +160,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         let n_pre = L::PREPASS_LEN;
         if n_pre > 0 && prepass.is_none() {
             return Err(ProgramError::Unsupported {
-                what: "a learner with a pre-pass over every element (Prodigy) without a \
-                       pre-pass evaluator (step_programs_with)",
+                what: "a learner with a pre-pass over every element (Prodigy, ScheduleFree+) \
+                       without a pre-pass evaluator (step_programs_with)",
             }
             .into());
         }
@@ -177,9 +181,10 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
             };
         }
         if L::PREPASS_BEFORE_LR {
-            // The lr reads the pre-pass sums: take them now, all-reduced with the norms.
+            // The lr reads the pre-pass sums: take them now, all-reduced with the norms. Every
+            // shard calls the evaluator (it may hold collectives), even one about to skip.
             self.prepass_sums.fill([0.0; MAX_PREPASS]);
-            if let (None, Some(eval)) = (bad, prepass.as_deref_mut()) {
+            if let Some(eval) = prepass.as_deref_mut() {
                 self.external_prepass(params, eval)?;
             }
         }
@@ -286,7 +291,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
         Ok(())
     }
 
-    /// Whether the learner's step needs a pre-pass over every element (Prodigy): external
+    /// Whether the learner's step needs a pre-pass over every element (Prodigy,
+    /// ScheduleFree+): external
     /// runtimes then step with [`Optimizer::step_programs_with`] and an evaluator.
     pub fn needs_prepass(&self) -> bool {
         L::PREPASS_LEN > 0

@@ -72,6 +72,8 @@ impl<T: Element, L: Learner, C: Conversion, D: Decay, S: Schedule> Optimizer<T, 
     /// The phases, in order: resolve the names; reduce (gradient norms, non-finite check,
     /// all-reduce) and decide whether to skip; the scalar phase per group; the learner's
     /// pre-pass; commit the scalars; the fused update of each parameter; advance the counters.
+    /// A learner whose lr reads its pre-pass ([`Learner::PREPASS_BEFORE_LR`], ScheduleFree+)
+    /// takes it inside the reduction instead, its sums in the same all-reduce.
     /// Under [`crate::NonFinitePolicy::Propagate`] the reduction is folded into the update
     /// where nothing before the update needs it.
     pub fn step_with(

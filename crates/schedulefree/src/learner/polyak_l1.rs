@@ -66,12 +66,21 @@ impl<L: Learner> PolyakL1<L> {
         }
     }
 
-    /// `η_P` of the step after `k` completed updates.
+    /// `η_P` of the step after `k` completed updates; NaN when `f + I` is not finite.
     pub fn polyak_step(&self, k: u64, state: &GroupState, red: &Reductions) -> f64 {
         let (_, denom) = self.ema(k, state, red);
         let correction = red.correction_scale * red.prepass[0];
-        let numer = (red.loss.unwrap_or(0.0) + correction).max(0.0);
-        if denom > 0.0 { numer / denom } else { 0.0 }
+        let numer = red.loss.unwrap_or(0.0) + correction;
+        if !numer.is_finite() {
+            // A non-finite correction (NaN in the state, an overflow of `z − y`) must not
+            // read as a zero step: the step is refused ([`crate::StepError::NonFiniteScalar`]).
+            return f64::NAN;
+        }
+        if denom > 0.0 {
+            numer.max(0.0) / denom
+        } else {
+            0.0
+        }
     }
 }
 

@@ -45,8 +45,11 @@ pub type ScheduleFreePlusOptimizer<T> =
 /// every step, which at `polyak_beta = 0.9` collapses the step within ~20 updates:
 /// `ema: L1Ema::Reference` reproduces it); a zero gradient gives a zero step (the reference
 /// divides by 0); `lr_max` starts at −1 as in the other Schedule-Free presets (the
-/// reference starts it at `eps`: its `c` differs by about `eps²/Σw`, only after zero
-/// steps); the group lr is used as given (the reference clamps it at `eps`). Per group, as
+/// reference starts it at `eps`, which changes `c` only while every step so far had
+/// `γ < eps`, by about `eps²/Σw`); the group lr is used as given (the reference clamps it
+/// at `eps`, so its `lr = 0` still steps); `β_k` and the EMA's bias correction follow
+/// each group's own count (the reference's group 0 count: the same unless a group is added
+/// after the first step). Per group, as
 /// in the reference: `lr` and `weight_decay` ([`crate::GroupConfig`]), `r`,
 /// `weight_lr_power` and `c_warmup` ([`Optimizer::set_group_averaging`]); the other
 /// arguments are optimizer-wide (the reference reads them from group 0).
@@ -67,7 +70,8 @@ pub struct ScheduleFreePlus {
     pub r: f64,
     /// EMA decay `∈ [0, 1)` of the gradient's L1 norm in the Polyak denominator.
     pub polyak_beta: f64,
-    /// Updates during which the averaging weight is 1.
+    /// Updates during which the averaging weight is 1 (the reference suggests 1–2× the
+    /// length of an lr warmup where one would be used).
     pub c_warmup: u64,
     /// Updates over which `β` moves from `sf_beta1` to `sf_beta1_max` (0: constant).
     pub sf_beta1_anneal_steps: u64,
@@ -103,8 +107,9 @@ impl ScheduleFreePlus {
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] naming the field: `sf_beta1` or `sf_beta1_max` outside
-    /// `(0, 1)`, `polyak_beta` outside `[0, 1)`, `betas` outside `[0, 1)`, `eps ≤ 0`,
-    /// negative `lr`, `weight_decay`, `r` or `weight_lr_power`.
+    /// `(0, 1)` (`sf_beta1_max` even without annealing), `polyak_beta` outside `[0, 1)`,
+    /// `betas` outside `[0, 1)`, `eps ≤ 0`, negative `lr` or `weight_decay`, `r` or
+    /// `weight_lr_power` outside `[0, 16]`.
     pub fn build<T: Element>(&self) -> Result<ScheduleFreePlusOptimizer<T>, ConfigError> {
         let open = |v: f64| v > 0.0 && v < 1.0;
         check(
