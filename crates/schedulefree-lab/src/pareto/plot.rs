@@ -148,9 +148,11 @@ impl Figure for ParetoFigure<'_> {
                 .flatten()
                 .map(|c| c.loss.mean)
         });
-        let sf_tail = self
-            .sf()
-            .into_iter()
+        // The Schedule-Free curves after `from` (ScheduleFree+'s, untuned, may lie far above).
+        let sf_tail = r
+            .curves
+            .iter()
+            .filter(|c| matches!(c.method, Method::ScheduleFree | Method::ScheduleFreePlus))
             .flat_map(|c| c.points.iter().filter(|p| p.0 >= from).map(|p| p.1));
         let range = log_range(ends.chain(sf_tail));
         let mut chart = ChartBuilder::on(root)
