@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use super::config::ParetoConfig;
 use super::markdown::budget_label;
 use super::method::Method;
-use super::report::{Curve, Report};
+use super::report::Report;
 
 /// Line colour of each method.
 fn color(m: Method) -> RGBColor {
@@ -125,15 +125,6 @@ struct ParetoFigure<'a> {
     report: &'a Report,
 }
 
-impl ParetoFigure<'_> {
-    fn sf(&self) -> Option<&Curve> {
-        self.report
-            .curves
-            .iter()
-            .find(|c| c.method == Method::ScheduleFree)
-    }
-}
-
 impl Figure for ParetoFigure<'_> {
     const SIZE: (u32, u32) = (1000, 650);
 
@@ -215,39 +206,27 @@ impl Figure for ParetoFigure<'_> {
             .draw_series(DashedLineSeries::new(envelope, 8, 5, BLACK.stroke_width(2)))?
             .label("best schedule end point per length")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-        if let Some(c) = r
-            .curves
-            .iter()
-            .find(|c| c.method == Method::ScheduleFreePlus)
-        {
-            let col = color(Method::ScheduleFreePlus);
+        // The one-run methods: ScheduleFree+ (untuned), then Schedule-Free on top.
+        for (m, width) in [(Method::ScheduleFreePlus, 3), (Method::ScheduleFree, 4)] {
+            let Some(c) = r.curves.iter().find(|c| c.method == m) else {
+                continue;
+            };
+            let label = if m == Method::ScheduleFree {
+                format!("Schedule-Free, one run (lr {}, β {})", c.lr, c.beta)
+            } else {
+                "ScheduleFree+, one run (lr multiplier 1, untuned)".to_string()
+            };
+            let col = color(m);
             let pts: Vec<(f64, f64)> = c
                 .points
                 .iter()
                 .map(|&(s, l)| (s as f64, clamp_log(l, range)))
                 .collect();
             chart
-                .draw_series(LineSeries::new(pts, col.stroke_width(3)))?
-                .label("ScheduleFree+, one run (lr multiplier 1, untuned)")
+                .draw_series(LineSeries::new(pts, col.stroke_width(width)))?
+                .label(label)
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(3))
-                });
-        }
-        if let Some(c) = self.sf() {
-            let col = color(Method::ScheduleFree);
-            let pts: Vec<(f64, f64)> = c
-                .points
-                .iter()
-                .map(|&(s, l)| (s as f64, clamp_log(l, range)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(pts, col.stroke_width(4)))?
-                .label(format!(
-                    "Schedule-Free, one run (lr {}, β {})",
-                    c.lr, c.beta
-                ))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(4))
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(width))
                 });
         }
         chart
