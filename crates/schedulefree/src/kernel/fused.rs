@@ -133,10 +133,11 @@ impl<T: Element, L: Learner, C: Conversion> BlockOp<T> for Kernel<'_, T, L, C> {
         let mut acc = 0.0;
         let (pv, p_tail) = p.as_chunks_mut::<LANES>();
         let (gv, g_tail) = g.as_chunks::<LANES>();
+        // Slot j of lane k sits at s[j][k]: copied in and out whole, so the lane loop below
+        // only touches these arrays. Made once: zeroing the unused slots on every lane group
+        // cost more stores than the update itself.
+        let mut s = [[T::zero(); LANES]; MAX_SLOTS];
         for (q, (pl, gl)) in pv.iter_mut().zip(gv).enumerate() {
-            // Slot j of lane k sits at s[j][k]: copied in and out whole, so the lane loop
-            // below only touches these arrays.
-            let mut s = [[T::zero(); LANES]; MAX_SLOTS];
             for (sj, r) in s.iter_mut().zip(runs.iter()).take(ns) {
                 *sj = r.as_chunks::<LANES>().0[q];
             }

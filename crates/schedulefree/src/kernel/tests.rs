@@ -325,14 +325,11 @@ proptest! {
     #[test]
     fn gradient_sums_agree_across_threads_and_variants(
         g in prop::collection::vec(value(), 0..300),
-        big in any::<bool>(),
+        size in 0..3_usize,
     ) {
-        // Long enough to split across threads when `big`.
-        let g: Vec<f32> = if big {
-            g.iter().cycle().take(super::PARALLEL_MIN_LEN + 77).map(|v| *v as f32).collect()
-        } else {
-            g.iter().map(|v| *v as f32).collect()
-        };
+        // Short; serial over chunk pairs and a lone short chunk; split across threads.
+        let len = [g.len(), 3 * CHUNK + 5, super::PARALLEL_MIN_LEN + 77][size];
+        let g: Vec<f32> = g.iter().cycle().take(len).map(|v| *v as f32).collect();
         let mut chunks = vec![BlockSums::default(); g.len().div_ceil(CHUNK)];
         let (sums, finite) = grad_sums(&g, &mut chunks);
         // In order over chunks on the portable variant: the reference bits.
@@ -349,6 +346,22 @@ proptest! {
         prop_assert_eq!((sums.l1.to_bits(), sums.l2_sq.to_bits()), (reference.0.to_bits(), reference.1.to_bits()));
         let exact: f64 = g.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
         prop_assert!((sums.l2_sq - exact).abs() <= 1e-9 * exact);
+    }
+}
+
+/// A non-finite value anywhere (either chunk of a pair read in lockstep, a lone chunk, a
+/// chunk's tail, serial or across threads) is found.
+#[test]
+fn gradient_sums_find_a_non_finite_value_anywhere() {
+    for len in [3 * CHUNK + 5, super::PARALLEL_MIN_LEN + 77] {
+        for at in [0, CHUNK - 1, CHUNK, 2 * CHUNK + 3, len - 1] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut g = vec![0.25_f32; len];
+                g[at] = bad;
+                let mut chunks = vec![BlockSums::default(); len.div_ceil(CHUNK)];
+                assert!(!grad_sums(&g, &mut chunks).1, "len {len}, at {at}, {bad}");
+            }
+        }
     }
 }
 
