@@ -110,3 +110,13 @@ pub enum BurnAdapterError {
     #[error("batch-norm recalibration: {0}")]
     BatchNorm(String),
 }
+
+impl From<schedulefree::tags::RegexError> for BurnAdapterError {
+    /// The core's tag-rule regex error as [`BurnAdapterError::Regex`].
+    fn from(e: schedulefree::tags::RegexError) -> Self {
+        BurnAdapterError::Regex {
+            pattern: e.pattern,
+            message: e.message,
+        }
+    }
+}

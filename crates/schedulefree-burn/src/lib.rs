@@ -177,7 +177,7 @@
 //! [`ModelOptimizer::step_with_loss`] (plain `step` returns the core's `LossRequired` error).
 //! [`ModelOptimizer::set_diagnostics`] records per-parameter gradient / weight / update norms
 //! ([`ModelOptimizer::diagnostics`], by module path) to watch the equilibrium
-//! `‖g‖/‖w‖ = sqrt(2λ/γ)` of normalized layers (ALGORITHMS.md §10.2–10.4).
+//! `‖g‖/‖w‖ = sqrt(2λ/γ)` of normalized layers (Van Laarhoven, arXiv 1706.05350; AdamC, arXiv 2506.02285v2).
 //!
 //! One projection axis serves the whole optimizer: do not tag burn `Linear` (axis 1) and
 //! `Conv2d` (axis 0) weights normalized under the same projected optimizer.
@@ -211,6 +211,6 @@ pub use module_step::ModuleStep;
 pub use placement::Placement;
 pub use schedule_lr::ScheduleLr;
 pub use schedulefree::{GroupConfig, PresetConfig};
-pub use tags::{NORM_LAYER_TYPES, SelectedParam, Selector, TagRules, select_tags};
+pub use tags::{NORM_LAYER_TYPES, RegexError, SelectedParam, Selector, TagRules, select_tags};
 pub use tensor_optimizer::{TensorOptimizer, TensorState};
 pub use train_loop::{EpochReport, TrainLoop};

@@ -162,3 +162,13 @@ impl CandleAdapterError {
         }
     }
 }
+
+impl From<schedulefree::tags::RegexError> for CandleAdapterError {
+    /// The core's tag-rule regex error as [`CandleAdapterError::Regex`].
+    fn from(e: schedulefree::tags::RegexError) -> Self {
+        CandleAdapterError::Regex {
+            pattern: e.pattern,
+            message: e.message,
+        }
+    }
+}

@@ -166,5 +166,6 @@ pub use placement::Placement;
 pub use schedulefree::PresetConfig;
 pub use state_file::{OPTIMIZER_FORMAT, OPTIMIZER_FORMAT_VERSION};
 pub use tags::{
-    NO_DECAY_VAR_NAMES, NORM_LAYER_PATTERN, SelectedVar, Selector, TagRules, select_tags,
+    NO_DECAY_VAR_NAMES, NORM_LAYER_PATTERN, RegexError, SelectedVar, Selector, TagRules,
+    select_tags,
 };

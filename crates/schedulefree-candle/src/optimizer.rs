@@ -176,7 +176,7 @@ impl ScheduleFreeOptimizer {
             }
         }
         let dtype = dtype.unwrap_or(DType::F32);
-        let tags = |name: &str| rules.tags_for(name);
+        let tags = |name: &str| rules.tags_for(name, "");
         let core = Core::build(&config, vars, &tags, dtype, Placement::Auto)?;
         Ok(ScheduleFreeOptimizer {
             config,
@@ -275,7 +275,8 @@ impl ScheduleFreeOptimizer {
     }
 
     /// Norms of the latest step per var name (empty unless diagnostics are on): the ratio
-    /// `‖g‖/‖w‖` of normalized layers and its steady state `sqrt(2λ/γ)` (ALGORITHMS.md §10.2).
+    /// `‖g‖/‖w‖` of normalized layers and its steady state `sqrt(2λ/γ)` (Van Laarhoven, arXiv 1706.05350;
+    /// AdamC, arXiv 2506.02285v2).
     pub fn diagnostics(&self) -> Vec<ParamDiagnostics> {
         with_driver!(&self.core, d => d.diagnostics())
     }

@@ -97,6 +97,7 @@ pub mod program;
 pub mod reference;
 mod runtime;
 pub mod schedule;
+pub mod tags;
 
 pub use driver::{
     AllReduce, EvalGuard, ExternalParam, GradientSums, GroupRecord, NextStep, NonFinitePolicy,

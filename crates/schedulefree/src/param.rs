@@ -57,6 +57,18 @@ pub struct ParamTags {
     pub no_decay: bool,
 }
 
+impl std::fmt::Display for ParamTags {
+    /// `normalized`, `no_decay`, `normalized, no_decay`, or `-` for none.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.normalized, self.no_decay) {
+            (true, true) => "normalized, no_decay",
+            (true, false) => "normalized",
+            (false, true) => "no_decay",
+            (false, false) => "-",
+        })
+    }
+}
+
 impl ParamTags {
     /// Tagged `normalized`.
     pub const NORMALIZED: ParamTags = ParamTags {

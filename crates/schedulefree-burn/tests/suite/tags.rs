@@ -217,7 +217,7 @@ fn invalid_regexes_are_typed_errors() {
         TagRules::new().no_decay_regex("[z-a]").map(|_| ()),
         TagRules::new().exclude_regex("(?P<").map(|_| ()),
     ] {
-        match r {
+        match r.map_err(BurnAdapterError::from) {
             Err(BurnAdapterError::Regex { pattern, message }) => {
                 assert!(!pattern.is_empty() && !message.is_empty());
                 assert!(

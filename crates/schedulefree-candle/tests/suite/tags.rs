@@ -89,7 +89,7 @@ fn standard_rules_exempt_norm_layers_and_biases_by_name() {
         "bn2.weight",
         "gn.weight",
     ] {
-        assert!(r.tags_for(name).no_decay, "{name}");
+        assert!(r.tags_for(name, "").no_decay, "{name}");
     }
     for name in [
         "lnx.weight",
@@ -97,7 +97,11 @@ fn standard_rules_exempt_norm_layers_and_biases_by_name() {
         "attn.c_proj.weight",
         "weight",
     ] {
-        assert_eq!(r.tags_for(name).no_decay, name.contains("norm"), "{name}");
+        assert_eq!(
+            r.tags_for(name, "").no_decay,
+            name.contains("norm"),
+            "{name}"
+        );
     }
 }
 
@@ -127,9 +131,9 @@ fn hidden_weights_normalized_except_the_output_layer() {
     assert_eq!(exact.iter().filter(|(_, t)| **t == NORMALIZED).count(), 1);
     assert!(
         TagRules::new()
-            .normalized(Selector::VarName("weight".into()))
+            .normalized(Selector::ParamName("weight".into()))
             .exclude_path("he")
-            .tags_for("head.weight")
+            .tags_for("head.weight", "")
             .normalized
     );
     let custom = TagRules::new()
@@ -145,14 +149,14 @@ fn hidden_weights_normalized_except_the_output_layer() {
 #[test]
 fn the_norm_layer_pattern_is_configurable() {
     let r = TagRules::standard_with(r"^(attn_norm|final)$").unwrap();
-    assert!(r.tags_for("final.weight").no_decay);
-    assert!(r.tags_for("blocks.3.attn_norm.weight").no_decay);
+    assert!(r.tags_for("final.weight", "").no_decay);
+    assert!(r.tags_for("blocks.3.attn_norm.weight", "").no_decay);
     assert_eq!(
-        r.tags_for("ln1.weight"),
+        r.tags_for("ln1.weight", ""),
         NONE,
         "no longer a norm layer name"
     );
-    assert_eq!(r.tags_for("ln1.bias"), NO_DECAY, "biases still are");
+    assert_eq!(r.tags_for("ln1.bias", ""), NO_DECAY, "biases still are");
 }
 
 #[test]
@@ -164,12 +168,11 @@ fn invalid_regexes_are_typed_errors() {
         TagRules::standard_with("(").map(|_| ()),
     ];
     for r in results {
-        match r {
-            Err(e @ CandleAdapterError::Regex { .. }) => {
-                assert!(e.to_string().contains("regex"), "{e}")
-            }
-            other => panic!("expected a Regex error, got {other:?}"),
-        }
+        let e = CandleAdapterError::from(r.expect_err("an invalid pattern"));
+        assert!(
+            matches!(e, CandleAdapterError::Regex { .. }) && e.to_string().contains("regex"),
+            "{e}"
+        );
     }
 }
 
