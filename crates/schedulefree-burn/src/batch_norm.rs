@@ -1,4 +1,4 @@
-//! Batch-norm recalibration at the eval point (ALGORITHMS.md §7): running statistics collected
+//! Batch-norm recalibration at the eval point (the practical notes of the reference `schedulefree` 1.4.1 README; Defazio et al., arXiv 2405.15682): running statistics collected
 //! while training are statistics at `y`; before evaluating at `x`, run a few training batches
 //! through the model at `x` in stats-update mode, without gradients, and average.
 //!

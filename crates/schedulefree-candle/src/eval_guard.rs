@@ -1,4 +1,5 @@
-//! Scoped evaluation at the returned point `x` over candle vars (DESIGN.md §4).
+//! Scoped evaluation at the returned point `x` over candle vars: the vars hold `x` while the guard lives and return to
+//! the training point `y` when it drops, also on early return or panic.
 
 use crate::error::CandleAdapterError;
 use crate::optimizer::{Core, ScheduleFreeOptimizer, with_driver};

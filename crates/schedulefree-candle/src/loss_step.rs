@@ -1,5 +1,5 @@
 //! Steps that pass the loss value to the core, for learners whose step size uses it (the
-//! Polyak learner, ALGORITHMS.md §11.1). `candle_nn::Optimizer::backward_step` has no loss
+//! Polyak learner: SPS, Loizou et al., arXiv 2002.10542). `candle_nn::Optimizer::backward_step` has no loss
 //! argument, so these are inherent methods.
 
 use candle_core::backprop::GradStore;

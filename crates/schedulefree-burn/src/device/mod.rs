@@ -380,8 +380,16 @@ thread_local! {
 /// # Errors
 /// [`BurnAdapterError::Tensor`] naming `path` if burn cannot read the tensor.
 pub(crate) fn read_back(t: Tensor<1>, path: &str) -> Result<Vec<f32>, BurnAdapterError> {
+    counted_read(t, path)
+}
+
+/// `t`'s values as `E`, counted in [`HOST_READS`].
+fn counted_read<E: burn::tensor::Element>(
+    t: Tensor<1>,
+    path: &str,
+) -> Result<Vec<E>, BurnAdapterError> {
     let v = t
-        .try_into_vec_as::<f32>()
+        .try_into_vec_as::<E>()
         .map_err(|e| BurnAdapterError::Tensor {
             path: path.to_string(),
             message: e.to_string(),
@@ -408,14 +416,7 @@ fn read_back_sums(sums: Vec<Tensor<1>>, path: &str) -> Result<Vec<f64>, BurnAdap
             .collect(),
         0,
     );
-    let v = all
-        .try_into_vec_as::<f64>()
-        .map_err(|e| BurnAdapterError::Tensor {
-            path: path.to_string(),
-            message: e.to_string(),
-        })?;
-    HOST_READS.with(|c| c.set(c.get() + v.len()));
-    Ok(v)
+    counted_read(all, path)
 }
 
 /// Elements [`read_back`] has read on this thread so far.

@@ -74,14 +74,14 @@ pub const SCHEDULES_OUT: &str = "sflab-out/schedules";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Suite {
-    /// The schedule comparison of the linear-decay paper (ALGORITHMS.md §13.4):
+    /// The schedule comparison of the linear-decay paper (arXiv 2310.07831):
     /// [`Method::SCHEDULES`], output in [`SCHEDULES_OUT`]; the rest of the protocol is the
     /// default one (or `--full`).
     Schedules,
 }
 
-/// An online-to-batch method compared by `sflab convex` (ALGORITHMS.md §1, §8, §9, §13.1,
-/// §13.4).
+/// An online-to-batch method compared by `sflab convex` (arXiv 2405.15682 Figure 7, and the
+/// schedules of arXiv 2310.07831).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
@@ -134,7 +134,7 @@ impl Method {
         Method::ScheduleFree,
     ];
 
-    /// The methods of `--suite schedules` (ALGORITHMS.md §13.4), in report order.
+    /// The methods of `--suite schedules` (arXiv 2310.07831), in report order.
     pub const SCHEDULES: [Method; 7] = [
         Method::Constant,
         Method::InverseSqrt,

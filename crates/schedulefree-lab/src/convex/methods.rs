@@ -46,7 +46,7 @@ pub const SF_BETA: f64 = 0.9;
 
 /// Fractions of the run's updates after which the `step` method's multiplier falls by
 /// [`STEP_GAMMA`] (×0.1 after half the run, ×0.01 after three quarters; the classical
-/// "÷10 at fixed epochs" of ALGORITHMS.md §9).
+/// "÷10 at fixed epochs" of the classic step schedule).
 pub const STEP_MILESTONES: [f64; 2] = [0.5, 0.75];
 /// Factor per milestone of the `step` method.
 pub const STEP_GAMMA: f64 = 0.1;

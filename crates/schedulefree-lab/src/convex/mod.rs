@@ -1,6 +1,6 @@
 //! `sflab convex`: multinomial logistic regression on LIBSVM datasets, Schedule-Free vs
 //! schedules and averaging — the Schedule-Free paper's Figure 7 protocol at small scale
-//! (ALGORITHMS.md §13.1).
+//! (Defazio et al., "The Road Less Scheduled", arXiv 2405.15682, Figure 7 and Appendix H).
 //!
 //! # Protocol
 //!
@@ -32,7 +32,7 @@
 //! (15 points) (hours). The numbers are the constants of [`config`]
 //! ([`config::FULL_SGD_EXPONENTS`], ...); the `--help` text is built from them.
 //!
-//! # Schedule comparison (`--suite schedules`, ALGORITHMS.md §13.4)
+//! # Schedule comparison (`--suite schedules`, arXiv 2310.07831)
 //!
 //! Methods constant, 1/√t, step (×0.1 after 50 % and ×0.01 after 75 % of the updates),
 //! cosine, linear decay and refined (ℓ2 and ℓ1), all last-iterate with the momentum

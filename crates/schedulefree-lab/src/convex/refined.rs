@@ -1,4 +1,4 @@
-//! Two-phase refinement (ALGORITHMS.md §8, §13.4 "refinement pipeline"): after the
+//! Two-phase refinement (the refinement pipeline of Defazio et al., arXiv 2310.07831): after the
 //! linear-decay sweep, per (dataset, base), re-run linear decay at its best lr (seed 0)
 //! logging every update's gradient norms, refine a schedule from them (ℓ2 and/or ℓ1, same
 //! horizon, default smoothing), and hand the schedules to the refined methods' sweep.

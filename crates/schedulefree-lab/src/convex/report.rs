@@ -638,10 +638,10 @@ pub fn markdown(cfg: &ConvexConfig, report: &Report) -> String {
     out.push_str(match cfg.suite {
         Some(Suite::Schedules) => {
             "# sflab convex --suite schedules: learning-rate schedules on logistic regression \
-             (ALGORITHMS.md §13.4)\n\n"
+             (arXiv 2310.07831)\n\n"
         }
         None => {
-            "# sflab convex: Schedule-Free vs schedules and averaging (ALGORITHMS.md §13.1)\n\n"
+            "# sflab convex: Schedule-Free vs schedules and averaging (arXiv 2405.15682, Figure 7)\n\n"
         }
     });
     out.push_str(&protocol(cfg));

@@ -109,7 +109,7 @@ impl RunResult {
 }
 
 /// Global gradient norms of one update, as reported by the optimizer
-/// ([`schedulefree::StepInfo`]); the input of schedule refinement (ALGORITHMS.md §8).
+/// ([`schedulefree::StepInfo`]); the input of schedule refinement (arXiv 2310.07831).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StepNorms {
     /// Completed updates before this one (0-based update index).

@@ -1,4 +1,4 @@
-//! The schedule comparison's markdown section (ALGORITHMS.md §13.4): final train loss by
+//! The schedule comparison's markdown section (the schedule comparison of arXiv 2310.07831): final train loss by
 //! schedule, the expected ordering refined ≤ linear decay ≤ cosine, the mean relative
 //! difference refined vs linear decay, and the refined schedules' facts.
 
@@ -83,7 +83,7 @@ pub fn markdown(cfg: &ConvexConfig, report: &Report, refined: &[Refinement]) -> 
         "Mean final train loss over seeds at each method's best lr; bold = lowest in the row (as \
          displayed). Schedules: Const = warmup then 1; 1/√t = warmup then sqrt(W/(k+1)); Step = \
          warmup then ×{STEP_GAMMA} after {:.0} % and ×{:.2} after {:.0} % of the updates; Cosine and \
-         LD decay to 0; Refined ℓ2 / ℓ1 = refined (ALGORITHMS.md §8, smoothing 0.1, no warmup \
+         LD decay to 0; Refined ℓ2 / ℓ1 = refined (arXiv 2310.07831, smoothing 0.1, no warmup \
          added) from the gradient norms of one LD run (seed 0) at LD's best lr, then swept over \
          the same lr grid.\n",
         100.0 * STEP_MILESTONES[0],

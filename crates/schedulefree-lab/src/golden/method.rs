@@ -1,6 +1,6 @@
 //! Which of our public presets reproduces a fixture's reference class, with which
 //! hyperparameters and parameter groups. Missing arguments take the reference class's
-//! defaults (our presets' `Default` impls, ALGORITHMS.md §2.1, §3.1, §4, §5, §10.4; torch's
+//! defaults (our presets' `Default` impls, which follow `schedulefree` 1.4.1's signatures; torch's
 //! docs; pytorch_optimizer 4.1.0 for `AdamC`).
 
 use schedulefree::conversion::GroupAveraging;

@@ -40,7 +40,7 @@ impl MlpConfig {
 
     /// A model with weights drawn from `init`; without `hidden_bias` the hidden affine layers
     /// have no bias, so each hidden weight matrix is exactly scale-invariant under its
-    /// LayerNorm, `LN(c·W·x) = LN(W·x)` for `c > 0` (ALGORITHMS.md §10.1; up to LayerNorm's
+    /// LayerNorm, `LN(c·W·x) = LN(W·x)` for `c > 0` (scale invariance; up to LayerNorm's
     /// `ε`). The weights are the same as [`MlpConfig::init`]'s (the biases are still drawn,
     /// then dropped).
     pub fn init_with(&self, init: &mut Init, hidden_bias: bool) -> Mlp {

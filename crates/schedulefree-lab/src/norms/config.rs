@@ -131,7 +131,7 @@ impl NormsConfig {
             }
         };
         // Relaxation 1/(2γλ) ≈ 104 steps at the peak lr, T/58 of the default run: short enough
-        // that the norms follow the schedule into its last quarter (ALGORITHMS.md §10.4).
+        // that the norms follow the schedule into its last quarter (AdamC, arXiv 2506.02285v2).
         let end = if quick {
             EndProtocol {
                 steps: 600,

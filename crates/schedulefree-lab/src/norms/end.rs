@@ -1,6 +1,6 @@
 //! Experiment 2: gradient and weight norms of the normalized weights at the end of a
-//! decaying schedule, standard vs corrected decay vs projection (ALGORITHMS.md §10.4–10.5,
-//! §13.5).
+//! decaying schedule, standard vs corrected decay vs projection (the AdamC
+//! paper's experiment, arXiv 2506.02285v2).
 //!
 //! With standard decay the steady state follows `γ_t`: SGD's `‖g‖/‖w‖ → sqrt(2λ/γ_t)` and
 //! AdamW's `‖w‖ → sqrt(γ_t‖u‖²/(2λ))` as long as the relaxation time `1/(2γ_tλ)` is short,

@@ -1,5 +1,5 @@
 //! The runs of `sflab norms`: which learner, decay policy, schedule, lr and weight decay each
-//! experiment trains, and the optimizer each run builds (ALGORITHMS.md §10, §11.5, §13.5).
+//! experiment trains, and the optimizer each run builds (the AdamC paper's experiments, arXiv 2506.02285v2).
 
 use std::fmt;
 
@@ -47,7 +47,7 @@ pub enum LearnerKind {
     /// Adam (β = (0.9, 0.999), ε = 1e-8, pytorch_optimizer's ε placement as [`AdamC`]).
     Adam,
     /// Adam without first moment (β1 = 0): the setting of the steady-state prediction of
-    /// ALGORITHMS.md §10.3 / §12.3.4, whose updates are uncorrelated from step to step.
+    /// [`super::steady`], whose updates are uncorrelated from step to step.
     AdamNoMomentum,
     /// Polyak step size (SPS_max, `f* = 0`, cap 1).
     Polyak,
@@ -255,7 +255,7 @@ impl RunSpec {
     }
 
     /// Relaxation time `1/(2γλ)` of the weight norm at the peak lr, in steps (inf without
-    /// decay; ALGORITHMS.md §10.2).
+    /// decay; Van Laarhoven, arXiv 1706.05350).
     pub fn relaxation_steps(&self) -> f64 {
         1.0 / (2.0 * self.lr * self.weight_decay)
     }

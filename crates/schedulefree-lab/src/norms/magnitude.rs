@@ -1,5 +1,6 @@
 //! Experiment 3: magnitude-based learners (Polyak, AdaGrad-Norm, COCOB, Prodigy) under no
-//! decay, decoupled decay, corrected decay and projection (ALGORITHMS.md §11.5, §13.5):
+//! decay, decoupled decay, corrected decay and projection (the AdamC
+//! paper's setting, arXiv 2506.02285v2, with the learners of [`schedulefree::learner`]):
 //! stability, the effective step they choose, and where the normalized weights go.
 
 use std::fmt;

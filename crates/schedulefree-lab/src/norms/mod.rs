@@ -1,5 +1,5 @@
-//! `sflab norms`: weight decay meets normalization on a real model (ALGORITHMS.md §10,
-//! §11.5, §13.5).
+//! `sflab norms`: weight decay meets normalization on a real model (the
+//! experiments of the AdamC paper, arXiv 2506.02285v2).
 //!
 //! # Model and data
 //!

@@ -1,5 +1,5 @@
 //! Experiment 1: measured vs predicted steady-state norms of the normalized weights under a
-//! constant lr (ALGORITHMS.md §10.2–10.3).
+//! constant lr (Van Laarhoven, arXiv 1706.05350; AdamC, arXiv 2506.02285v2).
 //!
 //! For `w ← (1 − κ)·w − γ·u` with `u ⟂ w` the mean squares satisfy, once the norm has
 //! settled, `(2κ − κ²)·E‖w‖² = γ²·E‖u‖²`. So over the last 25 % of the run
@@ -10,7 +10,7 @@
 //!   measured direction `u` (as [`schedulefree::ParamDiagnostics::predicted_weight_norm`]).
 //!
 //! The AdamW prediction assumes `u ⟂ w` and steps uncorrelated over time, i.e. β1 = 0
-//! (ALGORITHMS.md §10.3 and §12.3.4 simulate exactly that). With momentum the directions are
+//! (the scale-invariant simulations behind this prediction assume exactly that). With momentum the directions are
 //! an EMA of the normalized gradients `ĝ = g/(√v̂ + ε)`; if those are uncorrelated noise,
 //! `E‖u‖² = (1 − β1)/(1 + β1)·E‖ĝ‖²` while the norm's random walk is driven by `E‖ĝ‖²` per
 //! step (the EMA's weights sum to 1), so the prediction from `‖u‖` is short by

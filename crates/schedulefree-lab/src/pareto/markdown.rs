@@ -352,7 +352,7 @@ pub fn markdown(cfg: &ParetoConfig, r: &Report, seconds: f64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# sflab pareto `{}`: Schedule-Free vs cosine and linear decay (ALGORITHMS.md §13.3)\n",
+        "# sflab pareto `{}`: Schedule-Free vs cosine and linear decay (arXiv 2405.15682, Figures 1, 5, 6, 8)\n",
         cfg.task.name()
     );
     out.push_str(&protocol(cfg));

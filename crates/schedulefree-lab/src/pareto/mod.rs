@@ -1,6 +1,6 @@
 //! `sflab pareto`: one Schedule-Free run against cosine and linear-decay runs of every
 //! budget, on a real model/data pair — the Schedule-Free paper's Pareto-frontier,
-//! β-sensitivity and lr-sensitivity checks (ALGORITHMS.md §13.3).
+//! β-sensitivity and lr-sensitivity checks (Defazio et al., arXiv 2405.15682, Figures 1, 5, 6, 8).
 //!
 //! # Protocol
 //!

@@ -1,4 +1,5 @@
-//! Fit `L(t) = L∞ + A·t^(−a)` to a loss curve: the "1/√T check" of ALGORITHMS.md §13.3
+//! Fit `L(t) = L∞ + A·t^(−a)` to a loss curve: the "1/√T check" of the Schedule-Free paper's
+//! Pareto experiment (arXiv 2405.15682, Figures 1, 5, 6, 8)
 //! (Schedule-Free's anytime rate predicts `a ≈ 1/2` for the suboptimality on convex
 //! Lipschitz problems; on deep nets the measured exponent is an empirical fact to report).
 //!

@@ -1,5 +1,5 @@
 //! `sflab refine`: a gradient-norm log (CSV) → a refined learning-rate schedule (JSON
-//! `ScheduleConfig`, usable as `--schedule`) and a PNG of both (ALGORITHMS.md §8).
+//! `ScheduleConfig`, usable as `--schedule`) and a PNG of both (Defazio et al., arXiv 2310.07831).
 //!
 //! The refinement itself is [`schedulefree::schedule::refine`]: invalid values filled in,
 //! median filter of width `2·⌊τ·N/2⌋ + 1`, resampling to `--steps`, `w_t = ‖g_t‖⁻²` (ℓ2) or

@@ -1,4 +1,4 @@
-//! `sflab refine-run`: schedule refinement on a real network (ALGORITHMS.md §8).
+//! `sflab refine-run`: schedule refinement on a real network (Defazio et al., arXiv 2310.07831).
 //!
 //! 1. AdamW (β = (0.9, 0.999), no weight decay) with linear warmup over 5 % of `T` and
 //!    linear decay to 0 at `T`, at the task's batch size and lr (or `--lr`); the per-step

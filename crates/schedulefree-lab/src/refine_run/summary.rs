@@ -156,7 +156,7 @@ impl RefineRunSummary {
             s,
             "AdamW (β = (0.9, 0.999), no weight decay), T = {} steps, batch {}, peak lr {}, seed {}. \
              Linear decay (warmup {} steps) was run, its per-step gradient ℓ1 norms refined into a \
-             schedule (ALGORITHMS.md §8), and the same run repeated with that schedule.\n",
+             schedule (arXiv 2310.07831), and the same run repeated with that schedule.\n",
             self.steps, self.batch_size, self.lr, self.seed, self.linear_decay_warmup
         );
         let _ = writeln!(

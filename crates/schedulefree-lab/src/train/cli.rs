@@ -126,7 +126,8 @@ pub struct TrainArgs {
     pub metrics: Option<PathBuf>,
     /// Log norm diagnostics in the metrics file at the first step and at every evaluation:
     /// per parameter ‖g‖, ‖w‖, ‖u‖ (learner direction), ‖g‖/‖w‖, the steady-state ratio that
-    /// weight decay predicts and the effective lr (ALGORITHMS.md §10.2–10.3).
+    /// weight decay predicts and the effective lr (Van Laarhoven, arXiv 1706.05350;
+    /// AdamC, arXiv 2506.02285v2).
     #[arg(long)]
     pub diagnostics: bool,
     /// Output folder (config.json, result.json, default metrics).

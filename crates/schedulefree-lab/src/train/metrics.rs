@@ -49,7 +49,8 @@ pub enum DiagnosticsLevel {
     EveryStep,
 }
 
-/// Norm diagnostics of one parameter tensor in one step (ALGORITHMS.md §10.2–10.3), from
+/// Norm diagnostics of one parameter tensor in one step (Van Laarhoven, arXiv 1706.05350; AdamC,
+/// arXiv 2506.02285v2), from
 /// [`ParamDiagnostics`]: norms at the gradient point before the update, and the steady state
 /// that weight decay predicts for them.
 #[derive(Debug, Clone, PartialEq, Serialize)]

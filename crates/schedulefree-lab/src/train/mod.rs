@@ -24,7 +24,7 @@
 //! training buffer itself for last-iterate presets) unless [`TrainConfig::eval_at_x`] is off.
 //! For the CNN with a Schedule-Free preset the BatchNorm statistics are first recomputed at
 //! `x` on [`TrainConfig::bn_recalibration`] training batches of a separate stream
-//! (ALGORITHMS.md §7). A non-finite training loss ends the run early with
+//! (the reference `schedulefree` README's practical notes). A non-finite training loss ends the run early with
 //! [`RunResult::diverged`] set.
 //!
 //! Data files are parsed once per process and shared by later runs ([`data::load`]).

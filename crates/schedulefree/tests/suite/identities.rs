@@ -10,24 +10,7 @@ use schedulefree::learner::{Adam, Sgd};
 use schedulefree::schedule::{Constant, Linear, Schedule, Tabulated, Warmup};
 use schedulefree::{DynOptimizer, Element, GroupConfig, Optimizer, Param, SgdScheduleFree, lerp};
 
-/// Deterministic gradients (proptest draws the seed).
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn sym(&mut self, a: f64) -> f64 {
-        a * (2.0 * self.next() - 1.0)
-    }
-    fn vec(&mut self, n: usize, a: f64) -> Vec<f64> {
-        (0..n).map(|_| self.sym(a)).collect()
-    }
-}
+use crate::split_mix::SplitMix;
 
 fn max_abs(vs: &[&[f64]]) -> f64 {
     vs.iter()

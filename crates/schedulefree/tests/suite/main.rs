@@ -26,4 +26,5 @@ mod resume_new;
 mod schedule_free_plus;
 mod schedules;
 mod sharding;
+mod split_mix;
 mod state_compat;

@@ -18,6 +18,8 @@ use schedulefree::{
     SgdScheduleFreeReference,
 };
 
+use crate::split_mix::SplitMix;
+
 /// Which fused optimizer is compared with the oracle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
@@ -147,23 +149,6 @@ fn run<T: Element>(form: Form, case: &Case, rel: f64) {
         assert_close("y", step, &y, &oracle.y, tol);
         assert_close("z", step, &z, &oracle.z, tol);
         assert_close("x", step, &x, &oracle.x, tol / cfg.beta);
-    }
-}
-
-/// A small deterministic generator for the gradients (proptest draws the seed).
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in `[-a, a)`.
-    fn sym(&mut self, a: f64) -> f64 {
-        a * (2.0 * self.next() - 1.0)
     }
 }
 
