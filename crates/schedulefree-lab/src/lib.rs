@@ -3,6 +3,7 @@
 
 pub mod convex;
 pub mod data;
+pub mod drift;
 pub mod golden;
 pub mod model;
 pub mod nn;

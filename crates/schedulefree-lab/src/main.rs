@@ -2,7 +2,7 @@
 //! trajectories from the reference implementation and refine schedules from gradient norms.
 
 use clap::{Parser, Subcommand};
-use schedulefree_lab::{convex, golden, norms, pareto, refine_cmd, refine_run, train};
+use schedulefree_lab::{convex, drift, golden, norms, pareto, refine_cmd, refine_run, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +35,9 @@ enum Command {
     /// norms vs prediction, gradient norms at the end of decaying schedules (AdamW/AdamC/
     /// projection, SGD/SGDC/projection), magnitude-based learners under decay policies.
     Norms(Box<norms::NormsArgs>),
+    /// f32 vs f64 Schedule-Free over long runs (open loop, same gradients): how far the
+    /// returned point x and the training point y drift, on a quadratic and logistic regression.
+    Drift(drift::DriftArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Refine(a) => refine_cmd::run(a),
         Command::RefineRun(a) => refine_run::run(a),
         Command::Norms(a) => norms::run(a),
+        Command::Drift(a) => drift::run(a),
     }
 }
