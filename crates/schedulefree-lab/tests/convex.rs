@@ -193,6 +193,9 @@ fn negative_numbers_reach_our_own_validation() {
             vec!["--lr-min", "-3", "--lr-max", "-5"],
             "--lr-min (-3) must not exceed --lr-max (-5)",
         ),
+        // `--jobs`, as in the other commands; `--threads` is its old name.
+        (vec!["--jobs", "0"], "--jobs must be positive"),
+        (vec!["--threads", "0"], "--jobs must be positive"),
     ] {
         let mut all = args.clone();
         all.extend(["--quiet", "--no-plots", "--out", &out_arg]);

@@ -68,6 +68,16 @@ pub(crate) fn group(lr: f64, weight_decay: f64) -> GroupConfig {
 /// an SGD base). Defaults are the reference's: `lr 1.0, momentum 0.9, weight_decay 0,
 /// warmup_steps 0, r 0, weight_lr_power 2`. `momentum` is the interpolation `β ∈ (0, 1]`.
 /// Decay is evaluated at `y` and scaled by the lr.
+///
+/// ```
+/// use schedulefree::{Param, SgdScheduleFree};
+/// let mut opt = SgdScheduleFree { lr: 0.5, warmup_steps: 10, ..Default::default() }.build::<f32>()?;
+/// opt.add_param("w", &[3])?;
+/// let (mut w, g) = (vec![1.0f32; 3], vec![0.5f32; 3]);
+/// let info = opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert!(info.skipped.is_none() && w.iter().all(|v| *v < 1.0)); // y moved against g
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SgdScheduleFree {
@@ -173,6 +183,19 @@ impl SgdScheduleFreeReference {
 /// Defaults: `lr 0.0025, betas (0.9, 0.999), eps 1e-8, weight_decay 0, warmup_steps 0, r 0,
 /// weight_lr_power 2, inner_momentum 0`. `betas.0` is the interpolation `β`, not an EMA;
 /// `inner_momentum μ > 0` adds Adam's first moment (0.9 recommended when enabled).
+///
+/// ```
+/// use schedulefree::{AdamWScheduleFree, Param};
+/// let cfg = AdamWScheduleFree { lr: 1e-2, warmup_steps: 100, weight_decay: 0.01, ..Default::default() };
+/// let mut opt = cfg.build::<f32>()?;
+/// opt.add_param("w", &[2, 2])?;
+/// let (mut w, g) = (vec![0.5f32; 4], vec![0.1f32; 4]);
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?; // w holds the training point y
+/// let mut x = vec![0.0f32; 4];
+/// opt.x_into("w", &w, &mut x)?; // the averaged point x, to evaluate
+/// assert!(x.iter().all(|v| *v < 0.5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamWScheduleFree {
@@ -338,6 +361,19 @@ impl AdamWScheduleFree {
 /// rectification replaces warmup.
 /// Defaults: `lr 0.0025, betas (0.9, 0.999), eps 1e-8, weight_decay 0, r 0,
 /// weight_lr_power 2, silent_sgd_phase true`.
+///
+/// ```
+/// use schedulefree::{Param, RAdamScheduleFree};
+/// let mut opt = RAdamScheduleFree::default().build::<f32>()?;
+/// opt.add_param("w", &[4])?;
+/// let (mut w, g) = (vec![0.5f32; 4], vec![0.1f32; 4]);
+/// for _ in 0..10 {
+///     opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// }
+/// // Silent while the variance is not rectifiable (the first steps), then Adam-like.
+/// assert!(w.iter().all(|v| *v < 0.5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RAdamScheduleFree {
@@ -409,6 +445,16 @@ impl RAdamScheduleFree {
 /// `schedulefree.ScheduleFreeWrapper` / `ScheduleFreeWrapperReference` (schedulefree 1.4.1):
 /// Schedule-Free around any momentum-free base learner with step `lr` (no warmup inside the
 /// wrapper). Defaults: `momentum 0.9, weight_decay_at_y 0, r 0, weight_lr_power 2`.
+///
+/// ```
+/// use schedulefree::{Param, ScheduleFreeWrapper, learner::Sgd};
+/// let mut opt = ScheduleFreeWrapper::default().wrap::<f32, _>(Sgd::plain(), 0.1)?;
+/// opt.add_param("w", &[2])?;
+/// let (mut w, g) = (vec![1.0f32; 2], vec![1.0f32; 2]);
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert!(w[0] < 1.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleFreeWrapper {
@@ -509,6 +555,17 @@ impl ScheduleFreeWrapper {
 /// `torch.optim.AdamW` (Loshchilov & Hutter, arXiv 1711.05101) driven by one of our
 /// schedules (equal to torch with `LinearLR` / `CosineAnnealingLR` / `SequentialLR`).
 /// Defaults are torch's: `lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01`.
+///
+/// ```
+/// use schedulefree::{AdamW, Param, schedule::Linear};
+/// let schedule = Linear::new(10, 1000, 0.0)?; // 10 warmup updates, linear decay to 0 at 1000
+/// let mut opt = AdamW::default().build::<f32, _>(schedule)?;
+/// opt.add_param("w", &[3])?;
+/// let (mut w, g) = (vec![1.0f32; 3], vec![0.2f32; 3]);
+/// let info = opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert!((info.group.lr - 1e-3 / 10.0).abs() < 1e-12); // the first warmup step
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamW {
@@ -561,6 +618,16 @@ impl AdamW {
 /// `torch.optim.SGD` (momentum, dampening, Nesterov, coupled L2 `weight_decay`) driven by one
 /// of our schedules, returning the last iterate. Defaults: `lr 1e-3`, everything else 0 /
 /// false. (The base online learner it wraps is [`learner::Sgd`].)
+///
+/// ```
+/// use schedulefree::{Param, TorchSgd, schedule::Constant};
+/// let mut opt = TorchSgd { lr: 0.1, momentum: 0.9, ..Default::default() }.build::<f64, _>(Constant)?;
+/// opt.add_param("w", &[1])?;
+/// let (mut w, g) = (vec![1.0f64], vec![2.0f64]);
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert_eq!(w, [1.0 - 0.1 * 2.0]); // torch: the first step's buffer is the gradient
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TorchSgd {

@@ -346,9 +346,10 @@ pub struct ConvexArgs {
     /// schedules).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Worker threads for the sweep (default: all cores).
-    #[arg(long, allow_negative_numbers = true)]
-    pub threads: Option<usize>,
+    /// Runs at once, one per worker thread (default: all cores). `--threads` is the old
+    /// name of this flag and still works; the other commands call it `--jobs` too.
+    #[arg(long, alias = "threads", allow_negative_numbers = true)]
+    pub jobs: Option<usize>,
     /// The paper-sized protocol: [`FULL_EPOCHS`] epochs, [`FULL_SEEDS`] seeds, the
     /// [`FULL_DATASETS`] (vowel, a9a, ijcnn1 and mushrooms from --data-dir), lr grids
     /// [`FULL_SGD_EXPONENTS`] (SGD) and [`FULL_ADAM_EXPONENTS`] (Adam). Explicit flags still
@@ -629,8 +630,8 @@ impl ConvexConfig {
         {
             methods.insert(first, Method::LinearDecay);
         }
-        if args.threads == Some(0) {
-            bail!("--threads must be positive");
+        if args.jobs == Some(0) {
+            bail!("--jobs must be positive");
         }
         Ok(ConvexConfig {
             datasets,
@@ -650,7 +651,7 @@ impl ConvexConfig {
                     None => DEFAULT_OUT,
                 })
             }),
-            threads: args.threads,
+            threads: args.jobs,
             verbose: !args.quiet,
             plots: !args.no_plots,
             full,

@@ -24,6 +24,17 @@ pub type SgdCOptimizer<T, S> = Optimizer<T, learner::Sgd, LastIterate, Corrected
 /// With a constant schedule at `γ_max` it equals AdamW with that denominator.
 ///
 /// Defaults: `lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0` (the reference's).
+///
+/// ```
+/// use schedulefree::{AdamC, Param, ParamTags, schedule::Cosine};
+/// let mut opt = AdamC { weight_decay: 0.1, ..Default::default() }.build::<f32, _>(Cosine::new(100, 10_000, 0.0)?)?;
+/// opt.add_param_tagged(0, "fc.weight", &[8, 8], ParamTags::NORMALIZED)?; // feeds a LayerNorm
+/// opt.add_param_tagged(0, "fc.bias", &[8], ParamTags::NO_DECAY)?;
+/// let (mut w, gw) = (vec![0.1f32; 64], vec![0.01f32; 64]);
+/// let (mut b, gb) = (vec![0.0f32; 8], vec![0.01f32; 8]);
+/// opt.step(&mut [Param::new("fc.weight", &mut w, &gw), Param::new("fc.bias", &mut b, &gb)])?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamC {
@@ -85,6 +96,17 @@ impl AdamC {
 /// `p ← (1 − λ·γ_t)·p`, corrected to `(1 − λ·γ_t²/γ_max)·p` on parameters tagged
 /// `normalized`, so `‖g‖/‖p‖ → sqrt(2λ/γ_max)` throughout a decaying schedule.
 /// Defaults: `lr 0.1, momentum 0, weight_decay 0`; `peak_lr` as [`AdamC`].
+///
+/// ```
+/// use schedulefree::{Param, ParamTags, SgdC, schedule::Linear};
+/// let mut opt = SgdC { weight_decay: 5e-4, ..Default::default() }.build::<f32, _>(Linear::new(0, 1000, 0.0)?)?;
+/// opt.add_param_tagged(0, "conv.weight", &[4, 9], ParamTags::NORMALIZED)?; // feeds a BatchNorm
+/// let (mut w, g) = (vec![0.1f32; 36], vec![0.0f32; 36]);
+/// opt.step(&mut [Param::new("conv.weight", &mut w, &g)])?;
+/// // Decay only, corrected: (1 − λ·γ_t²/γ_max) at γ_t = γ_max = 0.1.
+/// assert!((f64::from(w[0]) - 0.1 * (1.0 - 5e-4 * 0.1)).abs() < 1e-8);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SgdC {

@@ -53,6 +53,18 @@ pub type ScheduleFreePlusOptimizer<T> =
 /// in the reference: `lr` and `weight_decay` ([`crate::GroupConfig`]), `r`,
 /// `weight_lr_power` and `c_warmup` ([`Optimizer::set_group_averaging`]); the other
 /// arguments are optimizer-wide (the reference reads them from group 0).
+///
+/// ```
+/// use schedulefree::{Param, ScheduleFreePlus};
+/// let mut opt = ScheduleFreePlus { weight_decay: 0.01, ..Default::default() }.build::<f32>()?;
+/// opt.add_param("w", &[3])?;
+/// let (mut w, g) = (vec![1.0f32; 3], vec![0.3f32; 3]);
+/// // The Polyak step size reads the loss: step_with_loss (plain step is a typed error).
+/// assert!(opt.step(&mut [Param::new("w", &mut w, &g)]).is_err());
+/// opt.step_with_loss(&mut [Param::new("w", &mut w, &g)], 0.7)?;
+/// assert!(w.iter().all(|v| *v < 1.0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleFreePlus {
