@@ -18,6 +18,26 @@ use crate::error::{ConfigError, check};
 /// the lr first decreases: only an explicit peak reduces it during warmup); while that maximum
 /// is 0 the decay is 0 (then `γ_t = 0` too). With a constant lr equal to `γ_max` this is the base
 /// policy exactly.
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param, ParamTags};
+/// use schedulefree::{conversion::LastIterate, learner::Sgd, schedule::Constant};
+/// use schedulefree::decay::{Corrected, Decoupled};
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     LastIterate,
+///     Corrected { base: Decoupled, peak_lr: Some(0.2) },
+///     Constant,
+///     GroupConfig { lr: 0.1, weight_decay: 0.5 },
+/// )?;
+/// opt.add_param_tagged(0, "w", &[2, 2], ParamTags::NORMALIZED)?;
+/// let mut w = vec![3.0, 4.0, 0.6, 0.8];
+/// let g = vec![0.0; 4];
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// // Normalized: λ_t = λ·γ/γ_max = 0.25, so the shrink is 1 − γ·λ_t = 0.975.
+/// assert!((w[0] - 0.975 * 3.0).abs() < 1e-12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Corrected<B> {
     /// Policy applied, with the corrected `λ_t`, to normalized parameters and, with `λ`, to

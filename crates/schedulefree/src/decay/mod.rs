@@ -110,6 +110,25 @@ impl<T: Element> DecayTerms<T> {
 }
 
 /// No weight decay.
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param, ParamTags};
+/// use schedulefree::{conversion::LastIterate, learner::Sgd, schedule::Constant};
+/// use schedulefree::decay::NoDecay;
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     LastIterate,
+///     NoDecay,
+///     Constant,
+///     GroupConfig { lr: 0.1, weight_decay: 0.5 },
+/// )?;
+/// opt.add_param("w", &[2, 2])?;
+/// let mut w = vec![3.0, 4.0, 0.6, 0.8];
+/// let g = vec![0.0; 4]; // decay alone
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert_eq!(w, [3.0, 4.0, 0.6, 0.8]); // weight_decay is ignored
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NoDecay;
 
@@ -124,6 +143,25 @@ impl Decay for NoDecay {
 
 /// Coupled L2 regularisation `½λ‖y‖²`: the gradient becomes `g + λ·y` before the learner
 /// sees it (torch `SGD`/`Adam` `weight_decay`).
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param, ParamTags};
+/// use schedulefree::{conversion::LastIterate, learner::Sgd, schedule::Constant};
+/// use schedulefree::decay::L2;
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     LastIterate,
+///     L2,
+///     Constant,
+///     GroupConfig { lr: 0.1, weight_decay: 0.5 },
+/// )?;
+/// opt.add_param("w", &[2, 2])?;
+/// let mut w = vec![3.0, 4.0, 0.6, 0.8];
+/// let g = vec![0.0; 4]; // decay alone
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert_eq!(w[0], 3.0 - 0.1 * 0.5 * 3.0); // g + λw, stepped by the lr
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct L2;
 
@@ -142,6 +180,25 @@ impl Decay for L2 {
 /// Decoupled decay evaluated at the gradient point `y`: the direction becomes `d + λ·y` and
 /// is scaled by the lr with it (Schedule-Free SGD/AdamW, schedulefree 1.4.1). With a
 /// last-iterate conversion (`y = z`) this equals torch `AdamW`'s decay.
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param, ParamTags};
+/// use schedulefree::{conversion::LastIterate, learner::Sgd, schedule::Constant};
+/// use schedulefree::decay::DecoupledAtY;
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     LastIterate,
+///     DecoupledAtY,
+///     Constant,
+///     GroupConfig { lr: 0.1, weight_decay: 0.5 },
+/// )?;
+/// opt.add_param("w", &[2, 2])?;
+/// let mut w = vec![3.0, 4.0, 0.6, 0.8];
+/// let g = vec![0.0; 4];
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert!((w[0] - (1.0 - 0.1 * 0.5) * 3.0).abs() < 1e-12); // last iterate: torch AdamW's (1 − γλ)·w
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DecoupledAtY;
 
@@ -162,6 +219,25 @@ impl Decay for DecoupledAtY {
 /// with `γ_max = 1`, on every parameter). With an adaptive `γ` (a Polyak step) the
 /// equilibrium weight norm then no longer follows `γ`; `λ` is correspondingly large (20–50
 /// for language models, whose `γ` is ~1e-3).
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param, ParamTags};
+/// use schedulefree::{conversion::LastIterate, learner::Sgd, schedule::Constant};
+/// use schedulefree::decay::SquaredLrAtY;
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     LastIterate,
+///     SquaredLrAtY,
+///     Constant,
+///     GroupConfig { lr: 0.1, weight_decay: 0.5 },
+/// )?;
+/// opt.add_param("w", &[2, 2])?;
+/// let mut w = vec![3.0, 4.0, 0.6, 0.8];
+/// let g = vec![0.0; 4];
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert!((w[0] - (1.0 - 0.1 * 0.1 * 0.5) * 3.0).abs() < 1e-12); // (1 − γ²λ)·w
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SquaredLrAtY;
 
@@ -180,6 +256,25 @@ impl Decay for SquaredLrAtY {
 /// Decoupled decay of the learner's iterate, `z ← (1 − γλ)·z` before the step (Loshchilov &
 /// Hutter, arXiv 1711.05101, Algorithm 2, as in torch `AdamW`); for Schedule-Free this is
 /// "decay at z" (`AdamWScheduleFreeReference(decay_at_z=True)`).
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param, ParamTags};
+/// use schedulefree::{conversion::LastIterate, learner::Sgd, schedule::Constant};
+/// use schedulefree::decay::Decoupled;
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     LastIterate,
+///     Decoupled,
+///     Constant,
+///     GroupConfig { lr: 0.1, weight_decay: 0.5 },
+/// )?;
+/// opt.add_param("w", &[2, 2])?;
+/// let mut w = vec![3.0, 4.0, 0.6, 0.8];
+/// let g = vec![0.0; 4]; // decay alone
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// assert_eq!(w[0], (1.0 - 0.1 * 0.5) * 3.0); // (1 − γλ)·w
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Decoupled;
 

@@ -93,6 +93,27 @@ impl Projection {
 
 /// Decay policy `base` for ordinary parameters, no decay and a [`Projection`] for parameters
 /// tagged `normalized` (decay is radial and would be undone by the projection).
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param, ParamTags};
+/// use schedulefree::{conversion::LastIterate, learner::Sgd, schedule::Constant};
+/// use schedulefree::decay::{Decoupled, Projected};
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     LastIterate,
+///     Projected { base: Decoupled, projection: Default::default() },
+///     Constant,
+///     GroupConfig { lr: 0.1, weight_decay: 0.5 },
+/// )?;
+/// opt.add_param_tagged(0, "w", &[2, 2], ParamTags::NORMALIZED)?;
+/// let mut w = vec![3.0, 4.0, 0.6, 0.8];
+/// let g = vec![1.0, 0.0, 0.0, 1.0];
+/// opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// // No decay on the normalized matrix; each row (axis 0) keeps its initial norm, 5 and 1.
+/// assert!(((w[0] * w[0] + w[1] * w[1]).sqrt() - 5.0).abs() < 1e-12);
+/// assert!(((w[2] * w[2] + w[3] * w[3]).sqrt() - 1.0).abs() < 1e-12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Projected<B> {
     /// Policy of the parameters not tagged `normalized`.

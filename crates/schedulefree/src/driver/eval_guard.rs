@@ -15,6 +15,26 @@ use crate::schedule::Schedule;
 /// Parameters temporarily holding the returned point `x`; on drop every buffer gets its
 /// training value `y` back bit for bit (from a copy taken at creation). Dereferences to the
 /// parameter slice for evaluation code.
+///
+/// ```
+/// use schedulefree::{AdamWScheduleFree, Param};
+/// let mut opt = AdamWScheduleFree { lr: 0.1, ..Default::default() }.build::<f32>()?;
+/// opt.add_param("w", &[3])?;
+/// let mut w = vec![1.0f32, -2.0, 0.5];
+/// for _ in 0..5 {
+///     let g = w.clone();
+///     opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// }
+/// let (y, mut x) = (w.clone(), vec![0.0f32; 3]);
+/// opt.x_into("w", &w, &mut x)?;
+/// {
+///     let mut ps = [Param::no_grad("w", &mut w)];
+///     let guard = opt.eval_guard(&mut ps)?;
+///     assert_eq!(guard[0].value, x.as_slice()); // evaluate here: the buffer holds x
+/// }
+/// assert_eq!(w, y); // y is back, bit for bit
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct EvalGuard<'p, 'a, T: Copy> {
     params: &'p mut [Param<'a, T>],

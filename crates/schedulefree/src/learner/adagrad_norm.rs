@@ -14,6 +14,30 @@ use crate::error::{ConfigError, check};
 /// (`tests/suite/magnitude.rs` checks it).
 ///
 /// Group state: `["b_sq"]` (starts at `b0²`). No per-element slots.
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param};
+/// use schedulefree::{conversion::ScheduleFree, decay::NoDecay, schedule::Constant};
+/// use schedulefree::learner::AdaGradNorm;
+/// // Schedule-Free around it on ½‖w‖², from (1, −1).
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     AdaGradNorm::default(),
+///     ScheduleFree::default(),
+///     NoDecay,
+///     Constant,
+///     GroupConfig { lr: 1.0, weight_decay: 0.0 },
+/// )?;
+/// opt.add_param("w", &[2])?;
+/// let mut w = vec![1.0, -1.0];
+/// for _ in 0..200 {
+///     let g = w.clone();
+///     opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// }
+/// let mut x = vec![0.0; 2];
+/// opt.x_into("w", &w, &mut x)?;
+/// assert!(x.iter().all(|v| v.abs() < 0.5), "{x:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdaGradNorm {

@@ -45,6 +45,30 @@ pub enum StepCount {
 ///
 /// The Schedule-Free presets count by group (as their reference classes do); torch-style
 /// Adam counts per parameter.
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param};
+/// use schedulefree::{conversion::ScheduleFree, decay::NoDecay, schedule::Constant};
+/// use schedulefree::learner::Adam;
+/// // Schedule-Free around it on ½‖w‖², from (1, −1).
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Adam { beta1: 0.0, ..Default::default() },
+///     ScheduleFree::default(),
+///     NoDecay,
+///     Constant,
+///     GroupConfig { lr: 0.05, weight_decay: 0.0 },
+/// )?;
+/// opt.add_param("w", &[2])?;
+/// let mut w = vec![1.0, -1.0];
+/// for _ in 0..200 {
+///     let g = w.clone();
+///     opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// }
+/// let mut x = vec![0.0; 2];
+/// opt.x_into("w", &w, &mut x)?;
+/// assert!(x.iter().all(|v| v.abs() < 0.5), "{x:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Adam {

@@ -14,6 +14,31 @@ use crate::error::{ConfigError, check};
 ///
 /// A loss below `f*` gives a zero step (optax's `sps+` variant): the conversions need
 /// `γ ≥ 0`. Needs the loss: `step` without one is [`crate::StepError::LossRequired`].
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param};
+/// use schedulefree::{conversion::ScheduleFree, decay::NoDecay, schedule::Constant};
+/// use schedulefree::learner::Polyak;
+/// // Schedule-Free around it on ½‖w‖², from (1, −1).
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Polyak::default(),
+///     ScheduleFree::default(),
+///     NoDecay,
+///     Constant,
+///     GroupConfig { lr: 1.0, weight_decay: 0.0 },
+/// )?;
+/// opt.add_param("w", &[2])?;
+/// let mut w = vec![1.0, -1.0];
+/// for _ in 0..200 {
+///     let g = w.clone();
+///     let f = 0.5 * w.iter().map(|v| v * v).sum::<f64>(); // the loss it reads
+///     opt.step_with_loss(&mut [Param::new("w", &mut w, &g)], f)?;
+/// }
+/// let mut x = vec![0.0; 2];
+/// opt.x_into("w", &w, &mut x)?;
+/// assert!(x.iter().all(|v| v.abs() < 0.5), "{x:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Polyak {

@@ -11,6 +11,30 @@ use crate::error::{ConfigError, check};
 ///
 /// Source: PyTorch `torch.optim.SGD` documentation (Sutskever et al. 2013 form).
 /// Slots: `["momentum_buffer"]` when `momentum != 0`, none otherwise.
+///
+/// ```
+/// use schedulefree::{GroupConfig, Optimizer, Param};
+/// use schedulefree::{conversion::ScheduleFree, decay::NoDecay, schedule::Constant};
+/// use schedulefree::learner::Sgd;
+/// // Schedule-Free around it on ½‖w‖², from (1, −1).
+/// let mut opt = Optimizer::<f64, _, _, _, _>::new(
+///     Sgd::plain(),
+///     ScheduleFree::default(),
+///     NoDecay,
+///     Constant,
+///     GroupConfig { lr: 0.5, weight_decay: 0.0 },
+/// )?;
+/// opt.add_param("w", &[2])?;
+/// let mut w = vec![1.0, -1.0];
+/// for _ in 0..200 {
+///     let g = w.clone();
+///     opt.step(&mut [Param::new("w", &mut w, &g)])?;
+/// }
+/// let mut x = vec![0.0; 2];
+/// opt.x_into("w", &w, &mut x)?;
+/// assert!(x.iter().all(|v| v.abs() < 0.5), "{x:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Sgd {
