@@ -57,6 +57,18 @@ fn fill_grads(held: &mut [Held], step: usize, nan_at: Option<usize>) {
     }
 }
 
+/// Every parameter of [`SHAPES`] with its gradient's sums.
+fn with_grads(held: &[Held]) -> Vec<ExternalParam<'_>> {
+    SHAPES
+        .iter()
+        .zip(held)
+        .map(|((name, _), h)| ExternalParam {
+            name,
+            grad: Some(sums(&h.grad)),
+        })
+        .collect()
+}
+
 fn sums(g: &[f32]) -> GradientSums {
     GradientSums {
         l1: g.iter().map(|v| f64::from(v.abs())).sum(),
@@ -360,14 +372,7 @@ fn a_failing_or_short_pre_pass_changes_nothing() {
     let mut o = build(&preset);
     let mut held = start(o.slot_names().len());
     fill_grads(&mut held, 1, None);
-    let params: Vec<ExternalParam<'_>> = SHAPES
-        .iter()
-        .zip(&held)
-        .map(|((name, _), h)| ExternalParam {
-            name,
-            grad: Some(sums(&h.grad)),
-        })
-        .collect();
+    let params = with_grads(&held);
     let state = o.state();
     let mut failing = |_: &[PrepassProgram]| None;
     let e = o.step_programs_with(&params, StepInputs::default(), Some(&mut failing));
@@ -441,14 +446,7 @@ fn compositions_without_a_program_are_refused_before_anything_moves() {
     assert!(o.needs_prepass());
     let mut held = start(o.slot_names().len());
     fill_grads(&mut held, 1, None);
-    let params: Vec<ExternalParam<'_>> = SHAPES
-        .iter()
-        .zip(&held)
-        .map(|((name, _), h)| ExternalParam {
-            name,
-            grad: Some(sums(&h.grad)),
-        })
-        .collect();
+    let params = with_grads(&held);
     let e = o.step_programs(&params, StepInputs::default());
     assert!(matches!(
         e,
