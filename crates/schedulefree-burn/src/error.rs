@@ -21,7 +21,8 @@ pub enum BurnAdapterError {
     /// The core refused a saved state (version, method, names, shapes, ...).
     #[error(transparent)]
     State(#[from] StateError),
-    /// A tag-selection regex does not compile.
+    /// A tag-selection regex does not compile (the core's [`schedulefree::tags::RegexError`],
+    /// converted with `?`).
     #[error("invalid parameter-selection regex `{pattern}`: {message}")]
     Regex {
         /// The pattern given.

@@ -26,7 +26,8 @@ pub enum CandleAdapterError {
     /// Saved state does not fit this optimizer (names, shapes, method, version).
     #[error(transparent)]
     State(#[from] StateError),
-    /// A tag-selection regex does not compile.
+    /// A tag-selection regex does not compile (the core's [`schedulefree::tags::RegexError`],
+    /// converted with `?`).
     #[error("invalid var-selection regex `{pattern}`: {message}")]
     Regex {
         /// The pattern given.

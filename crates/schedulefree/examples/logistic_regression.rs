@@ -42,12 +42,20 @@ fn read_libsvm(path: &Path) -> Result<Rows, Box<dyn Error>> {
             }
             row[i - 1] = v.parse()?;
         }
-        labels.push(label as usize);
+        labels.push(label);
         rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(format!("{}: no rows", path.display()).into());
     }
     let d = rows.iter().map(Vec::len).max().unwrap_or(0);
     rows.iter_mut().for_each(|r| r.resize(d, 0.0));
-    Ok((labels, rows))
+    // Labels as class indices 0..k in sorted order (LIBSVM files use -1/1, 1..k or 0..k-1).
+    let mut classes = labels.clone();
+    classes.sort_by(f64::total_cmp);
+    classes.dedup();
+    let index = |l: &f64| classes.iter().position(|c| c == l).unwrap_or(0);
+    Ok((labels.iter().map(index).collect(), rows))
 }
 
 /// Mean cross-entropy of softmax regression `θ = [W (k×d) | b (k)]` over `batch`, and its

@@ -168,7 +168,8 @@ impl TagRules {
 
     /// [`TagRules::standard`] with your own pattern for normalization-layer names where the
     /// owner type is unknown (e.g. `r"^(attn_norm|ffn_norm|final)$"`), matched against the
-    /// layer-name segment.
+    /// layer-name segment. Where the owner type is known (burn) the pattern is not consulted:
+    /// [`NORM_LAYER_TYPES`] decide there.
     ///
     /// # Errors
     /// [`RegexError`] for an invalid pattern.
@@ -236,7 +237,8 @@ impl TagRules {
     }
 
     /// Tag the field `param` of every module of type `layer` normalized (e.g.
-    /// `("Linear", "weight")`, `("Conv2d", "weight")`).
+    /// `("Linear", "weight")`, `("Conv2d", "weight")`). Matches only where the owner type is
+    /// known (burn); with candle's `VarMap` names use [`TagRules::normalized_regex`].
     pub fn normalized_layer_type(self, layer: &str, param: &str) -> Self {
         self.normalized(Selector::LayerType {
             layer: layer.to_string(),
@@ -274,7 +276,8 @@ impl TagRules {
         Ok(self.no_decay(Selector::Regex(regex(pattern)?)))
     }
 
-    /// Tag every parameter of modules of type `layer` no-decay (e.g. `"Embedding"`).
+    /// Tag every parameter of modules of type `layer` no-decay (e.g. `"Embedding"`). Matches
+    /// only where the owner type is known (burn).
     pub fn no_decay_layer_type(self, layer: &str) -> Self {
         self.no_decay(Selector::LayerType {
             layer: layer.to_string(),

@@ -11,8 +11,10 @@
 //! The measurement is open loop: at every step the gradient is taken at the `f64` run's `y`
 //! and given to both runs (rounded to `f32` for the `f32` one), so the difference is the
 //! optimizer's own arithmetic, not a different trajectory of gradients. Reported at
-//! log-spaced steps: `‖x₃₂ − x₆₄‖/‖x₆₄‖`, the same for `y`, and the representation floor
-//! `‖round₃₂(x₆₄) − x₆₄‖/‖x₆₄‖` that no `f32` buffer can beat.
+//! log-spaced steps: `‖x₃₂ − x₆₄‖/‖x₆₄‖` (each `x` derived from that run's stored `y` and
+//! `z`, as evaluation derives it, so the `f32` error includes that derivation's rounding), the
+//! same for `y`, and the representation floor `‖round₃₂(x₆₄) − x₆₄‖/‖x₆₄‖` that no `f32`
+//! buffer can beat. Every run warms the lr up over [`WARMUP_STEPS`].
 //!
 //! Problems: a noisy quadratic (`d = 64`, curvatures log-spaced in `[1e-3, 1]`, uniform
 //! gradient noise) and softmax regression on a bundled LIBSVM dataset (standardised,
@@ -117,6 +119,10 @@ pub struct DriftPoint {
     pub loss_gap: f64,
 }
 
+/// Linear lr warmup of every run (fixed, so that a step's numbers do not depend on
+/// `--steps`).
+pub const WARMUP_STEPS: u64 = 1000;
+
 /// Steps at which to measure: 1, 2, 5 × powers of ten up to `steps`, and `steps`.
 pub fn checkpoints(steps: u64) -> Vec<u64> {
     let mut v: Vec<u64> = (0..20)
@@ -145,7 +151,7 @@ pub fn run_one(
 ) -> anyhow::Result<Vec<DriftPoint>> {
     const NAME: &str = "theta";
     let n = problem.dim();
-    let warmup = (steps / 100).max(1);
+    let warmup = WARMUP_STEPS.min(steps);
     let mut o64 = method.build::<f64>(warmup)?;
     let mut o32 = method.build::<f32>(warmup)?;
     o64.add_param(NAME, &[n])?;
@@ -196,15 +202,17 @@ pub fn run_one(
 pub fn run(args: &DriftArgs) -> anyhow::Result<()> {
     let steps = if args.quick { 20_000 } else { args.steps };
     anyhow::ensure!(steps > 0, "--steps must be positive");
-    let mut problems = vec![
-        Problem::quadratic(),
-        Problem::logreg(&args.dataset, args.data_dir.as_deref())?,
-    ];
+    // A fresh problem per run: each optimizer sees the same noise and minibatch stream.
+    let problems: [&dyn Fn() -> anyhow::Result<Problem>; 2] =
+        [&|| Ok(Problem::quadratic()), &|| {
+            Problem::logreg(&args.dataset, args.data_dir.as_deref())
+        }];
     let mut points = Vec::new();
-    for p in &mut problems {
+    for make in problems {
         for m in Method::ALL {
+            let mut p = make()?;
             let t = std::time::Instant::now();
-            points.extend(run_one(p, m, steps)?);
+            points.extend(run_one(&mut p, m, steps)?);
             eprintln!(
                 "{} {}: {:.1} s",
                 p.name(),
@@ -236,14 +244,16 @@ fn write_csv(path: &Path, points: &[DriftPoint]) -> anyhow::Result<()> {
 pub fn summary(points: &[DriftPoint], steps: u64) -> String {
     let mut s = format!(
         "# sflab drift: f32 vs f64 Schedule-Free, open loop, {steps} steps\n\n\
-         Relative error of the f32 run's x (and y) against the f64 run fed the same gradients; \
+         Relative error of the f32 run's x (and y) against the f64 run fed the same gradients \
+         (lr warmup {WARMUP_STEPS} steps; x is derived from the stored y and z in each \
+         precision, as evaluation does); \
          `floor` is the error of storing the f64 x in f32; `loss gap` is the objective (full \
          train loss; the noiseless quadratic) at the f32 x minus that at the f64 x.\n\n\
          | problem | optimizer | step | x error | y error | floor | loss at f64 x | loss gap |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     );
     for p in points {
-        let decade = p.step == steps || (p.step as f64).log10().fract() == 0.0;
+        let decade = p.step == steps || p.step == 10u64.pow(p.step.ilog10());
         if decade {
             let _ = writeln!(
                 s,

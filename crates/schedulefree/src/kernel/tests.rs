@@ -329,14 +329,23 @@ proptest! {
     ) {
         // Short; serial over chunk pairs and a lone short chunk; split across threads.
         let len = [g.len(), 3 * CHUNK + 5, super::PARALLEL_MIN_LEN + 77][size];
-        let g: Vec<f32> = g.iter().cycle().take(len).map(|v| *v as f32).collect();
+        // Scaled per chunk, so that the two chunks of a pair never hold the same values.
+        let g: Vec<f32> = g
+            .iter()
+            .cycle()
+            .take(len)
+            .enumerate()
+            .map(|(i, v)| *v as f32 * (1 + i / CHUNK) as f32)
+            .collect();
         let mut chunks = vec![BlockSums::default(); g.len().div_ceil(CHUNK)];
         let (sums, finite) = grad_sums(&g, &mut chunks);
         // In order over chunks on the portable variant: the reference bits.
         let mut reference = (0.0f64, 0.0f64);
-        for c in g.chunks(CHUNK) {
+        for (c, got) in g.chunks(CHUNK).zip(&chunks) {
             let (s, ok) = chunk_isa(Isa::Generic, c);
             prop_assert!(ok);
+            // Each chunk's own sums, as the pair read left them.
+            prop_assert_eq!((got.grad, got.finite), (s, true));
             reference = (reference.0 + s.l1, reference.1 + s.l2_sq);
             for isa in Isa::available() {
                 prop_assert_eq!(chunk_isa(isa, c), (s, true));

@@ -33,6 +33,7 @@ pub type SgdCOptimizer<T, S> = Optimizer<T, learner::Sgd, LastIterate, Corrected
 /// let (mut w, gw) = (vec![0.1f32; 64], vec![0.01f32; 64]);
 /// let (mut b, gb) = (vec![0.0f32; 8], vec![0.01f32; 8]);
 /// opt.step(&mut [Param::new("fc.weight", &mut w, &gw), Param::new("fc.bias", &mut b, &gb)])?;
+/// assert!(w[0] < 0.1 && b[0] < 0.0); // both moved against the gradient
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
