@@ -157,10 +157,10 @@ impl TagRules {
     /// [`NO_DECAY_VAR_NAMES`].
     pub fn standard() -> Self {
         #[cfg(feature = "regex")]
-        let names = Some(
+        let names = Some(Selector::LayerName(
             Regex::new(NORM_LAYER_PATTERN)
                 .unwrap_or_else(|_| unreachable!("the constant pattern compiles")),
-        );
+        ));
         #[cfg(not(feature = "regex"))]
         let names = None;
         Self::standard_from(names)
@@ -175,33 +175,21 @@ impl TagRules {
     /// [`RegexError`] for an invalid pattern.
     #[cfg(feature = "regex")]
     pub fn standard_with(norm_layer_pattern: &str) -> Result<Self, RegexError> {
-        Ok(Self::standard_from(Some(regex(norm_layer_pattern)?)))
+        Ok(Self::standard_from(Some(Selector::LayerName(regex(
+            norm_layer_pattern,
+        )?))))
     }
 
-    #[cfg(feature = "regex")]
-    fn standard_from(norm_layer_names: Option<Regex>) -> Self {
+    /// The standard rules with `norm_layer_names` (a [`Selector::LayerName`]) as the name-based
+    /// test of a normalization layer where the owner type is unknown.
+    fn standard_from(norm_layer_names: Option<Selector>) -> Self {
         let mut fixed = Self::by_type_and_bias();
-        let by_name = norm_layer_names.into_iter().map(Selector::LayerName).chain(
+        let by_name = norm_layer_names.into_iter().chain(
             NO_DECAY_VAR_NAMES
                 .iter()
                 .map(|n| Selector::ParamName(n.to_string())),
         );
         fixed.extend(by_name.map(|s| Selector::UnknownOwner(Box::new(s))));
-        TagRules {
-            normalized: Vec::new(),
-            exclude: fixed.clone(),
-            no_decay: fixed,
-        }
-    }
-
-    #[cfg(not(feature = "regex"))]
-    fn standard_from(_: Option<()>) -> Self {
-        let mut fixed = Self::by_type_and_bias();
-        fixed.extend(
-            NO_DECAY_VAR_NAMES
-                .iter()
-                .map(|n| Selector::UnknownOwner(Box::new(Selector::ParamName(n.to_string())))),
-        );
         TagRules {
             normalized: Vec::new(),
             exclude: fixed.clone(),
