@@ -4,6 +4,7 @@
 pub mod convex;
 pub mod data;
 pub mod drift;
+pub mod experiment;
 pub mod golden;
 pub mod model;
 pub mod nn;

@@ -1,18 +1,15 @@
-//! The sweep: datasets × bases × methods × lrs × seeds, run in parallel with rayon behind an
-//! indicatif progress bar.
-
-use std::time::Duration;
+//! The sweep: datasets × bases × methods × lrs × seeds, run on the lab's [`Runner`].
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
+use indicatif::ProgressBar;
 
 use super::config::{ConvexConfig, DatasetSource};
 use super::overrides::Overrides;
-use super::run::{self, Prepared, RunResult, RunSpec, TrainOptions};
+use super::run::{self, Prepared, RunResult, RunSpec, TrainOptions, TrainSettings};
 use crate::data::libsvm::LibsvmOptions;
 use crate::data::registry;
 use crate::data::standardize::Standardizer;
+use crate::experiment::{Runner, Task};
 use crate::model::LogReg;
 
 /// Load every dataset of `cfg` and standardise it with statistics of its train split.
@@ -72,14 +69,43 @@ pub fn specs(cfg: &ConvexConfig, n_datasets: usize) -> Vec<RunSpec> {
     v
 }
 
-/// Relative cost of one run on `prep` (multiply-adds per epoch), for scheduling.
-fn cost(prep: &Prepared) -> usize {
-    prep.data.train.rows().max(1) * prep.model.num_params().max(1)
+/// The sweep as a [`Task`]: one logistic-regression run with its schedule override.
+struct Sweep<'a> {
+    datasets: &'a [Prepared],
+    settings: TrainSettings,
+    overrides: &'a Overrides,
 }
 
-/// Run every spec (in parallel on the current rayon pool) with its schedule from
-/// `overrides` (if any) and return the results in the order of `specs`. Expensive runs are
-/// started first so that the pool ends together.
+impl Task for Sweep<'_> {
+    type Spec = RunSpec;
+    type Output = RunResult;
+
+    fn run(&self, spec: &RunSpec, _bar: &ProgressBar) -> anyhow::Result<RunResult> {
+        let options = TrainOptions {
+            schedule: self.overrides.get(spec),
+            norms: None,
+        };
+        run::train_with(&self.datasets[spec.dataset], spec, &self.settings, options)
+    }
+
+    fn describe(&self, spec: &RunSpec) -> String {
+        format!(
+            "{} / {} / {} / lr {} / seed {}",
+            self.datasets[spec.dataset].data.name, spec.base, spec.method, spec.lr, spec.seed
+        )
+    }
+
+    /// Multiply-adds per epoch.
+    fn cost(&self, spec: &RunSpec) -> u64 {
+        let prep = &self.datasets[spec.dataset];
+        (prep.data.train.rows().max(1) * prep.model.num_params().max(1)) as u64
+    }
+}
+
+/// Run every spec on the lab's [`Runner`] (`--jobs` runs at once, or as many as the current
+/// rayon pool has threads), each with its schedule from `overrides` (if any), and return the
+/// results in the order of `specs`. Expensive runs start first so that the workers end
+/// together.
 ///
 /// # Errors
 /// The first run that fails (construction or model errors, a refined or custom method
@@ -90,51 +116,17 @@ pub fn run_all(
     specs: &[RunSpec],
     overrides: &Overrides,
 ) -> anyhow::Result<Vec<RunResult>> {
-    if specs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let settings = cfg.settings();
-    let pb = if cfg.verbose {
-        ProgressBar::new(specs.len() as u64)
-    } else {
-        ProgressBar::hidden()
+    let task = Sweep {
+        datasets,
+        settings: cfg.settings(),
+        overrides,
     };
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.enable_steady_tick(Duration::from_millis(250));
-    pb.set_message(format!(
-        "{} datasets on {} threads",
-        datasets.len(),
-        rayon::current_num_threads()
-    ));
-
-    let mut order: Vec<usize> = (0..specs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(cost(&datasets[specs[i].dataset])));
-    let mut results: Vec<(usize, RunResult)> = order
-        .par_iter()
-        .with_max_len(1)
-        .map(|&i| {
-            let spec = &specs[i];
-            let prep = &datasets[spec.dataset];
-            let options = TrainOptions {
-                schedule: overrides.get(spec),
-                norms: None,
-            };
-            let r = run::train_with(prep, spec, &settings, options).with_context(|| {
-                format!(
-                    "run {} / {} / {} / lr {} / seed {}",
-                    prep.data.name, spec.base, spec.method, spec.lr, spec.seed
-                )
-            });
-            pb.inc(1);
-            r.map(|r| (i, r))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    pb.finish_and_clear();
-    results.sort_by_key(|(i, _)| *i);
-    Ok(results.into_iter().map(|(_, r)| r).collect())
+    let runner = Runner {
+        jobs: cfg.threads.unwrap_or_else(rayon::current_num_threads),
+        verbose: cfg.verbose,
+        worker_bars: false,
+        unit: "runs",
+    };
+    let done = runner.run(&task, specs.to_vec(), specs.len() as u64)?;
+    Ok(done.into_iter().map(|(_, r)| r).collect())
 }

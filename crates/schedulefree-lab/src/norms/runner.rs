@@ -1,21 +1,20 @@
 //! Running the protocol: the model and its tags, one run through the training loop of
-//! `sflab train`, and `jobs` workers each on its own single-threaded rayon pool (burn's CPU
-//! kernels use the current pool, so a run never spreads over more than one core and its
-//! result does not depend on the other runs).
+//! `sflab train`, and the sweep on the lab's [`Runner`] (`jobs` runs at once, each on one
+//! thread, so a run's result does not depend on the other runs).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use schedulefree_burn::TagRules;
 
 use super::augment::ShiftedBatches;
 use super::config::{ModelShape, NormsConfig};
 use super::grid::RunSpec;
 use super::trace::{Trace, TraceSink};
+use crate::experiment::{self, Runner};
 use crate::nn::{Init, MlpConfig};
 use crate::train::config::{DataSet, IMAGE_CLASSES, Task, TrainConfig};
 use crate::train::data::{ImageData, Loaded, load};
@@ -96,8 +95,7 @@ pub fn run_one(
         &eval_device,
         None,
         Some(&mut sink as &mut dyn MetricsSink),
-    )
-    .with_context(|| format!("run {spec}"))?;
+    )?;
     Ok(Trace {
         spec: *spec,
         layers: sink.layers,
@@ -108,89 +106,52 @@ pub fn run_one(
     })
 }
 
-struct Queue {
-    pending: VecDeque<(usize, RunSpec)>,
-    done: Vec<(usize, Trace)>,
-    error: Option<anyhow::Error>,
+/// The protocol as an [`experiment::Task`]: [`run_one`] on the shared data; the bar counts steps.
+struct Protocol<'a> {
+    cfg: &'a NormsConfig,
+    data: Arc<ImageData>,
 }
 
-/// Runs every spec of `cfg.specs()` on `cfg.jobs` workers; returns the traces in spec order.
+impl experiment::Task for Protocol<'_> {
+    type Spec = RunSpec;
+    type Output = Trace;
+
+    fn run(&self, spec: &RunSpec, _bar: &ProgressBar) -> anyhow::Result<Trace> {
+        let c = self.cfg;
+        run_one(spec, &c.model, c.seed, c.evals, Arc::clone(&self.data))
+    }
+
+    fn describe(&self, spec: &RunSpec) -> String {
+        spec.to_string()
+    }
+
+    fn weight(&self, spec: &RunSpec) -> u64 {
+        spec.steps
+    }
+
+    /// Longest runs first, so that the workers finish together.
+    fn cost(&self, spec: &RunSpec) -> u64 {
+        spec.steps
+    }
+}
+
+/// Runs every spec of `specs` on `cfg.jobs` workers ([`Runner`]); returns the traces in spec
+/// order.
 ///
 /// # Errors
 /// Data that cannot be loaded, a worker pool that cannot be built, the first failed run.
 pub fn run_all(cfg: &NormsConfig, specs: &[RunSpec]) -> anyhow::Result<Vec<Trace>> {
-    let data = mnist()?;
-    // Longest runs first, so that the workers finish together.
-    let mut order: Vec<(usize, RunSpec)> = specs.iter().copied().enumerate().collect();
-    order.sort_by_key(|(i, s)| (std::cmp::Reverse(s.steps), *i));
-    let queue = Mutex::new(Queue {
-        pending: order.into(),
-        done: Vec::new(),
-        error: None,
-    });
-    let bar = ProgressBar::with_draw_target(
-        Some(specs.iter().map(|s| s.steps).sum()),
-        if cfg.verbose {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {percent}% of steps (eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(250));
-    let total = specs.len();
-    std::thread::scope(|scope| {
-        for _ in 0..cfg.jobs.min(total.max(1)) {
-            let (queue, bar, data) = (&queue, &bar, &data);
-            scope.spawn(move || {
-                let lock = || queue.lock().unwrap_or_else(|p| p.into_inner());
-                let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        lock()
-                            .error
-                            .get_or_insert(anyhow::Error::new(e).context("building a worker pool"));
-                        return;
-                    }
-                };
-                loop {
-                    let next = {
-                        let mut q = lock();
-                        if q.error.is_some() {
-                            return;
-                        }
-                        q.pending.pop_front()
-                    };
-                    let Some((i, spec)) = next else { return };
-                    let result = pool.install(|| {
-                        run_one(&spec, &cfg.model, cfg.seed, cfg.evals, Arc::clone(data))
-                    });
-                    let mut q = lock();
-                    match result {
-                        Ok(t) => {
-                            q.done.push((i, t));
-                            bar.inc(spec.steps);
-                            bar.set_message(format!("{}/{total} runs", q.done.len()));
-                        }
-                        Err(e) => {
-                            q.error.get_or_insert(e);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let q = queue.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(e) = q.error {
-        return Err(e);
-    }
-    let mut done = q.done;
-    done.sort_by_key(|(i, _)| *i);
+    let task = Protocol {
+        cfg,
+        data: mnist()?,
+    };
+    let runner = Runner {
+        jobs: cfg.jobs,
+        verbose: cfg.verbose,
+        worker_bars: false,
+        unit: "steps",
+    };
+    let total = specs.iter().map(|s| s.steps).sum();
+    let done = runner.run(&task, specs.to_vec(), total)?;
     Ok(done.into_iter().map(|(_, t)| t).collect())
 }
