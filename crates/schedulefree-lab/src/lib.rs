@@ -9,6 +9,7 @@ pub mod golden;
 pub mod model;
 pub mod nn;
 pub mod norms;
+pub mod output;
 pub mod pareto;
 pub mod refine_cmd;
 pub mod refine_run;

@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use super::config::{Base, ConvexConfig, Method, fmt_lr};
 use super::overrides::Overrides;
-use super::plot::safe;
 use super::report::Report;
 use super::run::{self, Prepared, RunResult, RunSpec, StepNorms, TrainOptions};
+use crate::output::figure::safe_file_name;
 use crate::refine_cmd::norms_csv::{L1_COLUMN, L2_COLUMN, write_norms};
 use crate::refine_cmd::plot::{RefinementPlot, plot_refinement};
 use crate::refine_cmd::{norm_label, png_path, warmup_length, write_schedule};
@@ -128,7 +128,7 @@ pub fn refine_all(
     for (spec, log) in jobs.iter().zip(logs) {
         let prep = &datasets[spec.dataset];
         let total = run::total_steps(prep, &settings);
-        let stem = format!("{}_{}", safe(&prep.data.name), spec.base.name());
+        let stem = format!("{}_{}", safe_file_name(&prep.data.name), spec.base.name());
         let norms_csv = dir.join(format!("{stem}_norms.csv"));
         write_norms(
             &norms_csv,
@@ -172,6 +172,7 @@ pub fn refine_all(
                 let plot = RefinementPlot {
                     name: &name,
                     norm_label: &label,
+                    norm,
                     norms: &values,
                     schedule: schedule.values(),
                     warmup,

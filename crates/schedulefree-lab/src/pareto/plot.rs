@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -12,32 +11,18 @@ use super::config::ParetoConfig;
 use super::markdown::budget_label;
 use super::method::Method;
 use super::report::Report;
+use crate::output::figure::{DrawResult, clamp_log10, legend, line_key, log10_range, pow10_label};
+use crate::output::{Figure, palette, save_png_svg};
 
-/// Line colour of each method.
+/// Line colour of each method (the lab's palette).
 fn color(m: Method) -> RGBColor {
     match m {
-        Method::Cosine => RGBColor(148, 103, 189),
-        Method::LinearDecay => RGBColor(31, 119, 180),
-        Method::ScheduleFree => RGBColor(214, 39, 40),
-        Method::Custom => RGBColor(44, 160, 44),
-        Method::ScheduleFreePlus => RGBColor(255, 127, 14),
+        Method::Cosine => palette::COSINE,
+        Method::LinearDecay => palette::LINEAR_DECAY,
+        Method::ScheduleFree => palette::SCHEDULE_FREE,
+        Method::Custom => palette::CUSTOM,
+        Method::ScheduleFreePlus => palette::SCHEDULE_FREE_PLUS,
     }
-}
-
-/// Colours of the β sweep's curves and budgets (matplotlib's tab10 order).
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
-
-fn pick(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
 }
 
 /// Extend a log range upwards by `frac` of its span (room for the legend).
@@ -45,79 +30,24 @@ fn headroom((lo, hi): (f64, f64), frac: f64) -> (f64, f64) {
     (lo, hi + (hi - lo) * frac)
 }
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
-
-/// A figure that can be drawn on any plotters backend.
-trait Figure {
-    /// Pixel size.
-    const SIZE: (u32, u32);
-    /// Draw on `root`.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
-}
-
-/// Write `dir/stem.png` and `dir/stem.svg`.
-fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
-    let png = dir.join(format!("{stem}.png"));
-    let svg = dir.join(format!("{stem}.svg"));
-    {
-        let root = BitMapBackend::new(&png, F::SIZE).into_drawing_area();
-        fig.draw(&root)
-            .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
-    }
-    {
-        let root = SVGBackend::new(&svg, F::SIZE).into_drawing_area();
-        fig.draw(&root)
-            .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
-        root.present()
-            .map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
-    }
-    Ok(vec![png, svg])
-}
-
 /// Draw every figure into `dir`; returns the files written.
 ///
 /// # Errors
 /// Drawing or writing errors (e.g. no usable font).
 pub fn plot_all(dir: &Path, cfg: &ParetoConfig, report: &Report) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = save(&ParetoFigure { cfg, report }, dir, "pareto")?;
-    files.extend(save(&LrFigure { cfg, report }, dir, "lr_sweep")?);
-    files.extend(save(&BetaFigure { cfg, report }, dir, "beta_sweep")?);
+    let mut files = save_png_svg(&ParetoFigure { cfg, report }, dir, "pareto")?;
+    files.extend(save_png_svg(&LrFigure { cfg, report }, dir, "lr_sweep")?);
+    files.extend(save_png_svg(
+        &BetaFigure { cfg, report },
+        dir,
+        "beta_sweep",
+    )?);
     Ok(files)
 }
 
-/// A log10 loss axis: `(lo, hi)` from the finite positive values, padded.
+/// A log10 loss axis over the finite positive values, padded by 5 %.
 fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if !lo.is_finite() {
-        return (-1.0, 1.0);
-    }
-    let (lo, hi) = (lo.log10(), hi.log10());
-    let pad = ((hi - lo) * 0.05).max(0.005);
-    (lo - pad, hi + pad)
-}
-
-/// `log10(v)` clamped into `[lo, hi]` (non-finite values go to the top).
-fn clamp_log(v: f64, (lo, hi): (f64, f64)) -> f64 {
-    if v.is_finite() && v > 0.0 {
-        v.log10().clamp(lo, hi)
-    } else {
-        hi
-    }
-}
-
-fn loss_label(v: &f64) -> String {
-    let y = 10f64.powf(*v);
-    if y >= 0.01 {
-        format!("{y:.3}")
-    } else {
-        format!("{y:.1e}")
-    }
+    log10_range(values, 0.05, 0.005).unwrap_or((-1.0, 1.0))
 }
 
 struct ParetoFigure<'a> {
@@ -126,7 +56,9 @@ struct ParetoFigure<'a> {
 }
 
 impl Figure for ParetoFigure<'_> {
-    const SIZE: (u32, u32) = (1000, 650);
+    fn size(&self) -> (u32, u32) {
+        (1000, 650)
+    }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let (cfg, r) = (self.cfg, self.report);
@@ -163,7 +95,7 @@ impl Figure for ParetoFigure<'_> {
             .x_desc("step")
             .y_desc("held-out loss (log scale)")
             .y_labels(10)
-            .y_label_formatter(&loss_label)
+            .y_label_formatter(&pow10_label)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
         for m in Method::SCHEDULES.into_iter().chain([Method::Custom]) {
@@ -173,19 +105,17 @@ impl Figure for ParetoFigure<'_> {
                 let pts: Vec<(f64, f64)> = c
                     .points
                     .iter()
-                    .map(|&(s, l)| (s as f64, clamp_log(l, range)))
+                    .map(|&(s, l)| (s as f64, clamp_log10(l, range)))
                     .collect();
                 let s = chart.draw_series(LineSeries::new(pts, col.mix(0.35).stroke_width(2)))?;
                 if first {
                     s.label(format!("{} (best lr per length; • = end)", m.label()))
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
-                        });
+                        .legend(line_key(col, 2));
                     first = false;
                 }
                 if let Some(&(s, l)) = c.points.iter().find(|p| p.0 == c.steps) {
                     chart.draw_series(std::iter::once(Circle::new(
-                        (s as f64, clamp_log(l, range)),
+                        (s as f64, clamp_log10(l, range)),
                         5,
                         col.filled(),
                     )))?;
@@ -200,12 +130,12 @@ impl Figure for ParetoFigure<'_> {
                     .map(|(_, c)| (p.budget as f64, c.loss.mean))
             })
             .filter(|p| p.1.is_finite())
-            .map(|(s, l)| (s, clamp_log(l, range)))
+            .map(|(s, l)| (s, clamp_log10(l, range)))
             .collect();
         chart
             .draw_series(DashedLineSeries::new(envelope, 8, 5, BLACK.stroke_width(2)))?
             .label("best schedule end point per length")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+            .legend(line_key(BLACK, 2));
         // The one-run methods: ScheduleFree+ (untuned), then Schedule-Free on top.
         for (m, width) in [(Method::ScheduleFreePlus, 3), (Method::ScheduleFree, 4)] {
             let Some(c) = r.curves.iter().find(|c| c.method == m) else {
@@ -220,22 +150,14 @@ impl Figure for ParetoFigure<'_> {
             let pts: Vec<(f64, f64)> = c
                 .points
                 .iter()
-                .map(|&(s, l)| (s as f64, clamp_log(l, range)))
+                .map(|&(s, l)| (s as f64, clamp_log10(l, range)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts, col.stroke_width(width)))?
                 .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(width))
-                });
+                .legend(line_key(col, width));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 15)?;
         Ok(())
     }
 }
@@ -246,7 +168,9 @@ struct LrFigure<'a> {
 }
 
 impl Figure for LrFigure<'_> {
-    const SIZE: (u32, u32) = (1400, 420);
+    fn size(&self) -> (u32, u32) {
+        (1400, 420)
+    }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let (cfg, r) = (self.cfg, self.report);
@@ -293,7 +217,7 @@ impl Figure for LrFigure<'_> {
                 .configure_mesh()
                 .x_desc("lr (grid points)")
                 .y_desc("held-out loss (log scale)")
-                .y_label_formatter(&loss_label)
+                .y_label_formatter(&pow10_label)
                 .x_label_formatter(&lr_tick)
                 .x_labels(n + 1)
                 .draw()?;
@@ -302,23 +226,15 @@ impl Figure for LrFigure<'_> {
                 let pts: Vec<(f64, f64)> = s
                     .cells
                     .iter()
-                    .map(|c| (index(c.lr), clamp_log(c.loss.mean, range)))
+                    .map(|c| (index(c.lr), clamp_log10(c.loss.mean, range)))
                     .collect();
                 chart
                     .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
                     .label(s.method.label())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
-                    });
+                    .legend(line_key(col, 2));
                 chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, col.filled())))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
         }
         Ok(())
     }
@@ -330,7 +246,9 @@ struct BetaFigure<'a> {
 }
 
 impl Figure for BetaFigure<'_> {
-    const SIZE: (u32, u32) = (1300, 500);
+    fn size(&self) -> (u32, u32) {
+        (1300, 500)
+    }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let (cfg, r) = (self.cfg, self.report);
@@ -363,31 +281,23 @@ impl Figure for BetaFigure<'_> {
             .configure_mesh()
             .x_desc("step")
             .y_desc("held-out loss (log scale)")
-            .y_label_formatter(&loss_label)
+            .y_label_formatter(&pow10_label)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
         for (i, c) in r.beta_curves.iter().enumerate() {
-            let col = pick(i);
+            let col = palette::cycle(i);
             let pts: Vec<(f64, f64)> = c
                 .points
                 .iter()
                 .filter(|p| p.0 >= from)
-                .map(|&(s, l)| (s as f64, clamp_log(l, range)))
+                .map(|&(s, l)| (s as f64, clamp_log10(l, range)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts, col.stroke_width(2)))?
                 .label(format!("β = {}", c.beta))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
-                });
+                .legend(line_key(col, 2));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
 
         let range = headroom(
             log_range(
@@ -414,30 +324,22 @@ impl Figure for BetaFigure<'_> {
             .configure_mesh()
             .x_desc("β")
             .y_desc("held-out loss (log scale)")
-            .y_label_formatter(&loss_label)
+            .y_label_formatter(&pow10_label)
             .draw()?;
         for (i, row) in r.betas.iter().enumerate() {
-            let col = pick(i + 4);
+            let col = palette::cycle(i + 4);
             let pts: Vec<(f64, f64)> = row
                 .cells
                 .iter()
-                .map(|c| (c.beta, clamp_log(c.loss.mean, range)))
+                .map(|c| (c.beta, clamp_log10(c.loss.mean, range)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
                 .label(budget_label(cfg, row.budget))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
-                });
+                .legend(line_key(col, 2));
             chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, col.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
         Ok(())
     }
 }

@@ -172,6 +172,7 @@ pub fn refine_with(args: &RefineArgs) -> anyhow::Result<RefineOutcome> {
         let plot = RefinementPlot {
             name: &name,
             norm_label: &label,
+            norm: settings.norm,
             norms: &norms,
             schedule: schedule.values(),
             warmup,

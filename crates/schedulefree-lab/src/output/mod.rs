@@ -1,0 +1,9 @@
+//! What every experiment writes through: one [`palette`], one figure layer ([`figure`]:
+//! PNG/SVG files, axes, legends) and one chart of curves ([`panels`]).
+
+pub mod figure;
+pub mod palette;
+pub mod panels;
+
+pub use figure::{Figure, save_png, save_png_svg};
+pub use panels::{Panel, Panels, Series};
