@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::config::{Base, ConvexConfig, Method, Suite, fmt_lr};
@@ -12,6 +11,7 @@ use super::methods::{
     ADAM_BETA2_AVERAGING, ADAM_BETAS, ADAM_EPS, SF_BETA, SGD_MOMENTUM, STEP_GAMMA, STEP_MILESTONES,
 };
 use super::run::{Prepared, RunResult};
+use crate::output::csv::{opt, short, write_rows};
 
 /// Mean and standard error of the mean over seeds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -324,28 +324,13 @@ fn winners<'a>(
         .collect()
 }
 
-fn csv_err(path: &Path) -> impl Fn(csv::Error) -> anyhow::Error + '_ {
-    move |e| anyhow::Error::new(e).context(format!("writing {}", path.display()))
-}
-
-/// `v` with `f32` precision (shortest round-trip form), to keep `curves.csv` small.
-fn short(v: f64) -> String {
-    (v as f32).to_string()
-}
-
-fn opt(v: Option<f64>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
-}
-
 /// Write `curves.csv`: one row per evaluation of every run (`dataset, method, base, lr, seed,
 /// step, epoch, train_loss, train_acc, test_acc`; `test_acc` empty without a test split).
 ///
 /// # Errors
 /// I/O errors.
 pub fn write_curves(path: &Path, report: &Report, results: &[RunResult]) -> anyhow::Result<()> {
-    let e = csv_err(path);
-    let mut w = csv::Writer::from_path(path).map_err(&e)?;
-    w.write_record([
+    let header = [
         "dataset",
         "method",
         "base",
@@ -356,30 +341,26 @@ pub fn write_curves(path: &Path, report: &Report, results: &[RunResult]) -> anyh
         "train_loss",
         "train_acc",
         "test_acc",
-    ])
-    .map_err(&e)?;
-    for r in results {
+    ];
+    let rows = results.iter().flat_map(|r| {
         let s = &r.spec;
         let name = &report.datasets[s.dataset].name;
-        for p in &r.curve {
-            w.write_record([
-                name.as_str(),
-                s.method.name(),
-                s.base.name(),
-                &s.lr.to_string(),
-                &s.seed.to_string(),
-                &p.step.to_string(),
-                &p.epoch.to_string(),
-                &short(p.train_loss),
-                &short(p.train_acc),
-                &p.test_acc.map(short).unwrap_or_default(),
-            ])
-            .map_err(&e)?;
-        }
-    }
-    w.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+        r.curve.iter().map(move |p| {
+            [
+                name.clone(),
+                s.method.name().to_string(),
+                s.base.name().to_string(),
+                s.lr.to_string(),
+                s.seed.to_string(),
+                p.step.to_string(),
+                p.epoch.to_string(),
+                short(p.train_loss),
+                short(p.train_acc),
+                p.test_acc.map(short).unwrap_or_default(),
+            ]
+        })
+    });
+    write_rows(path, header, rows)
 }
 
 fn aggregate_rows(
@@ -388,8 +369,6 @@ fn aggregate_rows(
     rows: &[Aggregate],
     with_wins: bool,
 ) -> anyhow::Result<()> {
-    let e = csv_err(path);
-    let mut w = csv::Writer::from_path(path).map_err(&e)?;
     let mut header = vec![
         "dataset",
         "base",
@@ -407,8 +386,7 @@ fn aggregate_rows(
     if with_wins {
         header.extend(["acc_win", "loss_win"]);
     }
-    w.write_record(&header).map_err(&e)?;
-    for a in rows {
+    let rows = rows.iter().map(|a| {
         let mut rec = vec![
             report.datasets[a.dataset].name.clone(),
             a.base.name().to_string(),
@@ -437,11 +415,9 @@ fn aggregate_rows(
                     .to_string(),
             );
         }
-        w.write_record(&rec).map_err(&e)?;
-    }
-    w.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+        rec
+    });
+    write_rows(path, header, rows)
 }
 
 /// Write `summary.csv`: one row per (dataset, base, method) at its best lr, with mean and

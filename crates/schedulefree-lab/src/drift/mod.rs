@@ -23,7 +23,7 @@
 mod problem;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use schedulefree::{AdamWScheduleFree, DynOptimizer, Param, SgdScheduleFree};
@@ -223,21 +223,12 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    write_csv(&args.out.join("drift.csv"), &points)?;
+    crate::output::csv::write_serialized(&args.out.join("drift.csv"), &points)?;
     let md = summary(&points, steps);
     schedulefree::write_atomic(&args.out.join("summary.md"), md.as_bytes())
         .with_context(|| format!("writing {}", args.out.join("summary.md").display()))?;
     print!("{md}");
     Ok(())
-}
-
-fn write_csv(path: &Path, points: &[DriftPoint]) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for p in points {
-        w.serialize(p)?;
-    }
-    let bytes = w.into_inner().context("flushing the CSV")?;
-    schedulefree::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The markdown report: per problem and optimizer, the errors at each power of ten.

@@ -9,23 +9,16 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::trace::Trace;
-
-fn cell(v: f64) -> String {
-    // `{}` of f64 is the shortest string that parses back to the same value.
-    format!("{v}")
-}
+use crate::output::csv::{cell, write_serialized};
 
 /// Writes `t` to `path` (format in the module docs).
 ///
 /// # Errors
 /// The file cannot be written.
 pub fn write_run(path: &Path, t: &Trace) -> anyhow::Result<()> {
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
     let mut header: Vec<String> = [
         "step",
         "train_loss",
@@ -44,8 +37,8 @@ pub fn write_run(path: &Path, t: &Trace) -> anyhow::Result<()> {
         header.extend(t.layers.iter().map(|l| format!("{kind}:{l}")));
     }
     header.extend(["eval_loss".to_string(), "eval_accuracy".to_string()]);
-    w.write_record(&header)?;
     let mut evals = t.evals.iter().peekable();
+    let mut rows = Vec::with_capacity(t.points.len());
     for p in &t.points {
         let mut row = vec![
             p.step.to_string(),
@@ -73,10 +66,9 @@ pub fn write_run(path: &Path, t: &Trace) -> anyhow::Result<()> {
             Some(e) => row.extend([cell(e.eval_loss), cell(e.eval_accuracy)]),
             None => row.extend([String::new(), String::new()]),
         }
-        w.write_record(&row)?;
+        rows.push(row);
     }
-    w.flush()?;
-    Ok(())
+    crate::output::csv::write_rows(path, header, rows)
 }
 
 /// Writes `rows` to `path` with a header from their field names.
@@ -84,11 +76,5 @@ pub fn write_run(path: &Path, t: &Trace) -> anyhow::Result<()> {
 /// # Errors
 /// The file cannot be written.
 pub fn write_rows<R: Serialize>(path: &Path, rows: &[R]) -> anyhow::Result<()> {
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
-    for r in rows {
-        w.serialize(r)?;
-    }
-    w.flush()?;
-    Ok(())
+    write_serialized(path, rows)
 }

@@ -1,6 +1,7 @@
-//! What every experiment writes through: one [`palette`], one figure layer ([`figure`]:
-//! PNG/SVG files, axes, legends) and one chart of curves ([`panels`]).
+//! What every experiment writes through: one [`csv`] writer, one [`palette`], one figure
+//! layer ([`figure`]: PNG/SVG files, axes, legends) and one chart of curves ([`panels`]).
 
+pub mod csv;
 pub mod figure;
 pub mod palette;
 pub mod panels;

@@ -2,24 +2,8 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-
 use super::record::RunRecord;
-
-fn write_rows(
-    path: &Path,
-    header: &[&str],
-    rows: impl Iterator<Item = Vec<String>>,
-) -> anyhow::Result<()> {
-    let ctx = || format!("writing {}", path.display());
-    let mut w = csv::Writer::from_path(path).with_context(ctx)?;
-    w.write_record(header).with_context(ctx)?;
-    for r in rows {
-        w.write_record(&r).with_context(ctx)?;
-    }
-    w.flush().with_context(ctx)?;
-    Ok(())
-}
+use crate::output::csv::write_rows;
 
 /// The order in which runs are listed: method, run length, β sweep, β, lr, seed.
 fn sorted(records: &[RunRecord]) -> Vec<&RunRecord> {
