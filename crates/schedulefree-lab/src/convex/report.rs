@@ -12,6 +12,7 @@ use super::methods::{
 };
 use super::run::{Prepared, RunResult};
 use crate::output::csv::{opt, short, write_rows};
+use crate::output::table::{Table, bold_if};
 
 /// Mean and standard error of the mean over seeds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -467,10 +468,6 @@ fn loss_cell(s: Stat) -> String {
     }
 }
 
-fn bold_if(s: String, yes: bool) -> String {
-    if yes { format!("**{s}**") } else { s }
-}
-
 fn dataset_cell(info: &DatasetInfo) -> String {
     let test = info
         .test_rows
@@ -493,38 +490,37 @@ fn table(
     cell: impl Fn(&Aggregate) -> String,
     winners: Option<&dyn Fn(usize) -> Vec<Method>>,
 ) {
-    let _ = write!(out, "| dataset |");
-    for m in &cfg.methods {
-        let _ = write!(out, " {} |", m.label());
-    }
-    let _ = write!(out, "\n| --- |");
-    for _ in &cfg.methods {
-        let _ = write!(out, " --- |");
-    }
-    out.push('\n');
+    let mut t = Table::new(
+        std::iter::once("dataset".to_string())
+            .chain(cfg.methods.iter().map(|m| m.label().to_string())),
+    );
     let mut wins: HashMap<Method, usize> = HashMap::new();
     for &d in rows {
         let win = winners.map(|w| w(d)).unwrap_or_default();
         for m in &win {
             *wins.entry(*m).or_default() += 1;
         }
-        let _ = write!(out, "| {} |", dataset_cell(&report.datasets[d]));
+        let mut row = vec![dataset_cell(&report.datasets[d])];
         for &m in &cfg.methods {
-            let c = report
-                .best_of(d, base, m)
-                .map(|a| bold_if(cell(a), win.contains(&m)))
-                .unwrap_or_default();
-            let _ = write!(out, " {c} |");
+            row.push(
+                report
+                    .best_of(d, base, m)
+                    .map(|a| bold_if(cell(a), win.contains(&m)))
+                    .unwrap_or_default(),
+            );
         }
-        out.push('\n');
+        t.push(row);
     }
     if winners.is_some() {
-        let _ = write!(out, "| *wins (of {})* |", rows.len());
-        for m in &cfg.methods {
-            let _ = write!(out, " {} |", wins.get(m).copied().unwrap_or(0));
-        }
-        out.push('\n');
+        let mut row = vec![format!("*wins (of {})*", rows.len())];
+        row.extend(
+            cfg.methods
+                .iter()
+                .map(|m| wins.get(m).copied().unwrap_or(0).to_string()),
+        );
+        t.push(row);
     }
+    out.push_str(&t.markdown());
     out.push('\n');
 }
 

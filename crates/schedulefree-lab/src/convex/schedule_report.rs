@@ -8,6 +8,7 @@ use super::config::{Base, ConvexConfig, Method, fmt_lr};
 use super::methods::{STEP_GAMMA, STEP_MILESTONES};
 use super::refined::Refinement;
 use super::report::{Report, num};
+use crate::output::table::{Table, bold_if};
 
 /// Whether the sweep compares schedules: `--suite schedules`, or a method only that
 /// comparison has (1/√t, step, refined, custom).
@@ -90,35 +91,27 @@ pub fn markdown(cfg: &ConvexConfig, report: &Report, refined: &[Refinement]) -> 
         STEP_GAMMA * STEP_GAMMA,
         100.0 * STEP_MILESTONES[1],
     );
-    let _ = write!(out, "| dataset | base |");
-    for m in &cfg.methods {
-        let _ = write!(out, " {} |", m.label());
-    }
-    let _ = write!(out, "\n| --- | --- |");
-    for _ in &cfg.methods {
-        let _ = write!(out, " --- |");
-    }
-    out.push('\n');
-    let n = report.datasets.len();
-    for d in 0..n {
+    let mut t = Table::new(
+        ["dataset".to_string(), "base".to_string()]
+            .into_iter()
+            .chain(cfg.methods.iter().map(|m| m.label().to_string())),
+    );
+    for d in 0..report.datasets.len() {
         for &base in &cfg.bases {
             let win = report.loss_winners(d, base);
-            let _ = write!(out, "| {} | {} |", report.datasets[d].name, base.label());
+            let mut row = vec![report.datasets[d].name.clone(), base.label().to_string()];
             for &m in &cfg.methods {
                 let cell = match report.best_of(d, base, m) {
                     Some(a) if a.train_loss.mean.is_finite() => num(a.train_loss.mean),
                     Some(_) => "diverged".into(),
                     None => String::new(),
                 };
-                if win.contains(&m) {
-                    let _ = write!(out, " **{cell}** |");
-                } else {
-                    let _ = write!(out, " {cell} |");
-                }
+                row.push(bold_if(cell, win.contains(&m)));
             }
-            out.push('\n');
+            t.push(row);
         }
     }
+    out.push_str(&t.markdown());
     out.push('\n');
     ordering(&mut out, cfg, report);
     if !refined.is_empty() {
@@ -207,10 +200,15 @@ fn ordering(out: &mut String, cfg: &ConvexConfig, report: &Report) {
         "### Refined vs linear decay\n\n\
          Mean over datasets of (refined loss − LD loss) / LD loss: over all datasets, and over \
          those where LD's loss is at least {SEPARABLE_LOSS:e} (on separable data the loss goes \
-         to 0 and relative differences of tiny losses dominate the mean).\n\n\
-         | base | method | all datasets | LD loss ≥ {SEPARABLE_LOSS:e} | refined ≤ LD |\n\
-         | --- | --- | --- | --- | --- |"
+         to 0 and relative differences of tiny losses dominate the mean).\n"
     );
+    let mut t = Table::new([
+        "base".to_string(),
+        "method".to_string(),
+        "all datasets".to_string(),
+        format!("LD loss ≥ {SEPARABLE_LOSS:e}"),
+        "refined ≤ LD".to_string(),
+    ]);
     for &base in &cfg.bases {
         for &m in &refined {
             let pairs: Vec<(f64, f64)> = (0..n)
@@ -226,16 +224,16 @@ fn ordering(out: &mut String, cfg: &ConvexConfig, report: &Report) {
                 .map(|p| p.0)
                 .collect();
             let holds = pairs.iter().filter(|p| p.0 <= 0.0).count();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {holds} of {n} |",
-                base.label(),
-                m.label(),
+            t.push([
+                base.label().to_string(),
+                m.label().to_string(),
                 mean_cell(&all),
-                mean_cell(&kept)
-            );
+                mean_cell(&kept),
+                format!("{holds} of {n}"),
+            ]);
         }
     }
+    out.push_str(&t.markdown());
     out.push('\n');
 }
 
@@ -245,9 +243,9 @@ fn schedules(out: &mut String, report: &Report, refined: &[Refinement]) {
         "### Refined schedules\n\n\
          Warmup = updates before the schedule's peak (it emerges from the norms: none is added). \
          Files in refined/: the norm log (`*_norms.csv`, readable by `sflab refine`) and the \
-         schedules (`*_l2.json`, `*_l1.json`, usable as `--schedule`).\n\n\
-         | dataset | base | LD lr | updates | warmup |\n| --- | --- | --- | --- | --- |"
+         schedules (`*_l2.json`, `*_l1.json`, usable as `--schedule`).\n"
     );
+    let mut t = Table::new(["dataset", "base", "LD lr", "updates", "warmup"]);
     for r in refined {
         let warm: Vec<String> = r
             .schedules
@@ -261,15 +259,14 @@ fn schedules(out: &mut String, report: &Report, refined: &[Refinement]) {
                 )
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            report.datasets[r.dataset].name,
-            r.base.label(),
+        t.push([
+            report.datasets[r.dataset].name.clone(),
+            r.base.label().to_string(),
             fmt_lr(r.lr),
-            r.total,
-            warm.join(", ")
-        );
+            r.total.to_string(),
+            warm.join(", "),
+        ]);
     }
+    out.push_str(&t.markdown());
     out.push('\n');
 }

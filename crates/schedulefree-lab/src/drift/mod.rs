@@ -22,7 +22,6 @@
 
 mod problem;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -30,6 +29,8 @@ use schedulefree::{AdamWScheduleFree, DynOptimizer, Param, SgdScheduleFree};
 use serde::Serialize;
 
 use problem::Problem;
+
+use crate::output::table::Table;
 
 /// Command-line arguments of `sflab drift`.
 #[derive(Debug, Clone, clap::Args)]
@@ -233,34 +234,38 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<()> {
 
 /// The markdown report: per problem and optimizer, the errors at each power of ten.
 pub fn summary(points: &[DriftPoint], steps: u64) -> String {
-    let mut s = format!(
+    let mut t = Table::new([
+        "problem",
+        "optimizer",
+        "step",
+        "x error",
+        "y error",
+        "floor",
+        "loss at f64 x",
+        "loss gap",
+    ]);
+    for p in points {
+        if p.step == steps || p.step == 10u64.pow(p.step.ilog10()) {
+            t.push([
+                p.problem.to_string(),
+                p.method.name().to_string(),
+                p.step.to_string(),
+                format!("{:.2e}", p.rel_err_x),
+                format!("{:.2e}", p.rel_err_y),
+                format!("{:.2e}", p.floor_x),
+                format!("{:.6}", p.loss_x64),
+                format!("{:+.2e}", p.loss_gap),
+            ]);
+        }
+    }
+    format!(
         "# sflab drift: f32 vs f64 Schedule-Free, open loop, {steps} steps\n\n\
          Relative error of the f32 run's x (and y) against the f64 run fed the same gradients \
          (lr warmup {WARMUP_STEPS} steps; x is derived from the stored y and z in each \
          precision, as evaluation does); \
          `floor` is the error of storing the f64 x in f32; `loss gap` is the objective (full \
-         train loss; the noiseless quadratic) at the f32 x minus that at the f64 x.\n\n\
-         | problem | optimizer | step | x error | y error | floor | loss at f64 x | loss gap |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- |\n"
-    );
-    for p in points {
-        let decade = p.step == steps || p.step == 10u64.pow(p.step.ilog10());
-        if decade {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:.2e} | {:.2e} | {:.2e} | {:.6} | {:+.2e} |",
-                p.problem,
-                p.method.name(),
-                p.step,
-                p.rel_err_x,
-                p.rel_err_y,
-                p.floor_x,
-                p.loss_x64,
-                p.loss_gap
-            );
-        }
-    }
-    s
+         train loss; the noiseless quadratic) at the f32 x minus that at the f64 x.\n\n{t}"
+    )
 }
 
 #[cfg(test)]

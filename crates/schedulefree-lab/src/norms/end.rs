@@ -10,8 +10,9 @@
 
 use serde::Serialize;
 
-use super::table::{Table, num};
+use super::table::num;
 use super::trace::{Norm, Trace};
+use crate::output::table::Table;
 
 /// The middle window.
 pub const MIDDLE: (f64, f64) = (0.45, 0.55);
@@ -82,7 +83,7 @@ pub fn analyse(t: &Trace) -> EndRow {
 
 /// The markdown table of experiment 2.
 pub fn table(rows: &[EndRow]) -> Table {
-    let mut t = Table::new(&[
+    let mut t = Table::new([
         "schedule",
         "method",
         "γ",

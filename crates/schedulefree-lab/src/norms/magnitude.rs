@@ -7,8 +7,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::table::{Table, num};
+use super::table::num;
 use super::trace::{Norm, Trace, mean};
+use crate::output::table::Table;
 
 /// Number of equal windows the training loss is averaged over to judge stability.
 pub const LOSS_WINDOWS: usize = 20;
@@ -139,7 +140,7 @@ pub fn analyse(t: &Trace) -> MagnitudeRow {
 
 /// The markdown table of experiment 3.
 pub fn table(rows: &[MagnitudeRow]) -> Table {
-    let mut t = Table::new(&[
+    let mut t = Table::new([
         "learner",
         "decay",
         "λ",

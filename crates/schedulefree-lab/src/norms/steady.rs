@@ -25,8 +25,9 @@
 use serde::Serialize;
 
 use super::grid::{ADAM_BETA1, LearnerKind};
-use super::table::{Table, num, pct};
+use super::table::{num, pct};
 use super::trace::{Norm, Trace, mean};
+use crate::output::table::Table;
 
 /// Start of the averaging window, as a fraction of the run.
 pub const STEADY_FROM: f64 = 0.75;
@@ -111,7 +112,7 @@ pub fn analyse(t: &Trace) -> SteadyRow {
 
 /// The markdown table of experiment 1.
 pub fn table(rows: &[SteadyRow]) -> Table {
-    let mut t = Table::new(&[
+    let mut t = Table::new([
         "method",
         "γ",
         "λ",

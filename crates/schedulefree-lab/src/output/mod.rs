@@ -1,10 +1,11 @@
 //! What every experiment writes through: one [`csv`] writer, one [`palette`], one figure
-//! layer ([`figure`]: PNG/SVG files, axes, legends) and one chart of curves ([`panels`]).
+//! layer ([`figure`]: PNG/SVG files, axes, legends) and one chart of curves ([`panels`]) and one markdown [`table`] writer.
 
 pub mod csv;
 pub mod figure;
 pub mod palette;
 pub mod panels;
+pub mod table;
 
 pub use figure::{Figure, save_png, save_png_svg};
 pub use panels::{Panel, Panels, Series};

@@ -8,6 +8,7 @@ use super::method::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Method, SF_BETA};
 use super::power_law::PowerLawFit;
 use super::report::{NEAR_OPTIMAL, Report};
 use super::select::Cell;
+use crate::output::table::{Table, bold_if};
 
 /// A loss with 4 decimals (`∞` when diverged, `—` when absent).
 pub fn loss(v: f64) -> String {
@@ -61,10 +62,6 @@ fn cell_with_lr(cfg: &ParetoConfig, c: Option<Cell>) -> String {
     }
 }
 
-fn bold_if(s: String, yes: bool) -> String {
-    if yes { format!("**{s}**") } else { s }
-}
-
 /// The protocol in one paragraph.
 pub fn protocol(cfg: &ParetoConfig) -> String {
     let budgets: Vec<String> = cfg.budgets.iter().map(|&b| budget_label(cfg, b)).collect();
@@ -115,20 +112,25 @@ fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
          at that step instead (from the same T-runs); the last two ScheduleFree+'s single run at lr \
          multiplier 1, untuned (its Polyak step sets the step size).\n"
     );
-    out.push_str(
-        "| budget | best cosine | best linear decay | SF (one run) | SF vs best | SF, best lr here | vs best | SF+ (untuned) | SF+ vs best |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-    );
+    let mut t = Table::new([
+        "budget",
+        "best cosine",
+        "best linear decay",
+        "SF (one run)",
+        "SF vs best",
+        "SF, best lr here",
+        "vs best",
+        "SF+ (untuned)",
+        "SF+ vs best",
+    ]);
     for row in &r.pareto {
         let best = row.best_schedule().map(|b| b.0);
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        t.push([
             budget_label(cfg, row.budget),
             bold_if(cell_with_lr(cfg, row.cosine), best == Some(Method::Cosine)),
             bold_if(
                 cell_with_lr(cfg, row.linear_decay),
-                best == Some(Method::LinearDecay)
+                best == Some(Method::LinearDecay),
             ),
             cell_with_lr(cfg, row.schedule_free),
             signed_pct(row.relative_pct()),
@@ -136,8 +138,9 @@ fn pareto_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
             signed_pct(row.relative_best_pct()),
             cell_with_lr(cfg, row.schedule_free_plus),
             signed_pct(row.relative_plus_pct()),
-        );
+        ]);
     }
+    out.push_str(&t.markdown());
     let rel: Vec<f64> = r.pareto.iter().filter_map(|p| p.relative_pct()).collect();
     if !rel.is_empty() {
         let wins = rel.iter().filter(|p| **p <= 0.0).count();
@@ -170,56 +173,53 @@ fn lr_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
          length; SF: its T-run read there). Bold: each column's best. Every budget is in `runs.csv` and \
          `lr_sweep.png`.\n"
     );
-    let mut header = String::from("| lr |");
-    let mut rule = String::from("| --- |");
+    let mut headers = vec!["lr".to_string()];
     for &b in &cols {
-        for m in Method::ALL {
-            let _ = write!(header, " {} @ {} |", m.label(), budget_label(cfg, b));
-            rule.push_str(" --- |");
-        }
+        headers.extend(
+            Method::ALL
+                .iter()
+                .map(|m| format!("{} @ {}", m.label(), budget_label(cfg, b))),
+        );
     }
-    let _ = writeln!(out, "{header}\n{rule}");
+    let mut t = Table::new(headers);
     for &lr in &cfg.lrs {
-        let _ = write!(out, "| {lr} |");
+        let mut row = vec![lr.to_string()];
         for &b in &cols {
             for m in Method::ALL {
                 let sweep = r.lr_sweep(m, b);
                 let c = sweep.and_then(|s| s.cells.iter().find(|c| c.lr == lr));
                 let is_best = sweep.and_then(|s| s.best()).map(|c| c.lr) == Some(lr);
-                let _ = write!(
-                    out,
-                    " {} |",
-                    c.map_or("—".into(), |c| bold_if(loss(c.loss.mean), is_best))
-                );
+                row.push(c.map_or("—".into(), |c| bold_if(loss(c.loss.mean), is_best)));
             }
         }
-        out.push('\n');
+        t.push(row);
     }
+    out.push_str(&t.markdown());
     let _ = writeln!(
         out,
         "\nNear-optimal lrs (loss within {:.0}% of the method's best at that budget), the width of each \
          sensitivity curve on the grid:\n",
         100.0 * NEAR_OPTIMAL
     );
-    out.push_str("| budget | Cosine | LD | SF |\n| --- | --- | --- | --- |\n");
+    let mut t = Table::new(["budget", "Cosine", "LD", "SF"]);
     for &b in &cfg.budgets {
-        let _ = write!(out, "| {} |", budget_label(cfg, b));
+        let mut row = vec![budget_label(cfg, b)];
         for m in Method::ALL {
             let near = r
                 .lr_sweep(m, b)
                 .map(|s| s.near_optimal())
                 .unwrap_or_default();
             let s: Vec<String> = near.iter().map(|l| l.to_string()).collect();
-            let _ = write!(
-                out,
-                " {} of {}: {} |",
+            row.push(format!(
+                "{} of {}: {}",
                 near.len(),
                 cfg.lrs.len(),
                 s.join(", ")
-            );
+            ));
         }
-        out.push('\n');
+        t.push(row);
     }
+    out.push_str(&t.markdown());
     out.push('\n');
 }
 
@@ -233,29 +233,23 @@ fn beta_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
         "Held-out loss of Schedule-Free's T-run with each β, read at each budget. Bold: the best β at \
          that budget.\n"
     );
-    let mut header = String::from("| budget |");
-    let mut rule = String::from("| --- |");
-    for b in &cfg.betas {
-        let _ = write!(header, " β = {b} |");
-        rule.push_str(" --- |");
-    }
-    let _ = writeln!(out, "{header} best β |\n{rule} --- |");
+    let mut headers = vec!["budget".to_string()];
+    headers.extend(cfg.betas.iter().map(|b| format!("β = {b}")));
+    headers.push("best β".into());
+    let mut t = Table::new(headers);
     for row in &r.betas {
         let best = row.best_beta();
-        let _ = write!(out, "| {} |", budget_label(cfg, row.budget));
+        let mut cells = vec![budget_label(cfg, row.budget)];
         for &beta in &cfg.betas {
             let c = row.cells.iter().find(|c| c.beta == beta);
-            let _ = write!(
-                out,
-                " {} |",
-                c.map_or("—".into(), |c| bold_if(
-                    loss(c.loss.mean),
-                    best == Some(beta)
-                ))
-            );
+            cells.push(c.map_or("—".into(), |c| {
+                bold_if(loss(c.loss.mean), best == Some(beta))
+            }));
         }
-        let _ = writeln!(out, " {} |", best.map_or("—".into(), |b| b.to_string()));
+        cells.push(best.map_or("—".into(), |b| b.to_string()));
+        t.push(cells);
     }
+    out.push_str(&t.markdown());
     let verdict = match r.beta_consistent() {
         Some(true) => format!(
             "The best β is the same at every budget (β = {}).",
@@ -270,18 +264,26 @@ fn beta_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
     let _ = writeln!(out, "\n{verdict}\n");
 }
 
-fn fit_row(name: &str, f: &Result<PowerLawFit, String>) -> String {
+fn fit_row(name: &str, f: &Result<PowerLawFit, String>) -> Vec<String> {
     match f {
-        Ok(f) => format!(
-            "| {name} | {:.4} | {:.4}{} | {:.4} | {:.4} | {} |",
-            f.exponent,
-            f.l_inf,
-            if f.at_bound { " (at bound)" } else { "" },
-            f.amplitude,
-            f.r2,
-            f.points
-        ),
-        Err(e) => format!("| {name} | — | — | — | — | {e} |"),
+        Ok(f) => vec![
+            name.to_string(),
+            format!("{:.4}", f.exponent),
+            format!(
+                "{:.4}{}",
+                f.l_inf,
+                if f.at_bound { " (at bound)" } else { "" }
+            ),
+            format!("{:.4}", f.amplitude),
+            format!("{:.4}", f.r2),
+            f.points.to_string(),
+        ],
+        Err(e) => {
+            let mut row = vec![name.to_string()];
+            row.extend(["—"; 4].map(String::from));
+            row.push(e.clone());
+            row
+        }
     }
 }
 
@@ -301,9 +303,10 @@ fn fit_section(out: &mut String, cfg: &ParetoConfig, r: &Report) {
         budget_label(cfg, f.from),
         budget_label(cfg, f.to),
     );
-    out.push_str("| fit | a | L∞ | A | R² | points |\n| --- | --- | --- | --- | --- | --- |\n");
-    let _ = writeln!(out, "{}", fit_row("L∞ fitted", &f.free));
-    let _ = writeln!(out, "{}", fit_row("L∞ = 0", &f.zero_floor));
+    let mut t = Table::new(["fit", "a", "L∞", "A", "R²", "points"]);
+    t.push(fit_row("L∞ fitted", &f.free));
+    t.push(fit_row("L∞ = 0", &f.zero_floor));
+    out.push_str(&t.markdown());
     if let Ok(fit) = &f.free {
         let _ = writeln!(
             out,

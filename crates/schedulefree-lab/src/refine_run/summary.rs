@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use schedulefree::PresetConfig;
 use serde::Serialize;
 
+use crate::output::table::Table;
 use crate::refine_cmd::warmup_length;
 use crate::train::{RunResult, TrainConfig};
 
@@ -159,23 +160,20 @@ impl RefineRunSummary {
              schedule (arXiv 2310.07831), and the same run repeated with that schedule.\n",
             self.steps, self.batch_size, self.lr, self.seed, self.linear_decay_warmup
         );
-        let _ = writeln!(
-            s,
-            "| run | final eval loss | final eval accuracy | seconds |"
-        );
-        let _ = writeln!(s, "| --- | ---: | ---: | ---: |");
+        let mut t =
+            Table::new(["run", "final eval loss", "final eval accuracy", "seconds"]).right_from(1);
         for (name, r) in [
             ("linear decay", &self.linear_decay),
             ("refined ℓ1", &self.refined),
         ] {
-            let _ = writeln!(
-                s,
-                "| {name} | {:.4} | {:.2} % | {:.0} |",
-                r.eval_loss,
-                100.0 * r.eval_accuracy,
-                r.seconds
-            );
+            t.push([
+                name.to_string(),
+                format!("{:.4}", r.eval_loss),
+                format!("{:.2} %", 100.0 * r.eval_accuracy),
+                format!("{:.0}", r.seconds),
+            ]);
         }
+        s.push_str(&t.markdown());
         let _ = writeln!(
             s,
             "\nRefined vs linear decay: final eval loss {:+.2} % ({}), accuracy {:+.2} points.\n",
@@ -196,30 +194,30 @@ impl RefineRunSummary {
             self.l2.warmup_steps,
             self.l2.warmup_percent
         );
-        let _ = write!(s, "| schedule | warmup (steps) | warmup (% of T) |");
-        for (f, _) in &self.l1.values_at {
-            let _ = write!(s, " at {:.0} % |", 100.0 * f);
-        }
-        let _ = write!(s, "\n| --- | ---: | ---: |");
-        for _ in &self.l1.values_at {
-            let _ = write!(s, " ---: |");
-        }
-        s.push('\n');
+        let mut headers: Vec<String> = ["schedule", "warmup (steps)", "warmup (% of T)"]
+            .map(String::from)
+            .into();
+        headers.extend(
+            self.l1
+                .values_at
+                .iter()
+                .map(|(f, _)| format!("at {:.0} %", 100.0 * f)),
+        );
+        let mut t = Table::new(headers).right_from(1);
         for (name, st) in [
             ("linear decay", &self.linear_decay_schedule),
             ("refined ℓ1 (rerun)", &self.l1),
             ("refined ℓ2", &self.l2),
         ] {
-            let _ = write!(
-                s,
-                "| {name} | {} | {:.1} |",
-                st.warmup_steps, st.warmup_percent
-            );
-            for (_, v) in &st.values_at {
-                let _ = write!(s, " {v:.3} |");
-            }
-            s.push('\n');
+            let mut row = vec![
+                name.to_string(),
+                st.warmup_steps.to_string(),
+                format!("{:.1}", st.warmup_percent),
+            ];
+            row.extend(st.values_at.iter().map(|(_, v)| format!("{v:.3}")));
+            t.push(row);
         }
+        s.push_str(&t.markdown());
         let _ = writeln!(
             s,
             "\nFiles: linear_decay.csv, refined_l1.csv (per-step metrics with grad_l1/grad_l2), \
