@@ -11,6 +11,5 @@ pub mod nn;
 pub mod norms;
 pub mod output;
 pub mod pareto;
-pub mod refine_cmd;
-pub mod refine_run;
+pub mod refine;
 pub mod train;

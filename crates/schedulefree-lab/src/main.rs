@@ -2,7 +2,8 @@
 //! trajectories from the reference implementation and refine schedules from gradient norms.
 
 use clap::{Parser, Subcommand};
-use schedulefree_lab::{convex, drift, golden, norms, pareto, refine_cmd, refine_run, train};
+use schedulefree_lab::refine::{self, rerun};
+use schedulefree_lab::{convex, drift, golden, norms, pareto, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,10 +28,10 @@ enum Command {
     Pareto(Box<pareto::ParetoArgs>),
     /// Refine a learning-rate schedule from a gradient-norm log (CSV): writes the schedule
     /// (JSON, usable as --schedule) and a PNG of norms and schedule next to it.
-    Refine(refine_cmd::RefineArgs),
+    Refine(refine::RefineArgs),
     /// Linear-decay run, refine its gradient norms, rerun with the refined schedule; writes
     /// both schedules, both loss curves and a summary.
-    RefineRun(refine_run::RefineRunArgs),
+    RefineRun(rerun::RefineRunArgs),
     /// Weight decay meets normalization on an MLP with LayerNorm (MNIST-10k): steady-state
     /// norms vs prediction, gradient norms at the end of decaying schedules (AdamW/AdamC/
     /// projection, SGD/SGDC/projection), magnitude-based learners under decay policies.
@@ -47,8 +48,8 @@ fn main() -> anyhow::Result<()> {
         Command::Golden(a) => golden::run(a),
         Command::Train(a) => train::cli::run_cli(a),
         Command::Pareto(a) => pareto::run(a),
-        Command::Refine(a) => refine_cmd::run(a),
-        Command::RefineRun(a) => refine_run::run(a),
+        Command::Refine(a) => refine::run(a),
+        Command::RefineRun(a) => rerun::run(a),
         Command::Norms(a) => norms::run(a),
         Command::Drift(a) => drift::run(a),
     }

@@ -10,8 +10,8 @@ use schedulefree_lab::convex::config::{
 };
 use schedulefree_lab::convex::methods::step_milestones;
 use schedulefree_lab::convex::{self, Base, ConvexArgs, ConvexConfig, Method, Suite};
-use schedulefree_lab::refine_cmd::norms_csv;
-use schedulefree_lab::refine_cmd::{NormArg, RefineArgs, refine_with};
+use schedulefree_lab::refine::norms_csv;
+use schedulefree_lab::refine::{NormArg, RefineArgs, refine_with};
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use schedulefree::schedule::ScheduleConfig;
-use schedulefree_lab::refine_cmd::norms_csv::{self, NormCsvError};
-use schedulefree_lab::refine_cmd::{NormArg, RefineArgs, refine_with, warmup_length};
+use schedulefree_lab::refine::norms_csv::{self, NormCsvError};
+use schedulefree_lab::refine::{NormArg, RefineArgs, refine_with, warmup_length};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("sflab-refine-test-{}-{name}", std::process::id()));

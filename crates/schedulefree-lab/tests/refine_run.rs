@@ -6,8 +6,8 @@ use std::process::Command;
 
 use schedulefree::PresetConfig;
 use schedulefree::schedule::ScheduleConfig;
-use schedulefree_lab::refine_cmd::warmup_length;
-use schedulefree_lab::refine_run::{RefineRunArgs, run_with};
+use schedulefree_lab::refine::rerun::{RefineRunArgs, run_with};
+use schedulefree_lab::refine::warmup_length;
 use schedulefree_lab::train::{Task, TrainConfig};
 
 fn dir(name: &str) -> PathBuf {

@@ -19,9 +19,9 @@ use super::overrides::Overrides;
 use super::report::Report;
 use super::run::{self, Prepared, RunResult, RunSpec, StepNorms, TrainOptions};
 use crate::output::figure::safe_file_name;
-use crate::refine_cmd::norms_csv::{L1_COLUMN, L2_COLUMN, write_norms};
-use crate::refine_cmd::plot::{RefinementPlot, plot_refinement};
-use crate::refine_cmd::{norm_label, png_path, warmup_length, write_schedule};
+use crate::refine::norms_csv::{L1_COLUMN, L2_COLUMN, write_norms};
+use crate::refine::plot::{RefinementPlot, plot_refinement};
+use crate::refine::{norm_label, png_path, warmup_length, write_schedule};
 
 /// The seed of the logged linear-decay run.
 pub const LOG_SEED: u64 = 0;

@@ -3,7 +3,7 @@
 //! 1. AdamW (β = (0.9, 0.999), no weight decay) with linear warmup over 5 % of `T` and
 //!    linear decay to 0 at `T`, at the task's batch size and lr (or `--lr`); the per-step
 //!    global gradient norms are logged (`linear_decay.csv`, the `sflab train` metrics format).
-//! 2. [`crate::refine_cmd::refine_with`] on that log, exactly as `sflab refine --log
+//! 2. [`crate::refine::refine_with`] on that log, exactly as `sflab refine --log
 //!    linear_decay.csv --norm l1 --steps T` would (`refined_l1.json` + `.png`; ℓ1 norms
 //!    because AdamW is an Adam-type learner), and the same with ℓ2 for comparison
 //!    (`refined_l2.json`).
@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use schedulefree::PresetConfig;
 use schedulefree::schedule::ScheduleConfig;
 
-use crate::refine_cmd::{NormArg, RefineArgs, RefineOutcome, refine_with};
+use crate::refine::{NormArg, RefineArgs, RefineOutcome, refine_with};
 use crate::train::config::adamw_linear_decay;
 use crate::train::{EvalRecord, MetricsSink, RunResult, StepMetrics, Task, TrainConfig, open_sink};
 

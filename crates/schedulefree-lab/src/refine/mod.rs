@@ -10,9 +10,13 @@
 //! column defaults to `grad_l2` (`--norm l2`) or `grad_l1` (`--norm l1`), the columns the
 //! training commands write (e.g. `refined/<dataset>_<base>_norms.csv` of
 //! `sflab convex --suite schedules`).
+//!
+//! [`rerun`] is `sflab refine-run`: a linear-decay run, this refinement of its norms, and the
+//! rerun with the refined schedule.
 
 pub mod norms_csv;
 pub mod plot;
+pub mod rerun;
 
 use std::path::{Path, PathBuf};
 

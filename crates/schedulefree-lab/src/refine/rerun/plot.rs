@@ -24,8 +24,8 @@ pub fn figures(
     dir: &Path,
     summary: &super::RefineRunSummary,
     linear_decay: &[f64],
-    l1: &crate::refine_cmd::RefineOutcome,
-    l2: &crate::refine_cmd::RefineOutcome,
+    l1: &crate::refine::RefineOutcome,
+    l2: &crate::refine::RefineOutcome,
     ld_run: &crate::train::RunResult,
     refined_run: &crate::train::RunResult,
 ) -> anyhow::Result<Vec<PathBuf>> {

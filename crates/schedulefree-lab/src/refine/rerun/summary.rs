@@ -7,7 +7,7 @@ use schedulefree::PresetConfig;
 use serde::Serialize;
 
 use crate::output::table::Table;
-use crate::refine_cmd::warmup_length;
+use crate::refine::warmup_length;
 use crate::train::{RunResult, TrainConfig};
 
 /// Fractions of the run at which the schedules' values are reported.
