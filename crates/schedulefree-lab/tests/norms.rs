@@ -260,6 +260,21 @@ fn steady_runs_are_deterministic() {
     // Debug text, so that NaN cells compare equal.
     assert_eq!(format!("{:?}", a.steady), format!("{:?}", b.steady));
     assert!(a.end.is_empty() && a.magnitude.is_empty());
+    // --resume reads the finished runs back (wall times included: nothing was retrained).
+    let c = norms::run_with(&NormsArgs {
+        resume: true,
+        ..args("det-a")
+    })
+    .expect("resumed");
+    assert_eq!(format!("{:?}", c.traces), format!("{:?}", a.traces));
+    // A changed protocol (another seed) trains again.
+    let d = norms::run_with(&NormsArgs {
+        resume: true,
+        seed: 1,
+        ..args("det-a")
+    })
+    .expect("other seed");
+    assert_ne!(d.traces[0].points, a.traces[0].points);
 }
 
 #[derive(Parser)]

@@ -310,7 +310,7 @@ fn protocol_validation() {
         cfg.steps / 32,
         "four evaluations per smallest budget"
     );
-    assert_eq!(cfg.out, PathBuf::from("results/pareto/fashion_mlp"));
+    assert_eq!(cfg.out, PathBuf::from("sflab-out/pareto/fashion_mlp"));
     let text = ParetoConfig::resolve(&ParetoArgs {
         task: Some(Task::TragediesTransformer),
         ..Default::default()

@@ -44,6 +44,21 @@ pub trait Task: Sync {
         0
     }
 
+    /// The output of `spec` from an earlier, interrupted sweep (see
+    /// [`super::store::RunStore::load`]); `None` (the default): train it.
+    fn load(&self, _spec: &Self::Spec) -> Option<Self::Output> {
+        None
+    }
+
+    /// Keeps a finished run for a later `--resume` (see [`super::store::RunStore::save`]);
+    /// the default keeps nothing.
+    ///
+    /// # Errors
+    /// The run cannot be saved; the sweep stops.
+    fn save(&self, _spec: &Self::Spec, _output: &Self::Output) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Runs to start next (ahead of everything still queued), decided from the finished runs
     /// `done` (in completion order, the newest last). Called once after every finished run;
     /// workers with nothing queued wait while any run is still going, since it may add some.
@@ -187,9 +202,13 @@ fn worker<T: Task>(
         let label = task.describe(&spec);
         bar.reset();
         bar.set_message(label.clone());
-        let result = pool
-            .install(|| task.run(&spec, bar))
-            .with_context(|| format!("run {label}"));
+        let result = match task.load(&spec) {
+            Some(out) => Ok(out),
+            None => pool
+                .install(|| task.run(&spec, bar))
+                .and_then(|out| task.save(&spec, &out).map(|()| out))
+                .with_context(|| format!("run {label}")),
+        };
         let mut q = lock();
         q.running -= 1;
         match result {
@@ -286,6 +305,47 @@ mod tests {
             "{err:#}"
         );
         assert_eq!(task.started.load(Ordering::SeqCst), 1);
+    }
+
+    /// Doubles its spec; 1 is on "disk" already (as 100); every finished run is recorded.
+    struct Stored {
+        saved: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl Task for Stored {
+        type Spec = u64;
+        type Output = u64;
+        fn run(&self, spec: &u64, _bar: &ProgressBar) -> anyhow::Result<u64> {
+            Ok(2 * spec)
+        }
+        fn describe(&self, spec: &u64) -> String {
+            spec.to_string()
+        }
+        fn load(&self, spec: &u64) -> Option<u64> {
+            (*spec == 1).then_some(100)
+        }
+        fn save(&self, spec: &u64, _output: &u64) -> anyhow::Result<()> {
+            anyhow::ensure!(*spec != 3, "disk full");
+            self.saved.lock().expect("not poisoned").push(*spec);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stored_runs_are_reused_and_new_ones_saved() {
+        let task = Stored {
+            saved: std::sync::Mutex::new(Vec::new()),
+        };
+        let got = runner(2).run(&task, vec![0, 1, 2], 3).expect("runs");
+        assert_eq!(got, [(0, 0), (1, 100), (2, 4)]);
+        let mut saved = task.saved.into_inner().expect("not poisoned");
+        saved.sort_unstable();
+        assert_eq!(saved, [0, 2]);
+        let task = Stored {
+            saved: std::sync::Mutex::new(Vec::new()),
+        };
+        let err = runner(1).run(&task, vec![3], 1).expect_err("cannot save");
+        assert!(format!("{err:#}").contains("run 3: disk full"), "{err:#}");
     }
 
     #[test]

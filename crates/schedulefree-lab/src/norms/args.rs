@@ -28,6 +28,10 @@ pub struct NormsArgs {
     /// No progress bar and no printed tables.
     #[arg(long)]
     pub quiet: bool,
+    /// Reuse the runs an earlier invocation with the same protocol finished (kept in
+    /// OUT/finished/); without it every run is trained again.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 impl NormsArgs {
@@ -40,6 +44,7 @@ impl NormsArgs {
             jobs: 2,
             seed: 0,
             quiet: false,
+            resume: false,
         }
     }
 }
@@ -58,6 +63,7 @@ impl NormsConfig {
         c.jobs = args.jobs;
         c.seed = args.seed;
         c.verbose = !args.quiet;
+        c.resume = args.resume;
         if !args.only.is_empty() {
             c.experiments = Experiment::ALL
                 .into_iter()

@@ -80,6 +80,8 @@ pub struct NormsConfig {
     pub seed: u64,
     /// Progress bars and printed tables.
     pub verbose: bool,
+    /// Reuse finished runs from `out/finished/` (`--resume`).
+    pub resume: bool,
     /// The model.
     pub model: ModelShape,
     /// Evaluations per run (evenly spaced, the last at the end).
@@ -97,6 +99,20 @@ pub struct NormsConfig {
 pub const MAX_RELAXATION_FRACTION: f64 = 0.2;
 
 impl NormsConfig {
+    /// What a run's numbers depend on besides its spec (for `--resume`): this protocol with
+    /// the output folder, the experiment selection, job count, verbosity and `--resume`
+    /// itself cleared.
+    pub fn run_context(&self) -> NormsConfig {
+        NormsConfig {
+            out: PathBuf::new(),
+            experiments: Vec::new(),
+            jobs: 0,
+            verbose: false,
+            resume: false,
+            ..self.clone()
+        }
+    }
+
     /// The default protocol (43 runs, 6 minutes on 2 shared cores: 373 s measured) or the
     /// `--quick` one (25 runs, about 8 s).
     pub fn protocol(quick: bool) -> Self {
@@ -168,6 +184,7 @@ impl NormsConfig {
             jobs: 2,
             seed: 0,
             verbose: true,
+            resume: false,
             model,
             evals: if quick { 2 } else { 10 },
             steady,

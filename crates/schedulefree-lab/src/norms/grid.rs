@@ -8,10 +8,22 @@ use schedulefree::decay::{AnyDecay, DecayConfig, NormalizedPolicy, Projection, R
 use schedulefree::learner::{AdaGradNorm, Adam, BiasCorrection, Cocob, Polyak, Prodigy, Sgd};
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{AdamC, PresetConfig, SgdC};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One of the three experiments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 pub enum Experiment {
@@ -39,7 +51,7 @@ impl Experiment {
 }
 
 /// The base online learner of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LearnerKind {
     /// Plain SGD (no momentum), so that `u = g` and §10.2 applies as stated.
@@ -111,7 +123,7 @@ fn adam() -> Adam {
 
 /// What happens to the weights tagged `normalized` (the others always get decoupled decay
 /// unless the variant is [`DecayVariant::None`]; gains, shifts and biases never decay).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecayVariant {
     /// No weight decay anywhere.
@@ -146,7 +158,7 @@ impl DecayVariant {
 }
 
 /// The lr multiplier of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Shape {
     /// Constant, no warmup.
@@ -199,7 +211,7 @@ pub fn projection() -> Projection {
 }
 
 /// One training run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// The experiment it belongs to.
     pub experiment: Experiment,

@@ -14,7 +14,7 @@ use super::augment::ShiftedBatches;
 use super::config::{ModelShape, NormsConfig};
 use super::grid::RunSpec;
 use super::trace::{Trace, TraceSink};
-use crate::experiment::{self, Runner};
+use crate::experiment::{self, RunStore, Runner};
 use crate::nn::{Init, MlpConfig};
 use crate::train::config::{DataSet, IMAGE_CLASSES, Task, TrainConfig};
 use crate::train::data::{ImageData, Loaded, load};
@@ -110,6 +110,8 @@ pub fn run_one(
 struct Protocol<'a> {
     cfg: &'a NormsConfig,
     data: Arc<ImageData>,
+    /// Finished runs on disk (`OUT/finished/`).
+    store: RunStore,
 }
 
 impl experiment::Task for Protocol<'_> {
@@ -129,6 +131,14 @@ impl experiment::Task for Protocol<'_> {
         spec.steps
     }
 
+    fn load(&self, spec: &RunSpec) -> Option<Trace> {
+        self.store.load(spec)
+    }
+
+    fn save(&self, spec: &RunSpec, trace: &Trace) -> anyhow::Result<()> {
+        self.store.save(spec, trace)
+    }
+
     /// Longest runs first, so that the workers finish together.
     fn cost(&self, spec: &RunSpec) -> u64 {
         spec.steps
@@ -136,14 +146,17 @@ impl experiment::Task for Protocol<'_> {
 }
 
 /// Runs every spec of `specs` on `cfg.jobs` workers ([`Runner`]); returns the traces in spec
-/// order.
+/// order. Each finished run is kept in `OUT/finished/`; with `--resume` the runs found there
+/// for the same protocol are not trained again.
 ///
 /// # Errors
-/// Data that cannot be loaded, a worker pool that cannot be built, the first failed run.
+/// Data that cannot be loaded, an unwritable output folder, a worker pool that cannot be
+/// built, the first failed run.
 pub fn run_all(cfg: &NormsConfig, specs: &[RunSpec]) -> anyhow::Result<Vec<Trace>> {
     let task = Protocol {
         cfg,
         data: mnist()?,
+        store: RunStore::new(&cfg.out.join("finished"), &cfg.run_context(), cfg.resume)?,
     };
     let runner = Runner {
         jobs: cfg.jobs,

@@ -1,14 +1,14 @@
 //! What one run records: per step the loss, the effective step and the norm diagnostics of
 //! the normalized weights; the evaluations; and window averages over parts of the run.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::grid::RunSpec;
 use crate::train::EvalRecord;
 use crate::train::metrics::{DiagnosticsLevel, MetricsSink, StepMetrics};
 
 /// Norms of one normalized weight (or of all of them combined) in one step.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LayerPoint {
     /// `‖g‖₂`.
     pub grad: f64,
@@ -21,7 +21,7 @@ pub struct LayerPoint {
 }
 
 /// One step of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TracePoint {
     /// Completed steps after it.
     pub step: u64,
@@ -54,7 +54,7 @@ impl TracePoint {
 }
 
 /// A finished run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
     /// What ran.
     pub spec: RunSpec,

@@ -178,7 +178,7 @@ pub struct ParetoArgs {
     /// Directory with the datasets (default: the task's usual location, see `sflab train`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Output directory (default results/pareto/<task>).
+    /// Output directory (default sflab-out/pareto/<task>).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Runs in parallel, each single-threaded (default 2).
@@ -190,6 +190,10 @@ pub struct ParetoArgs {
     /// Hide the progress bars and do not print the tables.
     #[arg(long)]
     pub quiet: bool,
+    /// Reuse the runs an earlier invocation with the same protocol finished (kept in
+    /// OUT/finished/); without it every run is trained again.
+    #[arg(long)]
+    pub resume: bool,
     /// Skip the plots.
     #[arg(long)]
     pub no_plots: bool,
@@ -236,6 +240,8 @@ pub struct ParetoConfig {
     pub verbose: bool,
     /// Draw the plots.
     pub plots: bool,
+    /// Reuse finished runs from `out/finished/` (`--resume`).
+    pub resume: bool,
     /// The `--schedule` file's schedule, run as [`Method::Custom`] at `T`.
     pub schedule: Option<crate::convex::config::CustomSchedule>,
 }
@@ -247,6 +253,19 @@ fn sorted_unique(mut v: Vec<f64>) -> Vec<f64> {
 }
 
 impl ParetoConfig {
+    /// What a run's numbers depend on besides its spec (for `--resume`): this protocol with
+    /// the output folder, job count, verbosity, plots and `--resume` itself cleared.
+    pub fn run_context(&self) -> ParetoConfig {
+        ParetoConfig {
+            out: PathBuf::new(),
+            jobs: 0,
+            verbose: false,
+            plots: false,
+            resume: false,
+            ..self.clone()
+        }
+    }
+
     /// Apply defaults (the task's default or `--full` protocol) and validate.
     ///
     /// # Errors
@@ -350,10 +369,11 @@ impl ParetoConfig {
             out: args
                 .out
                 .clone()
-                .unwrap_or_else(|| PathBuf::from("results/pareto").join(task.name())),
+                .unwrap_or_else(|| PathBuf::from("sflab-out/pareto").join(task.name())),
             jobs,
             full,
             verbose: !args.quiet,
+            resume: args.resume,
             plots: !args.no_plots,
             schedule: match &args.schedule {
                 Some(path) => {

@@ -15,7 +15,7 @@ use std::fmt;
 
 use schedulefree::schedule::ScheduleConfig;
 use schedulefree::{AdamW, AdamWScheduleFree, PresetConfig, ScheduleFreePlus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// AdamW's first-moment decay for the scheduled baselines.
 pub const ADAM_BETA1: f64 = 0.9;
@@ -29,7 +29,7 @@ pub const SF_BETA: f64 = 0.9;
 pub const SF_PLUS_LR: f64 = 1.0;
 
 /// A method compared by `sflab pareto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// AdamW, cosine decay to 0 at the run's own length (last iterate).
@@ -138,7 +138,7 @@ impl fmt::Display for Method {
 }
 
 /// What one run trains.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// Method.
     pub method: Method,

@@ -28,7 +28,7 @@
 //! The defaults ([`config::task_defaults`]) finish in under 10 minutes on 2 cores; `--full`
 //! quadruples `T`, uses 3 seeds and a wider grid.
 //!
-//! # Outputs (under `--out`, default `results/pareto/<task>`)
+//! # Outputs (under `--out`, default `sflab-out/pareto/<task>`)
 //!
 //! `runs.csv`, `curves.csv`, `summary.md`, `config.json`, and `pareto`, `lr_sweep`,
 //! `beta_sweep` as `.png` and `.svg`.

@@ -1,12 +1,12 @@
 //! What the report needs of a finished run: its spec and its evaluations.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::method::RunSpec;
 use crate::train::RunResult;
 
 /// One evaluation of a run (at `x` for Schedule-Free, the last iterate for the schedules).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalPoint {
     /// Completed updates.
     pub step: u64,
@@ -21,7 +21,7 @@ pub struct EvalPoint {
 }
 
 /// A finished run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// What was trained.
     pub spec: RunSpec,

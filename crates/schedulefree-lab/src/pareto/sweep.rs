@@ -11,7 +11,7 @@ use super::config::ParetoConfig;
 use super::method::{Method, RunSpec};
 use super::record::RunRecord;
 use super::select::{Query, best_cell};
-use crate::experiment::{Runner, Task};
+use crate::experiment::{RunStore, Runner, Task};
 
 /// The lr at which the β sweep runs: Schedule-Free's best at `T` (β = the grid's), or the
 /// middle of the grid if every run diverged.
@@ -44,6 +44,8 @@ fn describe(s: &RunSpec) -> String {
 /// update; the β sweep follows the last Schedule-Free grid run.
 struct Protocol<'a> {
     cfg: &'a ParetoConfig,
+    /// Finished runs on disk (`OUT/finished/`).
+    store: RunStore,
     /// Schedule-Free runs of the lr grid.
     sf_grid: usize,
 }
@@ -69,6 +71,14 @@ impl Task for Protocol<'_> {
         spec.steps
     }
 
+    fn load(&self, spec: &RunSpec) -> Option<RunRecord> {
+        self.store.load(spec)
+    }
+
+    fn save(&self, spec: &RunSpec, record: &RunRecord) -> anyhow::Result<()> {
+        self.store.save(spec, record)
+    }
+
     /// The β sweep, once: when the finished run completes the Schedule-Free grid (or after
     /// the first run if the grid has no Schedule-Free run).
     fn follow_up(&self, done: &[(RunSpec, RunRecord)]) -> Vec<RunSpec> {
@@ -90,15 +100,18 @@ impl Task for Protocol<'_> {
 }
 
 /// Run the whole protocol and return every finished run: the lr grid in
-/// [`ParetoConfig::grid_specs`] order, then the β sweep.
+/// [`ParetoConfig::grid_specs`] order, then the β sweep. Each finished run is kept in
+/// `OUT/finished/`; with `--resume` the runs found there for the same protocol are not
+/// trained again.
 ///
 /// # Errors
-/// The first run that fails to start or train (not divergence), or a thread pool that cannot
-/// be built.
+/// The first run that fails to start or train (not divergence), an unwritable output folder,
+/// or a thread pool that cannot be built.
 pub fn run_all(cfg: &ParetoConfig) -> anyhow::Result<Vec<RunRecord>> {
     let grid = cfg.grid_specs();
     let task = Protocol {
         cfg,
+        store: RunStore::new(&cfg.out.join("finished"), &cfg.run_context(), cfg.resume)?,
         sf_grid: grid.iter().filter(|s| is_sf_grid(s)).count(),
     };
     let runner = Runner {

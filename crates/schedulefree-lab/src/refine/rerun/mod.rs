@@ -32,7 +32,7 @@ use crate::train::{EvalRecord, MetricsSink, RunResult, StepMetrics, Task, TrainC
 pub use summary::{RefineRunSummary, ScheduleStats};
 
 /// Default output folder (the task's name is appended).
-pub const DEFAULT_OUT: &str = "results/refine_run";
+pub const DEFAULT_OUT: &str = "sflab-out/refine-run";
 
 /// Fraction of `T` that linear decay warms up over.
 pub const WARMUP_FRACTION: f64 = 0.05;
@@ -72,7 +72,7 @@ pub struct RefineRunArgs {
     /// Folder holding non-bundled data (default ../shared/data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Output folder (default results/refine_run/TASK).
+    /// Output folder (default sflab-out/refine-run/TASK).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// No progress bars.
