@@ -74,6 +74,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::experiment::Finished;
+use crate::output::{write_json, write_text};
+
 pub use config::{Base, ConvexArgs, ConvexConfig, Method, Suite};
 pub use refined::Refinement;
 pub use report::Report;
@@ -193,11 +196,8 @@ fn execute(config: ConvexConfig) -> anyhow::Result<Outcome> {
         markdown.push('\n');
         markdown.push_str(&schedule_report::markdown(&config, &report, &refined));
     }
-    std::fs::write(&files.summary_md, &markdown)
-        .with_context(|| format!("writing {}", files.summary_md.display()))?;
-    let json = serde_json::to_string_pretty(&config).context("serialising the configuration")?;
-    std::fs::write(&files.config, json)
-        .with_context(|| format!("writing {}", files.config.display()))?;
+    write_text(&files.summary_md, &markdown)?;
+    write_json(&files.config, &config)?;
 
     let mut files = files;
     let mut plot_error = refine_plot_error;
@@ -257,23 +257,17 @@ fn horizon_warnings(config: &ConvexConfig, datasets: &[run::Prepared]) -> Vec<St
 /// As [`run_with`].
 pub fn run(args: &ConvexArgs) -> anyhow::Result<()> {
     let o = run_with(args)?;
-    if o.config.verbose {
-        println!("{}", o.markdown);
+    Finished {
+        command: "convex",
+        markdown: &o.markdown,
+        verbose: o.config.verbose,
+        // Verbose runs printed their warnings before training.
+        warnings: if o.config.verbose { &[] } else { &o.warnings },
+        plot_error: o.plot_error.as_deref(),
+        what: &format!("{} runs on {} datasets", o.runs, o.report.datasets.len()),
+        elapsed: o.elapsed,
+        out: &o.config.out,
     }
-    if !o.config.verbose {
-        for w in &o.warnings {
-            eprintln!("warning: {w}");
-        }
-    }
-    if let Some(e) = &o.plot_error {
-        eprintln!("warning: plots not drawn: {e}");
-    }
-    eprintln!(
-        "sflab convex: {} runs on {} datasets in {:.1} s; results in {}",
-        o.runs,
-        o.report.datasets.len(),
-        o.elapsed.as_secs_f64(),
-        o.config.out.display()
-    );
+    .print();
     Ok(())
 }

@@ -226,8 +226,7 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     crate::output::csv::write_serialized(&args.out.join("drift.csv"), &points)?;
     let md = summary(&points, steps);
-    schedulefree::write_atomic(&args.out.join("summary.md"), md.as_bytes())
-        .with_context(|| format!("writing {}", args.out.join("summary.md").display()))?;
+    crate::output::write_text(&args.out.join("summary.md"), &md)?;
     print!("{md}");
     Ok(())
 }

@@ -59,6 +59,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::experiment::Finished;
+use crate::output::{write_json, write_text};
+
 pub use args::NormsArgs;
 pub use config::NormsConfig;
 pub use end::EndRow;
@@ -154,8 +157,7 @@ pub fn run_with(args: &NormsArgs) -> anyhow::Result<Outcome> {
         }
     }
     let config_path = out.join("config.json");
-    std::fs::write(&config_path, serde_json::to_string_pretty(&config)? + "\n")
-        .with_context(|| format!("writing {}", config_path.display()))?;
+    write_json(&config_path, &config)?;
     files.push(config_path);
 
     let mut plot_error = None;
@@ -165,8 +167,7 @@ pub fn run_with(args: &NormsArgs) -> anyhow::Result<Outcome> {
     }
     let markdown = summary(&config, &steady, &end, &magnitude, &traces, elapsed);
     let summary_path = out.join("summary.md");
-    std::fs::write(&summary_path, &markdown)
-        .with_context(|| format!("writing {}", summary_path.display()))?;
+    write_text(&summary_path, &markdown)?;
     files.push(summary_path);
     Ok(Outcome {
         config,
@@ -288,17 +289,16 @@ pub fn summary(
 /// As [`run_with`].
 pub fn run(args: &NormsArgs) -> anyhow::Result<()> {
     let o = run_with(args)?;
-    if o.config.verbose {
-        println!("{}", o.markdown);
+    Finished {
+        command: "norms",
+        markdown: &o.markdown,
+        verbose: o.config.verbose,
+        warnings: &[],
+        plot_error: o.plot_error.as_deref(),
+        what: &format!("{} runs", o.traces.len()),
+        elapsed: o.elapsed,
+        out: &o.config.out,
     }
-    if let Some(e) = &o.plot_error {
-        eprintln!("warning: plots not drawn: {e}");
-    }
-    eprintln!(
-        "sflab norms: {} runs in {:.1} s; results in {}",
-        o.traces.len(),
-        o.elapsed.as_secs_f64(),
-        o.config.out.display()
-    );
+    .print();
     Ok(())
 }

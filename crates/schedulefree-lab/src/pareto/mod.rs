@@ -49,6 +49,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::experiment::Finished;
+use crate::output::{write_json, write_text};
+
 pub use config::{ParetoArgs, ParetoConfig};
 pub use method::{Method, RunSpec};
 pub use record::{EvalPoint, RunRecord};
@@ -125,11 +128,8 @@ pub fn write_outputs(
     csv_out::write_runs(&files.runs, records)?;
     csv_out::write_curves(&files.curves, records)?;
     let md = markdown::markdown(cfg, &report, seconds);
-    std::fs::write(&files.summary_md, &md)
-        .with_context(|| format!("writing {}", files.summary_md.display()))?;
-    let json = serde_json::to_string_pretty(cfg).context("serialising the configuration")?;
-    std::fs::write(&files.config, json)
-        .with_context(|| format!("writing {}", files.config.display()))?;
+    write_text(&files.summary_md, &md)?;
+    write_json(&files.config, cfg)?;
     let mut plot_error = None;
     if cfg.plots {
         match plot::plot_all(out, cfg, &report) {
@@ -175,17 +175,16 @@ pub fn run_with(args: &ParetoArgs) -> anyhow::Result<Outcome> {
 /// As [`run_with`].
 pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
     let o = run_with(args)?;
-    if o.config.verbose {
-        println!("{}", o.markdown);
+    Finished {
+        command: "pareto",
+        markdown: &o.markdown,
+        verbose: o.config.verbose,
+        warnings: &[],
+        plot_error: o.plot_error.as_deref(),
+        what: &format!("{} runs", o.records.len()),
+        elapsed: o.elapsed,
+        out: &o.config.out,
     }
-    if let Some(e) = &o.plot_error {
-        eprintln!("warning: plots not drawn: {e}");
-    }
-    eprintln!(
-        "sflab pareto: {} runs in {:.1} s; results in {}",
-        o.records.len(),
-        o.elapsed.as_secs_f64(),
-        o.config.out.display()
-    );
+    .print();
     Ok(())
 }

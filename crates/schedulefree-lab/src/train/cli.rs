@@ -12,6 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+use crate::output::write_json;
 use indicatif::{ProgressBar, ProgressStyle};
 use schedulefree::PresetConfig;
 use schedulefree::schedule::ScheduleConfig;
@@ -364,11 +366,6 @@ pub fn load_schedule(path: &Path, steps: u64) -> anyhow::Result<ScheduleConfig> 
         );
     }
     Ok(custom.config)
-}
-
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
 /// Prints the evaluations of `r` as a table.

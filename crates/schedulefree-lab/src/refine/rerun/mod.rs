@@ -21,6 +21,8 @@ pub mod summary;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+
+use crate::output::{write_json, write_text};
 use indicatif::{ProgressBar, ProgressStyle};
 use schedulefree::PresetConfig;
 use schedulefree::schedule::ScheduleConfig;
@@ -181,11 +183,6 @@ fn refine_log(
     Ok(o)
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
-}
-
 /// Runs the whole protocol (module docs) and writes every output into the output folder.
 ///
 /// # Errors
@@ -245,8 +242,7 @@ pub fn run_with(args: &RefineRunArgs) -> anyhow::Result<RefineRunOutcome> {
         l1.schedule.values(),
         l2.schedule.values(),
     )?;
-    std::fs::write(out.join("summary.md"), summary.markdown())
-        .with_context(|| format!("writing {}", out.join("summary.md").display()))?;
+    write_text(&out.join("summary.md"), &summary.markdown())?;
     write_json(&out.join("summary.json"), &summary)?;
     let plot_error = plot::figures(
         &out,
