@@ -133,7 +133,15 @@ impl Selector {
 /// assert!(t.normalized && !t.no_decay);
 /// assert!(!rules.tags_for("head.weight", "Linear").normalized);
 /// assert!(rules.tags_for("blocks.0.ln.gamma", "LayerNorm").no_decay);
-/// // Owner unknown (candle's VarMap): the layer name decides.
+/// ```
+///
+/// With the owner unknown (candle's `VarMap`), the layer name decides (this needs the default
+/// `regex` feature; without it only the own names [`NO_DECAY_VAR_NAMES`] do):
+///
+#[cfg_attr(feature = "regex", doc = "```")]
+#[cfg_attr(not(feature = "regex"), doc = "```ignore")]
+/// use schedulefree::tags::TagRules;
+/// let rules = TagRules::standard();
 /// assert!(rules.tags_for("blocks.0.ln1.weight", "").no_decay);
 /// assert!(!rules.tags_for("blocks.0.fc1.weight", "").no_decay);
 /// ```
